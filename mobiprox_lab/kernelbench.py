@@ -1,0 +1,400 @@
+"""Benchmarks of :mod:`mobiprox_lab.kernels` against torch on the layers of the two networks.
+
+``layer_shapes()`` lists the benchmarked layers (HAR MobileNet, KWS CNN);
+``bench_layers()`` times torch's exact conv2d, our exact conv2d and each
+approximation family at stride 2, 3, 4 (offset 0); ``bench_breakdown()`` splits
+our time into phases; ``speedups()`` / ``summary()`` turn the timings into the
+ratios and targets reported by ``benchmarks/kernels.py``. Results are cached
+under ``data/cache/kernelbench`` keyed by their inputs, the machine and the
+kernels' source. torch is imported lazily, here only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import cache, kernels, knobs
+
+BENCH_VERSION = 1
+BATCH = 64
+# variant label -> knob id (None: torch's exact conv2d)
+APPROX_VARIANTS: dict[str, int] = {
+    "perf row s2": 123, "perf row s3": 128, "perf row s4": 135,
+    "perf col s2": 121, "perf col s3": 125, "perf col s4": 131,
+    "samp s2": 231, "samp s3": 233, "samp s4": 236,
+}
+BREAKDOWN_VARIANTS: dict[str, int] = {
+    "exact": 11, "perf row s2": 123, "perf col s2": 121, "samp s2": 231}
+FAMILIES = ("perf row", "perf col", "samp")
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """One convolution layer: input ``c x h x w``, ``k`` filters of ``kh x kw``."""
+
+    name: str
+    net: str
+    kind: str  # "conv" (groups == 1) or "depthwise"
+    c: int
+    h: int
+    w: int
+    k: int
+    kh: int
+    kw: int
+    stride: int
+    padding: int
+
+    @property
+    def groups(self) -> int:
+        return self.c if self.kind == "depthwise" else 1
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        return ((self.h + 2 * self.padding - self.kh) // self.stride + 1,
+                (self.w + 2 * self.padding - self.kw) // self.stride + 1)
+
+
+# HAR MobileNet (CIFAR-style): (out channels, depthwise stride) of its 13 blocks
+MOBILENET_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1),
+                    (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
+
+
+def layer_shapes() -> list[LayerShape]:
+    """The distinct convolution layers of the HAR MobileNet and the KWS CNN.
+
+    HAR: conv1 (3->32, 3x3, pad 1, 32x32), then per block a depthwise 3x3 (pad 1)
+    and a pointwise 1x1; blocks repeating an earlier shape are left out and each
+    layer is named after the first block that has its shape. KWS: conv1 1->64
+    20x8 on 101x40, conv2 64->64 10x4 on 41x16 (after 2x2 max pooling).
+    """
+    layers = [LayerShape("har.conv1", "har", "conv", 3, 32, 32, 32, 3, 3, 1, 1)]
+    seen: set[tuple] = set()
+    c, hw = 32, 32
+    for block, (k, s) in enumerate(MOBILENET_BLOCKS, start=1):
+        if ("dw", c, hw, s) not in seen:
+            seen.add(("dw", c, hw, s))
+            layers.append(LayerShape(f"har.dw{block}", "har", "depthwise", c, hw, hw, c, 3, 3,
+                                     s, 1))
+        hw = (hw + 2 - 3) // s + 1
+        if ("pw", c, k, hw) not in seen:
+            seen.add(("pw", c, k, hw))
+            layers.append(LayerShape(f"har.pw{block}", "har", "conv", c, hw, hw, k, 1, 1, 1, 0))
+        c = k
+    layers += [LayerShape("kws.conv1", "kws", "conv", 1, 101, 40, 64, 20, 8, 1, 0),
+               LayerShape("kws.conv2", "kws", "conv", 64, 41, 16, 64, 10, 4, 1, 0)]
+    return layers
+
+
+def _select(layers) -> list[LayerShape]:
+    every = {layer.name: layer for layer in layer_shapes()}
+    if layers is None:
+        return list(every.values())
+    unknown = [name for name in layers if name not in every]
+    if unknown:
+        raise ValueError(f"layers: unknown layer names {unknown}; expected some of {list(every)}")
+    return [every[name] for name in layers]
+
+
+def thread_counts() -> dict[str, int]:
+    """Threads of torch and of our kernels (each kernel worker runs a one-thread BLAS)."""
+    import torch
+
+    return {"torch_threads": torch.get_num_threads(),
+            "kernel_threads": kernels.get_num_threads()}
+
+
+@contextlib.contextmanager
+def _threads(n: int):
+    """torch and our kernels both on ``n`` threads inside the block."""
+    import torch
+
+    before = torch.get_num_threads(), kernels.get_num_threads()
+    torch.set_num_threads(n)
+    kernels.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        kernels.set_num_threads(before[1])
+
+
+def _code_fingerprint() -> str:
+    """Hash of the kernels' and this module's source: results change when they do."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for path in sorted(Path(kernels.__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _cached(kind: str, compute, refresh: bool, **inputs) -> pd.DataFrame:
+    key = cache.cache_key(kind=kind, version=BENCH_VERSION, code=_code_fingerprint(),
+                          machine=platform.node(), cpus=os.cpu_count(), **inputs)
+    path = cache.cache_dir("kernelbench") / f"{kind}-{key}.csv"
+    if path.exists() and not refresh:
+        return pd.read_csv(path)
+    frame = compute()
+    cache.save_frame(path, frame)
+    return frame
+
+
+def _inputs(layer: LayerShape, batch: int, seed: int):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, layer.c, layer.h, layer.w), dtype=np.float32)
+    w = rng.standard_normal((layer.k, layer.c // layer.groups, layer.kh, layer.kw),
+                            dtype=np.float32) / np.float32(np.sqrt(layer.c // layer.groups
+                                                                   * layer.kh * layer.kw))
+    return x, w
+
+
+def _variants(layer: LayerShape) -> dict[str, int | None]:
+    variants: dict[str, int | None] = {"torch exact": None, "exact": 11}
+    if layer.kind == "conv":
+        variants.update({name: kid for name, kid in APPROX_VARIANTS.items()
+                         if knobs.applicable(kid, "conv", layer.out_hw)})
+    return variants
+
+
+def _layer_columns(layer: LayerShape, batch: int) -> dict:
+    ho, wo = layer.out_hw
+    row = asdict(layer)
+    row = {"layer": row.pop("name"), **row, "batch": batch, "groups": layer.groups, "ho": ho,
+           "wo": wo}
+    row["in_elems"] = batch * layer.c * layer.h * layer.w
+    row["out_elems"] = batch * layer.k * ho * wo
+    row["flops"] = 2 * row["out_elems"] * (layer.c // layer.groups) * layer.kh * layer.kw
+    return row
+
+
+def _knob_columns(variant: str, kid: int | None) -> dict:
+    kn = knobs.get(11 if kid is None else kid)
+    return {"variant": variant, "impl": "torch" if kid is None else "numba", "knob": kn.id,
+            "technique": kn.technique, "axis": kn.axis or "", "knob_stride": kn.stride,
+            "nominal_speedup": kn.speedup}
+
+
+def bench_layers(*, quick: bool = False, batch: int = BATCH, threads: int = 2, layers=None,
+                 seed: int = 0, refresh: bool = False, progress: bool = True) -> pd.DataFrame:
+    """Median wall time of every variant on every layer (one call = the whole batch).
+
+    Variants: "torch exact" (``torch.nn.functional.conv2d``), "exact" (knob 11) and,
+    on regular convolutions, "perf row sS", "perf col sS", "samp sS" for S = 2, 3, 4
+    (offset 0; knob ids in ``APPROX_VARIANTS``). Each is warmed up, then the
+    variants are timed in turn ``repeats`` times (interleaved, so that load from
+    other processes hits all alike). torch and our kernels both run on
+    ``threads`` threads. ``quick``: fewer repeats.
+
+    Columns: layer, net, kind, c, h, w, k, kh, kw, stride, padding, batch, groups,
+    ho, wo, in_elems, out_elems, flops, variant, impl ("torch" | "numba"), knob,
+    technique, axis, knob_stride, nominal_speedup, median_s, q25_s, q75_s, min_s (wall
+    seconds per call), cpu_median_s (process CPU seconds per call: robust to other
+    processes' load when run on one thread; with several threads it also counts
+    idle spinning), repeats, torch_threads, kernel_threads.
+    """
+    chosen = _select(layers)
+    repeats = 3 if quick else 9
+
+    def compute() -> pd.DataFrame:
+        import torch
+        from tqdm.auto import tqdm
+
+        rows = []
+        total = sum(len(_variants(layer)) for layer in chosen)
+        with (_threads(threads), torch.no_grad(),
+              tqdm(total=total, desc=f"kernel benchmark ({threads} threads)",
+                   disable=not progress) as bar):
+            counts = thread_counts()
+            for layer in chosen:
+                calls = _calls(layer, *_inputs(layer, batch, seed))
+                times = _time_interleaved(calls, repeats)
+                for variant, (wall, cpu) in times.items():
+                    kid = _variants(layer)[variant]
+                    rows.append(_layer_columns(layer, batch) | _knob_columns(variant, kid) | {
+                        "median_s": float(np.median(wall)),
+                        "q25_s": float(np.percentile(wall, 25)),
+                        "q75_s": float(np.percentile(wall, 75)),
+                        "min_s": float(np.min(wall)),
+                        "cpu_median_s": float(np.median(cpu)),
+                        "repeats": repeats} | counts)
+                    bar.update()
+        return pd.DataFrame(rows)
+
+    return _cached("layers", compute, refresh, quick=quick, batch=batch, threads=threads,
+                   layers=[layer.name for layer in chosen], seed=seed)
+
+
+def _calls(layer: LayerShape, x: np.ndarray, w: np.ndarray) -> dict:
+    """variant -> a no-argument call computing it on ``x``, ``w`` (no bias)."""
+    import torch
+
+    geometry = {"stride": layer.stride, "padding": layer.padding, "groups": layer.groups}
+    xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+    return {variant: (partial(torch.nn.functional.conv2d, xt, wt, None, **geometry)
+                      if kid is None else partial(kernels.conv2d, x, w, None, knob=kid, **geometry))
+            for variant, kid in _variants(layer).items()}
+
+
+def _time_interleaved(calls: dict, repeats: int, warmup: int = 2
+                      ) -> dict[str, tuple[list[float], list[float]]]:
+    """variant -> (wall seconds, process CPU seconds) of each repeat."""
+    for call in calls.values():
+        for _ in range(warmup):
+            call()
+    samples: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            cpu, start = time.process_time(), time.perf_counter()
+            call()
+            samples[name][0].append(time.perf_counter() - start)
+            samples[name][1].append(time.process_time() - cpu)
+    return samples
+
+
+def bench_breakdown(*, quick: bool = False, batch: int = BATCH, threads: int = 2, layers=None,
+                    seed: int = 0, refresh: bool = False, progress: bool = True) -> pd.DataFrame:
+    """Seconds per phase of our conv2d (``kernels.PHASES``) for each layer and variant.
+
+    Variants ``BREAKDOWN_VARIANTS`` (exact and the stride-2 approximations; exact
+    only on depthwise layers). Each phase is the median over repeats; phases on
+    worker threads are summed over the ``threads`` threads (see
+    ``kernels.conv2d``), so they measure work rather than wall time.
+    Columns: the layer columns of :func:`bench_layers`, patch_elems (im2col
+    elements of the whole batch), variant, knob, technique, axis, knob_stride,
+    phase, seconds.
+    """
+    chosen = _select(layers)
+    repeats = 3 if quick else 7
+
+    def compute() -> pd.DataFrame:
+        from tqdm.auto import tqdm
+
+        rows = []
+        jobs = [(layer, variant, kid) for layer in chosen
+                for variant, kid in BREAKDOWN_VARIANTS.items()
+                if kid == 11 or (layer.kind == "conv"
+                                 and knobs.applicable(kid, "conv", layer.out_hw))]
+        data = {}
+        bar = tqdm(jobs, desc=f"kernel breakdown ({threads} threads)", disable=not progress)
+        for layer, variant, kid in bar:
+            if layer.name not in data:
+                data = {layer.name: _inputs(layer, batch, seed)}
+            x, w = data[layer.name]
+            per_phase = {phase: [] for phase in kernels.PHASES}
+            for rep in range(repeats + 1):
+                with _threads(threads):
+                    _, phases = kernels.conv2d_breakdown(x, w, None, stride=layer.stride,
+                                                         padding=layer.padding,
+                                                         groups=layer.groups, knob=kid)
+                if rep:  # the first call is the warm-up
+                    for phase, sec in phases.items():
+                        per_phase[phase].append(sec)
+            base = _layer_columns(layer, batch) | _knob_columns(variant, kid)
+            base["patch_elems"] = _patch_elems(layer, batch, kid)
+            for phase, samples in per_phase.items():
+                rows.append(base | {"phase": phase, "seconds": float(np.median(samples))})
+        return pd.DataFrame(rows)
+
+    return _cached("breakdown", compute, refresh, quick=quick, batch=batch, threads=threads,
+                   layers=[layer.name for layer in chosen], seed=seed)
+
+
+def _patch_elems(layer: LayerShape, batch: int, kid: int) -> int:
+    """Elements of the (reduced) im2col matrix of the whole batch (0 on direct paths)."""
+    if layer.kind != "conv":
+        return 0
+    kn = knobs.get(kid)
+    ho, wo = layer.out_hw
+    red = layer.c * layer.kh * layer.kw
+    if kn.technique == "perforation":
+        skipped, _ = knobs.perforation_skips(kid, (ho, wo))
+        ho, wo = (ho - skipped, wo) if kn.axis == "row" else (ho, wo - skipped)
+    elif kn.technique == "sampling":
+        if (layer.kh * layer.kw) % kn.stride == 0:  # regular: 1 of s per channel block
+            red -= red // kn.stride
+        else:
+            red -= knobs.skipped_count(red, kn.stride, kn.offset)
+    return batch * red * ho * wo
+
+
+def speedups(df: pd.DataFrame, stat: str = "median_s") -> pd.DataFrame:
+    """Per layer and approximate variant: measured vs nominal speedup, from column ``stat``.
+
+    Columns: layer, net, kind, ho, wo, out_elems, variant, family ("perf row" |
+    "perf col" | "samp"), knob_stride, nominal_speedup, time_s, exact_s, torch_s
+    (seconds: ``stat`` of the variant, of our exact, of torch exact), speedup
+    (our exact / variant), fraction_of_nominal, vs_torch (torch exact / variant;
+    > 1 means faster than torch).
+    """
+    times = df.pivot_table(index="layer", columns="variant", values=stat)
+    approx = df[df["technique"].isin(["perforation", "sampling"])].copy()
+    approx["time_s"] = approx[stat]
+    approx["family"] = approx["variant"].str.rsplit(" ", n=1).str[0]
+    approx["exact_s"] = approx["layer"].map(times["exact"])
+    approx["torch_s"] = approx["layer"].map(times["torch exact"])
+    approx["speedup"] = approx["exact_s"] / approx["time_s"]
+    approx["fraction_of_nominal"] = approx["speedup"] / approx["nominal_speedup"]
+    approx["vs_torch"] = approx["torch_s"] / approx["time_s"]
+    cols = ["layer", "net", "kind", "ho", "wo", "out_elems", "variant", "family", "knob_stride",
+            "nominal_speedup", "time_s", "exact_s", "torch_s", "speedup",
+            "fraction_of_nominal", "vs_torch"]
+    return approx[cols].reset_index(drop=True)
+
+
+def _geomean(values) -> float:
+    values = np.asarray(values, dtype=float)
+    return float(np.exp(np.mean(np.log(values)))) if values.size else float("nan")
+
+
+def summary(df: pd.DataFrame, stat: str = "median_s") -> pd.DataFrame:
+    """The headline ratios (from column ``stat``) and whether the project's targets are met.
+
+    Columns: metric, value, target, met (bool, or None where there is no target).
+    """
+    times = df.pivot_table(index="layer", columns="variant", values=stat)
+    kinds = df.groupby("layer")["kind"].first()
+    regular = kinds[kinds == "conv"].index
+    ratio = times["exact"] / times["torch exact"]
+    sp = speedups(df, stat)
+    big = sp[(sp["ho"] >= 8) & (sp["wo"] >= 8)]
+    rows = [
+        ("exact / torch, geo mean, regular convs", _geomean(ratio[regular]), "<= 1.5"),
+        ("exact / torch, geo mean, depthwise", _geomean(ratio.drop(regular)), None),
+        ("exact / torch, geo mean, all layers", _geomean(ratio), None),
+    ]
+    for family in FAMILIES:
+        s2 = big[(big["family"] == family) & (big["knob_stride"] == 2)]
+        rows.append((f"{family} s2: min fraction of nominal, outputs >= 8x8",
+                     float(s2["fraction_of_nominal"].min()), ">= 0.8"))
+    for family in FAMILIES:
+        for stride in (2, 3, 4):
+            sel = sp[(sp["family"] == family) & (sp["knob_stride"] == stride)]
+            rows.append((f"{family} s{stride}: speedup over our exact, geo mean",
+                         _geomean(sel["speedup"]), None))
+            rows.append((f"{family} s{stride}: fraction of nominal, geo mean",
+                         _geomean(sel["fraction_of_nominal"]), None))
+            rows.append((f"{family} s{stride}: vs torch exact (>1 faster), geo mean",
+                         _geomean(sel["vs_torch"]), None))
+    for family in ("perf row", "perf col"):
+        sel = sp[(sp["family"] == family) & (sp["knob_stride"] == 2)]
+        rows.append((f"{family} s2: share of layers faster than torch exact",
+                     float((sel["vs_torch"] > 1).mean()), "> 0.5"))
+    out = pd.DataFrame(rows, columns=["metric", "value", "target"])
+    out["met"] = [_met(v, t) for v, t in zip(out["value"], out["target"], strict=True)]
+    return out
+
+
+def _met(value: float, target):
+    if not isinstance(target, str) or not np.isfinite(value):
+        return None
+    op, bound = target.split()
+    bound = float(bound)
+    return {"<=": value <= bound, ">=": value >= bound, ">": value > bound}[op]

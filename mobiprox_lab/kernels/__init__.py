@@ -1,0 +1,21 @@
+"""Numba-JIT approximate tensor kernels: exact / perforated / filter-sampled conv2d, fp16, linear.
+
+Knob semantics are those of ``shared/reference/approximations.md`` (ids from
+:mod:`mobiprox_lab.knobs`). Arrays in, arrays out: float32 NumPy only, no torch.
+
+``conv2d(x, w, b=None, *, stride=1, padding=0, groups=1, knob=11, timings=None)``
+    x (N, C, H, W), w (K, C // groups, KH, KW), b (K,) -> (N, K, Ho, Wo).
+``linear(x, w, b=None, *, knob=11)``
+    x (N, F), w (O, F), b (O,) -> (N, O).
+``conv2d_breakdown(...)``
+    ``conv2d`` plus a dict of seconds per phase (``PHASES``).
+``set_num_threads(n)`` / ``get_num_threads()``
+    threads per call (default: Numba's thread count).
+"""
+
+from ._conv import PHASES, conv2d, conv2d_breakdown
+from ._linear import linear
+from ._pool import get_num_threads, set_num_threads
+
+__all__ = ["PHASES", "conv2d", "conv2d_breakdown", "get_num_threads", "linear",
+           "set_num_threads"]

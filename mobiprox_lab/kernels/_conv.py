@@ -1,0 +1,224 @@
+"""Convolution driver: validate, pick a path, split the batch into chunks, run them.
+
+Paths (``groups == 1`` unless said):
+
+* 1x1, stride 1, no padding, exact, maps of >= ``ONE_BY_ONE_MIN_PLANE`` pixels:
+  one GEMM per sample straight into the output, no im2col.
+* everything else with ``groups == 1`` (and wide groups, one group at a time):
+  per chunk of samples, a reduced im2col -> one GEMM -> scatter into NCHW with
+  interpolation and bias. Chunks keep the im2col buffer and the GEMM result
+  cache-resident (``CHUNK_BYTES``); an unperforated chunk of one sample is
+  written by the GEMM straight into the output.
+* depthwise / narrow grouped (<= ``DIRECT_MAX_GROUP_WIDTH`` input channels per
+  group): a direct Numba loop.
+
+Chunks run on ``_pool`` worker threads (serial nogil kernels, single-threaded
+BLAS per worker). Without timings a chunk is one nogil call (``_fused``, whose
+GEMM is Numba's ``np.dot``, outside any parallel loop); with timings its phases
+run as separate calls so that each can be clocked.
+"""
+
+from __future__ import annotations
+
+from math import ceil
+from time import thread_time  # per-thread CPU seconds: see conv2d(timings=...)
+
+import numpy as np
+
+from . import _plan, _pool
+from ._direct import depthwise_nhwc, direct_conv
+from ._fused import gemm_chunk, pointwise_chunk
+from ._half import to_half
+from ._im2col import im2col
+from ._scatter import finish, scatter
+from ._validate import ConvSpec, conv_spec
+
+CHUNK_BYTES = 1 << 20  # im2col + GEMM result of one chunk: one core's L2
+ONE_BY_ONE_MIN_PLANE = 256
+DIRECT_MAX_GROUP_WIDTH = 8
+DEPTHWISE_NHWC_MAX_PLANE = 64  # depthwise maps up to this many outputs: channel-vectorised
+TASKS_PER_WORKER = 4  # chunks per thread at least, for balance when a core is busy
+MIN_PARALLEL_FLOPS = 4_000_000  # smaller calls run on the calling thread only
+PHASES = ("prep", "im2col", "gemm", "interp", "direct")
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=1, padding=0,
+           groups: int = 1, knob: int = 11, timings: dict | None = None) -> np.ndarray:
+    """Approximate 2-D convolution (cross-correlation, like torch) under ``knob``.
+
+    x: float32 (N, C, H, W); w: float32 (K, C // groups, KH, KW); b: float32 (K,) or
+    None; stride / padding: int or (h, w). Returns float32 (N, K, Ho, Wo).
+    Grouped / depthwise layers accept only knobs 11 and 12.
+
+    ``timings``: if a dict, the CPU seconds this call spent per phase are added
+    to it under the keys of ``PHASES``: "prep" (checks, fp16 rounding, weight
+    packing), "im2col", "gemm", "interp" (scatter into NCHW + interpolation +
+    bias), "direct" (the depthwise loop). Each is the CPU time of the threads
+    doing it (``time.thread_time``), summed over worker threads: it measures
+    work, unaffected by other processes' load; with T busy threads the phases
+    add up to about T x the wall time.
+    """
+    t_start = thread_time() if timings is not None else 0.0
+    s = conv_spec(x, w, b, stride, padding, groups, knob)
+    out = np.empty((s.n, s.k, s.ho, s.wo), dtype=np.float32)
+    if out.size == 0:
+        return out
+    kn = s.knob
+    fp16 = kn.is_fp16
+    x = to_half(x) if fp16 else np.ascontiguousarray(x)
+    has_bias = b is not None
+    bias = np.zeros(s.k, np.float32) if b is None else (to_half(b) if fp16 else
+                                                        np.ascontiguousarray(b))
+    timing = timings is not None
+    cg = s.c // s.groups
+    flops = 2 * s.n * s.k * s.ho * s.wo * cg * s.kh * s.kw
+    small = flops < MIN_PARALLEL_FLOPS
+    workers = 1 if small else _pool.get_num_threads()
+
+    if s.groups > 1 and cg <= DIRECT_MAX_GROUP_WIDTH:
+        w = to_half(w) if fp16 else np.ascontiguousarray(w)
+        nb = _batch_chunk(s.n, s.n, workers)
+        nhwc = s.k == s.c == s.groups and s.ho * s.wo <= DEPTHWISE_NHWC_MAX_PLANE
+
+        def direct_task(i: int, scratch: dict) -> None:
+            t0 = thread_time() if timing else 0.0
+            n0, n1 = i * nb, min(s.n, (i + 1) * nb)
+            if nhwc:
+                depthwise_nhwc(x, w, out, n0, n1, s.sh, s.sw, s.ph, s.pw, bias, has_bias, fp16)
+            else:
+                direct_conv(x, w, out, n0, n1, s.sh, s.sw, s.ph, s.pw, s.groups, bias,
+                            has_bias, fp16)
+            if timing:
+                _add(scratch, "direct", thread_time() - t0)
+
+        _run(direct_task, ceil(s.n / nb), workers, timings, t_start, small)
+        return out
+
+    samp = (kn.stride, kn.offset) if kn.technique == "sampling" else (1, 0)
+    kept, chan, krow, kcol = _plan.reduction_plan(cg, s.kh, s.kw, *samp)
+    w2 = np.ascontiguousarray(w).reshape(s.k, cg * s.kh * s.kw)
+    if kn.technique == "sampling":
+        w2 = np.take(w2, kept, axis=1)
+        w2 *= np.float32(kn.stride / (kn.stride - 1))
+    w2 = to_half(w2) if fp16 else np.ascontiguousarray(w2)
+
+    if (s.groups == 1 and s.kh == s.kw == 1 and s.sh == s.sw == 1 and s.ph == s.pw == 0
+            and kn.technique == "exact" and s.h * s.w >= ONE_BY_ONE_MIN_PLANE):
+        nb = _batch_chunk(s.n, s.n, workers)
+        plane = s.h * s.w
+
+        def pointwise_task(i: int, scratch: dict) -> None:
+            n0, n1 = i * nb, min(s.n, (i + 1) * nb)
+            if not timing:
+                pointwise_chunk(x, w2, out, n0, n1, bias, has_bias, fp16)
+                return
+            t0 = thread_time()
+            np.matmul(w2, x[n0:n1].reshape(n1 - n0, s.c, plane),
+                      out=out[n0:n1].reshape(n1 - n0, s.k, plane))
+            t1 = thread_time()
+            _add(scratch, "gemm", t1 - t0)
+            if has_bias or fp16:
+                finish(out, n0, n1, 0, s.k, bias, has_bias, fp16)
+                _add(scratch, "interp", thread_time() - t1)
+
+        _run(pointwise_task, ceil(s.n / nb), workers, timings, t_start, small)
+        return out
+
+    rows = _plan.axis_plan(s.ho, *_axis_pattern(s, "row"))
+    col_pattern = _axis_pattern(s, "col")
+    geometry = (rows[0] * s.sh - s.ph, rows[1], rows[2],
+                _plan.axis_plan(s.wo, *col_pattern)[0] * s.sw - s.pw,
+                *_plan.column_sources(s.wo, *col_pattern),
+                col_pattern[1] if col_pattern[0] == 2 else -1)
+    kg = s.k // s.groups
+    for g in range(s.groups):
+        w2_g = w2[g * kg:(g + 1) * kg] if s.groups > 1 else w2
+        chan_g = chan + g * cg if g else chan
+        task, n_tasks = _gemm_task(x, w2_g, out, s, g * kg, chan_g, krow, kcol, geometry, bias,
+                                   has_bias, fp16, timing, workers)
+        _run(task, n_tasks, workers, timings, t_start, small)
+        t_start = thread_time() if timing else 0.0
+    return out
+
+
+def conv2d_breakdown(x, w, b=None, **kwargs) -> tuple[np.ndarray, dict[str, float]]:
+    """:func:`conv2d` plus the seconds it spent per phase (keys of ``PHASES``, zeros included)."""
+    acc = dict.fromkeys(PHASES, 0.0)
+    return conv2d(x, w, b, timings=acc, **kwargs), acc
+
+
+def _axis_pattern(s: ConvSpec, axis: str) -> tuple[int, int]:
+    kn = s.knob
+    if kn.technique == "perforation" and kn.axis == axis:
+        return kn.stride, kn.offset
+    return 1, 0
+
+
+def _batch_chunk(n: int, cache_fit: int, workers: int) -> int:
+    """Samples per chunk: at most ``cache_fit``, and enough chunks for every worker."""
+    if workers > 1:
+        cache_fit = min(cache_fit, ceil(n / (TASKS_PER_WORKER * workers)))
+    return max(1, min(n, cache_fit))
+
+
+def _add(scratch: dict, phase: str, seconds: float) -> None:
+    scratch[phase] = scratch.get(phase, 0.0) + seconds
+
+
+def _run(task, n_tasks: int, workers: int, timings: dict | None, t_start: float,
+         small: bool) -> None:
+    """Run the chunks; with ``timings``, add the prep time since ``t_start`` and each
+    worker's phase times."""
+    if timings is None:
+        _pool.run(task, n_tasks, workers, limit_blas=not small)
+        return
+    timings["prep"] = timings.get("prep", 0.0) + thread_time() - t_start
+    for scratch in _pool.run(task, n_tasks, workers, limit_blas=not small):
+        for phase in PHASES:
+            if phase in scratch:
+                timings[phase] = timings.get(phase, 0.0) + scratch[phase]
+
+
+def _gemm_task(x, w2, out, s: ConvSpec, k0, chan, krow, kcol, geometry, bias, has_bias, fp16,
+               timing, workers):
+    """``(task, n_tasks)`` computing output channels ``k0 .. k0+len(w2)`` by chunks:
+    reduced im2col + GEMM + scatter."""
+    hsrc, row_a, row_b, wsrc, col_a, col_b, col_s2 = geometry
+    r_, kc = chan.shape[0], w2.shape[0]
+    hk, wk = hsrc.shape[0], wsrc.shape[0]
+    plane = hk * wk
+    nb = _batch_chunk(s.n, CHUNK_BYTES // (4 * (r_ + kc) * plane), workers)
+    direct_out = nb == 1 and hk == s.ho and wk == s.wo
+
+    def task(i: int, scratch: dict) -> None:
+        n0 = i * nb
+        m = min(nb, s.n - n0)
+        if "cols" not in scratch:
+            scratch["cols"] = np.empty(r_ * nb * plane, dtype=np.float32)
+            scratch["res"] = np.empty(0 if direct_out else kc * nb * plane, np.float32)
+        if not timing:  # the whole chunk in one nogil call
+            gemm_chunk(x, n0, m, chan, krow, kcol, hsrc, wsrc, w2, scratch["cols"],
+                       scratch["res"], out, k0, row_a, row_b, col_a, col_b, col_s2, bias,
+                       has_bias, fp16)
+            return
+        t0 = thread_time()
+        patches = scratch["cols"][:r_ * m * plane].reshape(r_, m * plane)
+        im2col(x, n0, m, chan, krow, kcol, hsrc, wsrc, patches)
+        t1 = thread_time()
+        if direct_out:
+            np.dot(w2, patches, out=out[n0, k0:k0 + kc].reshape(kc, plane))
+            t2 = thread_time()
+            if has_bias or fp16:
+                finish(out, n0, n0 + 1, k0, k0 + kc, bias, has_bias, fp16)
+        else:
+            res = scratch["res"][:kc * m * plane].reshape(kc, m * plane)
+            np.dot(w2, patches, out=res)
+            t2 = thread_time()
+            scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias,
+                    has_bias, fp16)
+        t3 = thread_time()
+        _add(scratch, "im2col", t1 - t0)
+        _add(scratch, "gemm", t2 - t1)
+        _add(scratch, "interp", t3 - t2)
+
+    return task, ceil(s.n / nb)

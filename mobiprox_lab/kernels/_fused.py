@@ -1,0 +1,57 @@
+"""One chunk of a GEMM-path convolution in a single nogil call: im2col -> GEMM -> scatter.
+
+Used when no phase timings are asked for: a worker thread then takes the GIL once
+per chunk instead of once per phase, which matters when the cores are shared
+(every GIL hand-over waits for the other thread to be scheduled). ``np.dot``
+here is Numba's, i.e. SciPy's BLAS, called outside any parallel loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._im2col import im2col
+from ._scatter import finish, scatter
+
+
+@njit(cache=True, nogil=True)
+def gemm_chunk(x, n0, m, chan, krow, kcol, hsrc, wsrc, w2, cols_buf, res_buf, out, k0, row_a,
+               row_b, col_a, col_b, col_s2, bias, has_bias, fp16):
+    """Samples ``n0 .. n0+m-1``, output channels ``k0 .. k0+len(w2)`` (see ``_conv``).
+
+    ``cols_buf`` / ``res_buf``: flat float32 work buffers; ``res_buf`` of size 0
+    means "GEMM straight into ``out``" (one sample, nothing perforated).
+    """
+    r_, kc = chan.shape[0], w2.shape[0]
+    hk, wk = hsrc.shape[0], wsrc.shape[0]
+    plane = hk * wk
+    patches = cols_buf[:r_ * m * plane].reshape(r_, m * plane)
+    im2col(x, n0, m, chan, krow, kcol, hsrc, wsrc, patches)
+    if res_buf.shape[0] == 0:
+        k_ = out.shape[1]
+        start = (n0 * k_ + k0) * plane
+        dst = out.reshape(-1)[start:start + kc * plane].reshape(kc, plane)
+        np.dot(w2, patches, dst)
+        if has_bias or fp16:
+            finish(out, n0, n0 + 1, k0, k0 + kc, bias, has_bias, fp16)
+        return
+    res = res_buf[:kc * m * plane].reshape(kc, m * plane)
+    np.dot(w2, patches, res)
+    scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, has_bias, fp16)
+
+
+@njit(cache=True, nogil=True)
+def pointwise_chunk(x, w2, out, n0, n1, bias, has_bias, fp16):
+    """1x1 stride-1 unpadded exact conv of samples ``n0 .. n1-1``: one GEMM per sample
+    straight into ``out``, then bias / fp16 rounding."""
+    c_, plane = x.shape[1], x.shape[2] * x.shape[3]
+    k_ = w2.shape[0]
+    xf = x.reshape(-1)
+    of = out.reshape(-1)
+    for n in range(n0, n1):
+        src = xf[n * c_ * plane:(n + 1) * c_ * plane].reshape(c_, plane)
+        dst = of[n * k_ * plane:(n + 1) * k_ * plane].reshape(k_, plane)
+        np.dot(w2, src, dst)
+    if has_bias or fp16:
+        finish(out, n0, n1, 0, k_, bias, has_bias, fp16)

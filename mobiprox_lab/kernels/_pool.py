@@ -1,0 +1,110 @@
+"""Batch parallelism: worker threads that each run whole chunks (im2col -> GEMM -> scatter).
+
+Why not ``prange`` + multi-threaded BLAS: on a shared 2-core machine, alternating
+Numba's OpenMP regions with OpenBLAS's own thread pool measured 10-40x slower than
+one thread (each region waits for a descheduled partner thread). Here every
+worker runs serial ``nogil`` Numba kernels and a single-threaded GEMM on its own
+chunks, taken from a shared counter, and the threads meet once per call.
+
+The number of threads defaults to Numba's (``NUMBA_NUM_THREADS``, else the CPU
+count) and can be changed with :func:`set_num_threads`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+
+_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+_executor_size = 0
+_blas = None  # threadpoolctl controllers of the BLAS libraries, once looked up
+_threads = max(1, int(numba.config.NUMBA_NUM_THREADS))
+
+
+def get_num_threads() -> int:
+    """How many threads a kernel call uses."""
+    return _threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads per kernel call (1 = the calling thread only)."""
+    global _threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: expected a positive int, got {n!r}")
+    _threads = n
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    global _executor, _executor_size
+    with _lock:
+        if _executor is None or _executor_size < size:
+            if _executor is not None:
+                _executor.shutdown(wait=False)
+            _executor = ThreadPoolExecutor(size, thread_name_prefix="mobiprox-kernels")
+            _executor_size = size
+        return _executor
+
+
+def _blas_libraries() -> list:
+    """threadpoolctl controllers of NumPy's and SciPy's BLAS ([] without threadpoolctl)."""
+    global _blas
+    if _blas is None:
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401  (Numba's np.dot: load it first)
+            from threadpoolctl import ThreadpoolController
+
+            _blas = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+        except Exception:  # threadpoolctl missing or unable to find the libraries
+            _blas = []
+    return _blas
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Limit the BLAS libraries (NumPy's, and SciPy's, which Numba's ``np.dot`` uses) to one
+    thread inside the block, restoring their thread counts after it."""
+    libs = _blas_libraries()
+    before = [lib.get_num_threads() for lib in libs]
+    for lib in libs:
+        lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in zip(libs, before, strict=True):
+            lib.set_num_threads(n)
+
+
+def run(task: Callable[[int, dict], None], n_tasks: int, workers: int,
+        limit_blas: bool = True) -> list[dict]:
+    """Call ``task(i, scratch)`` for every ``i < n_tasks`` on up to ``workers`` threads.
+
+    Tasks are handed out dynamically. ``scratch`` is a dict private to the
+    calling thread for this ``run`` (work buffers, phase timings); all of them
+    are returned. The caller's thread works too. ``limit_blas``: run BLAS on one
+    thread per worker (a small single-threaded call can skip it: BLAS does not
+    thread tiny products).
+    """
+    workers = max(1, min(workers, n_tasks))
+    counter = itertools.count()  # next() is atomic under the GIL
+
+    def work() -> dict:
+        scratch: dict = {}
+        while (i := next(counter)) < n_tasks:
+            task(i, scratch)
+        return scratch
+
+    if workers == 1 and not limit_blas:
+        return [work()]
+    with single_threaded_blas():
+        if workers == 1:
+            return [work()]
+        futures = [_pool(workers - 1).submit(work) for _ in range(workers - 1)]
+        scratches = [work()]
+        scratches += [f.result() for f in futures]
+    return scratches

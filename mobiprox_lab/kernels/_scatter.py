@@ -1,0 +1,123 @@
+"""Scatter GEMM results into NCHW: fill perforated rows / columns, add bias, round to half."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, uint64
+
+from ._half import f16
+
+# Flat arrays and unsigned offsets in the inner loops, as in ``_im2col``.
+_HALF = np.float32(0.5)  # keeps the mean in float32, as the reference computes it
+# uint64 constants: an int literal mixed with a uint64 index makes Numba compute in float64
+_U1, _U2 = np.uint64(1), np.uint64(2)
+
+
+@njit(cache=True, inline="always")
+def _finish(v, bias, has_bias, fp16):
+    # fp16: the conv value is rounded to half, then HPVM's separate half bias add
+    # (``bias`` already half) is rounded again.
+    if fp16:
+        v = f16(v)
+        if has_bias:
+            v = f16(v + bias)
+    elif has_bias:
+        v = v + bias
+    return v
+
+
+@njit(cache=True, nogil=True)
+def scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, has_bias,
+            fp16):
+    """Write ``res`` (Kc, m*hk*wk) into ``out[n0:n0+m, k0:k0+Kc]`` (N, K, Ho, Wo).
+
+    Column ``s*hk*wk + i*wk + j`` of ``res`` holds kept output row ``i`` (of
+    ``hk``) and kept column ``j`` (of ``wk``) of sample ``n0+s``. At most one axis
+    is perforated: output ``(ho, wo)`` is the mean of the kept entries
+    ``(row_a[ho], col_a[wo])`` and ``(row_b[ho], col_b[wo])``, a copy when they
+    coincide (``col_a`` / ``col_b`` are uint64). ``col_s2``: the offset (0 or 1) of
+    a stride-2 column perforation, which gets an interleaved loop, else -1.
+    ``bias`` (K,) is added after the fill.
+    """
+    kc, width = res.shape[0], res.shape[1]
+    k_, ho_n, wo_n = out.shape[1], out.shape[2], out.shape[3]
+    plane = hk * wk
+    m = width // plane
+    col_full = wk == wo_n  # no column perforation
+    rf = res.reshape(-1)
+    of = out.reshape(-1)
+    for t in range(m * kc):
+        s = t // kc
+        k = t - s * kc
+        src0 = k * width + s * plane
+        dst0 = ((n0 + s) * k_ + k0 + k) * ho_n * wo_n
+        bv = bias[k0 + k]
+        for ho in range(ho_n):
+            a = uint64(src0 + row_a[ho] * wk)
+            b = uint64(src0 + row_b[ho] * wk)
+            d = uint64(dst0 + ho * wo_n)
+            if col_full and a == b:
+                if fp16 or has_bias:
+                    for wo in range(uint64(wo_n)):
+                        of[d + wo] = _finish(rf[a + wo], bv, has_bias, fp16)
+                else:
+                    for wo in range(uint64(wo_n)):
+                        of[d + wo] = rf[a + wo]
+            elif col_full:  # an interpolated row
+                if fp16:
+                    for wo in range(uint64(wo_n)):
+                        u = _HALF * (f16(rf[a + wo]) + f16(rf[b + wo]))
+                        of[d + wo] = _finish(u, bv, has_bias, True)
+                else:
+                    for wo in range(uint64(wo_n)):
+                        u = _HALF * (rf[a + wo] + rf[b + wo])
+                        of[d + wo] = _finish(u, bv, has_bias, False)
+            elif fp16:  # column perforation (rows are not perforated: a == b)
+                for wo in range(uint64(wo_n)):
+                    u = f16(rf[a + col_a[wo]])
+                    if col_a[wo] != col_b[wo]:
+                        u = _HALF * (u + f16(rf[a + col_b[wo]]))
+                    of[d + wo] = _finish(u, bv, has_bias, True)
+            elif col_s2 >= 0:  # stride-2 columns: interleaved loops (bias 0 adds nothing but
+                # the sign of a zero, and keeps the loops branch-free)
+                bz = bv if has_bias else np.float32(0.0)
+                if col_s2 == 0:  # kept odd columns: out[2p+1] = r[p], out[2p] = mean(r[p-1], r[p])
+                    for p in range(_U1, uint64(wk)):
+                        u, v = rf[a + p - _U1], rf[a + p]
+                        of[d + _U2 * p] = _HALF * (u + v) + bz
+                        of[d + _U2 * p + _U1] = v + bz
+                    of[d] = of[d + _U1] = rf[a] + bz
+                    if wo_n % 2:
+                        of[d + uint64(wo_n - 1)] = rf[a + uint64(wk - 1)] + bz
+                else:  # kept even columns: out[2p] = r[p], out[2p+1] = mean(r[p], r[p+1])
+                    for p in range(uint64(wk - 1)):
+                        u, v = rf[a + p], rf[a + p + _U1]
+                        of[d + _U2 * p] = u + bz
+                        of[d + _U2 * p + _U1] = _HALF * (u + v) + bz
+                    last = rf[a + uint64(wk - 1)] + bz
+                    of[d + uint64(2 * (wk - 1))] = last
+                    if wo_n % 2 == 0:
+                        of[d + uint64(wo_n - 1)] = last
+            else:  # branch-free select: gathers and contiguous stores vectorise
+                for wo in range(uint64(wo_n)):
+                    u = rf[a + col_a[wo]]
+                    v = rf[a + col_b[wo]]
+                    u = u if col_a[wo] == col_b[wo] else _HALF * (u + v)
+                    of[d + wo] = _finish(u, bv, has_bias, False)
+
+
+@njit(cache=True, nogil=True)
+def finish(out, n0, n1, k0, k1, bias, has_bias, fp16):
+    """Add ``bias`` to ``out[n0:n1, k0:k1]`` of ``out`` (N, K, Ho, Wo) in place.
+
+    With ``fp16`` the values are rounded to half first and the sum again.
+    """
+    k_ = out.shape[1]
+    plane = out.shape[2] * out.shape[3]
+    of = out.reshape(-1)
+    for n in range(n0, n1):
+        for k in range(k0, k1):
+            bv = bias[k]
+            d = uint64((n * k_ + k) * plane)
+            for j in range(uint64(plane)):
+                of[d + j] = _finish(of[d + j], bv, has_bias, fp16)

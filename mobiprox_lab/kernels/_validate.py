@@ -1,0 +1,116 @@
+"""Argument checks of the public kernels: each message names the argument and what it expects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import knobs
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """A validated convolution call: shapes, geometry and the knob."""
+
+    n: int
+    c: int
+    h: int
+    w: int
+    k: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    groups: int
+    ho: int
+    wo: int
+    knob: knobs.Knob
+
+
+def _pair(value, name: str, minimum: int, meaning: str) -> tuple[int, int]:
+    def as_int(v):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise ValueError(f"{name}: expected an int or a pair of ints (h, w) {meaning}, "
+                             f"got {value!r}")
+        return int(v)
+
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        pair = as_int(value[0]), as_int(value[1])
+    else:
+        pair = (as_int(value),) * 2
+    if min(pair) < minimum:
+        raise ValueError(f"{name}: expected {meaning}, got {value!r}")
+    return pair
+
+
+def check_array(a, name: str, ndim: int, layout: str) -> None:
+    """``a`` must be a float32 NumPy array of rank ``ndim`` (``layout`` names the axes)."""
+    if not isinstance(a, np.ndarray):
+        raise ValueError(f"{name}: expected a float32 numpy.ndarray {layout}, "
+                         f"got {type(a).__name__}")
+    if a.dtype != np.float32:
+        raise ValueError(f"{name}: expected dtype float32, got {a.dtype}; kernels do not cast "
+                         f"silently, pass {name}.astype(np.float32)")
+    if a.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array {layout}, got shape {a.shape}")
+
+
+def check_bias(b, k: int) -> None:
+    if b is None:
+        return
+    check_array(b, "b", 1, f"of shape ({k},)")
+    if b.shape != (k,):
+        raise ValueError(f"b: expected shape ({k},) (one bias per output channel), got {b.shape}")
+
+
+def conv_spec(x, w, b, stride, padding, groups, knob) -> ConvSpec:
+    """Validate a :func:`conv2d` call and return its geometry."""
+    check_array(x, "x", 4, "(N, C, H, W)")
+    check_array(w, "w", 4, "(K, C // groups, KH, KW)")
+    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)) \
+            or groups < 1:
+        raise ValueError(f"groups: expected a positive int, got {groups!r}")
+    groups = int(groups)
+    n, c, h, wd = x.shape
+    k, cg, kh, kw = w.shape
+    if cg * groups != c:
+        raise ValueError(f"w: expected w.shape[1] * groups == C, i.e. w.shape[1] == {c // groups}"
+                         f" for x with C={c} channels and groups={groups}, got w.shape[1]={cg}")
+    if k % groups:
+        raise ValueError(f"w: expected w.shape[0] (K={k}) to be a multiple of groups={groups}")
+    if kh < 1 or kw < 1:
+        raise ValueError(f"w: expected a kernel of at least 1x1, got {kh}x{kw}")
+    check_bias(b, k)
+    sh, sw = _pair(stride, "stride", 1, "ints >= 1")
+    ph, pw = _pair(padding, "padding", 0, "ints >= 0")
+    ho = (h + 2 * ph - kh) // sh + 1
+    wo = (wd + 2 * pw - kw) // sw + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"x: output size would be {ho}x{wo}; expected >= 1x1 (input {h}x{wd}, "
+                         f"kernel {kh}x{kw}, padding ({ph}, {pw}), stride ({sh}, {sw}))")
+    spec = knobs.get(knob)
+    kind = "conv" if groups == 1 else "group_conv"
+    if not knobs.applicable(spec.id, kind, (ho, wo)):
+        if kind == "group_conv":
+            raise ValueError(f"knob: grouped / depthwise convolution (groups={groups}) accepts "
+                             f"only knobs 11 and 12, got {spec.id}")
+        raise ValueError(f"knob: {spec.id} ({spec.describe()}) is not applicable to an output of "
+                         f"{ho}x{wo}: it would skip no {spec.axis} or leave none computed")
+    return ConvSpec(n, c, h, wd, k, kh, kw, sh, sw, ph, pw, groups, ho, wo, spec)
+
+
+def linear_spec(x, w, b, knob) -> knobs.Knob:
+    """Validate a :func:`linear` call and return its knob."""
+    check_array(x, "x", 2, "(N, F)")
+    check_array(w, "w", 2, "(O, F)")
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"w: expected w.shape[1] == F = {x.shape[1]} (x's features), "
+                         f"got w.shape = {w.shape}")
+    check_bias(b, w.shape[0])
+    spec = knobs.get(knob)
+    if not knobs.applicable(spec.id, "linear"):
+        raise ValueError(f"knob: linear layers accept only knobs 11 and 12, got {spec.id}")
+    return spec
