@@ -1,0 +1,192 @@
+"""Runtime benchmark: PyTorch eager vs our exact runtime vs approximate configurations.
+
+Usage: ``.venv/bin/python benchmarks/runtime.py [--tasks har kws] [--batches 1 64]
+[--budget 2.0] [--threads N] [--csv out.csv]``
+
+For each model (trained weights when cached, else random weights of the shipped
+architecture) and batch size it prints the median latency of: PyTorch eager (exact,
+``torch.no_grad``), our exact runtime (numba backend), and approximate configurations
+(every regular convolution row-perforated / column-perforated / filter-sampled at stride 2,
+and a mixed one), with the ratio vs torch, the measured speedup vs our exact runtime and
+the speedup the linear cost model predicts (sum of FLOPs / sum of FLOPs / nominal speedup).
+It also prints the configuration-switch cost and the Amdahl ceiling set by the steps
+that cannot be approximated (depthwise convolutions, pooling, the classifier...), computed
+from the measured per-step times of the exact run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import timeit
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mobiprox_lab import knobs  # noqa: E402
+from mobiprox_lab.models import build_model, cached_model  # noqa: E402
+from mobiprox_lab.runtime import ApproxModel  # noqa: E402
+
+SHAPES = {"har": ((3, 32, 32), 7), "kws": ((1, 101, 40), 12)}
+
+
+def _model(task: str):
+    trained = cached_model(task)
+    if trained is not None:
+        return trained.module, trained.input_shape, "trained"
+    shape, n = SHAPES[task]
+    torch.manual_seed(0)
+    return build_model(task, n, shape).eval(), shape, "random"
+
+
+def _all_convs(am: ApproxModel, choices: list[int]) -> dict[str, int]:
+    """Each regular conv gets the first applicable knob of ``choices`` (cycled per conv)."""
+    table = am.ops.set_index("name")
+    cfg = {}
+    for i, name in enumerate(am.op_names("conv")):
+        ok = table.loc[name, "knobs"]
+        for k in choices[i % len(choices):] + choices[:i % len(choices)]:
+            if k in ok:
+                cfg[name] = k
+                break
+    return cfg
+
+
+def configs(am: ApproxModel) -> dict[str, dict[str, int]]:
+    """The benchmark's configurations (name -> config)."""
+    return {
+        "exact": {},
+        "perf-row s2": _all_convs(am, [123, 124]),
+        "perf-col s2": _all_convs(am, [121, 122]),
+        "samp s2": _all_convs(am, [231]),
+        "mixed": _all_convs(am, [123, 231, 121, 128]),
+    }
+
+
+def predicted_speedup(am: ApproxModel, config: dict[str, int]) -> float:
+    """Linear cost model: sum(flops) / sum(flops / nominal speedup of the op's knob)."""
+    full = am.validate_config(config)
+    flops = am.ops.set_index("name").flops
+    cost = sum(flops[n] / knobs.nominal_speedup(k) for n, k in full.items())
+    return float(flops.sum() / cost)
+
+
+def _median_times(fns: dict, budget: float, min_rounds: int = 3,
+                  max_rounds: int = 200) -> dict[str, float]:
+    """Median seconds per call of each function, timed round-robin (one call of each per
+    round) so that load drifts on a shared machine hit every candidate alike."""
+    for fn in fns.values():
+        fn()  # warm
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    t_end = time.perf_counter() + budget * len(fns)
+    rounds = 0
+    while rounds < min_rounds or (time.perf_counter() < t_end and rounds < max_rounds):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+        rounds += 1
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def bench_task(task: str, batches: list[int], budget: float) -> tuple[pd.DataFrame, dict]:
+    module, shape, source = _model(task)
+    t0 = time.perf_counter()
+    am = ApproxModel(module, shape)
+    build_s = time.perf_counter() - t0
+    cfgs = configs(am)
+    prepared = {name: am.prepare_config(c) for name, c in cfgs.items()}  # validates + warms
+    rows = []
+    extra = {"task": task, "weights": source, "build_s": build_s}
+    for n in batches:
+        x = np.random.default_rng(n).standard_normal((n, *shape)).astype(np.float32)
+        xt = torch.from_numpy(x)
+
+        def torch_eager(_xt=xt):
+            with torch.no_grad():
+                return module(_xt)
+
+        fns = {"torch eager": torch_eager,
+               "exact, reference backend": lambda _x=x: am.run(_x, backend="reference")}
+        for name, vec in prepared.items():
+            fns[name] = lambda _x=x, _v=vec: am.run(_x, _v)
+        t = _median_times(fns, budget)
+        t_torch, t_exact = t["torch eager"], t["exact"]
+        for name in [*prepared, "torch eager", "exact, reference backend"]:
+            rows.append({"task": task, "batch": n, "config": name, "ms": 1e3 * t[name],
+                         "vs_torch": t[name] / t_torch, "speedup": t_exact / t[name],
+                         "predicted": predicted_speedup(am, cfgs[name]) if name in cfgs
+                         else np.nan})
+        steps = am.time_steps(x, prepared["exact"], repeats=3)
+        heads = am.ops.set_index("name").kind
+        conv = steps.step.map(heads).eq("conv")
+        f_other = steps.seconds[~conv].sum() / steps.seconds.sum()
+        extra[f"b{n}_nonconv_fraction"] = f_other
+        extra[f"b{n}_ceiling_s2"] = 1.0 / (f_other + (1 - f_other) / 2)
+        extra[f"b{n}_ceiling_inf"] = 1.0 / f_other if f_other > 0 else np.inf
+        by_kind = steps.groupby(steps.step.map(heads)).seconds.sum()
+        extra[f"b{n}_ms_by_kind"] = {k: round(1e3 * v, 2) for k, v in by_kind.items()}
+    a, b = prepared["perf-row s2"], prepared["samp s2"]
+    reps = 20000
+    extra["switch_us_prepared"] = 1e6 * timeit.timeit(
+        lambda: (am.set_config(a), am.set_config(b)), number=reps) / (2 * reps)
+    da, db = cfgs["perf-row s2"], cfgs["samp s2"]
+    reps = 2000
+    extra["switch_us_mapping"] = 1e6 * timeit.timeit(
+        lambda: (am.set_config(da), am.set_config(db)), number=reps) / (2 * reps)
+    full = am.validate_config(da)
+    extra["switch_us_full_mapping"] = 1e6 * timeit.timeit(
+        lambda: am.set_config(full), number=reps) / reps
+    am.set_config(None)
+    return pd.DataFrame(rows), extra
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", nargs="+", default=["har", "kws"], choices=["har", "kws"])
+    ap.add_argument("--batches", nargs="+", type=int, default=[1, 64])
+    ap.add_argument("--budget", type=float, default=2.0, help="seconds of repeats per cell")
+    ap.add_argument("--csv", type=Path, default=None)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for both torch and numba (default: leave both as they are)")
+    args = ap.parse_args(argv)
+    import numba
+
+    from mobiprox_lab import kernels
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        numba.set_num_threads(args.threads)
+        if hasattr(kernels, "set_num_threads"):
+            kernels.set_num_threads(args.threads)
+    print(f"torch {torch.__version__} with {torch.get_num_threads()} threads, "
+          f"numba {numba.__version__} with {numba.get_num_threads()} threads")
+    frames = []
+    for task in args.tasks:
+        df, extra = bench_task(task, args.batches, args.budget)
+        frames.append(df)
+        print(f"\n== {task} ({extra['weights']} weights, ApproxModel built in "
+              f"{extra['build_s']:.2f} s) ==")
+        print(df.drop(columns="task").to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        for n in args.batches:
+            print(f"batch {n}: time by step kind (ms) {extra[f'b{n}_ms_by_kind']}; "
+                  f"non-regular-conv share {extra[f'b{n}_nonconv_fraction']:.1%} -> Amdahl "
+                  f"ceiling {extra[f'b{n}_ceiling_s2']:.2f}x if every conv ran 2x faster, "
+                  f"{extra[f'b{n}_ceiling_inf']:.2f}x if convs were free")
+        print(f"switch cost: {extra['switch_us_prepared']:.2f} us (prepared tuple), "
+              f"{extra['switch_us_mapping']:.1f} us (sparse mapping), "
+              f"{extra['switch_us_full_mapping']:.1f} us (full mapping)")
+    out = pd.concat(frames, ignore_index=True)
+    if args.csv:
+        out.to_csv(args.csv, index=False)
+    return out
+
+
+if __name__ == "__main__":
+    main()

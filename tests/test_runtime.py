@@ -1,0 +1,300 @@
+"""ApproxModel: exact vs PyTorch, numba vs reference, switching, validation, ops table."""
+
+from __future__ import annotations
+
+import timeit
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mobiprox_lab import knobs
+from mobiprox_lab.models import HarMobileNet, KwsCNN
+from mobiprox_lab.runtime import ApproxModel
+
+HAR_SHAPE = (3, 32, 32)
+KWS_SHAPE = (1, 101, 40)
+
+
+def _perturb_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every batch norm non-trivial running statistics and affine parameters."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                c = m.num_features
+                m.running_mean.copy_(0.2 * torch.randn(c, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(c, generator=g))
+                m.weight.copy_(0.7 + 0.6 * torch.rand(c, generator=g))
+                m.bias.copy_(0.1 * torch.randn(c, generator=g))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def har():
+    torch.manual_seed(0)
+    module = _perturb_bn(HarMobileNet(7, width=0.25))
+    return module, ApproxModel(module, HAR_SHAPE)
+
+
+@pytest.fixture(scope="module")
+def kws():
+    torch.manual_seed(1)
+    module = KwsCNN(12).eval()
+    return module, ApproxModel(module, KWS_SHAPE)
+
+
+def _x(shape, n, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, *shape)).astype(np.float32)
+
+
+def _torch(module, x) -> np.ndarray:
+    with torch.no_grad():
+        return module(torch.from_numpy(x)).numpy()
+
+
+def _close(a, b, rel) -> None:
+    scale = max(1.0, float(np.abs(b).max()))
+    np.testing.assert_allclose(a, b, rtol=0, atol=rel * scale)
+
+
+def _random_config(am: ApproxModel, seed: int, fp32_only: bool = False) -> dict[str, int]:
+    rng = np.random.default_rng(seed)
+    table = am.ops.set_index("name")
+    cfg = {}
+    for name in am.tunable_ops:
+        ids = [k for k in table.loc[name, "knobs"]
+               if not (fp32_only and knobs.KNOBS[k].is_fp16)]
+        cfg[name] = int(rng.choice(ids))
+    return cfg
+
+
+# ------------------------------------------------------------------------------ exactness
+
+@pytest.mark.parametrize("which", ["har", "kws"])
+@pytest.mark.parametrize("n", [1, 64])
+def test_exact_matches_pytorch(which, n, har, kws):
+    module, am = har if which == "har" else kws
+    x = _x(am.input_shape, n, seed=n)
+    ref = _torch(module, x)
+    for backend in ("numba", "reference"):
+        out = am.run(x, backend=backend)
+        assert out.dtype == np.float32 and out.shape == (n, am.n_classes)
+        _close(out, ref, 1e-4)
+    np.testing.assert_array_equal(am(x), am.run(x))
+
+
+@pytest.mark.parametrize("which", ["har", "kws"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_numba_matches_reference_fp32(which, seed, har, kws):
+    _, am = har if which == "har" else kws
+    cfg = _random_config(am, seed, fp32_only=True)
+    x = _x(am.input_shape, 3, seed=seed)
+    _close(am.run(x, cfg), am.run(x, cfg, backend="reference"), 1e-4)
+
+
+@pytest.mark.parametrize("which", ["har", "kws"])
+@pytest.mark.parametrize("seed", [10, 11])
+def test_numba_matches_reference_fp16(which, seed, har, kws):
+    _, am = har if which == "har" else kws
+    cfg = _random_config(am, seed)
+    assert any(knobs.KNOBS[k].is_fp16 for k in cfg.values())
+    x = _x(am.input_shape, 3, seed=seed)
+    # fp16 rounds every affected tensor to ~3 significant digits; 1-ulp flips between the two
+    # backends' fp32 accumulations propagate, so allow a few half-precision ulps of the logits
+    _close(am.run(x, cfg), am.run(x, cfg, backend="reference"), 2e-2)
+
+
+def test_approximation_changes_output(kws):
+    module, am = kws
+    x = _x(KWS_SHAPE, 2)
+    exact = am.run(x)
+    assert not np.allclose(am.run(x, {"conv2": 123}), exact, atol=1e-6)
+    assert not np.allclose(am.run(x, {"conv1": 231}), exact, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------ switching
+
+def test_switching_matches_fresh_runs(kws):
+    module, am = kws
+    x = _x(KWS_SHAPE, 2, seed=5)
+    a, b = _random_config(am, 20, fp32_only=True), _random_config(am, 21)
+    fresh = ApproxModel(module, KWS_SHAPE)
+    fresh.set_config(a)
+    want_a = fresh(x)
+    want_b = ApproxModel(module, KWS_SHAPE).run(x, b)
+    am.set_config(a)
+    np.testing.assert_array_equal(am(x), want_a)
+    am.set_config(b)
+    np.testing.assert_array_equal(am(x), want_b)
+    vec = am.prepare_config(a)
+    am.set_config(vec)
+    np.testing.assert_array_equal(am(x), want_a)
+    assert am.config == am.validate_config(a)
+    am.set_config(None)
+    assert set(am.config.values()) == {11}
+    np.testing.assert_array_equal(am.run(x, b), want_b)  # run(config) leaves current alone
+    assert set(am.config.values()) == {11}
+
+
+def test_switch_cost_is_microseconds(har):
+    _, am = har
+    a = am.prepare_config(_random_config(am, 3))
+    b = am.prepare_config(_random_config(am, 4))
+    n = 2000
+    t = timeit.timeit(lambda: (am.set_config(a), am.set_config(b)), number=n) / (2 * n)
+    am.set_config(None)
+    assert t < 50e-6, f"switching took {t * 1e6:.1f} us"
+
+
+# ---------------------------------------------------------------------------- validation
+
+def test_config_errors(har):
+    _, am = har
+    with pytest.raises(ValueError, match="unknown operator 'nope'"):
+        am.validate_config({"nope": 11})
+    with pytest.raises(ValueError, match=r"config\['features.1.pw'\]: unknown knob id 999"):
+        am.validate_config({"features.1.pw": 999})
+    with pytest.raises(ValueError, match=r"knob 121 .* not applicable to operator 'features.1.dw'"):
+        am.run(_x(HAR_SHAPE, 1), {"features.1.dw": 121})
+    with pytest.raises(ValueError, match="not applicable to operator 'classifier'"):
+        am.set_config({"classifier": 231})
+    with pytest.raises(ValueError, match="not applicable to operator 'flatten'"):
+        am.set_config({"flatten": 12})
+    with pytest.raises(ValueError, match="expected an int knob id"):
+        am.set_config({"features.1.pw": "fast"})
+    with pytest.raises(ValueError, match="config: expected a mapping"):
+        am.set_config([11, 12])
+    with pytest.raises(ValueError, match="backend"):
+        am.run(_x(HAR_SHAPE, 1), backend="cuda")
+    assert set(am.config.values()) == {11}
+
+
+def test_perforation_inapplicable_on_1x1_output():
+    net = nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4, 3)).eval()
+    am = ApproxModel(net, (2, 3, 3))
+    assert am.ops.loc[0, "out_shape"] == (4, 1, 1)
+    with pytest.raises(ValueError, match=r"knob 123 \(perf row s2 o0 fp32\) is not applicable"):
+        am.set_config({"0": 123})
+    am.set_config({"0": 231})  # sampling is fine on a 1x1 output
+    assert not any(knobs.KNOBS[k].technique == "perforation" for k in am.ops.loc[0, "knobs"])
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.zeros((2, 3, 32, 32), np.float64), "x: expected dtype float32"),
+    (np.zeros((2, 3, 32, 31), np.float32), r"x: expected shape \(N, 3, 32, 32\)"),
+    (np.zeros((3, 32, 32), np.float32), r"x: expected shape \(N, 3, 32, 32\)"),
+    (np.zeros((0, 3, 32, 32), np.float32), "N >= 1"),
+    ([[1.0]], "x: expected a float32 numpy array"),
+])
+def test_bad_inputs(har, bad, match):
+    _, am = har
+    with pytest.raises(ValueError, match=match):
+        am.run(bad)
+
+
+def test_constructor_errors():
+    with pytest.raises(ValueError, match="backend"):
+        ApproxModel(KwsCNN(), KWS_SHAPE, backend="gpu")
+    with pytest.raises(ValueError, match="input_shape"):
+        ApproxModel(KwsCNN(), (1, 10, 10))
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.GELU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3))
+    with pytest.raises(ValueError, match=r"operator '1' \(GELU\) is not supported"):
+        ApproxModel(net, (1, 8, 8))
+    with pytest.raises(ValueError, match="module: expected a torch nn.Module"):
+        ApproxModel("model", (1, 8, 8))
+
+
+# ------------------------------------------------------------------------------ ops table
+
+def test_ops_table_kws(kws):
+    _, am = kws
+    ops = am.ops.set_index("name")
+    assert list(am.ops.name) == ["conv1", "relu1", "pool1", "conv2", "relu2", "flatten",
+                                 "classifier"]
+    assert ops.loc["conv1", "flops"] == 64 * 1 * 20 * 8 * 82 * 33  # w.numel * Ho * Wo
+    assert ops.loc["conv2", "flops"] == 64 * 64 * 10 * 4 * 32 * 13
+    assert ops.loc["relu1", "flops"] == 64 * 82 * 33
+    assert ops.loc["pool1", "flops"] == 4 * 64 * 41 * 16
+    assert ops.loc["classifier", "flops"] == 64 * 32 * 13 * 12
+    assert ops.loc["flatten", "flops"] == 0
+    assert ops.loc["conv2", "in_shape"] == (64, 41, 16)
+    assert ops.loc["conv2", "out_shape"] == (64, 32, 13)
+    assert ops.loc["conv1", "knobs"] == knobs.applicable_knobs("conv", (82, 33))
+    assert len(ops.loc["conv1", "knobs"]) == 56
+    assert ops.loc["classifier", "knobs"] == [11, 12]
+    assert ops.loc["relu1", "fused_into"] == "conv1"
+    assert am.tunable_ops == ["conv1", "relu1", "pool1", "conv2", "relu2", "classifier"]
+    assert am.op_names("conv") == ["conv1", "conv2"]
+    assert am.n_classes == 12
+
+
+def test_ops_table_har(har):
+    _, am = har
+    ops = am.ops.set_index("name")
+    assert am.ops.name.is_unique
+    assert (am.ops.kind == "conv").sum() == 14 and (am.ops.kind == "group_conv").sum() == 13
+    assert (am.ops.kind == "batchnorm").sum() == 27 and ops.folded.sum() == 27
+    dw = ops.loc["features.1.dw"]
+    assert dw.kind == "group_conv" and dw.knobs == [11, 12] and dw.layer_kind == "group_conv"
+    assert dw.flops == 8 * 9 * 32 * 32
+    assert ops.loc["features.1.dw_bn", "flops"] == 6 * 8 * 32 * 32
+    assert ops.loc["features.1.dw_bn", "fused_into"] == "features.1.dw"
+    last = ops.loc["features.13.pw"]  # 2x2 output: stride-3 offset-2 perforation skips nothing
+    assert last.out_shape == (256, 2, 2)
+    assert last.knobs == knobs.applicable_knobs("conv", (2, 2))
+    assert 127 not in last.knobs and 121 in last.knobs
+    assert ops.loc["pool", "flops"] == 4 * 256 and ops.loc["pool", "out_shape"] == (256, 1, 1)
+    for row in am.ops.itertuples():
+        assert row.knobs == [k for k in knobs.CONV_KNOB_IDS
+                             if knobs.applicable(k, row.layer_kind, row.out_shape[1:] or None)
+                             ] or row.kind == "flatten"
+    assert am.tunable_ops == [n for n in am.ops.name if n != "flatten"]
+
+
+def test_predict_proba(kws):
+    _, am = kws
+    x = _x(KWS_SHAPE, 5, seed=9)
+    p = am.predict_proba(x, {"conv2": 232}, batch_size=2)
+    assert p.shape == (5, 12) and p.dtype == np.float32
+    np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
+    z = am.run(x, {"conv2": 232})
+    np.testing.assert_allclose(p, torch.softmax(torch.from_numpy(z), 1).numpy(), atol=1e-6)
+
+
+class _Residual(nn.Module):
+    """A user CNN: input BN, functional relu, residual add, max/avg pools, torch.flatten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn0 = nn.BatchNorm2d(2)
+        self.conv1 = nn.Conv2d(2, 6, 3, padding=1)
+        self.conv2 = nn.Conv2d(6, 6, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(6)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.avg = nn.AvgPool2d(2)
+        self.dropout = nn.Dropout(0.3)
+        self.fc = nn.Linear(6 * 2 * 2, 4)
+
+    def forward(self, x):
+        x = self.bn0(x)
+        y = torch.relu(self.conv1(x))
+        x = torch.nn.functional.relu(self.bn2(self.conv2(y)) + y)
+        x = self.avg(self.pool(x))
+        return self.fc(self.dropout(torch.flatten(x, 1)))
+
+
+def test_generic_fx_model():
+    torch.manual_seed(3)
+    net = _perturb_bn(_Residual())
+    am = ApproxModel(net, (2, 8, 8))
+    kinds = dict(zip(am.ops.name, am.ops.kind, strict=True))
+    assert kinds["bn0"] == "batchnorm" and kinds["add"] == "add"
+    assert not am.ops.set_index("name").loc["bn0", "folded"]
+    assert am.ops.set_index("name").loc["bn2", "folded"]
+    x = _x((2, 8, 8), 4)
+    _close(am.run(x), _torch(net, x), 1e-5)
+    _close(am.run(x, backend="reference"), _torch(net, x), 1e-5)
+    cfg = {n: 12 for n in am.tunable_ops} | {"conv2": 233}
+    _close(am.run(x, cfg), am.run(x, cfg, backend="reference"), 2e-2)
