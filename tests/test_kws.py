@@ -1,0 +1,370 @@
+"""Keyword-spotting data: Speech Commands loader, eSpeak synthesis, MFCC, context traces."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mobiprox_lab.datasets import Splits, kws
+from mobiprox_lab.datasets.traces import Trace
+
+SR = kws.SAMPLE_RATE
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Keep this module's generated artefacts out of the repository's data/cache."""
+    old = os.environ.get("MOBIPROX_DATA")
+    os.environ["MOBIPROX_DATA"] = str(tmp_path_factory.mktemp("mobiprox_data"))
+    yield
+    if old is None:
+        os.environ.pop("MOBIPROX_DATA", None)
+    else:
+        os.environ["MOBIPROX_DATA"] = old
+
+
+# ------------------------------------------------------------------ Speech Commands tree
+
+
+def _tone(seconds: float, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def _wav(path: Path, data: np.ndarray, sr: int = SR) -> None:
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), data, sr, subtype="PCM_16")
+
+
+@pytest.fixture()
+def sc_root(tmp_path: Path) -> Path:
+    """A tiny Speech Commands tree: 2 keyword folders, 1 non-keyword folder, lists, noise."""
+    root = tmp_path / "speech_commands"
+    _wav(root / "yes" / "aaa_nohash_0.wav", _tone(1.0, 300))
+    _wav(root / "yes" / "bbb_nohash_0.wav", _tone(0.5, 300))  # short -> padded
+    _wav(root / "yes" / "ccc_nohash_0.wav", _tone(1.25, 300))  # long -> trimmed
+    _wav(root / "no" / "aaa_nohash_1.wav", _tone(1.0, 500))
+    _wav(root / "no" / "ddd_nohash_0.wav", _tone(0.8, 500))
+    _wav(root / "bed" / "eee_nohash_0.wav", _tone(1.0, 700))
+    _wav(root / "bed" / "ggg_nohash_1.wav", _tone(1.0, 700))
+    rng = np.random.default_rng(0)
+    _wav(root / kws.BACKGROUND / "white_noise.wav",
+         (0.3 * rng.uniform(-1, 1, 5 * SR)).astype(np.float32))
+    _wav(root / kws.BACKGROUND / "hum.wav", _tone(3.0, 60, amp=0.4))
+    (root / "validation_list.txt").write_text("yes/bbb_nohash_0.wav\nbed/eee_nohash_0.wav\n")
+    (root / "testing_list.txt").write_text("no/ddd_nohash_0.wav\n")
+    return root
+
+
+def test_loader_split_membership_and_labels(sc_root: Path) -> None:
+    tr = kws.load_speech_commands(sc_root, "train", silence_fraction=1.0,
+                                  unknown_fraction=None, progress=False)
+    words = tr.extra["path"][tr.y != kws.SILENCE]
+    assert sorted(words) == ["bed/ggg_nohash_1.wav", "no/aaa_nohash_1.wav",
+                             "yes/aaa_nohash_0.wav", "yes/ccc_nohash_0.wav"]
+    label = dict(zip(tr.extra["path"], tr.y, strict=True))
+    assert label["yes/aaa_nohash_0.wav"] == kws.LABELS.index("yes")
+    assert label["no/aaa_nohash_1.wav"] == kws.LABELS.index("no")
+    assert label["bed/ggg_nohash_1.wav"] == kws.UNKNOWN
+    speakers = dict(zip(tr.extra["path"], tr.speaker, strict=True))
+    assert speakers["bed/ggg_nohash_1.wav"] == "ggg"
+    # silence: ceil(1.0 * 3 keyword clips), cut from the background-noise files
+    sil = tr.y == kws.SILENCE
+    assert sil.sum() == 3
+    assert set(tr.noise[sil]) <= {"white_noise", "hum"}
+    assert set(tr.speaker[sil]) == {"_silence_train_"}
+    assert np.isnan(tr.snr_db).all()
+
+    val = kws.load_speech_commands(sc_root, "validation", silence_fraction=0.0,
+                                   unknown_fraction=None, progress=False)
+    assert sorted(val.extra["path"]) == ["bed/eee_nohash_0.wav", "yes/bbb_nohash_0.wav"]
+    te = kws.load_speech_commands(sc_root, "test", silence_fraction=0.0, progress=False)
+    assert list(te.extra["path"]) == ["no/ddd_nohash_0.wav"]
+    assert set(tr.speaker) & set(te.speaker) == set()
+
+
+def test_loader_padding_trimming_dtype_range(sc_root: Path) -> None:
+    tr = kws.load_speech_commands(sc_root, "train", silence_fraction=1.0,
+                                  unknown_fraction=None, progress=False)
+    val = kws.load_speech_commands(sc_root, "validation", silence_fraction=0.0,
+                                   unknown_fraction=None, progress=False)
+    for ds in (tr, val):
+        assert ds.audio.dtype == np.float32 and ds.audio.shape == (len(ds), kws.CLIP)
+        assert ds.y.dtype == np.int64
+        assert np.abs(ds.audio).max() <= 1.0
+    short = val.audio[list(val.extra["path"]).index("yes/bbb_nohash_0.wav")]
+    assert np.abs(short[: SR // 2 - 10]).max() > 0.4  # the 0.5-s tone...
+    assert not short[SR // 2:].any()  # ...then zeros
+    long = tr.audio[list(tr.extra["path"]).index("yes/ccc_nohash_0.wav")]
+    np.testing.assert_allclose(long, _tone(1.25, 300)[:SR], atol=1e-4)  # first second kept
+    sil = tr.audio[tr.y == kws.SILENCE]
+    assert (np.abs(sil) <= 0.4 + 1e-4).all()  # background scaled by a gain in [0, 1]
+
+
+def test_loader_unknown_subsample(sc_root: Path) -> None:
+    tr = kws.load_speech_commands(sc_root, "train", silence_fraction=0.0,
+                                  unknown_fraction=0.1, progress=False)
+    assert (tr.y == kws.UNKNOWN).sum() == 1  # ceil(0.1 * 3 keyword clips)
+
+
+def test_loader_errors(sc_root: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        kws.load_speech_commands(missing)
+    with pytest.raises(ValueError, match="split"):
+        kws.load_speech_commands(sc_root, "dev")
+    _wav(sc_root / "yes" / "fff_nohash_0.wav", _tone(1.0), sr=8000)
+    with pytest.raises(ValueError, match=r"fff_nohash_0\.wav.*16000"):
+        kws.load_speech_commands(sc_root, "train", progress=False)
+    (sc_root / "yes" / "fff_nohash_0.wav").unlink()
+    (sc_root / "testing_list.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="testing_list.txt"):
+        kws.load_speech_commands(sc_root, "train", progress=False)
+
+
+def test_loader_empty_and_missing_background(tmp_path: Path) -> None:
+    root = tmp_path / "sc"
+    _wav(root / "yes" / "aaa_nohash_0.wav", _tone(1.0))
+    (root / "validation_list.txt").write_text("")
+    (root / "testing_list.txt").write_text("")
+    with pytest.raises(ValueError, match="'test' split"):
+        kws.load_speech_commands(root, "test", silence_fraction=0.0, progress=False)
+    with pytest.raises(FileNotFoundError, match=kws.BACKGROUND):
+        kws.load_speech_commands(root, "train", silence_fraction=0.5, progress=False)
+
+
+def test_prepare_real(sc_root: Path) -> None:
+    sp = kws.prepare(root=sc_root, progress=False)
+    assert isinstance(sp, Splits) and sp.task == "kws" and sp.labels == kws.LABELS
+    assert sp.input_shape == (1, 101, 40)
+    assert sp.meta["source"] == "speech_commands"
+    groups = [set(s.group.tolist()) for s in (sp.train, sp.tune, sp.test)]
+    assert not (groups[0] & groups[1]) and not (groups[0] & groups[2])
+    assert not (groups[1] & groups[2])
+    for s in (sp.train, sp.tune, sp.test):
+        assert s.x.dtype == np.float32 and np.isfinite(s.x).all()
+    tr = kws.context_trace(sp, minutes=1.0, dwell_minutes=(0.2, 0.3), progress=False)
+    assert len(tr) == 60 and set(tr.y.tolist()) <= {kws.SILENCE, kws.LABELS.index("no")}
+    assert set(tr.meta["speaker"][tr.y != kws.SILENCE]) <= {"ddd"}  # the real test speaker
+    with pytest.raises(ValueError, match="synthesis options"):
+        kws.prepare(root=sc_root, snr_db=(0.0, 10.0))
+    with pytest.raises(ValueError, match="synth_options"):
+        kws.prepare(quick=True, loudness=3)
+
+
+# -------------------------------------------------------------------------- synthesis
+
+N_SMALL = 12  # examples per class in the synthesis tests
+
+
+@pytest.fixture(scope="module")
+def small_synth() -> tuple[kws.AudioSet, float]:
+    t0 = time.perf_counter()
+    ds = kws.synth_keywords(N_SMALL, seed=0, use_cache=False, progress=False)
+    return ds, time.perf_counter() - t0
+
+
+def test_synth_deterministic_and_seeded(small_synth) -> None:
+    ds, _ = small_synth
+    again = kws.synth_keywords(N_SMALL, seed=0, use_cache=False, progress=False)
+    np.testing.assert_array_equal(ds.audio, again.audio)
+    np.testing.assert_array_equal(ds.y, again.y)
+    np.testing.assert_array_equal(ds.speaker, again.speaker)
+    np.testing.assert_array_equal(ds.snr_db, again.snr_db)
+    other = kws.synth_keywords(N_SMALL, seed=1, use_cache=False, progress=False)
+    assert not np.array_equal(ds.audio, other.audio)
+    cached = kws.synth_keywords(N_SMALL, seed=0, progress=False)  # writes, then reads back
+    np.testing.assert_array_equal(kws.synth_keywords(N_SMALL, seed=0, progress=False).audio,
+                                  cached.audio)
+    np.testing.assert_array_equal(cached.audio, ds.audio)
+
+
+def test_synth_balance_format_and_snr(small_synth) -> None:
+    ds, seconds = small_synth
+    print(f"synth_keywords({N_SMALL}) cold: {seconds:.1f} s")
+    assert ds.audio.dtype == np.float32 and ds.audio.shape == (12 * N_SMALL, kws.CLIP)
+    assert np.abs(ds.audio).max() <= 1.0
+    np.testing.assert_array_equal(ds.class_counts(), np.full(12, N_SMALL))
+    for split in kws.SPLIT_NAMES:
+        counts = np.bincount(ds.y[ds.split == split], minlength=12)
+        assert counts.min() == counts.max() > 0
+    words = ds.y != kws.SILENCE
+    assert np.isnan(ds.snr_db[~words]).all()
+    snr = ds.snr_db[words]
+    assert snr.min() >= -5.0 and snr.max() <= 30.0
+    assert snr.min() < 5.0 and snr.max() > 20.0  # the range is actually covered
+    assert set(ds.word[ds.y == kws.UNKNOWN]) <= set(kws.UNKNOWN_WORDS)
+    kw = (ds.y >= 2)
+    assert (ds.word[kw] == np.asarray(kws.LABELS)[ds.y[kw]]).all()
+    assert len(set(ds.noise)) >= 3 and set(ds.noise) <= set(kws.NOISE_TYPES)
+    assert len(ds.info()) == len(ds)
+
+
+def test_synth_voices_disjoint(small_synth) -> None:
+    ds, _ = small_synth
+    voices = {s: set(ds.speaker[(ds.split == s) & (ds.y != kws.SILENCE)])
+              for s in kws.SPLIT_NAMES}
+    assert voices["train"] and voices["tune"] and voices["test"]
+    assert not voices["train"] & voices["test"]
+    assert not voices["train"] & voices["tune"] and not voices["tune"] & voices["test"]
+    catalogue = kws.synth_voices(0)
+    variants = {s: {v.variant for v in catalogue if v.split == s} for s in kws.SPLIT_NAMES}
+    assert not variants["train"] & variants["test"]  # unseen timbres, not just accents
+    assert len({v.accent for v in catalogue}) > 8
+    assert {v.kind for v in catalogue} == {"male", "female", "child", "preset"}
+    assert catalogue == kws.synth_voices(0) and catalogue != kws.synth_voices(1)
+
+
+def test_synth_words_audible_at_high_snr() -> None:
+    ds = kws.synth_keywords(4, seed=3, snr_db=(30.0, 30.0), noise_types=("pink",),
+                            use_cache=False, progress=False)
+    for i in np.flatnonzero(ds.y != kws.SILENCE):
+        a = int(ds.extra["shift_s"][i] * SR)
+        b = a + int(ds.extra["duration_s"][i] * SR)
+        assert b - a > 0.05 * SR
+        speech = np.sqrt(np.mean(ds.audio[i, a:b] ** 2))
+        rest = np.concatenate([ds.audio[i, :a], ds.audio[i, b:]])
+        if len(rest) > 400:
+            assert 20 * np.log10(speech / np.sqrt(np.mean(rest ** 2))) > 20.0
+
+
+def test_synth_validation() -> None:
+    with pytest.raises(ValueError, match="n_per_word"):
+        kws.synth_keywords(0)
+    with pytest.raises(ValueError, match="noise_types"):
+        kws.synth_keywords(2, noise_types=("jet",))
+    with pytest.raises(ValueError, match="snr_db"):
+        kws.synth_keywords(2, snr_db=(10.0, 0.0))
+
+
+def test_noise_types_unit_rms_and_coloured() -> None:
+    rng = np.random.default_rng(0)
+    speech = kws._babble_speech(0)
+    spectra = {}
+    for kind in kws.NOISE_TYPES:
+        x = kws.make_noise(kind, 6, rng, speech)
+        assert x.shape == (6, kws.CLIP) and x.dtype == np.float32
+        np.testing.assert_allclose(np.sqrt(np.mean(x.astype(np.float64) ** 2, axis=1)), 1.0,
+                                   rtol=1e-4)
+        power = np.mean(np.abs(np.fft.rfft(x, axis=1)) ** 2, axis=0)
+        spectra[kind] = power[100:1000].sum() / power[4000:8000].sum()  # 100-1000 vs 4-8 kHz
+    assert spectra["white"] < spectra["pink"] < spectra["brown"]
+    with pytest.raises(ValueError, match="babble_speech"):
+        kws.make_noise("babble", 2, rng)
+
+
+def test_espeak_generated_variant_and_unknown_variant(tmp_path: Path) -> None:
+    from mobiprox_lab.datasets import _espeak
+
+    high = ("language variant\nname hi\ngender female\npitch 240 300\n"
+            "formant 1 120 100 100\nformant 2 120 100 100\n")
+    root = _espeak.build_data_dir(tmp_path / "esp", {"hi": high}, languages=("en-us",),
+                                  keep_variants=("m1",))
+    low, hi_wav = _espeak.synthesize([("go", "en-us+m1", 150, 50, 50, 1),
+                                      ("go", "en-us+hi", 150, 50, 50, 1, 1.1)], root)
+    assert len(low) > 0.1 * SR and np.abs(hi_wav).max() > 0.05
+
+    def f0(wav: np.ndarray) -> float:
+        import librosa
+
+        return float(np.median(librosa.yin(wav, fmin=60, fmax=500, sr=SR, frame_length=1024)))
+
+    assert f0(hi_wav) > 1.5 * f0(low)
+    with pytest.raises(RuntimeError, match="nonexistent"):
+        _espeak.synthesize([("go", "en-us+nonexistent", 150, 50, 50, 1)], root)
+    with pytest.raises(ValueError, match="language"):
+        _espeak.language_file("xx-nowhere")
+
+
+# ------------------------------------------------------------------------------- MFCC
+
+
+def test_mfcc_shape_and_librosa_consistency() -> None:
+    import librosa
+
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((3, kws.CLIP))).astype(np.float32)
+    x[1] *= 0.001  # a quiet clip: the 80 dB floor is per clip, not per batch
+    feats = kws.mfcc(x, batch=2)
+    assert feats.shape == (3, 101, 40) and feats.dtype == np.float32
+    assert kws.mfcc(x[0]).shape == (101, 40)
+    p = kws.MFCC_PARAMS
+    for i in range(3):
+        ref = librosa.feature.mfcc(y=x[i], sr=p["sr"], n_mfcc=40, n_fft=480, win_length=480,
+                                   hop_length=160, n_mels=40, fmin=20.0, fmax=4000.0)
+        np.testing.assert_allclose(feats[i], ref.T, rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(kws.mfcc(x, batch=1, workers=1), feats)
+    with pytest.raises(ValueError, match="audio"):
+        kws.mfcc(np.zeros((2, kws.CLIP), dtype=np.int16))
+    with pytest.raises(ValueError, match="audio"):
+        kws.mfcc(np.zeros((2, 3, kws.CLIP), dtype=np.float32))
+
+
+@settings(max_examples=15, deadline=None)
+@given(freq=st.floats(min_value=150.0, max_value=3700.0))
+def test_mfcc_pure_tone_lands_in_its_mel_band(freq: float) -> None:
+    import librosa
+    from scipy.fft import idct
+
+    feats = kws.mfcc(_tone(1.0, freq))
+    log_mel = idct(feats[50], type=2, norm="ortho")  # undo the orthonormal DCT
+    centres = librosa.mel_frequencies(42, fmin=20.0, fmax=4000.0)[1:-1]
+    nearest = int(np.argmin(np.abs(centres - freq)))
+    assert abs(int(np.argmax(log_mel)) - nearest) <= 1
+
+
+# ---------------------------------------------------------------- prepare + context trace
+
+
+@pytest.fixture(scope="module")
+def quick_splits() -> Splits:
+    return kws.prepare(quick=True, progress=False)
+
+
+def test_prepare_quick(quick_splits: Splits) -> None:
+    sp = quick_splits
+    assert sp.task == "kws" and sp.n_classes == 12 and sp.input_shape == (1, 101, 40)
+    for name in kws.SPLIT_NAMES:
+        s = getattr(sp, name)
+        assert s.x.dtype == np.float32 and s.y.dtype == np.int64 and s.group.dtype == np.int64
+        assert len(sp.meta["examples"][name]["snr_db"]) == len(s)
+        assert np.bincount(s.y, minlength=12).min() > 0
+    mu = sp.train.x.mean(axis=(0, 2)), sp.train.x.std(axis=(0, 2))
+    np.testing.assert_allclose(mu[0], 0.0, atol=1e-3)
+    np.testing.assert_allclose(mu[1], 1.0, atol=1e-2)
+    groups = [set(getattr(sp, n).group.tolist()) for n in kws.SPLIT_NAMES]
+    assert not groups[0] & groups[2] and not groups[0] & groups[1]
+    assert not set(sp.meta["voices"]["train"]) & set(sp.meta["voices"]["test"])
+
+
+def test_context_trace(quick_splits: Splits) -> None:
+    kwargs = dict(minutes=4.0, dwell_minutes=(0.4, 0.8), seed=2, progress=False)
+    tr = kws.context_trace(quick_splits, use_cache=False, **kwargs)
+    assert isinstance(tr, Trace) and len(tr) == 240
+    assert tr.pool_x.shape == (240, 1, 101, 40) and tr.pool_x.dtype == np.float32
+    np.testing.assert_array_equal(tr.pool_index, np.arange(240))
+    np.testing.assert_allclose(np.diff(tr.t), 1.0)
+    assert tr.context_names == ("quiet", "office", "street")
+    assert set(tr.context.tolist()) == {0, 1, 2}
+    track = tr.meta["snr_track_db"]
+    mean = [track[tr.context == c].mean() for c in range(3)]
+    assert mean[0] > mean[1] > mean[2]
+    assert (tr.y == kws.SILENCE).any() and (tr.y >= 2).any()
+    test_voices = set(quick_splits.meta["voices"]["test"])
+    spoken = tr.meta["speaker"][tr.y != kws.SILENCE]
+    assert set(spoken) <= test_voices
+    again = kws.context_trace(quick_splits, use_cache=False, **kwargs)
+    np.testing.assert_array_equal(tr.pool_x, again.pool_x)
+    np.testing.assert_array_equal(tr.context, again.context)
+    with pytest.raises(ValueError, match="contexts"):
+        kws.context_trace(quick_splits, contexts=("quiet", "jungle"))
+    with pytest.raises(ValueError, match="minutes"):
+        kws.context_trace(quick_splits, minutes=0)
