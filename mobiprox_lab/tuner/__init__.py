@@ -1,0 +1,340 @@
+"""The tuner: QoS models P1 / P2, the NSGA-II search, selection, validation, config files.
+
+``tune(task_or_model, ...)`` runs the whole offline pipeline of Mobiprox / ApproxTuner:
+
+1. single-op profile of the tune set (:mod:`.qos`; cached per (op, knob), resumable,
+   parallel through ``executor``);
+2. search over one knob per tunable op (:mod:`.search`, :func:`run_search`: Optuna
+   NSGA-II over predicted (QoS, speedup) under the tuner threshold; resumable study);
+3. selection (:mod:`.select`): the Pareto set of the trials within the keep threshold plus
+   the ``n_nearest`` points nearest to it;
+4. validation: each candidate is run on the tune set ("validated") and on the test set;
+   those losing more than ``keep_threshold`` pp on either are dropped;
+5. the authors' final rule (validated tune-set QoS loss, predicted speedup) -> conf0..confN;
+6. the profiler measures the final list on the test set (latency, energy, confidences);
+7. the list is written as HPVM text, JSON and CSV (:mod:`.configfile`).
+
+QoS is accuracy in %; QoS losses and thresholds are percentage points below the exact
+network's accuracy on the same data.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import cache
+from ..profiler import (
+    CostModel,
+    data_arrays,
+    model_fingerprint,
+    profile,
+    profile_probs,
+    softmax_stats,
+)
+from .configfile import ConfigFile, knob_name, read_configs, write_configs
+from .qos import SingleOpProfile, empirical_qos, single_op_profile
+from .search import (
+    SearchResult,
+    SearchSpace,
+    build_space,
+    default_seeds,
+    open_study,
+    prune_knobs,
+    run_search,
+    trials_frame,
+)
+from .select import final_rule, hypervolume_2d, is_exact, pareto_mask, select_candidates
+
+__all__ = [
+    "QOS_MODELS", "ConfigFile", "SearchResult", "SearchSpace", "SingleOpProfile", "TuneResult",
+    "build_space", "default_seeds", "empirical_qos", "final_rule", "hypervolume_2d",
+    "is_exact", "knob_name", "open_study", "pareto_mask", "prune_knobs", "read_configs",
+    "run_search", "select_candidates", "single_op_profile", "trials_frame", "tune",
+    "write_configs",
+]
+
+QOS_MODELS = ("p1", "p2", "empirical")
+DEFAULT_TRIALS = {"p1": 3000, "p2": 3000, "empirical": 300}
+QUICK_TRIALS = {"p1": 400, "p2": 400, "empirical": 40}
+MEASURE_DEFAULTS = {"batch_size": 32, "warmup": 1, "repeats": 3}
+QUICK_MEASURE = {"batch_size": 8, "warmup": 1, "repeats": 2}
+
+
+@dataclass
+class TuneResult:
+    """What :func:`tune` returns.
+
+    configs : the final list conf0 (exact) .. confN, one row each: name, config (dict of
+        non-exact knobs), predicted_speedup, fp16_fraction, qos_pred (the search's QoS model,
+        tune set, %), qos_tune / qos_loss_tune (validated on the tune set), qos_test /
+        qos_loss_test, then the profile of the test set (see ``profiler.profile``: speedup
+        (measured), accuracy, qos_loss, latency_s, confidences, per-class columns,
+        rel_inference_energy, rel_system_energy ...) and energy (= rel_inference_energy).
+        Without measurement, speedup = predicted_speedup and the energy columns are NaN.
+    candidates : every validated candidate (before the final rule) with qos_p1 / qos_p2
+        predictions where a single-op profile exists and ``kept`` (within the keep
+        threshold on both sets).
+    trials : every finished search trial (``search.SearchResult.trials``).
+    study : the persistent Optuna study; study_name its name.
+    paths : {"txt", "json", "csv"} -> written configuration files.
+    baseline : exact accuracies {"tune": %, "test": %}.
+    timings : seconds per stage; n_evaluations : QoS-model evaluations in this call.
+    """
+
+    configs: pd.DataFrame
+    candidates: pd.DataFrame
+    trials: pd.DataFrame
+    study: object
+    study_name: str
+    paths: dict[str, Path]
+    baseline: dict[str, float]
+    space: SearchSpace
+    single_op: SingleOpProfile | None
+    model: object
+    timings: dict[str, float] = field(default_factory=dict)
+    n_evaluations: int = 0
+
+    @property
+    def config_list(self) -> list[dict[str, int]]:
+        """The final configurations (conf0 .. confN), as mappings of non-exact knobs."""
+        return [dict(c) for c in self.configs["config"]]
+
+
+def _resolve(task_or_model, quick: bool, model_seed: int, tune_data, test_data):
+    """(ApproxModel, tune split, test split, label) of a task name, TrainedModel or model."""
+    from .. import datasets
+
+    if isinstance(task_or_model, str):
+        if task_or_model not in datasets.TASKS:
+            raise ValueError(f"task_or_model: expected one of {datasets.TASKS}, an "
+                             f"ApproxModel or a TrainedModel, got {task_or_model!r}")
+        from ..models import load_or_train
+
+        splits = None
+        if tune_data is None or test_data is None:
+            splits = datasets.prepare(task_or_model, quick=quick)
+        trained = load_or_train(task_or_model, quick=quick, seed=model_seed, splits=splits)
+        task_or_model = trained
+    if hasattr(task_or_model, "module") and hasattr(task_or_model, "task"):
+        from ..runtime import ApproxModel
+
+        trained = task_or_model
+        if tune_data is None or test_data is None:
+            splits = datasets.prepare(trained.task, quick=bool(trained.info.get("quick", quick)))
+            tune_data = splits.tune if tune_data is None else tune_data
+            test_data = splits.test if test_data is None else test_data
+        model = ApproxModel(trained.module, trained.input_shape, backend="numba")
+        return model, tune_data, test_data, trained.task
+    if hasattr(task_or_model, "ops") and hasattr(task_or_model, "run"):
+        if tune_data is None or test_data is None:
+            raise ValueError("tune_data, test_data: required when task_or_model is a model "
+                             "(Splits: e.g. datasets.prepare(task).tune / .test)")
+        return task_or_model, tune_data, test_data, "model"
+    raise ValueError(f"task_or_model: expected 'har', 'kws', a TrainedModel or an ApproxModel, "
+                     f"got {type(task_or_model).__name__}")
+
+
+def _number(name: str, value, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+            or not math.isfinite(value) or value < minimum:
+        raise ValueError(f"{name}: expected a number >= {minimum}, got {value!r}")
+    return float(value)
+
+
+def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
+         keep_threshold: float = 5.0, trials: int | None = None, n_nearest: int = 20,
+         seed: int = 0, executor=None, scheduler: str | None = None, quick: bool = False,
+         tune_data=None, test_data=None, ops=None, population_size: int = 50,
+         prune_top_k: int | None = 2, storage=None, out_dir: str | Path | None = None,
+         measure: bool = True, profile_kwargs: dict | None = None, model_seed: int = 0,
+         progress: bool = True) -> TuneResult:
+    """Tune a model end to end (see the module doc) and write its configuration files.
+
+    task_or_model : "har" / "kws" (the cached trained model, trained if needed; CLI
+        ``--model``), a ``models.TrainedModel``, or an ``ApproxModel`` with ``tune_data`` and
+        ``test_data``.
+    qos_model : "p1", "p2" or "empirical" (``--qos-model``).
+    tuner_threshold, keep_threshold : pp of QoS loss (``--tuner-threshold``,
+        ``--keep-threshold``): the search's constraint; what a kept configuration may lose on
+        the tune and the test set.
+    trials : total search budget (``--trials``); default 3000 (P1 / P2) or 300 (empirical),
+        400 / 40 with ``quick``.
+    n_nearest : non-Pareto candidates nearest the front also validated.
+    seed : the search's seed (deterministic for a seed); model_seed: the trained model's.
+    executor : ``concurrent.futures`` executor or ``dask.distributed.Client`` for the
+        single-op profile, empirical QoS and validation; scheduler : a Dask scheduler
+        address (``--scheduler``) to connect a client to instead (closed at the end).
+    quick : small data (task names) and budgets.
+    ops : op names to tune (default ``model.tunable_ops``; e.g. ``model.op_names("conv")``).
+    population_size : NSGA-II generation size. prune_top_k : knobs kept per op and speedup
+        level (``search.prune_knobs``); None = all applicable knobs.
+    storage : Optuna storage of the study (default a journal file under
+        ``cache_dir("tuning")``; "sqlite" for a SQLite file there; or a URL / object).
+    out_dir : where the configuration files go (default ``cache_dir("tuning", study)``).
+    measure : profile the final list (numba latency, energy) with ``profile_kwargs``
+        (default batch_size 32, warmup 1, repeats 3; quick: 8 / 1 / 2).
+    """
+    if qos_model not in QOS_MODELS:
+        raise ValueError(f"qos_model: expected one of {QOS_MODELS}, got {qos_model!r}")
+    tuner_threshold = _number("tuner_threshold", tuner_threshold)
+    keep_threshold = _number("keep_threshold", keep_threshold)
+    if trials is None:
+        trials = (QUICK_TRIALS if quick else DEFAULT_TRIALS)[qos_model]
+    if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 1:
+        raise ValueError(f"trials: expected an int >= 1, got {trials!r}")
+    if isinstance(n_nearest, bool) or not isinstance(n_nearest, (int, np.integer)) \
+            or n_nearest < 0:
+        raise ValueError(f"n_nearest: expected an int >= 0, got {n_nearest!r}")
+    if executor is not None and scheduler is not None:
+        raise ValueError("scheduler: give either executor or scheduler, not both")
+    client = None
+    if scheduler is not None:
+        from distributed import Client
+
+        executor = client = Client(scheduler)
+    try:
+        return _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, int(trials),
+                     int(n_nearest), int(seed), executor, quick, tune_data, test_data, ops,
+                     population_size, prune_top_k, storage, out_dir, measure, profile_kwargs,
+                     model_seed, progress)
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, trials, n_nearest, seed,
+          executor, quick, tune_data, test_data, ops, population_size, prune_top_k, storage,
+          out_dir, measure, profile_kwargs, model_seed, progress) -> TuneResult:
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = now - clock
+        clock = now
+
+    model, tune_data, test_data, label = _resolve(task_or_model, quick, model_seed, tune_data,
+                                                  test_data)
+    xt, yt = data_arrays(tune_data, "tune_data")
+    data_arrays(test_data, "test_data")
+    cost = CostModel.of(model)
+    ops = list(model.tunable_ops if ops is None else ops)
+    lap("setup")
+
+    single = None
+    if qos_model in ("p1", "p2") or prune_top_k is not None:
+        single = single_op_profile(model, tune_data, ops=ops, executor=executor,
+                                   progress=progress)
+        ops = single.ops
+    lap("single_op_profile")
+    space = build_space(cost, ops, single, prune_top_k)
+    cost_cols = np.array([cost.index[op] for op in space.ops])
+
+    def full_matrix(K: np.ndarray) -> np.ndarray:
+        Kc = np.full((len(K), len(cost.names)), 11, np.int64)
+        Kc[:, cost_cols] = K
+        return Kc
+
+    def speedup(K: np.ndarray) -> np.ndarray:
+        return cost.speedups(full_matrix(K))
+
+    if single is not None:
+        prof_cols = np.array([single.ops.index(op) for op in space.ops])
+
+        def profile_matrix(K: np.ndarray) -> np.ndarray:
+            Kp = np.full((len(K), len(single.ops)), 11, np.int64)
+            Kp[:, prof_cols] = K
+            return Kp
+
+    if qos_model in ("p1", "p2"):
+        baseline_qos = single.baseline_accuracy
+
+        def evaluate(K: np.ndarray) -> np.ndarray:
+            return single.predict(profile_matrix(K), qos_model)
+    else:
+        baseline_qos = float(empirical_qos(model, [{}], tune_data, executor=executor,
+                                           progress=False)[0])
+
+        def evaluate(K: np.ndarray) -> np.ndarray:
+            return empirical_qos(model, [space.config(r) for r in K], tune_data,
+                                 executor=executor, progress=False)
+
+    key = cache.cache_key(model=model_fingerprint(model), data=cache.cache_key(x=xt, y=yt),
+                          qos_model=qos_model, tuner_threshold=tuner_threshold,
+                          space=space.key, seed=seed, population_size=int(population_size))
+    study_name = f"{label}-{qos_model}-{key}"
+    seeds = default_seeds(space, single, max_seeds=max(1, trials // 4))
+    result = run_search(space, evaluate, speedup, baseline_qos=baseline_qos,
+                    tuner_threshold=tuner_threshold, trials=trials, study_name=study_name,
+                    storage=storage, seed=seed, population_size=population_size, seeds=seeds,
+                    progress=progress)
+    lap("search")
+
+    cands = select_candidates(result.trials, baseline_qos=baseline_qos,
+                              keep_threshold=keep_threshold, n_nearest=n_nearest)
+    cands = cands[[not is_exact(c) for c in cands["config"]]]
+    configs = [{}] + [dict(c) for c in cands["config"]]
+    table = pd.DataFrame({
+        "config": configs,
+        "trial": [-1] + list(cands["trial"]),
+        "pareto": [True] + list(cands["pareto"]),
+        "qos_pred": [baseline_qos] + list(cands["qos"]),
+    })
+    Kc = cost.matrix(configs)
+    table["predicted_speedup"] = cost.speedups(Kc)
+    table["fp16_fraction"] = cost.fp16_fractions(Kc)
+    if single is not None:
+        Kp = single.matrix(configs)
+        table["qos_p1"] = single.predict_p1(Kp)
+        table["qos_p2"] = single.predict_p2(Kp)
+    for name, data in (("tune", tune_data), ("test", test_data)):
+        acc = empirical_qos(model, configs, data, executor=executor, progress=progress)
+        table[f"qos_{name}"] = acc
+        table[f"qos_loss_{name}"] = acc[0] - acc
+    table["kept"] = (table["qos_loss_tune"] <= keep_threshold + 1e-9) & \
+        (table["qos_loss_test"] <= keep_threshold + 1e-9)
+    baseline = {"tune": float(table.at[0, "qos_tune"]), "test": float(table.at[0, "qos_test"])}
+    lap("validate")
+
+    final = final_rule(table[table["kept"]], loss="qos_loss_tune", speedup="predicted_speedup")
+    final = final.drop(columns=["candidate", "kept"], errors="ignore")
+    kw = dict(QUICK_MEASURE if quick else MEASURE_DEFAULTS)
+    kw.update(profile_kwargs or {})
+    if measure:
+        prof = profile(model, list(final["config"]), test_data, progress=progress, **kw)
+        prof = prof.drop(columns=["name", "config", "predicted_speedup", "fp16_fraction"])
+        final = pd.concat([final.reset_index(drop=True), prof], axis=1)
+        final["energy"] = final["rel_inference_energy"]
+        latency_ms = float(final.at[0, "latency_s"]) * 1e3
+    else:
+        x_test, y_test = data_arrays(test_data, "test_data")
+        probs = profile_probs(model, list(final["config"]), x_test, progress=False)
+        stats = [softmax_stats(p, y_test) for p in probs]
+        final["speedup"] = final["predicted_speedup"]
+        final["accuracy"] = [s["accuracy"] for s in stats]
+        final["qos_loss"] = stats[0]["accuracy"] - final["accuracy"]
+        for c in ("conf_mean", "conf_correct", "conf_wrong"):
+            final[c] = [s[c] for s in stats]
+        for k in range(probs.shape[2]):
+            for c in ("acc", "conf_mean", "conf_correct", "conf_wrong"):
+                final[f"{c}_c{k}"] = [s[f"{c}_class"][k] for s in stats]
+        final["energy"] = math.nan
+        latency_ms = math.nan
+    lap("profile")
+
+    folder = Path(out_dir) if out_dir is not None else cache.cache_dir("tuning", study_name)
+    cf = ConfigFile(final, list(zip(model.ops["name"], model.ops["kind"], strict=True)),
+                    latency_ms, {"study": study_name, "qos_model": qos_model,
+                                 "tuner_threshold": tuner_threshold,
+                                 "keep_threshold": keep_threshold, "baseline": baseline})
+    paths = {ext: write_configs(folder / f"configs.{ext}", cf) for ext in ("txt", "json", "csv")}
+    lap("write")
+    return TuneResult(final, table, result.trials, result.study, study_name, paths, baseline,
+                      space, single, model, timings, result.n_evaluations)
