@@ -1,0 +1,102 @@
+"""``mobiprox-lab``: the command line. Each subcommand parses flags and calls the package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _add_model(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", choices=("har", "kws"), required=True,
+                   help="which task's model: har (MobileNet on IMU windows) or kws (keyword CNN)")
+    p.add_argument("--quick", action="store_true", help="shrunken data and budgets")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+        return value
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mobiprox-lab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("figures", help="reproduce every figure into figures/ (+ summary.md/csv)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: figures/)")
+    p.add_argument("--quick", action="store_true", help="small data and budgets (minutes)")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", help="train (or load the cached) model and print its accuracy")
+    _add_model(p)
+
+    for name, text in (("tune", "search configurations and write the configuration files"),
+                       ("profile", "tune if needed, then profile the final configuration list")):
+        p = sub.add_parser(name, help=text)
+        _add_model(p)
+        p.add_argument("--qos-model", choices=("p1", "p2", "empirical"), default="p1")
+        p.add_argument("--tuner-threshold", type=_positive(float), default=3.0,
+                       help="QoS loss the search may spend, percentage points (default 3.0)")
+        p.add_argument("--keep-threshold", type=_positive(float), default=5.0,
+                       help="QoS loss a kept configuration may have, pp (default 5.0)")
+        p.add_argument("--trials", type=_positive(int), default=None,
+                       help="search budget in trials (default: the tuner's)")
+        p.add_argument("--scheduler", default=None,
+                       help="a Dask scheduler address (tcp://host:8786) to scale profiling out")
+
+    p = sub.add_parser("simulate", help="run every controller on a trace and print the table")
+    p.add_argument("--trace", choices=("har_replay", "har_day", "kws_context"), default="har_day")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def _executor(address: str | None):
+    if not address:
+        return None
+    from dask.distributed import Client
+
+    return Client(address)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "figures":
+        from .figures import make_figures
+
+        return make_figures(out_dir=args.out, quick=args.quick, seed=args.seed)
+    if args.command == "train":
+        from .models import load_or_train
+
+        trained = load_or_train(args.model, quick=args.quick, seed=args.seed)
+        for key, value in trained.info.items():
+            print(f"{key}: {value}")
+        return 0
+    if args.command in ("tune", "profile"):
+        from . import tuner
+
+        result = tuner.tune(args.model, qos_model=args.qos_model,
+                            tuner_threshold=args.tuner_threshold,
+                            keep_threshold=args.keep_threshold, trials=args.trials,
+                            seed=args.seed, quick=args.quick,
+                            executor=_executor(args.scheduler))
+        print(result.configs.to_string(max_cols=12))
+        for path in result.paths.values() if isinstance(result.paths, dict) else result.paths:
+            print(f"wrote {path}")
+        return 0
+    if args.command == "simulate":
+        from .experiments import controller_table
+
+        table = controller_table(args.trace, quick=args.quick, seed=args.seed)
+        print(table.to_string())
+        return 0
+    return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+if __name__ == "__main__":
+    sys.exit(main())

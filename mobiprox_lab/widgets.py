@@ -1,0 +1,254 @@
+"""ipywidgets panels: the controller playground and the configuration explorer.
+
+Both only arrange package results; everything they show comes from
+:mod:`mobiprox_lab.control`, :mod:`mobiprox_lab.experiments` and
+:mod:`mobiprox_lab.plots`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import ipywidgets as W
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from . import control
+from .plots import control as control_plots
+from .plots import tuning as tuning_plots
+
+
+@dataclass
+class TraceData:
+    """One trace ready for interactive simulation.
+
+    probs : prepared softmax of every config on every step (``control.prepare``).
+    energy_by_config : (n_configs,) relative inference energy; conf_correct / conf_wrong:
+    (n_configs, n_classes); inference_share: exact inference / phone energy per window.
+    """
+
+    trace: object
+    probs: control.PreparedProbs
+    energy_by_config: np.ndarray
+    conf_correct: np.ndarray
+    conf_wrong: np.ndarray
+    inference_share: float
+
+    @property
+    def n_configs(self) -> int:
+        return self.probs.n_configs
+
+
+def trace_data(setup, trace) -> TraceData:
+    """A :class:`TraceData` from an ``experiments.TaskSetup`` and one of its traces."""
+    from . import experiments
+
+    probs = control.prepare(experiments.trace_probs(setup, trace, progress=False))
+    return TraceData(trace, probs, setup.energy_by_config, setup.conf_correct,
+                     setup.conf_wrong, setup.inference_share)
+
+
+def _slider(kind, description, **kw):
+    s = kind(description=description, continuous_update=False,
+             style={"description_width": "150px"}, layout=W.Layout(width="420px"), **kw)
+    s.add_class("mobiprox-slider")
+    return s
+
+
+# factory(data, params) -> Controller, and the parameter names it reads
+_Factory = Callable[[TraceData, dict], control.Controller]
+
+
+class ControllerPlayground:
+    """Pick a trace, a controller, its factor and parameters; see the adaptation trace and
+    the summary metrics update live.
+
+    traces : {name: TraceData}. ``add_controller(name, factory)`` adds a strategy:
+    ``factory(n_configs) -> Controller`` (e.g. a user-defined subclass).
+    ``widget`` is the panel to display; ``metrics`` the HTML widget holding the numbers
+    (CSS class ``mobiprox-metrics``); ``last_seconds`` the time the last update took.
+    """
+
+    def __init__(self, traces: dict[str, TraceData], *, window_steps: int = 2400) -> None:
+        if not traces:
+            raise ValueError("traces: expected at least one {name: TraceData}")
+        self.traces = dict(traces)
+        self.window_steps = int(window_steps)
+        self.factories: dict[str, _Factory] = {}
+        self._builtin_factories()
+        self.trace_w = W.Dropdown(options=list(self.traces), description="trace")
+        self.ctrl_w = W.Dropdown(options=list(self.factories), value="state",
+                                 description="controller")
+        self.factor_w = W.ToggleButtons(options=[("linear (1)", 1), ("exponential (2)", 2)],
+                                        description="factor")
+        self.params = {
+            "window": _slider(W.IntSlider, "state window", value=3, min=2, max=8),
+            "vote_limit": _slider(W.IntSlider, "state vote limit", value=2, min=1, max=6),
+            "q": _slider(W.FloatLogSlider, "Kalman Q", value=0.1, base=10, min=-3, max=1),
+            "r": _slider(W.FloatLogSlider, "Kalman R", value=1.0, base=10, min=-2, max=2),
+            "lower": _slider(W.FloatSlider, "Kalman lower x", value=0.5, min=0.05, max=0.9,
+                             step=0.05),
+            "upper": _slider(W.FloatSlider, "Kalman upper x", value=0.95, min=0.5, max=0.999,
+                             step=0.005, readout_format=".3f"),
+            "lower_frac": _slider(W.FloatSlider, "confidence lower frac", value=0.5, min=0.0,
+                                  max=1.0, step=0.05),
+            "upper_frac": _slider(W.FloatSlider, "confidence upper frac", value=0.75,
+                                  min=0.0, max=1.0, step=0.05),
+            "target": _slider(W.FloatSlider, "budget: rel. energy", value=0.9, min=0.5,
+                              max=1.0, step=0.01),
+            "index": _slider(W.IntSlider, "static index", value=1, min=0, max=1),
+        }
+        self.uses = {
+            "state": ("window", "vote_limit"), "kalman": ("q", "r", "lower", "upper"),
+            "confidence": ("lower_frac", "upper_frac"), "budget (state)": ("target",),
+            "static": ("index",),
+        }
+        self.start_w = _slider(W.IntSlider, "plot from step", value=0, min=0, max=1,
+                               step=100)
+        self.metrics = W.HTML()
+        self.metrics.add_class("mobiprox-metrics")
+        self.plot = W.Output(layout=W.Layout(min_height="520px"))
+        self.last_seconds = float("nan")
+        self.result: control.SimResult | None = None
+        controls = W.VBox([self.trace_w, self.ctrl_w, self.factor_w,
+                           *self.params.values(), self.start_w])
+        self.widget = W.VBox([W.HBox([controls, self.metrics]), self.plot])
+        for w in (self.trace_w, self.ctrl_w, self.factor_w, self.start_w,
+                  *self.params.values()):
+            w.observe(self._on_change, names="value")
+        self._sync_ranges()
+        self.update()
+
+    # ----------------------------------------------------------------- controllers
+    def _builtin_factories(self) -> None:
+        def get(p, *names):
+            return {n: p[n] for n in names}
+
+        self.factories.update({
+            "none": lambda d, p: control.NoController(d.n_configs),
+            "naive": lambda d, p: control.NaiveController(d.n_configs, factor=p["factor"]),
+            "state": lambda d, p: control.StateController(
+                d.n_configs, factor=p["factor"], **get(p, "window", "vote_limit")),
+            "kalman": lambda d, p: control.KalmanController(
+                d.n_configs, factor=p["factor"], **get(p, "q", "r", "lower", "upper")),
+            "confidence": lambda d, p: control.ConfidenceController(
+                d.n_configs, d.conf_correct, d.conf_wrong, factor=p["factor"],
+                **get(p, "lower_frac", "upper_frac")),
+            "budget (state)": lambda d, p: control.BudgetController(
+                control.StateController(d.n_configs, factor=p["factor"]), d.energy_by_config,
+                max(p["target"], float(d.energy_by_config.min() / d.energy_by_config[0]))),
+            "static": lambda d, p: control.StaticController(
+                d.n_configs, min(p["index"], d.n_configs - 1)),
+            "oracle": lambda d, p: control.OracleController(d.n_configs, d.energy_by_config),
+        })
+
+    def add_controller(self, name: str, factory: Callable[[int], control.Controller]) -> None:
+        """Add a strategy to the dropdown: ``factory(n_configs)`` returns a fresh controller."""
+        if not callable(factory):
+            raise TypeError(f"factory: expected a callable (n_configs) -> Controller, got "
+                            f"{type(factory).__name__}")
+        self.factories[name] = lambda d, p: factory(d.n_configs)
+        self.ctrl_w.options = list(self.factories)
+        self.ctrl_w.value = name
+
+    # ---------------------------------------------------------------------- update
+    def _sync_ranges(self) -> None:
+        data = self.traces[self.trace_w.value]
+        self.params["index"].max = data.n_configs - 1
+        self.params["target"].min = round(float(data.energy_by_config.min()
+                                                / data.energy_by_config[0]), 2) + 0.01
+        self.start_w.max = max(0, len(data.trace) - self.window_steps)
+        used = self.uses.get(self.ctrl_w.value, ())
+        for name, w in self.params.items():
+            w.layout.display = None if name in used else "none"
+
+    def _on_change(self, change) -> None:
+        if change["owner"] in (self.trace_w, self.ctrl_w):
+            self._sync_ranges()
+        self.update()
+
+    def current_params(self) -> dict:
+        p = {name: w.value for name, w in self.params.items()}
+        p["factor"] = self.factor_w.value
+        return p
+
+    def simulate(self) -> control.SimResult:
+        """Run the selected controller on the selected trace (all steps)."""
+        data = self.traces[self.trace_w.value]
+        ctrl = self.factories[self.ctrl_w.value](data, self.current_params())
+        res = control.simulate(data.probs, ctrl, data.energy_by_config, labels=data.trace.y,
+                               inference_share=data.inference_share)
+        res.controller = f"{self.ctrl_w.value} x{self.factor_w.value}"
+        return res
+
+    def update(self) -> None:
+        start = time.perf_counter()
+        data = self.traces[self.trace_w.value]
+        res = self.result = self.simulate()
+        s = res.summary()
+        self.metrics.value = metrics_html(s, data.trace)
+        self.plot.clear_output(wait=True)
+        with self.plot:
+            fig = control_plots.plot_adaptation_trace(data.trace, res, start=self.start_w.value,
+                                                      steps=self.window_steps)
+            plt.show(fig)
+            plt.close(fig)
+        self.last_seconds = time.perf_counter() - start
+
+
+def metrics_html(summary: dict, trace) -> str:
+    """The playground's metric panel as HTML."""
+    rows = [
+        ("steps", f"{summary['steps']:,} ({trace.duration_s / 3600:.2f} h)"),
+        ("accuracy", f"{100 * summary['accuracy']:.2f} % (exact "
+                     f"{100 * summary['baseline_accuracy']:.2f} %)"),
+        ("agreement with exact", f"{100 * summary['agreement']:.2f} %"),
+        ("relative inference energy", f"{summary['relative_inference_energy']:.4f}"),
+        ("system-wide energy saving", f"{100 * summary['system_saving']:.2f} %"),
+        ("switches", f"{summary['switches']:,}"),
+        ("mean config index", f"{summary['mean_index']:.2f}"),
+    ]
+    body = "".join(f"<tr><td style='padding-right:12px'>{k}</td><td><b>{v}</b></td></tr>"
+                   for k, v in rows)
+    return f"<h4>{summary['controller']}: metrics (energy, accuracy)</h4><table>{body}</table>"
+
+
+class ConfigExplorer:
+    """Pick a configuration of a tuned list; see its per-layer knobs as a heatmap and its
+    accuracy / speedup / energy.
+
+    configs : the final list (``tuner.TuneResult.configs``); ops : op names in execution
+    order (``ApproxModel.tunable_ops``).
+    """
+
+    def __init__(self, configs: pd.DataFrame, ops: list[str]) -> None:
+        self.configs = configs.reset_index(drop=True)
+        self.ops = list(ops)
+        names = self.configs["name"] if "name" in self.configs else self.configs.index
+        self.pick = W.Dropdown(options=[(str(n), i) for i, n in enumerate(names)],
+                               description="config")
+        self.info = W.HTML()
+        self.plot = W.Output()
+        self.widget = W.VBox([W.HBox([self.pick, self.info]), self.plot])
+        self.pick.observe(lambda _: self.update(), names="value")
+        self.update()
+
+    def update(self) -> None:
+        row = self.configs.iloc[self.pick.value]
+        fields = [("predicted speedup", "predicted_speedup", "{:.2f}x"),
+                  ("measured speedup", "speedup", "{:.2f}x"),
+                  ("test accuracy", "accuracy", "{:.2f} %"),
+                  ("QoS loss (test)", "qos_loss", "{:.2f} pp"),
+                  ("relative inference energy", "rel_inference_energy", "{:.3f}")]
+        cells = "".join(f"<tr><td>{label}</td><td><b>{fmt.format(row[col])}</b></td></tr>"
+                        for label, col, fmt in fields if col in row and pd.notna(row[col]))
+        self.info.value = f"<table>{cells}</table>"
+        self.plot.clear_output(wait=True)
+        with self.plot:
+            fig = tuning_plots.plot_config_knobs(self.configs, self.ops,
+                                                 highlight=int(self.pick.value))
+            plt.show(fig)
+            plt.close(fig)

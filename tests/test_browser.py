@@ -1,0 +1,111 @@
+"""A real browser opens the controller playground in JupyterLab, runs it and moves a slider.
+
+Needs Debian's Chromium (``.ci/run`` installs it) driven by Playwright; skips with
+the reason where either is missing. The screenshot is kept in ``test-artifacts/``.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+NOTEBOOK = "04_context_aware_control.ipynb"
+TOKEN = "mobiprox-browser-test"
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def lab_server(tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    work = tmp_path / "notebooks"
+    shutil.copytree(ROOT / "notebooks", work)
+    nb = work / NOTEBOOK
+    # Quick mode, as in the notebook tests: set the parameter in the copy only.
+    nb.write_text(nb.read_text().replace('"QUICK = False', '"QUICK = True'))
+    port = _free_port()
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+           "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
+           f"--ServerApp.root_dir={work}", "--ServerApp.disable_check_xsrf=True",
+           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    env = dict(os.environ, MPLBACKEND="Agg", JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"))
+    log = open(tmp_path / "lab.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={TOKEN}", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited: {(tmp_path / 'lab.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+    else:
+        proc.terminate()
+        pytest.fail("jupyter lab did not start within 90 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def test_playground_metrics_follow_a_slider(lab_server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{lab_server}/lab/tree/{NOTEBOOK}?token={TOKEN}", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                                   timeout=120_000)
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_text("Run All Cells", exact=True).click()
+            metrics = page.locator(".mobiprox-metrics").first
+            metrics.wait_for(timeout=300_000)
+            page.wait_for_function(
+                "() => { const m = document.querySelector('.mobiprox-metrics');"
+                " return m && /energy/i.test(m.innerText); }", timeout=300_000)
+            before = metrics.inner_text()
+            handle = page.locator(".mobiprox-slider .noUi-handle").first
+            handle.scroll_into_view_if_needed()
+            handle.focus()
+            for _ in range(6):
+                handle.press("ArrowRight")
+                page.wait_for_timeout(150)
+            page.wait_for_function(
+                "(b) => document.querySelector('.mobiprox-metrics').innerText !== b",
+                arg=before, timeout=60_000)
+            after = metrics.inner_text()
+            page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=False)
+        finally:
+            browser.close()
+    assert after != before
