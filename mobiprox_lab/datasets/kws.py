@@ -1076,10 +1076,12 @@ def context_trace(splits: Splits | None = None, minutes: float = 30.0,
         seed=seed)``). Synthetic splits: fresh utterances of its test voices. Real Speech
         Commands splits: the real test clips (treated as clean) mixed with the noise.
     Returns a ``Trace`` named "kws_context": pool_x float32 (T, 1, 101, 40), pool_index
-    = arange(T), context codes into ``contexts``; meta holds per-step snr_db (NaN for
-    silence steps, where it is the SNR a word would have had), snr_track_db, noise,
-    speaker, word, and the parameters. Cached keyed by the parameters and the
-    standardisation.
+    = arange(T), context codes into ``contexts``; meta holds per-step (T,) arrays
+    snr_db (NaN at silence steps), snr_track_db (the context's SNR at every step: what a
+    word would have had), noise (type), speaker, word, plus the parameters and build_s.
+    Contexts (``CONTEXTS``): quiet = pink / brown noise around 25 dB SNR, office = babble
+    around 12 dB, street = traffic around 0 dB; silence steps carry the same noise at the
+    same level. Cached keyed by the parameters and the standardisation.
     """
     for c in contexts:
         _check_choice("contexts", c, tuple(CONTEXTS))
