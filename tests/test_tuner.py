@@ -118,13 +118,22 @@ def test_dask_local_cluster_matches_serial(toy):
     distributed = pytest.importorskip("distributed")
     model, tune, _ = toy
     serial = tuner.single_op_profile(model, tune, cache=False, progress=False)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as client:
-        remote = tuner.single_op_profile(model, tune, executor=client, cache=False,
-                                         progress=False)
-        acc = tuner.empirical_qos(model, [{}, {"0": 231}], tune, executor=client, cache=False,
-                                  progress=False)
+    # One retry on a cancelled future: on a loaded 2-core machine a fresh LocalCluster
+    # occasionally loses its workers mid-start (seen once in a cold CI-like run); the
+    # results are still compared exactly.
+    for attempt in range(2):
+        try:
+            with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                          dashboard_address=None) as cluster, \
+                    distributed.Client(cluster) as client:
+                remote = tuner.single_op_profile(model, tune, executor=client, cache=False,
+                                                 progress=False)
+                acc = tuner.empirical_qos(model, [{}, {"0": 231}], tune, executor=client,
+                                          cache=False, progress=False)
+            break
+        except distributed.client.FutureCancelledError:
+            if attempt:
+                raise
     np.testing.assert_allclose(remote.deltas, serial.deltas, atol=1e-5)
     np.testing.assert_array_equal(remote.accuracy, serial.accuracy)
     np.testing.assert_array_equal(acc, tuner.empirical_qos(model, [{}, {"0": 231}], tune,
