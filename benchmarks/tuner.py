@@ -1,6 +1,6 @@
 """Tuner benchmark: front quality vs exhaustive search, QoS-model error, HAR tune wall time.
 
-Usage: ``.venv/bin/python benchmarks/tuner.py [--sections front error har] [--seeds 3]
+Usage: ``.venv/bin/python benchmarks/tuner.py [--sections front prune error har] [--seeds 3]
 [--budget 0.05] [--threads N] [--quick] [--warm]``
 
 front (KWS CNN)
@@ -10,8 +10,12 @@ front (KWS CNN)
     classifier) and compares the tuner's front with the exhaustive one: hypervolume ratio
     (reference point: QoS = baseline - tuner threshold, speedup 1.0; target >= 0.99) at a
     budget of ``--budget`` (default 5 %) of the space, and the evaluations needed to reach
-    0.99 (target <= 5 % of the space), with and without knob pruning, over ``--seeds`` seeds.
+    0.99 (target <= 5 % of the space), with and without knob pruning (top 3), over
+    ``--seeds`` seeds.
     Also prints P1's throughput (configurations per second).
+prune
+    HAR MobileNet (83 tunable ops, ~1e45 configurations): hypervolume found by 3,000 P1
+    trials with the knobs pruned to the top 2 / top 3 per op and speed level, and unpruned.
 error
     P1 and P2 predicted QoS vs the empirical (validated) QoS of the configurations the tuner
     chose (tune set): mean / max absolute error in pp, for KWS and HAR.
@@ -59,6 +63,17 @@ def _model(task: str, quick: bool):
     return ApproxModel(module, splits.input_shape, backend="numba"), splits, None, "random"
 
 
+def _p1_objectives(space: tuner.SearchSpace, single: tuner.SingleOpProfile, cost: CostModel):
+    """(P1 QoS, predicted speedup) of knob matrices over ``space``'s ops."""
+    def evaluate(K):
+        return single.predict_p1(space.embed(K, single.ops))
+
+    def speedup(K):
+        return cost.speedups(space.embed(K, cost.names))
+
+    return evaluate, speedup
+
+
 def _hv_curve(trials: pd.DataFrame, ref_qos: float, checkpoints: np.ndarray) -> np.ndarray:
     """Hypervolume of the first n trials, for each n in ``checkpoints``."""
     q, s = trials["qos"].to_numpy(float), trials["speedup"].to_numpy(float)
@@ -79,22 +94,12 @@ def front_section(args) -> pd.DataFrame:
     rows = []
     for label, ops in (("convs", model.op_names("conv")), ("all", single.ops)):
         full = tuner.build_space(cost, ops, single, top_k=None)
-        cols = np.array([single.ops.index(op) for op in full.ops])
-        ccols = np.array([cost.index[op] for op in full.ops])
-
-        def matrices(K, _cols=cols, _ccols=ccols):
-            Kp = np.full((len(K), len(single.ops)), 11, np.int64)
-            Kp[:, _cols] = K
-            Kc = np.full((len(K), len(cost.names)), 11, np.int64)
-            Kc[:, _ccols] = K
-            return Kp, Kc
-
+        evaluate, speedup = _p1_objectives(full, single, cost)
         t0 = time.perf_counter()
         qs, ss = [], []
         for K in full.grid(chunk=2048):
-            Kp, Kc = matrices(K)
-            qs.append(single.predict_p1(Kp))
-            ss.append(cost.speedups(Kc))
+            qs.append(evaluate(K))
+            ss.append(speedup(K))
         secs = time.perf_counter() - t0
         q, s = np.concatenate(qs), np.concatenate(ss)
         hv_ex = tuner.hypervolume_2d(q, s, ref)
@@ -103,21 +108,9 @@ def front_section(args) -> pd.DataFrame:
               f"({full.size / secs:,.0f} P1 evaluations/s), front {front} points, "
               f"hypervolume {hv_ex:.3f}", flush=True)
         budget = max(2, math.ceil(args.budget * full.size))
-        for top_k in (2, None):
+        for top_k in (tuner.AUTO_TOP_K, None):
             space = tuner.build_space(cost, ops, single, top_k=top_k)
-            scols = [full.ops.index(op) for op in space.ops]
-            n_full = len(full.ops)
-
-            def evaluate(K, _scols=scols, _n=n_full):
-                Kf = np.full((len(K), _n), 11, np.int64)
-                Kf[:, _scols] = K
-                return single.predict_p1(matrices(Kf)[0])
-
-            def speedup(K, _scols=scols, _n=n_full):
-                Kf = np.full((len(K), _n), 11, np.int64)
-                Kf[:, _scols] = K
-                return cost.speedups(matrices(Kf)[1])
-
+            evaluate, speedup = _p1_objectives(space, single, cost)
             for seed in range(args.seeds):
                 with tempfile.TemporaryDirectory() as tmp:
                     t0 = time.perf_counter()
@@ -154,6 +147,36 @@ def front_section(args) -> pd.DataFrame:
             needed_pct_max=("needed_%", "max"), budget=("budget", "first"))
         print(agg.to_string(float_format=lambda v: f"{v:.4g}"))
     return table
+
+
+def prune_section(args) -> pd.DataFrame:
+    model, splits, _, kind = _model("har", args.quick)
+    print(f"\n== knob pruning on HAR ({kind} weights): P1 search, 3,000 trials ==")
+    single = tuner.single_op_profile(model, splits.tune, progress=not args.quiet)
+    cost = CostModel.of(model)
+    ref = single.baseline_accuracy - TUNER_THRESHOLD
+    rows = []
+    for top_k in (2, tuner.AUTO_TOP_K, None):
+        space = tuner.build_space(cost, single.ops, single, top_k=top_k)
+        evaluate, speedup = _p1_objectives(space, single, cost)
+        for seed in range(args.seeds):
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                res = tuner.run_search(
+                    space, evaluate, speedup, baseline_qos=single.baseline_accuracy,
+                    tuner_threshold=TUNER_THRESHOLD, trials=3000, study_name="bench",
+                    storage=Path(tmp) / "bench.journal", seed=seed,
+                    seeds=tuner.default_seeds(space, single), progress=False)
+                secs = time.perf_counter() - t0
+            t = res.trials
+            row = {"pruning": f"top-{top_k}" if top_k else "none", "space": f"{space.size:.3g}",
+                   "seed": seed, "hypervolume": tuner.hypervolume_2d(t["qos"], t["speedup"], ref),
+                   "best_feasible_speedup": t.loc[t["feasible"], "speedup"].max(),
+                   "trials_per_s": len(t) / secs}
+            rows.append(row)
+            print("  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                   for k, v in row.items()), flush=True)
+    return pd.DataFrame(rows)
 
 
 def _tune(task: str, args, **kw) -> tuner.TuneResult:
@@ -214,8 +237,8 @@ def har_section(args) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sections", nargs="+", default=["front", "error", "har"],
-                    choices=["front", "error", "har"])
+    ap.add_argument("--sections", nargs="+", default=["front", "prune", "error", "har"],
+                    choices=["front", "prune", "error", "har"])
     ap.add_argument("--seeds", type=int, default=3, help="search seeds per front setting")
     ap.add_argument("--budget", type=float, default=0.05,
                     help="search budget as a fraction of the space (front section)")
@@ -230,7 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"torch threads: {torch.get_num_threads()}, cpus: {os.cpu_count()}, "
           f"load average: {os.getloadavg()[0]:.1f}")
     for section in args.sections:
-        {"front": front_section, "error": error_section, "har": har_section}[section](args)
+        {"front": front_section, "prune": prune_section, "error": error_section,
+         "har": har_section}[section](args)
 
 
 if __name__ == "__main__":

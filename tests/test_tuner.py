@@ -233,12 +233,19 @@ def test_search_finds_the_exhaustive_front(tmp_path):
     space = tuner.build_space(cost, prof.ops, prof, top_k=None)
     K = np.concatenate(list(space.grid(chunk=50)))
     assert len(K) == space.size == 6 * 2 * 5 * 2
+    assert len({tuple(r) for r in K.tolist()}) == len(K)
+    wide = space.embed(K[-2:], ["x", *reversed(space.ops)])
+    np.testing.assert_array_equal(wide, np.column_stack([[11, 11], K[-2:, ::-1]]))
+    with pytest.raises(ValueError, match="operator 'op0' of the space is missing"):
+        space.embed(K[:1], ["op1"])
     q, s = prof.predict_p1(K), cost.speedups(K)
     ref = prof.baseline_accuracy - 5.0
     exhaustive = tuner.hypervolume_2d(q, s, ref)
-    found = run_search(tmp_path, 60).trials
-    ratio = tuner.hypervolume_2d(found["qos"], found["speedup"], ref) / exhaustive
-    assert ratio > 0.95
+    # duplicates are resampled, and the search stops once the whole space is evaluated
+    res = run_search(tmp_path, 400)
+    assert res.n_evaluations == space.size and len(res.trials) < 400
+    found = res.trials
+    assert tuner.hypervolume_2d(found["qos"], found["speedup"], ref) == exhaustive
 
 
 def test_prune_knobs_by_hand():
@@ -265,9 +272,20 @@ def test_default_seeds():
     space = tuner.build_space(cost, prof.ops, prof, top_k=None)
     seeds = tuner.default_seeds(space, prof)
     assert seeds[0] == {}
-    assert all(isinstance(s, dict) for s in seeds)
-    singles = [s for s in seeds if len(s) == 1]
-    assert len(singles) == sum(len(c) - 1 for c in space.choices)
+    # one "uniform" seed per nominal-speedup level of the space: 1.5, 2.0, 3.0
+    assert len(seeds) == 4 and all(len(s) == 4 for s in seeds[1:])
+    # level 3.0: the 3.0 knob of op0 / op2 with the better single-op accuracy, fp16 elsewhere
+    top = seeds[-1]
+    assert top["op1"] == top["op3"] == 12
+    for op, fast in (("op0", (151,)), ("op2", (261,))):
+        assert top[op] in fast
+    j = prof.ops.index("op0")
+    assert seeds[2]["op0"] == max((121, 123, 231), key=lambda k: (
+        prof.accuracy[prof.pair_index[j, k]], -k))  # level 2.0
+    with_singles = tuner.default_seeds(space, prof, singles=True)
+    assert with_singles[:4] == seeds
+    assert sorted(map(str, with_singles[4:])) == sorted(
+        str({op: k}) for op, ch in zip(space.ops, space.choices, strict=True) for k in ch[1:])
     assert len(tuner.default_seeds(space, prof, max_seeds=3)) == 3
 
 
@@ -415,6 +433,8 @@ def test_tune_end_to_end_and_resume(toy, tmp_path):
     assert (cfgs["qos_loss_tune"] >= 0).all()
     assert len(cfgs) >= 2, "the toy model has configurations worth keeping"
     assert len(r.trials) == 120 and r.baseline["tune"] > 80
+    unpruned = tuner.build_space(CostModel.of(model), model.tunable_ops).size
+    assert unpruned > 100 * 120 and r.space.size < unpruned  # prune_top_k="auto" pruned
     assert {"qos_p1", "qos_p2", "qos_tune", "qos_test", "kept"} <= set(r.candidates)
     back = tuner.read_configs(r.paths["txt"])
     assert back.configs == r.config_list
@@ -449,6 +469,8 @@ def test_tune_validates_arguments(toy):
         tuner.tune(model, tuner_threshold=-1, tune_data=tune_split, test_data=test_split)
     with pytest.raises(ValueError, match="trials: expected an int >= 1"):
         tuner.tune(model, trials=0, tune_data=tune_split, test_data=test_split)
+    with pytest.raises(ValueError, match="prune_top_k: expected an int >= 1, 'auto' or None"):
+        tuner.tune(model, prune_top_k=0, tune_data=tune_split, test_data=test_split)
     with pytest.raises(ValueError, match="tune_data, test_data: required"):
         tuner.tune(model)
     with pytest.raises(ValueError, match="task_or_model: expected one of"):
