@@ -145,6 +145,7 @@ def test_profile_columns_and_exact_row(toy):
                           progress=False)
     assert list(df["name"]) == ["conf0", "conf1", "conf2"]
     for col in ("config", "predicted_speedup", "fp16_fraction", "latency_s", "latency_std_s",
+                "emulated_latency_s",
                 "speedup", "accuracy", "qos_loss", "agreement", "conf_mean", "conf_correct",
                 "conf_wrong", "acc_c0", "qos_loss_c2", "conf_correct_c1", "conf_wrong_c2",
                 "rel_inference_energy", "rel_system_energy", "energy_j", "energy_source"):
@@ -193,6 +194,27 @@ def test_profile_is_cached_and_resumable(toy, monkeypatch):
     again = profiler.profile(model, configs, tune, batch_size=8, warmup=1, repeats=1,
                              progress=False)
     pd.testing.assert_frame_equal(first, again)
+
+
+def test_fp16_configurations_are_timed_as_their_fp32_twin(toy, monkeypatch):
+    model, tune, _ = toy
+    assert profiler.fp32_twin({"0": 151, "1": 12, "2": 263, "5": 11}) == \
+        {"0": 121, "1": 11, "2": 233, "5": 11}
+    real_run = model.run
+    numba_calls = []
+
+    def recording_run(x, config=None, *, backend=None):
+        if backend == "numba":
+            numba_calls.append(model.validate_config(config)["0"])
+        return real_run(x, config, backend=backend)
+
+    monkeypatch.setattr(model, "run", recording_run)
+    df = profiler.profile(model, [{"0": 151}], tune, batch_size=8, warmup=1, repeats=2,
+                          progress=False)
+    # exact: 1 warm-up + 2 timed; fp16 config: twin 121 warm-up + 2 timed, then 151 once
+    assert numba_calls == [11, 11, 11, 121, 121, 121, 151]
+    assert df.loc[0, "emulated_latency_s"] > 0 and df.loc[0, "agreement"] >= 0.9
+    assert df.loc[0, "fp16_fraction"] > 0
 
 
 def test_profile_accepts_a_config_table_and_validates(toy):

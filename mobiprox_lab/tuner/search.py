@@ -349,10 +349,10 @@ def trials_frame(study, baseline_qos: float, tuner_threshold: float) -> pd.DataF
 
 
 def run_search(space: SearchSpace, evaluate: Callable[[np.ndarray], np.ndarray],
-           speedup: Callable[[np.ndarray], np.ndarray], *, baseline_qos: float,
-           tuner_threshold: float, trials: int, study_name: str, storage=None, seed: int = 0,
-           population_size: int = 50, seeds: Sequence[Mapping[str, int]] = (),
-           progress: bool = True) -> SearchResult:
+               speedup: Callable[[np.ndarray], np.ndarray], *, baseline_qos: float,
+               tuner_threshold: float, trials: int, study_name: str, storage=None,
+               seed: int = 0, population_size: int = 50,
+               seeds: Sequence[Mapping[str, int]] = (), progress: bool = True) -> SearchResult:
     """Run (or resume) the NSGA-II search until the study holds ``trials`` finished trials
     (or every configuration of ``space`` has been evaluated).
 
