@@ -114,12 +114,21 @@ class KwsCNN(nn.Module):
     """Honk's ``cnn-trad-pool2`` keyword spotter.
 
     Input float32 (N, 1, 101, 40) MFCC, output logits (N, n_classes) (softmax outside):
-    ``conv1`` 1->64 20x8 (no pad) -> ``relu1`` -> ``pool1`` 2x2 max -> ``conv2`` 64->64 10x4 ->
-    ``relu2`` -> ``flatten`` -> ``dropout`` (training only) -> ``classifier`` linear.
+    ``conv1`` 1->64 20x8 (no pad) -> [``bn1``] -> ``relu1`` -> ``pool1`` 2x2 max -> ``conv2``
+    64->64 10x4 -> [``bn2``] -> ``relu2`` -> ``flatten`` -> ``dropout`` (training only) ->
+    ``classifier`` linear.
+
+    ``batchnorm`` (default True) adds ``bn1`` / ``bn2``, a training aid only: the runtime
+    folds each into its convolution's weights and bias, so the network that is profiled,
+    tuned and approximated has exactly the reference's operators and FLOPs (the BN rows stay
+    in the operator table as folded, like the HAR model's). Measured: without them the CNN
+    needs a warm-up and a small learning rate and reaches 0.49 held-out accuracy in 10
+    epochs; with them 0.78 in 8 epochs (see the module docstring).
     """
 
     def __init__(self, n_classes: int = 12, in_channels: int = 1,
-                 input_hw: tuple[int, int] = (101, 40), dropout: float = 0.5) -> None:
+                 input_hw: tuple[int, int] = (101, 40), dropout: float = 0.5,
+                 batchnorm: bool = True) -> None:
         super().__init__()
         h, w = (int(v) for v in input_hw)
         if h < 39 or w < 18:
@@ -128,11 +137,14 @@ class KwsCNN(nn.Module):
         if int(n_classes) < 2:
             raise ValueError(f"n_classes: expected an int >= 2, got {n_classes!r}")
         self.hparams = {"n_classes": int(n_classes), "in_channels": int(in_channels),
-                        "input_hw": (h, w), "dropout": float(dropout)}
+                        "input_hw": (h, w), "dropout": float(dropout),
+                        "batchnorm": bool(batchnorm)}
         self.conv1 = nn.Conv2d(int(in_channels), 64, (20, 8))
+        self.bn1 = nn.BatchNorm2d(64) if batchnorm else nn.Identity()
         self.relu1 = nn.ReLU()
         self.pool1 = nn.MaxPool2d(2)
         self.conv2 = nn.Conv2d(64, 64, (10, 4))
+        self.bn2 = nn.BatchNorm2d(64) if batchnorm else nn.Identity()
         self.relu2 = nn.ReLU()
         self.flatten = nn.Flatten()
         self.dropout = nn.Dropout(float(dropout))
@@ -140,8 +152,8 @@ class KwsCNN(nn.Module):
         self.classifier = nn.Linear(64 * ho * wo, int(n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool1(self.relu1(self.conv1(x)))
-        x = self.relu2(self.conv2(x))
+        x = self.pool1(self.relu1(self.bn1(self.conv1(x))))
+        x = self.relu2(self.bn2(self.conv2(x)))
         return self.classifier(self.dropout(self.flatten(x)))
 
 
@@ -416,8 +428,9 @@ def _fingerprint(splits) -> dict:
 TRAIN_DEFAULTS: dict[str, dict] = {
     "har": {"epochs": 15, "lr": 2e-3, "batch_size": 64, "patience": 6, "augment": "har",
             "weight_decay": 0.05, "label_smoothing": 0.1},
-    "kws": {"epochs": 10, "lr": 1e-3, "batch_size": 64, "patience": 3, "augment": "kws",
-            "weight_decay": 0.01, "label_smoothing": 0.1, "warmup_epochs": 1},
+    "kws": {"epochs": 8, "lr": 3e-3, "batch_size": 64, "patience": 3, "augment": "kws",
+            "weight_decay": 0.01, "label_smoothing": 0.1, "warmup_epochs": 1,
+            "num_threads": 2},
 }
 QUICK_EPOCHS = 3
 
@@ -505,7 +518,10 @@ def cached_model(task: str, *, quick: bool = False) -> TrainedModel | None:
         shape = tuple(info["input_shape"])
         model = build_model(task, hp.pop("n_classes"), shape,
                             **{k: v for k, v in hp.items() if k not in ("in_channels", "input_hw")})
-        model.load_state_dict(blob["state_dict"])
+        try:
+            model.load_state_dict(blob["state_dict"])
+        except RuntimeError:  # weights of an older architecture version: skip them
+            continue
         model.eval()
         return TrainedModel(module=model, task=task, labels=tuple(info.get("labels", ())),
                             input_shape=shape, info={**info, "cached": True},

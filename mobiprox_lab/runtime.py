@@ -742,7 +742,11 @@ class ApproxModel:
             with torch.no_grad():
                 out = self._execute(self._plans[backend], env, kv)
             return out.numpy().astype(np.float32, copy=False)
-        return np.ascontiguousarray(self._execute(self._plans[backend], env, kv), np.float32)
+        from .kernels import _pool
+
+        with _pool.single_threaded_blas():  # once per inference, not once per kernel call
+            out = self._execute(self._plans[backend], env, kv)
+        return np.ascontiguousarray(out, np.float32)
 
     def _execute(self, steps: list[_Step], env: list, kv: tuple[int, ...]):
         for st in steps:

@@ -41,7 +41,7 @@ def har():
 @pytest.fixture(scope="module")
 def kws():
     torch.manual_seed(1)
-    module = KwsCNN(12).eval()
+    module = _perturb_bn(KwsCNN(12))
     return module, ApproxModel(module, KWS_SHAPE)
 
 
@@ -211,8 +211,10 @@ def test_constructor_errors():
 def test_ops_table_kws(kws):
     _, am = kws
     ops = am.ops.set_index("name")
-    assert list(am.ops.name) == ["conv1", "relu1", "pool1", "conv2", "relu2", "flatten",
-                                 "classifier"]
+    assert list(am.ops.name) == ["conv1", "bn1", "relu1", "pool1", "conv2", "bn2", "relu2",
+                                 "flatten", "classifier"]
+    assert ops.loc["bn1", "folded"] and ops.loc["bn1", "fused_into"] == "conv1"
+    assert ops.loc["bn2", "kind"] == "batchnorm" and ops.loc["bn2", "knobs"] == [11, 12]
     assert ops.loc["conv1", "flops"] == 64 * 1 * 20 * 8 * 82 * 33  # w.numel * Ho * Wo
     assert ops.loc["conv2", "flops"] == 64 * 64 * 10 * 4 * 32 * 13
     assert ops.loc["relu1", "flops"] == 64 * 82 * 33
@@ -225,9 +227,21 @@ def test_ops_table_kws(kws):
     assert len(ops.loc["conv1", "knobs"]) == 56
     assert ops.loc["classifier", "knobs"] == [11, 12]
     assert ops.loc["relu1", "fused_into"] == "conv1"
-    assert am.tunable_ops == ["conv1", "relu1", "pool1", "conv2", "relu2", "classifier"]
+    assert am.tunable_ops == ["conv1", "bn1", "relu1", "pool1", "conv2", "bn2", "relu2",
+                              "classifier"]
     assert am.op_names("conv") == ["conv1", "conv2"]
     assert am.n_classes == 12
+
+
+def test_kws_without_batchnorm_has_the_reference_operators():
+    module = KwsCNN(12, batchnorm=False).eval()
+    am = ApproxModel(module, KWS_SHAPE)
+    assert list(am.ops.name) == ["conv1", "relu1", "pool1", "conv2", "relu2", "flatten",
+                                 "classifier"]
+    x = _x(KWS_SHAPE, 2)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(am.run(x, {}), expected, atol=1e-4, rtol=1e-4)
 
 
 def test_ops_table_har(har):
