@@ -410,11 +410,17 @@ def _train(model, splits, xtr, ytr, *, epochs, lr, batch_size, seed, patience, w
 
 # ------------------------------------------------------------------------------------ cache
 
+_VOLATILE_META = frozenset({"build_s"})
+
+
 def _fingerprint(splits) -> dict:
     """A cheap content fingerprint of the splits (shapes, label counts, strided sample hash)."""
+    # "build_s" (how long preparing took) differs on every call: keeping it made the KWS
+    # weights miss their cache in every new process
     out = {"task": getattr(splits, "task", None), "labels": list(splits.labels),
            "meta": {k: v for k, v in sorted(getattr(splits, "meta", {}).items())
-                    if isinstance(v, (str, int, float, bool, type(None), tuple, list))}}
+                    if isinstance(v, (str, int, float, bool, type(None), tuple, list))
+                    and k not in _VOLATILE_META}}
     for name in ("train", "tune", "test"):
         s = getattr(splits, name)
         x = np.ascontiguousarray(s.x.reshape(len(s.x), -1)[:: max(1, len(s.x) // 256)])
@@ -443,8 +449,9 @@ def load_or_train(task: str, *, quick: bool = False, seed: int = 0, splits=None,
 
     ``splits`` defaults to ``datasets.prepare(task, quick=quick)``. The cache key covers the
     model class and hyper-parameters (``model_kwargs``, e.g. ``{"width": 1.0}``), a content
-    fingerprint of the data, ``seed``, ``quick`` and the training arguments (defaults in
-    :data:`TRAIN_DEFAULTS`; ``quick`` caps epochs at :data:`QUICK_EPOCHS`). Prints and
+    fingerprint of the data, ``seed``, ``quick`` and the training arguments but the thread
+    count (defaults in :data:`TRAIN_DEFAULTS`; ``quick`` caps epochs at :data:`QUICK_EPOCHS`;
+    ``num_threads`` changes how long it takes, not the recipe). Prints and
     returns the train / tune / test accuracy (test = held-out subjects or voices).
     """
     if task not in TRAIN_DEFAULTS:
@@ -457,9 +464,11 @@ def load_or_train(task: str, *, quick: bool = False, seed: int = 0, splits=None,
     if quick:
         tkw["epochs"] = min(tkw["epochs"], QUICK_EPOCHS)
     model = build_model(task, splits.n_classes, splits.input_shape, **(model_kwargs or {}))
+    # the thread count is how the training runs, not what it trains: not part of the key
     key = cache.cache_key(model=type(model).__name__, hparams=model.hparams,
                           data=_fingerprint(splits), seed=int(seed), quick=bool(quick),
-                          train=tkw, version=1)
+                          train={k: v for k, v in tkw.items() if k != "num_threads"},
+                          version=1)
     path = cache.cache_dir("models") / f"{task}_{type(model).__name__}_{key}.pt"
     if path.exists():
         blob = torch.load(path, map_location="cpu", weights_only=False)
