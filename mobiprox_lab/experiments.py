@@ -93,64 +93,6 @@ def task_setup(task: str, *, quick: bool = False, seed: int = 0, trials: int | N
     return setup
 
 
-def _setup_in_worker(task: str, quick: bool, seed: int, trials: int | None) -> float:
-    """Process-pool task of :func:`prepare_setups`: one task on one core; returns seconds."""
-    import time
-
-    import torch
-
-    from . import kernels, models
-
-    t0 = time.perf_counter()
-    torch.set_num_threads(1)
-    kernels.set_num_threads(1)
-    models.load_or_train(task, quick=quick, seed=seed, num_threads=1)
-    task_setup(task, quick=quick, seed=seed, trials=trials)
-    return time.perf_counter() - t0
-
-
-def prepare_setups(tasks=("har", "kws"), *, quick: bool = False, seed: int = 0,
-                   trials: int | None = None, parallel: bool | None = None) -> dict[str, float]:
-    """Fill the on-disk caches of :func:`task_setup` for several tasks at once.
-
-    With ``parallel`` (default: when there are >= 2 tasks and >= 2 CPUs) each task trains,
-    tunes and profiles in its own process on one core (torch and kernel threads 1), so the
-    cores stay busy through the phases that do not parallelise (the tuner's search, data
-    synthesis, small-batch profiling). Configuration latencies are then timed on one
-    thread, the same for every configuration, so their ratios (speedups) keep their meaning.
-    A task that is already cached costs its worker a few seconds. Returns seconds per task
-    (wall time in its worker). ``task_setup`` afterwards loads from the caches.
-    """
-    import os
-    import time
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
-
-    from . import datasets
-
-    tasks = tuple(tasks)
-    bad = [t for t in tasks if t not in datasets.TASKS]
-    if bad or not tasks:
-        raise ValueError(f"tasks: expected a non-empty subset of {datasets.TASKS}, got {tasks!r}")
-    if parallel is None:
-        parallel = len(tasks) > 1 and (os.cpu_count() or 1) > 1
-    if not parallel:
-        out = {}
-        for t in tasks:
-            t0 = time.perf_counter()
-            task_setup(t, quick=quick, seed=seed, trials=trials)
-            out[t] = time.perf_counter() - t0
-        return out
-    with ProcessPoolExecutor(len(tasks), mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(_setup_in_worker, t, quick, seed, trials): t for t in tasks}
-        out = {}
-        for fut in as_completed(futures):
-            out[futures[fut]] = fut.result()  # a worker's exception is raised here
-            print(f"[prepare] {futures[fut]}: trained, tuned and profiled in "
-                  f"{out[futures[fut]]:.0f} s")
-    return {t: out[t] for t in tasks}
-
-
 def build_trace(name: str, setup: TaskSetup, *, quick: bool = False, seed: int = 0):
     """One of :data:`TRACES` on the setup's held-out data (cached on the setup)."""
     from .datasets import traces

@@ -55,21 +55,6 @@ def step_kernels(ctx: Context) -> None:
     _close(kplots.plot_feature_maps(path=ctx.figure_path("kernel_feature_maps")))
 
 
-def step_prepare(ctx: Context) -> None:
-    """Both tasks in parallel worker processes (one core each); the next steps load them.
-
-    A failure here is not fatal: the "har" / "kws" steps then compute what is missing
-    themselves, in this process, and report their own errors."""
-    from . import experiments
-
-    try:
-        ctx.results["prepare_seconds"] = experiments.prepare_setups(quick=ctx.quick,
-                                                                    seed=ctx.seed)
-    except Exception as exc:  # noqa: BLE001 - the per-task steps retry and report
-        print(f"[prepare] parallel preparation failed ({type(exc).__name__}: {exc}); "
-              f"the HAR and KWS steps compute what is missing one after the other")
-
-
 def _setup_step(task: str):
     def run(ctx: Context) -> None:
         from . import experiments
@@ -200,11 +185,9 @@ def write_summary(ctx: Context, outcomes) -> tuple[Path, Path]:
 
 def pipeline_steps() -> list[Step]:
     return [
-        Step("prepare", step_prepare,
-             title="HAR and KWS side by side: data, training, tuning, profiling"),
         Step("kernels", step_kernels, title="kernel benchmark and kernel figures"),
-        Step("har", _setup_step("har"), title="HAR: load the tuned, profiled model"),
-        Step("kws", _setup_step("kws"), title="KWS: load the tuned, profiled model"),
+        Step("har", _setup_step("har"), title="HAR: data, training, tuning, profiling"),
+        Step("kws", _setup_step("kws"), title="KWS: data, training, tuning, profiling"),
         Step("offline", step_offline_figures, needs=("har", "kws"),
              title="paper figures 1-4 (energy, Pareto, per class, confidence)"),
         Step("energy", step_energy_calibration, title="energy model calibration"),

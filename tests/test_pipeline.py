@@ -37,19 +37,3 @@ def test_bad_step_lists_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="needs"):
         run_steps([Step("a", print, needs=("z",))], ctx)
 
-
-def test_prepare_setups_rejects_unknown_tasks():
-    from mobiprox_lab import experiments
-
-    with pytest.raises(ValueError, match="tasks"):
-        experiments.prepare_setups(("har", "asr"))
-    with pytest.raises(ValueError, match="tasks"):
-        experiments.prepare_setups(())
-
-
-def test_pipeline_prepares_both_tasks_before_loading_them():
-    from mobiprox_lab import figures
-
-    names = [s.name for s in figures.pipeline_steps()]
-    assert names.index("prepare") < names.index("har") < names.index("offline")
-    assert names.index("prepare") < names.index("kws") < names.index("control")
