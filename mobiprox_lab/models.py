@@ -438,7 +438,8 @@ TRAIN_DEFAULTS: dict[str, dict] = {
             "weight_decay": 0.01, "label_smoothing": 0.1, "warmup_epochs": 1,
             "num_threads": 2},
 }
-QUICK_EPOCHS = 3
+QUICK_EPOCHS = 10
+QUICK_BATCH_SIZE = 16
 
 
 def load_or_train(task: str, *, quick: bool = False, seed: int = 0, splits=None,
@@ -450,8 +451,9 @@ def load_or_train(task: str, *, quick: bool = False, seed: int = 0, splits=None,
     ``splits`` defaults to ``datasets.prepare(task, quick=quick)``. The cache key covers the
     model class and hyper-parameters (``model_kwargs``, e.g. ``{"width": 1.0}``), a content
     fingerprint of the data, ``seed``, ``quick`` and the training arguments but the thread
-    count (defaults in :data:`TRAIN_DEFAULTS`; ``quick`` caps epochs at :data:`QUICK_EPOCHS`;
-    ``num_threads`` changes how long it takes, not the recipe). Prints and
+    count (defaults in :data:`TRAIN_DEFAULTS`; ``quick`` caps epochs at :data:`QUICK_EPOCHS`
+    and the batch at :data:`QUICK_BATCH_SIZE`; ``num_threads`` changes how long it takes,
+    not the recipe). Prints and
     returns the train / tune / test accuracy (test = held-out subjects or voices).
     """
     if task not in TRAIN_DEFAULTS:
@@ -461,8 +463,9 @@ def load_or_train(task: str, *, quick: bool = False, seed: int = 0, splits=None,
 
         splits = datasets.prepare(task, quick=quick)
     tkw = {**TRAIN_DEFAULTS[task], **train_kwargs}
-    if quick:
+    if quick:  # a few hundred examples: small batches, or the optimiser takes ~30 steps
         tkw["epochs"] = min(tkw["epochs"], QUICK_EPOCHS)
+        tkw["batch_size"] = min(tkw["batch_size"], QUICK_BATCH_SIZE)
     model = build_model(task, splits.n_classes, splits.input_shape, **(model_kwargs or {}))
     # the thread count is how the training runs, not what it trains: not part of the key
     key = cache.cache_key(model=type(model).__name__, hparams=model.hparams,

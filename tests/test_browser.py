@@ -72,6 +72,17 @@ def lab_server(tmp_path):
     log.close()
 
 
+def _run_all_cells(page) -> None:
+    """Restart the kernel and run every cell from the notebook toolbar, confirming the
+    dialog (the toolbar button is steadier across JupyterLab versions than the menus)."""
+    page.locator(".jp-Notebook").first.click()
+    button = page.locator("jp-button[data-command='notebook:restart-run-all'], "
+                          "button[data-command='notebook:restart-run-all']").first
+    button.wait_for(timeout=60_000)
+    button.click()
+    page.locator(".jp-Dialog .jp-mod-accept").first.click(timeout=60_000)
+
+
 def test_playground_metrics_follow_a_slider(lab_server):
     from playwright.sync_api import sync_playwright
 
@@ -87,19 +98,29 @@ def test_playground_metrics_follow_a_slider(lab_server):
             page.wait_for_selector(".jp-Notebook", timeout=120_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
                                    timeout=120_000)
-            page.get_by_role("menuitem", name="Run", exact=True).click()
-            page.get_by_text("Run All Cells", exact=True).click()
+            _run_all_cells(page)
             metrics = page.locator(".mobiprox-metrics").first
             metrics.wait_for(timeout=300_000)
             page.wait_for_function(
                 "() => { const m = document.querySelector('.mobiprox-metrics');"
                 " return m && /energy/i.test(m.innerText); }", timeout=300_000)
+            # let every cell finish (no "[*]" prompt left) so the layout stops moving
+            page.wait_for_function(
+                "() => ![...document.querySelectorAll('.jp-InputPrompt')]"
+                ".some(e => e.innerText.includes('*'))", timeout=600_000)
+            # the static controller: its index slider moves the energy for sure
+            pick = page.locator(".widget-dropdown select").filter(
+                has=page.locator("option", has_text="static")).first
+            pick.evaluate("e => e.scrollIntoView({block: 'center'})")
+            pick.select_option(label="static")
+            page.wait_for_function(
+                "() => /static/.test(document.querySelector('.mobiprox-metrics').innerText)",
+                timeout=60_000)
             before = metrics.inner_text()
-            handle = page.locator(".mobiprox-slider .noUi-handle").first
-            handle.scroll_into_view_if_needed()
-            handle.focus()
-            for _ in range(6):
-                handle.press("ArrowRight")
+            handle = page.locator(".mobiprox-slider:visible .noUi-handle").first
+            handle.evaluate("e => { e.scrollIntoView({block: 'center'}); e.focus(); }")
+            for _ in range(3):
+                page.keyboard.press("ArrowLeft")
                 page.wait_for_timeout(150)
             page.wait_for_function(
                 "(b) => document.querySelector('.mobiprox-metrics').innerText !== b",
@@ -107,5 +128,7 @@ def test_playground_metrics_follow_a_slider(lab_server):
             after = metrics.inner_text()
             page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=False)
         finally:
+            # what the page showed last, for a failure's post-mortem
+            page.screenshot(path=str(ARTIFACTS / "playground-last.png"), full_page=False)
             browser.close()
     assert after != before

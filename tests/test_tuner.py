@@ -319,6 +319,20 @@ def test_select_candidates():
         tuner.select_candidates(trials, baseline_qos=90.0, keep_threshold=-1)
 
 
+def test_select_candidates_counts_near_identical_points_once():
+    # trials 1-3: same QoS, speedups within one 0.01 bin (fp16 on a ReLU, say): only the
+    # fastest (3) is validated, so the one "nearest" slot goes to a distinct point (4)
+    trials = pd.DataFrame({
+        "trial": range(6),
+        "qos": [90.0, 89.0, 89.0, 89.0, 88.0, 86.0],
+        "speedup": [1.0, 1.5012, 1.5015, 1.5018, 1.45, 2.0],
+        "config": [{}, {"a": 121, "r": 12}, {"a": 121, "p": 12}, {"a": 121}, {"a": 123},
+                   {"a": 151}],
+    })
+    c = tuner.select_candidates(trials, baseline_qos=90.0, keep_threshold=5.0, n_nearest=1)
+    assert list(c["trial"]) == [0, 4, 3, 5]
+
+
 def test_final_rule_on_a_hand_table():
     rows = [  # name, loss (pp), speedup
         ("exact", 0.0, 1.0),

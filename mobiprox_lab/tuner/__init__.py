@@ -165,7 +165,7 @@ def stratified_subset(y: np.ndarray, n: int | None, seed: int = 0) -> np.ndarray
 
 
 def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
-         keep_threshold: float = 5.0, trials: int | None = None, n_nearest: int = 20,
+         keep_threshold: float = 5.0, trials: int | None = None, n_nearest: int = 10,
          seed: int = 0, executor=None, scheduler: str | None = None, quick: bool = False,
          tune_data=None, test_data=None, ops=None, population_size: int = 50,
          prune_top_k: int | str | None = "auto", storage=None, out_dir: str | Path | None = None,

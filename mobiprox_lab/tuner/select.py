@@ -79,12 +79,18 @@ def _config_text(config: Mapping) -> str:
     return json.dumps(sorted((str(o), int(k)) for o, k in config.items() if int(k) != knobs.EXACT))
 
 
+SAME_SPEEDUP = 0.01  # the final rule's minimum speedup gain
+
+
 def select_candidates(trials: pd.DataFrame, *, baseline_qos: float, keep_threshold: float,
                       n_nearest: int = 20) -> pd.DataFrame:
     """The configurations to validate: the Pareto set over (qos, speedup) of the distinct
     trials with QoS loss <= ``keep_threshold`` (pp), plus the ``n_nearest`` other such points
     nearest to it (Euclidean distance to the nearest Pareto point, QoS scaled by
     ``keep_threshold`` and speedup by its range).
+
+    Trials with the same predicted QoS and speedups within the same ``SAME_SPEEDUP`` bin
+    count once (the fastest is kept).
 
     trials : columns qos (%), speedup, config (see ``search.SearchResult.trials``).
     Returns those rows sorted by speedup, with ``pareto`` (bool) and ``front_distance``.
@@ -99,6 +105,14 @@ def select_candidates(trials: pd.DataFrame, *, baseline_qos: float, keep_thresho
     t = trials.assign(_key=[_config_text(c) for c in trials["config"]])
     t = t.drop_duplicates("_key")
     t = t[(baseline_qos - t["qos"]) <= keep_threshold + 1e-9]
+    # Configurations that differ only where it barely matters (fp16 on a ReLU: same QoS,
+    # speedup +1e-4) are one point to the final rule, which needs a 0.01 speedup gain:
+    # validate the fastest of each such group, so n_nearest buys distinct points.
+    t = t.assign(_point=list(zip(np.round(t["qos"].to_numpy(float), 6),
+                                 np.floor(t["speedup"].to_numpy(float) / SAME_SPEEDUP),
+                                 strict=True)))
+    t = t.sort_values("speedup", ascending=False, kind="stable").drop_duplicates("_point")
+    t = t.drop(columns="_point")
     cols = [c for c in trials.columns if c != "_key"] + ["pareto", "front_distance"]
     if t.empty:
         return pd.DataFrame(columns=cols)
