@@ -15,6 +15,7 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from IPython.display import display
 
 from . import control
 from .plots import control as control_plots
@@ -158,8 +159,9 @@ class ControllerPlayground:
     def _sync_ranges(self) -> None:
         data = self.traces[self.trace_w.value]
         self.params["index"].max = data.n_configs - 1
-        self.params["target"].min = round(float(data.energy_by_config.min()
-                                                / data.energy_by_config[0]), 2) + 0.01
+        # a list with no cheaper configuration leaves the budget slider pinned at 1.0
+        cheapest = float(data.energy_by_config.min() / data.energy_by_config[0])
+        self.params["target"].min = min(round(cheapest, 2) + 0.01, self.params["target"].max)
         self.start_w.max = max(0, len(data.trace) - self.window_steps)
         used = self.uses.get(self.ctrl_w.value, ())
         for name, w in self.params.items():
@@ -194,7 +196,7 @@ class ControllerPlayground:
         with self.plot:
             fig = control_plots.plot_adaptation_trace(data.trace, res, start=self.start_w.value,
                                                       steps=self.window_steps)
-            plt.show(fig)
+            display(fig)
             plt.close(fig)
         self.last_seconds = time.perf_counter() - start
 
@@ -250,5 +252,5 @@ class ConfigExplorer:
         with self.plot:
             fig = tuning_plots.plot_config_knobs(self.configs, self.ops,
                                                  highlight=int(self.pick.value))
-            plt.show(fig)
+            display(fig)
             plt.close(fig)

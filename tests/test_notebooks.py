@@ -6,6 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -44,8 +45,16 @@ def test_notebook_executes_in_quick_mode(path, tmp_path):
     env_before = os.environ.get("MPLBACKEND")
     os.environ["MPLBACKEND"] = "Agg"
     try:
-        NotebookClient(nb, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        try:
+            NotebookClient(nb, timeout=600, kernel_name="python3",
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
+        except DeadKernelError:
+            # seen once in ~10 runs of 04 on the loaded 2-core box, not reproducible by
+            # hand: retry once on a fresh kernel; a second death fails the test
+            print(f"{path.name}: the kernel died; retrying once on a fresh kernel")
+            nb = quick_notebook(path)
+            NotebookClient(nb, timeout=600, kernel_name="python3",
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         if env_before is None:
             os.environ.pop("MPLBACKEND", None)
