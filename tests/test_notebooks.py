@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -42,24 +42,26 @@ def test_committed_notebook_has_no_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes_in_quick_mode(path, tmp_path):
     nb = quick_notebook(path)
-    env_before = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "Agg"
+    env_before = {k: os.environ.get(k) for k in ("MPLBACKEND",)}
+    os.environ.update(MPLBACKEND="Agg")
     try:
         try:
-            NotebookClient(nb, timeout=600, kernel_name="python3",
+            NotebookClient(nb, timeout=300, kernel_name="python3",
                            resources={"metadata": {"path": str(path.parent)}}).execute()
-        except DeadKernelError:
-            # seen once in ~10 runs of 04 on the loaded 2-core box, not reproducible by
-            # hand: retry once on a fresh kernel; a second death fails the test
-            print(f"{path.name}: the kernel died; retrying once on a fresh kernel")
+        except (DeadKernelError, CellTimeoutError) as exc:
+            # 04 died once, and twice the client waited on an idle kernel (py-spy: nothing
+            # running), in ~12 runs; never by hand. Retry once on a fresh kernel; a second
+            # failure fails the test
+            print(f"{path.name}: {type(exc).__name__}; retrying once on a fresh kernel")
             nb = quick_notebook(path)
-            NotebookClient(nb, timeout=600, kernel_name="python3",
+            NotebookClient(nb, timeout=300, kernel_name="python3",
                            resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
-        if env_before is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = env_before
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors
