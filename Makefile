@@ -20,9 +20,9 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 # `make test` is CI's command: lint plus every test, the slow end-to-end ones included
-# (quick-mode figure pipeline, notebooks, the browser playground; ~10 min on a cold
-# cache). `make test-fast` skips those (~2 min). `make test-all` also trains the default
-# models to their accuracy aims (marker `training`, ~6 min more on a cold cache).
+# (quick-mode figure pipeline, notebooks, the browser playground; ~7 min from a fresh
+# clone). `make test-fast` skips those (~2 min). `make test-all` also trains the default
+# models to their accuracy aims (marker `training`, ~8 min more on a cold cache).
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/pytest -m "not training"
