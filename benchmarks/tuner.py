@@ -6,8 +6,8 @@ Usage: ``.venv/bin/python benchmarks/tuner.py [--sections front prune error har]
 front (KWS CNN)
     Enumerates the whole configuration space of the KWS network under the P1 QoS model
     (two convolutions with 56 knobs each; "convs": 3,136 configurations with the other ops
-    exact; "all": 56 x 56 x 2^4 = 50,176 with fp16 / fp32 for relu1, pool1, relu2 and the
-    classifier) and compares the tuner's front with the exhaustive one: hypervolume ratio
+    exact; "all": 56 x 56 x 2^6 = 200,704 with fp16 / fp32 for bn1, relu1, pool1, bn2, relu2
+    and the classifier) and compares the tuner's front with the exhaustive one: hypervolume ratio
     (reference point: QoS = baseline - tuner threshold, speedup 1.0; target >= 0.99) at a
     budget of ``--budget`` (default 5 %) of the space, and the evaluations needed to reach
     0.99 (target <= 5 % of the space), with and without knob pruning (top 3), over

@@ -193,7 +193,7 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
     population_size : NSGA-II generation size. prune_top_k : knobs kept per op and speedup
         level (``search.prune_knobs``, from the single-op profile); None = all applicable
         knobs; "auto" = 3 when the unpruned space holds more than 100 x ``trials``
-        configurations (HAR: ~1e45), else None (KWS: 50,176). On KWS pruning capped the
+        configurations (HAR: ~1e45), else None (KWS: 200,704). On KWS pruning capped the
         front's hypervolume at 0.98 of the exhaustive one; on HAR (3,000 P1 trials) it
         raised the hypervolume found from ~4.1 to ~7.4 (``benchmarks/tuner.py``).
     storage : Optuna storage of the study (default a journal file under
