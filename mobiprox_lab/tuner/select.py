@@ -75,10 +75,6 @@ def is_exact(config) -> bool:
     return all(int(k) == knobs.EXACT for k in config.values())
 
 
-def _config_text(config: Mapping) -> str:
-    return json.dumps(sorted((str(o), int(k)) for o, k in config.items() if int(k) != knobs.EXACT))
-
-
 SAME_SPEEDUP = 0.01  # the final rule's minimum speedup gain
 
 
@@ -102,18 +98,17 @@ def select_candidates(trials: pd.DataFrame, *, baseline_qos: float, keep_thresho
         raise ValueError(f"keep_threshold: expected a number >= 0 (pp), got {keep_threshold!r}")
     if not isinstance(n_nearest, (int, np.integer)) or n_nearest < 0:
         raise ValueError(f"n_nearest: expected an int >= 0, got {n_nearest!r}")
-    t = trials.assign(_key=[_config_text(c) for c in trials["config"]])
-    t = t.drop_duplicates("_key")
-    t = t[(baseline_qos - t["qos"]) <= keep_threshold + 1e-9]
+    t = trials[(baseline_qos - trials["qos"]) <= keep_threshold + 1e-9]
     # Configurations that differ only where it barely matters (fp16 on a ReLU: same QoS,
     # speedup +1e-4) are one point to the final rule, which needs a 0.01 speedup gain:
-    # validate the fastest of each such group, so n_nearest buys distinct points.
+    # validate the fastest of each such group, so n_nearest buys distinct points. Repeats
+    # of one configuration fall in one group too (the stable sort keeps the first trial).
     t = t.assign(_point=list(zip(np.round(t["qos"].to_numpy(float), 6),
                                  np.floor(t["speedup"].to_numpy(float) / SAME_SPEEDUP),
                                  strict=True)))
     t = t.sort_values("speedup", ascending=False, kind="stable").drop_duplicates("_point")
     t = t.drop(columns="_point")
-    cols = [c for c in trials.columns if c != "_key"] + ["pareto", "front_distance"]
+    cols = list(trials.columns) + ["pareto", "front_distance"]
     if t.empty:
         return pd.DataFrame(columns=cols)
     q, s = t["qos"].to_numpy(float), t["speedup"].to_numpy(float)
@@ -125,7 +120,7 @@ def select_candidates(trials: pd.DataFrame, *, baseline_qos: float, keep_thresho
     t = t.assign(pareto=front, front_distance=d)
     near = t[~front].nsmallest(int(n_nearest), "front_distance", keep="first")
     out = pd.concat([t[front], near]).sort_values(["speedup", "qos"], kind="stable")
-    return out.drop(columns="_key").reset_index(drop=True)[cols]
+    return out.reset_index(drop=True)[cols]
 
 
 def final_rule(table: pd.DataFrame, *, loss: str = "qos_loss", speedup: str = "speedup",
