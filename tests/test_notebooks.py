@@ -42,26 +42,27 @@ def test_committed_notebook_has_no_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes_in_quick_mode(path, tmp_path):
     nb = quick_notebook(path)
-    env_before = {k: os.environ.get(k) for k in ("MPLBACKEND",)}
-    os.environ.update(MPLBACKEND="Agg")
+    def execute(nb: nbformat.NotebookNode) -> None:
+        NotebookClient(nb, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+
+    env_before = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "Agg"
     try:
         try:
-            NotebookClient(nb, timeout=300, kernel_name="python3",
-                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            execute(nb)
         except (DeadKernelError, CellTimeoutError) as exc:
             # 04 died once, and twice the client waited on an idle kernel (py-spy: nothing
             # running), in ~12 runs; never by hand. Retry once on a fresh kernel; a second
             # failure fails the test
             print(f"{path.name}: {type(exc).__name__}; retrying once on a fresh kernel")
             nb = quick_notebook(path)
-            NotebookClient(nb, timeout=300, kernel_name="python3",
-                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            execute(nb)
     finally:
-        for k, v in env_before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        if env_before is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = env_before
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors

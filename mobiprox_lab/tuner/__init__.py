@@ -204,9 +204,9 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
     single_op_examples : the single-op profile (P1 / P2, knob pruning) runs on a
         class-stratified subset of at most this many tune examples (None: all). It runs
         once per (op, knob): 116 runs for the KWS CNN, whose 96 MFLOP inference made the
-        1,440-example tune set cost ~8.5 min there; 600 (HAR: nearly all 606) brings that to
-        ~3.5 min. The search's constraint is then relative to the subset's baseline, and the
-        validation (empirical re-measure) uses the whole tune and test sets.
+        1,440-example tune set cost ~8.5 min there; 600 (HAR: nearly all 606) brought that
+        to 2.3 min (measured). The search's constraint is then relative to the subset's
+        baseline, and the validation (empirical re-measure) uses the whole tune and test sets.
     """
     if qos_model not in QOS_MODELS:
         raise ValueError(f"qos_model: expected one of {QOS_MODELS}, got {qos_model!r}")
