@@ -92,6 +92,16 @@ def _float_arg(name: str, value, lo: float = -math.inf, hi: float = math.inf) ->
     return v
 
 
+def _float_array(name: str, value, *, copy: bool = False) -> np.ndarray:
+    """``value`` as a float64 array; a ValueError naming ``name`` if it is not numeric."""
+    try:
+        a = np.array(value, dtype=np.float64, copy=True if copy else None)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: expected a numeric array, got {type(value).__name__} "
+                         f"({exc})") from None
+    return a
+
+
 # =========================================================================== base class
 
 
@@ -328,6 +338,8 @@ class KalmanController(Controller):
         self.upper = _float_arg("upper", upper)
         if self.r <= 0:
             raise ValueError(f"r: expected the measurement noise R > 0, got {r!r}")
+        if self.lower > self.upper:
+            raise ValueError(f"lower: expected <= upper ({self.upper!r}), got {self.lower!r}")
         super().__init__(n_configs, factor)
 
     def reset(self) -> None:
@@ -362,7 +374,7 @@ def fill_confidence_table(table, default: float, *, name: str = "table") -> np.n
     all takes the mean of the whole table; an all-NaN table becomes ``default``.
     Returns a new float64 array.
     """
-    t = np.array(table, dtype=np.float64)
+    t = _float_array(name, table, copy=True)
     if t.ndim != 2:
         raise ValueError(f"{name}: expected shape (n_configs, n_classes), got {t.shape}")
     finite = ~np.isnan(t)
@@ -401,6 +413,9 @@ class ConfidenceController(Controller):
                              f"got {mw.shape}")
         self.lower_frac = _float_arg("lower_frac", lower_frac)
         self.upper_frac = _float_arg("upper_frac", upper_frac)
+        if self.lower_frac > self.upper_frac:
+            raise ValueError(f"lower_frac: expected <= upper_frac ({self.upper_frac!r}), got "
+                             f"{self.lower_frac!r}")
         self.conf_correct, self.conf_wrong = mc, mw
         self.lower_table = mw + self.lower_frac * (mc - mw)
         self.upper_table = mw + self.upper_frac * (mc - mw)
@@ -875,7 +890,11 @@ def prepare(probs_by_config, *, atol: float = 1e-3) -> PreparedProbs:
 
     Rows must be finite, >= 0 and sum to 1 within ``atol``.
     """
-    p = np.asarray(probs_by_config)
+    try:
+        p = np.asarray(probs_by_config)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"probs_by_config: expected an array of shape (n_configs, T, "
+                         f"n_classes), got {type(probs_by_config).__name__} ({exc})") from None
     if p.ndim != 3:
         raise ValueError(f"probs_by_config: expected shape (n_configs, T, n_classes), got "
                          f"{p.ndim}-D shape {p.shape}")
@@ -888,7 +907,8 @@ def prepare(probs_by_config, *, atol: float = 1e-3) -> PreparedProbs:
         p = p.astype(np.float64)
     pred = np.empty(p.shape[:2], dtype=np.int64)
     conf = np.empty(p.shape[:2], dtype=np.float64)
-    code, c, t, value = _prepare_kernel(np.ascontiguousarray(p), float(atol), pred, conf)
+    atol = _float_arg("atol", atol, 0.0)
+    code, c, t, value = _prepare_kernel(np.ascontiguousarray(p), atol, pred, conf)
     if code == 1:
         raise ValueError(f"probs_by_config: expected finite softmax values, got NaN/inf at "
                          f"config {c}, step {t}")
@@ -930,7 +950,7 @@ def _prepare_kernel(p, atol, pred, conf):  # pragma: no cover - compiled
 
 
 def _check_energy(energy_by_config, n_configs: int) -> np.ndarray:
-    e = np.asarray(energy_by_config, dtype=np.float64)
+    e = _float_array("energy_by_config", energy_by_config)
     if e.ndim != 1 or len(e) != n_configs:
         raise ValueError(f"energy_by_config: expected {n_configs} values (one per config), got "
                          f"shape {e.shape}")
@@ -940,7 +960,11 @@ def _check_energy(energy_by_config, n_configs: int) -> np.ndarray:
 
 
 def _check_labels(labels, prep: PreparedProbs) -> np.ndarray:
-    y = np.asarray(labels)
+    try:
+        y = np.asarray(labels)
+    except ValueError as exc:  # ragged nested lists
+        raise ValueError(f"labels: expected {prep.n_steps} integer class indices, got "
+                         f"{type(labels).__name__} ({exc})") from None
     if y.ndim != 1 or len(y) != prep.n_steps:
         raise ValueError(f"labels: expected {prep.n_steps} values (the trace's T), got shape "
                          f"{y.shape}")
