@@ -10,7 +10,8 @@ import pandas as pd
 
 from .. import knobs
 
-__all__ = ["final_rule", "hypervolume_2d", "is_exact", "pareto_mask", "select_candidates"]
+__all__ = ["final_rule", "final_rule_decisions", "hypervolume_2d", "is_exact", "pareto_mask",
+           "select_candidates"]
 
 
 def _pair(qos, speedup) -> tuple[np.ndarray, np.ndarray]:
@@ -123,6 +124,48 @@ def select_candidates(trials: pd.DataFrame, *, baseline_qos: float, keep_thresho
     return out.reset_index(drop=True)[cols]
 
 
+def final_rule_decisions(table: pd.DataFrame, *, loss: str = "qos_loss",
+                         speedup: str = "speedup", min_gain: float = 0.01,
+                         merge_within: float = 0.1) -> tuple[list[int], list[str]]:
+    """Walk the authors' final rule (see :func:`final_rule`) and say what became of each row.
+
+    Returns (the accepted row positions in list order, one decision per row of ``table``):
+    "conf0 (exact)", "accepted", "negative loss", "speedup gain <= min_gain over <row>",
+    "replaced by <row>" (a later row within ``merge_within`` pp took its place).
+    """
+    for col in (loss, speedup, "config"):
+        if col not in table:
+            raise ValueError(f"table: missing column {col!r}")
+    for name, value in (("min_gain", min_gain), ("merge_within", merge_within)):
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name}: expected a number >= 0, got {value!r}")
+    exact = np.array([is_exact(c) for c in table["config"]], bool)
+    if exact.sum() != 1:
+        raise ValueError(f"table: expected exactly one exact configuration (config all 11), "
+                         f"found {int(exact.sum())}")
+    rows = table.reset_index(drop=True)
+    lo = rows[loss].to_numpy(float)
+    sp = rows[speedup].to_numpy(float)
+    decision = ["negative loss" if (not exact[i] and lo[i] < 0) else "" for i in range(len(rows))]
+    first = int(np.flatnonzero(exact)[0])
+    decision[first] = "conf0 (exact)"
+    approx = np.flatnonzero(~exact & (lo >= 0))
+    order = approx[np.lexsort((-sp[approx], lo[approx]))]
+    accepted = [first]
+    for i in order:
+        last = accepted[-1]
+        if sp[i] > sp[last] + min_gain:
+            if len(accepted) > 1 and lo[i] - lo[last] <= merge_within + 1e-12:
+                decision[last] = f"replaced by row {i}"
+                accepted[-1] = int(i)
+            else:
+                accepted.append(int(i))
+            decision[i] = "accepted"
+        else:
+            decision[i] = f"speedup gain <= {min_gain:g} over row {last}"
+    return accepted, decision
+
+
 def final_rule(table: pd.DataFrame, *, loss: str = "qos_loss", speedup: str = "speedup",
                min_gain: float = 0.01, merge_within: float = 0.1) -> pd.DataFrame:
     """The authors' final configuration list, conf0 (exact) .. confN (most approximate).
@@ -136,28 +179,12 @@ def final_rule(table: pd.DataFrame, *, loss: str = "qos_loss", speedup: str = "s
     table : one row per configuration with columns ``loss`` (pp), ``speedup`` and ``config``
         (mapping; the exact one is all 11 / empty). Exactly one row must be exact.
     Returns the accepted rows (all columns) with ``name`` = conf0..confN (a previous ``name``
-    column is kept as ``candidate``).
+    column is kept as ``candidate``). :func:`final_rule_decisions` says why each row was
+    kept or not.
     """
-    for col in (loss, speedup, "config"):
-        if col not in table:
-            raise ValueError(f"table: missing column {col!r}")
-    exact = np.array([is_exact(c) for c in table["config"]], bool)
-    if exact.sum() != 1:
-        raise ValueError(f"table: expected exactly one exact configuration (config all 11), "
-                         f"found {int(exact.sum())}")
-    rows = table.reset_index(drop=True)
-    approx = rows[~exact]
-    approx = approx[approx[loss] >= 0]
-    order = np.lexsort((-approx[speedup].to_numpy(float), approx[loss].to_numpy(float)))
-    accepted = [int(np.flatnonzero(exact)[0])]
-    for i in approx.index[order]:
-        last = rows.loc[accepted[-1]]
-        if rows.at[i, speedup] > last[speedup] + min_gain:
-            if len(accepted) > 1 and rows.at[i, loss] - last[loss] <= merge_within + 1e-12:
-                accepted[-1] = int(i)
-            else:
-                accepted.append(int(i))
-    out = rows.loc[accepted].reset_index(drop=True)
+    accepted, _ = final_rule_decisions(table, loss=loss, speedup=speedup, min_gain=min_gain,
+                                       merge_within=merge_within)
+    out = table.reset_index(drop=True).loc[accepted].reset_index(drop=True)
     if "name" in out:
         out = out.rename(columns={"name": "candidate"})
     out.insert(0, "name", [f"conf{i}" for i in range(len(out))])
