@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -11,13 +12,44 @@ def _add_model(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=("har", "kws"), required=True,
                    help="which task's model: har (MobileNet on IMU windows) or kws (keyword CNN)")
     p.add_argument("--quick", action="store_true", help="shrunken data and budgets")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="random seed, an int >= 0")
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text}")
+    return value
+
+
+def _out_dir(text: str) -> Path:
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"expected a folder, got the file {text!r}")
+    return path
+
+
+def _scheduler(text: str) -> str:
+    """A Dask scheduler address: ``tcp://host:port`` (or another Dask protocol)."""
+    m = re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://([^:/\s]+|\[[0-9a-fA-F:]+\])(:(\d+))?",
+                     text)
+    if not m or (m.group(4) and not 0 < int(m.group(4)) < 65536):
+        raise argparse.ArgumentTypeError(f"expected a Dask scheduler address like "
+                                         f"tcp://host:8786, got {text!r}")
+    return text
 
 
 def _positive(kind):
     def parse(text: str):
-        value = kind(text)
-        if value <= 0:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got "
+                                             f"{text!r}") from None
+        if not value > 0 or value == float("inf"):
             raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
         return value
     return parse
@@ -28,9 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("figures", help="reproduce every figure into figures/ (+ summary.md/csv)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: figures/)")
+    p.add_argument("--out", type=_out_dir, default=None,
+                   help="output folder (default: figures/)")
     p.add_argument("--quick", action="store_true", help="small data and budgets (minutes)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="random seed, an int >= 0")
 
     p = sub.add_parser("train", help="train (or load the cached) model and print its accuracy")
     _add_model(p)
@@ -46,13 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="QoS loss a kept configuration may have, pp (default 5.0)")
         p.add_argument("--trials", type=_positive(int), default=None,
                        help="search budget in trials (default: the tuner's)")
-        p.add_argument("--scheduler", default=None,
+        p.add_argument("--scheduler", type=_scheduler, default=None,
                        help="a Dask scheduler address (tcp://host:8786) to scale profiling out")
 
     p = sub.add_parser("simulate", help="run every controller on a trace and print the table")
     p.add_argument("--trace", choices=("har_replay", "har_day", "kws_context"), default="har_day")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="random seed, an int >= 0")
     return parser
 
 
@@ -65,7 +98,17 @@ def _executor(address: str | None):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the subcommand; return its exit code (130 after Ctrl-C)."""
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print(f"mobiprox-lab {args.command}: interrupted; finished work is cached, run the "
+              f"same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "figures":
         from .figures import make_figures
 

@@ -5,6 +5,11 @@ earlier steps they need. A failing step is reported by name with its error, its
 dependants are skipped, and every other step still runs, so whatever finished
 (cached artefacts, figures) is kept. Steps cache their own artefacts through
 :mod:`mobiprox_lab.cache`, so a rerun only redoes what is missing.
+
+Interruption: Ctrl-C (KeyboardInterrupt) is reported with the step it stopped and
+re-raised; a SIGKILL stops the process where it stands. Either way the cache holds
+only complete artefacts (atomic writes, checksummed), so rerunning the same steps
+resumes: finished steps load their artefacts, the interrupted one starts over.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ class Context:
 
 @dataclass
 class Step:
+    """A named unit of work: ``run(ctx)``, after the steps named in ``needs`` succeeded."""
+
     name: str
     run: Callable[[Context], None]
     needs: tuple[str, ...] = ()
@@ -55,7 +62,8 @@ class StepOutcome:
 
 def run_steps(steps: list[Step], ctx: Context, *, echo: Callable[[str], None] = print
               ) -> list[StepOutcome]:
-    """Run ``steps`` in order; return one outcome per step (never raises for a step error)."""
+    """Run ``steps`` in order; return one outcome per step (never raises for a step error;
+    a KeyboardInterrupt is reported with the step's name and re-raised)."""
     names = [s.name for s in steps]
     if len(set(names)) != len(names):
         raise ValueError(f"steps: names must be unique, got {names}")
@@ -75,6 +83,13 @@ def run_steps(steps: list[Step], ctx: Context, *, echo: Callable[[str], None] = 
         start = time.perf_counter()
         try:
             step.run(ctx)
+        except KeyboardInterrupt:
+            seconds = time.perf_counter() - start
+            done = [n for n, o in outcomes.items() if o.status == "ok"]
+            echo(f"{label}: INTERRUPTED after {seconds:.1f} s; finished steps "
+                 f"({', '.join(done) or 'none'}) keep their cached artefacts, and a rerun "
+                 f"resumes from {step.name!r}")
+            raise
         except Exception as exc:  # a failing step must not lose the others' work
             seconds = time.perf_counter() - start
             echo(f"{label}: FAILED after {seconds:.1f} s: {type(exc).__name__}: {exc}")

@@ -37,3 +37,15 @@ def test_bad_step_lists_are_rejected(tmp_path):
     with pytest.raises(ValueError, match="needs"):
         run_steps([Step("a", print, needs=("z",))], ctx)
 
+
+
+def test_interruption_names_the_step_and_propagates(tmp_path):
+    messages = []
+
+    def stop(ctx):
+        raise KeyboardInterrupt
+
+    steps = [Step("a", lambda ctx: None), Step("b", stop), Step("c", lambda ctx: None)]
+    with pytest.raises(KeyboardInterrupt):
+        run_steps(steps, Context(out_dir=tmp_path), echo=messages.append)
+    assert any("INTERRUPTED" in m and "(a)" in m and "resumes from 'b'" in m for m in messages)
