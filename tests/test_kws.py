@@ -130,6 +130,66 @@ def test_loader_errors(sc_root: Path, tmp_path: Path) -> None:
         kws.load_speech_commands(sc_root, "train", progress=False)
 
 
+def test_loader_bad_root(sc_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="root"):
+        kws.load_speech_commands(None)  # type: ignore[arg-type]
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    with pytest.raises(FileNotFoundError, match=r"root.*not a folder"):
+        kws.load_speech_commands(a_file)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match=r"root.*is empty"):
+        kws.load_speech_commands(empty)
+    # the dataset one level down (e.g. the folder the archive was unpacked into)
+    with pytest.raises(ValueError, match=r"root=.*speech_commands"):
+        kws.load_speech_commands(sc_root.parent)
+    # WAVs straight in root, no word folders
+    flat = tmp_path / "flat"
+    _wav(flat / "yes_0.wav", _tone(1.0))
+    for name in ("validation_list.txt", "testing_list.txt"):
+        (flat / name).write_text("")
+    with pytest.raises(ValueError, match=r"root.*no sub-folder of WAVs \(1 WAVs lie"):
+        kws.load_speech_commands(flat)
+    # word folders, but none of the keywords
+    other = tmp_path / "other"
+    _wav(other / "bed" / "a_nohash_0.wav", _tone(1.0))
+    for name in ("validation_list.txt", "testing_list.txt"):
+        (other / name).write_text("")
+    with pytest.raises(ValueError, match=r"root: expected keyword folders.*bed"):
+        kws.load_speech_commands(other)
+    # a split list from another version: none of its entries exists
+    (sc_root / "testing_list.txt").write_text("cat/zzz_nohash_0.wav\n")
+    with pytest.raises(ValueError, match=r"root.*testing_list.txt.*none of its 1 entries"):
+        kws.load_speech_commands(sc_root, "test", progress=False)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "header_only", "garbage", "empty_file",
+                                    "no_samples", "stereo"])
+def test_loader_bad_wav(sc_root: Path, damage: str) -> None:
+    import soundfile as sf
+
+    path = sc_root / "yes" / "aaa_nohash_0.wav"
+    raw = path.read_bytes()
+    if damage == "truncated":  # cut inside the data chunk: libsndfile alone reads it silently
+        path.write_bytes(raw[: len(raw) // 2])
+        assert 0 < len(sf.read(str(path))[0]) < SR
+    elif damage == "header_only":
+        path.write_bytes(raw[:30])
+    elif damage == "garbage":
+        path.write_bytes(b"not a wav file at all " * 20)
+    elif damage == "empty_file":
+        path.write_bytes(b"")
+    elif damage == "no_samples":
+        _wav(path, np.zeros(0, np.float32))
+    else:
+        _wav(path, np.stack([_tone(1.0), _tone(1.0)], axis=1))
+    expect = {"truncated": "truncated", "no_samples": "holds none", "stereo": "mono"}.get(
+        damage, "readable WAV")
+    with pytest.raises(ValueError, match=rf"root: .*aaa_nohash_0\.wav: expected.*{expect}"):
+        kws.load_speech_commands(sc_root, "train", progress=False)
+
+
 def test_loader_empty_and_missing_background(tmp_path: Path) -> None:
     root = tmp_path / "sc"
     _wav(root / "yes" / "aaa_nohash_0.wav", _tone(1.0))
@@ -345,6 +405,60 @@ def test_prepare_quick(quick_splits: Splits) -> None:
     assert not set(sp.meta["voices"]["train"]) & set(sp.meta["voices"]["test"])
 
 
+def test_speech_schedule_persistence_and_shares() -> None:
+    n = 100_000
+    s = kws.speech_schedule(n, 1.0, n_voices=7, seed=0)
+    y, seg = s["y"], s["segment"]
+    p = kws.STREAM_DEFAULTS
+    runs = kws.mean_run_lengths(y)
+    shuffled = kws.mean_run_lengths(np.random.default_rng(0).permutation(y))
+    # segment lengths follow the parameters (geometric laws, 100k steps: within a few %)
+    seg_runs = kws.mean_run_lengths(seg, len(kws.SEGMENTS))
+    assert seg_runs[1] == pytest.approx(p["chatter_mean_s"], rel=0.1)
+    assert runs[kws.UNKNOWN] == pytest.approx(p["chatter_mean_s"], rel=0.1)
+    # background: a stretch of mean 20 s, plus the pauses inside bursts (shorter)
+    assert 0.6 * p["background_mean_s"] < runs[kws.SILENCE] < p["background_mean_s"] * 1.1
+    # a command is said ~repeat_mean times in a row (a little more: the next command of a
+    # burst is the same keyword 1 time in 10)
+    kw = runs[2:]
+    assert np.all((kw > 0.95 * p["repeat_mean"]) & (kw < 1.25 * p["repeat_mean"]))
+    # persistent, not i.i.d.: runs far longer than those of the same labels shuffled
+    assert runs[kws.SILENCE] > 3 * shuffled[kws.SILENCE]
+    assert runs[kws.UNKNOWN] > 4 * shuffled[kws.UNKNOWN]
+    assert np.all(kw > 1.5 * shuffled[2:])
+    share = np.bincount(np.minimum(y, 2), minlength=3) / n
+    assert 0.6 < share[0] < 0.8 and 0.1 < share[1] < 0.25 and 0.08 < share[2] < 0.2
+    # keywords only in command segments, unknown only in chatter, all keywords occur
+    assert set(seg[y >= 2].tolist()) == {2} and set(seg[y == kws.UNKNOWN].tolist()) == {1}
+    assert set(y[y >= 2].tolist()) == set(range(2, 12))
+    # a burst is one voice; voices are valid indices; silence has none
+    assert (s["voice"][y == kws.SILENCE] == -1).all()
+    assert set(s["voice"][y != kws.SILENCE].tolist()) == set(range(7))
+    lv = s["level_db"][y != kws.SILENCE]
+    assert lv.max() <= 0 and -35 < lv.min() and (s["level_db"][y == kws.SILENCE] == 0).all()
+    again = kws.speech_schedule(n, 1.0, n_voices=7, seed=0)
+    for key in s:
+        np.testing.assert_array_equal(s[key], again[key])
+    assert not np.array_equal(kws.speech_schedule(n, 1.0, 7, seed=1)["y"], y)
+    # the parameters act: longer background stretches, longer silence runs
+    longer = kws.speech_schedule(n, 1.0, 7, seed=0, background_mean_s=60.0)
+    assert kws.mean_run_lengths(longer["y"])[kws.SILENCE] > 2 * runs[kws.SILENCE]
+    with pytest.raises(ValueError, match="stream"):
+        kws.speech_schedule(10, 1.0, 1, seed=0, p_silence=0.3)
+    with pytest.raises(ValueError, match="repeat_mean"):
+        kws.speech_schedule(10, 1.0, 1, seed=0, repeat_mean=0.5)
+    with pytest.raises(ValueError, match="pause_p"):
+        kws.speech_schedule(10, 1.0, 1, seed=0, pause_p=1.5)
+
+
+def test_mean_run_lengths() -> None:
+    r = kws.mean_run_lengths(np.array([0, 0, 0, 1, 0, 2, 2, 0, 0]), 4)
+    np.testing.assert_allclose(r[:3], [2.0, 1.0, 2.0])
+    assert np.isnan(r[3])
+    with pytest.raises(ValueError, match="y"):
+        kws.mean_run_lengths(np.zeros((2, 2)))
+
+
 def test_context_trace(quick_splits: Splits) -> None:
     kwargs = dict(minutes=4.0, dwell_minutes=(0.4, 0.8), seed=2, progress=False)
     tr = kws.context_trace(quick_splits, use_cache=False, **kwargs)
@@ -357,13 +471,32 @@ def test_context_trace(quick_splits: Splits) -> None:
     track = tr.meta["snr_track_db"]
     mean = [track[tr.context == c].mean() for c in range(3)]
     assert mean[0] > mean[1] > mean[2]
-    assert (tr.y == kws.SILENCE).any() and (tr.y >= 2).any()
+    assert (tr.y == kws.SILENCE).any() and (tr.y >= 2).any() and (tr.y == kws.UNKNOWN).any()
+    # held-out voices only, words matching labels, a burst said by one voice
     test_voices = set(quick_splits.meta["voices"]["test"])
     spoken = tr.meta["speaker"][tr.y != kws.SILENCE]
-    assert set(spoken) <= test_voices
+    assert spoken.size and set(spoken) <= test_voices
+    assert not set(spoken) & set(quick_splits.meta["voices"]["train"])
+    kw = tr.y >= 2
+    assert (tr.meta["word"][kw] == np.asarray(kws.LABELS)[tr.y[kw]]).all()
+    assert set(tr.meta["word"][tr.y == kws.UNKNOWN]) <= set(kws.UNKNOWN_WORDS)
+    assert np.isnan(tr.meta["snr_db"][~kw & (tr.y == kws.SILENCE)]).all()
+    # labels persist: runs longer than those of the same labels in random order
+    runs = kws.mean_run_lengths(tr.y)
+    shuffled = kws.mean_run_lengths(np.random.default_rng(0).permutation(tr.y))
+    assert runs[kws.SILENCE] > 2 * shuffled[kws.SILENCE] and runs[kws.SILENCE] > 5
+    assert runs[kws.UNKNOWN] > 2 * shuffled[kws.UNKNOWN]
+    assert tr.meta["stream"] == kws.STREAM_DEFAULTS and tr.meta["segments"] == kws.SEGMENTS
+    assert tr.meta["segment"].shape == (240,)
     again = kws.context_trace(quick_splits, use_cache=False, **kwargs)
     np.testing.assert_array_equal(tr.pool_x, again.pool_x)
     np.testing.assert_array_equal(tr.context, again.context)
+    np.testing.assert_array_equal(tr.y, again.y)
+    np.testing.assert_array_equal(tr.meta["speaker"], again.meta["speaker"])
+    other = kws.context_trace(quick_splits, use_cache=False, **{**kwargs, "seed": 3})
+    assert not np.array_equal(other.y, tr.y)
+    with pytest.raises(ValueError, match="stream"):
+        kws.context_trace(quick_splits, stream={"p_silence": 0.3})
     with pytest.raises(ValueError, match="contexts"):
         kws.context_trace(quick_splits, contexts=("quiet", "jungle"))
     with pytest.raises(ValueError, match="minutes"):
