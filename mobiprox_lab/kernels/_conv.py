@@ -26,17 +26,19 @@ from time import thread_time  # per-thread CPU seconds: see conv2d(timings=...)
 import numpy as np
 
 from . import _plan, _pool
-from ._direct import depthwise_nhwc, direct_conv
+from ._direct import depthwise_buffer_size, depthwise_nhwc, depthwise_phases, direct_conv
 from ._fused import gemm_chunk, pointwise_chunk
 from ._half import to_half
 from ._im2col import im2col
+from ._pointwise import pointwise_exact, pointwise_gathered, pointwise_sampled
 from ._scatter import finish, scatter
 from ._validate import ConvSpec, conv_spec
 
 CHUNK_BYTES = 1 << 20  # im2col + GEMM result of one chunk: one core's L2
 ONE_BY_ONE_MIN_PLANE = 256
+POINTWISE_MIN_PLANE = 64  # 1x1 maps of at least this many pixels: GEMMs on strided views
 DIRECT_MAX_GROUP_WIDTH = 8
-DEPTHWISE_NHWC_MAX_PLANE = 64  # depthwise maps up to this many outputs: channel-vectorised
+DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
 TASKS_PER_WORKER = 4  # chunks per thread at least, for balance when a core is busy
 MIN_PARALLEL_FLOPS = 4_000_000  # smaller calls run on the calling thread only
 PHASES = ("prep", "im2col", "gemm", "interp", "direct")
@@ -75,6 +77,11 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
     small = flops < MIN_PARALLEL_FLOPS
     workers = 1 if small else _pool.get_num_threads()
 
+    if (s.groups > 1 and s.k == s.c == s.groups and not fp16
+            and s.ho * s.wo > DEPTHWISE_NHWC_MAX_PLANE):
+        _run_depthwise(x, w, out, s, bias, has_bias, workers, timings, t_start, small)
+        return out
+
     if s.groups > 1 and cg <= DIRECT_MAX_GROUP_WIDTH:
         w = to_half(w) if fp16 else np.ascontiguousarray(w)
         nb = _batch_chunk(s.n, s.n, workers)
@@ -101,6 +108,10 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
         w2 = np.take(w2, kept, axis=1)
         w2 *= np.float32(kn.stride / (kn.stride - 1))
     w2 = to_half(w2) if fp16 else np.ascontiguousarray(w2)
+
+    if _strided_pointwise(s) is not None:
+        _run_pointwise(x, w, out, s, bias, has_bias, workers, timings, t_start, small)
+        return out
 
     if (s.groups == 1 and s.kh == s.kw == 1 and s.sh == s.sw == 1 and s.ph == s.pw == 0
             and kn.technique == "exact" and s.h * s.w >= ONE_BY_ONE_MIN_PLANE):
@@ -139,6 +150,93 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
         _run(task, n_tasks, workers, timings, t_start, small)
         t_start = thread_time() if timing else 0.0
     return out
+
+
+def _strided_pointwise(s: ConvSpec) -> str | None:
+    """The ``_pointwise`` kernel for this call ("exact" | "sampling" | "gathered"), or None."""
+    kn = s.knob
+    if (s.groups != 1 or s.kh != 1 or s.kw != 1 or s.sh != 1 or s.sw != 1 or s.ph or s.pw
+            or kn.is_fp16 or s.h * s.w < POINTWISE_MIN_PLANE):
+        return None
+    if kn.technique == "perforation":
+        return "gathered"
+    return kn.technique
+
+
+def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
+                   small) -> None:
+    """1x1 stride-1 conv by GEMMs on strided views (``_pointwise``), tasks over blocks of
+    samples and of output channels."""
+    kind = _strided_pointwise(s)
+    kn = s.knob
+    w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
+    if kind == "sampling":
+        st, off = kn.stride, kn.offset
+        w2 = np.concatenate([w2[:, r::st] for r in range(st) if r != off and r < s.c], axis=1)
+        w2 = np.ascontiguousarray(w2 * np.float32(st / (st - 1)))
+    elif kind == "gathered":
+        hsrc, row_a, row_b = _plan.axis_plan(s.ho, *_axis_pattern(s, "row"))
+        col_pattern = _axis_pattern(s, "col")
+        wsrc = _plan.axis_plan(s.wo, *col_pattern)[0]
+        col_a, col_b = _plan.column_sources(s.wo, *col_pattern)
+        col_s2 = col_pattern[1] if col_pattern[0] == 2 else -1
+        kept_px = hsrc.shape[0] * wsrc.shape[0]
+    nb, n_blocks, kb, kblocks = _blocks(s.n, s.k, workers, small)
+    timing = timings is not None
+
+    def task(i: int, scratch: dict) -> None:
+        t0 = thread_time() if timing else 0.0
+        b, j = divmod(i, kblocks)
+        n0, n1 = b * nb, min(s.n, (b + 1) * nb)
+        k0, k1 = j * kb, min(s.k, (j + 1) * kb)
+        if kind == "exact":
+            pointwise_exact(x, w2, out, n0, n1, k0, k1, bias, has_bias)
+        elif kind == "sampling":
+            pointwise_sampled(x, w2, out, n0, n1, k0, k1, kn.stride, kn.offset, bias, has_bias)
+        else:
+            if "xbuf" not in scratch:
+                scratch["xbuf"] = np.empty(s.c * kept_px, np.float32)
+                scratch["rbuf"] = np.empty(kb * kept_px, np.float32)
+            pointwise_gathered(x, w2, out, n0, n1, k0, k1, hsrc, wsrc, row_a, row_b, col_a,
+                               col_b, col_s2, bias, has_bias, scratch["xbuf"], scratch["rbuf"])
+        if timing:
+            _add(scratch, "gemm", thread_time() - t0)
+
+    _run(task, n_blocks * kblocks, workers, timings, t_start, small)
+
+
+def _blocks(n: int, k: int, workers: int, small: bool) -> tuple[int, int, int, int]:
+    """``(samples per task, sample blocks, channels per task, channel blocks)``: whole
+    samples when there are enough for the threads, else the channels split too."""
+    nb = _batch_chunk(n, n, workers)
+    n_blocks = ceil(n / nb)
+    kblocks = 1 if small or workers == 1 else max(1, min(k // 16, ceil(
+        TASKS_PER_WORKER * workers / n_blocks)))
+    kb = ceil(k / kblocks)
+    return nb, n_blocks, kb, ceil(k / kb)
+
+
+def _run_depthwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
+                   small) -> None:
+    """Depthwise conv by stride phases (``_direct.depthwise_phases``), tasks over blocks of
+    samples and of channels."""
+    w = np.ascontiguousarray(w)
+    nb, n_blocks, kb, kblocks = _blocks(s.n, s.k, workers, small)
+    size = depthwise_buffer_size(s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw)
+    timing = timings is not None
+
+    def task(i: int, scratch: dict) -> None:
+        t0 = thread_time() if timing else 0.0
+        b, j = divmod(i, kblocks)
+        if "phases" not in scratch:
+            scratch["phases"] = np.zeros(size, np.float32)
+        depthwise_phases(x, w, out, b * nb, min(s.n, (b + 1) * nb), j * kb,
+                         min(s.k, (j + 1) * kb), s.sh, s.sw, s.ph, s.pw, bias, has_bias,
+                         scratch["phases"])
+        if timing:
+            _add(scratch, "direct", thread_time() - t0)
+
+    _run(task, n_blocks * kblocks, workers, timings, t_start, small)
 
 
 def conv2d_breakdown(x, w, b=None, **kwargs) -> tuple[np.ndarray, dict[str, float]]:

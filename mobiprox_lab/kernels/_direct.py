@@ -111,3 +111,105 @@ def depthwise_nhwc(x, w, out, n0, n1, sh, sw, ph, pw, bias, has_bias, fp16):
             for j in range(pl):
                 for c in range(cu):
                     of[d + c * pl + j] = acc[j * cu + c]
+
+
+@njit(cache=True, nogil=True)
+def depthwise_phases(x, w, out, n0, n1, c0, c1, sh, sw, ph, pw, bias, has_bias, buf):
+    """Depthwise conv (K == C, one filter per channel) of channels ``c0 .. c1-1`` of samples
+    ``n0 .. n1-1``, plane by plane, for any stride and padding.
+
+    Each zero-padded input plane is split into its ``sh*sw`` stride phases
+    (``phase[a, b][r, q] = padded[r*sh + a, q*sw + b]``, each ``hq x wq``) in ``buf``
+    (float32, at least :func:`depthwise_buffer_size` elements, zero on the first call: only
+    the image's positions are ever written, so padding stays zero). Tap ``(i, j)`` then reads
+    phase ``(i % sh, j % sw)`` shifted by ``(i // sh, j // sw)``: every output of a "wide"
+    plane (``ho`` rows of ``wq``) is one contiguous, vectorised multiply-add per tap; the
+    ``wo`` valid columns of each row are written to ``out`` with the bias. Unsigned indices
+    throughout (see ``_im2col``).
+    """
+    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    kh_, kw_ = w.shape[2], w.shape[3]
+    ho_n, wo_n = out.shape[2], out.shape[3]
+    hq = (h_ + 2 * ph + sh - 1) // sh
+    wq = (w_ + 2 * pw + sw - 1) // sw
+    pq = hq * wq
+    taps = kh_ * kw_
+    offs = np.empty(taps, np.uint64)
+    for i in range(kh_):
+        for j in range(kw_):
+            offs[i * kw_ + j] = ((i % sh) * sw + j % sw) * pq + (i // sh) * wq + j // sw
+    # per phase: the phase rows / columns that hold image pixels, [lo, hi), and the image
+    # row / column of the first of them
+    nph = sh * sw
+    r_lo = np.empty(nph, np.int64)
+    r_hi = np.empty(nph, np.int64)
+    q_lo = np.empty(nph, np.int64)
+    q_hi = np.empty(nph, np.int64)
+    for a in range(sh):
+        for b in range(sw):
+            f = a * sw + b
+            r_lo[f] = (ph - a + sh - 1) // sh if ph > a else 0
+            r_hi[f] = max(r_lo[f], (h_ - 1 + ph - a) // sh + 1)
+            q_lo[f] = (pw - b + sw - 1) // sw if pw > b else 0
+            q_hi[f] = max(q_lo[f], (w_ - 1 + pw - b) // sw + 1)
+    wide = uint64(ho_n * wq)
+    acc = np.empty(ho_n * wq, np.float32)
+    wv = np.empty(taps, np.float32)
+    xf = x.reshape(-1)
+    of = out.reshape(-1)
+    three = kh_ == 3 and kw_ == 3
+    usw = uint64(sw)
+    for n in range(n0, n1):
+        for c in range(c0, c1):
+            src = (n * c_ + c) * h_ * w_
+            for a in range(sh):  # scatter the plane into its phases
+                for b in range(sw):
+                    f = a * sw + b
+                    q0, q1 = q_lo[f], q_hi[f]
+                    if q1 <= q0:
+                        continue
+                    for rq in range(r_lo[f], r_hi[f]):
+                        ih = rq * sh + a - ph
+                        d = uint64(f * pq + rq * wq + q0)
+                        s0 = uint64(src + ih * w_ + q0 * sw + b - pw)
+                        if sw == 1:
+                            for t in range(uint64(q1 - q0)):
+                                buf[d + t] = xf[s0 + t]
+                        else:
+                            for t in range(uint64(q1 - q0)):
+                                buf[d + t] = xf[s0 + t * usw]
+            for t in range(taps):
+                wv[t] = w[c, 0, t // kw_, t % kw_]
+            if three:
+                o0, o1, o2, o3, o4 = offs[0], offs[1], offs[2], offs[3], offs[4]
+                o5, o6, o7, o8 = offs[5], offs[6], offs[7], offs[8]
+                w0, w1, w2, w3, w4 = wv[0], wv[1], wv[2], wv[3], wv[4]
+                w5, w6, w7, w8 = wv[5], wv[6], wv[7], wv[8]
+                for p in range(wide):
+                    acc[p] = (w0 * buf[p + o0] + w1 * buf[p + o1] + w2 * buf[p + o2]
+                              + w3 * buf[p + o3] + w4 * buf[p + o4] + w5 * buf[p + o5]
+                              + w6 * buf[p + o6] + w7 * buf[p + o7] + w8 * buf[p + o8])
+            else:
+                for p in range(wide):
+                    acc[p] = 0.0
+                for t in range(taps):
+                    o, v = offs[t], wv[t]
+                    for p in range(wide):
+                        acc[p] += v * buf[p + o]
+            bv = bias[c] if has_bias else np.float32(0.0)
+            d0 = (n * c_ + c) * ho_n * wo_n
+            for ho in range(ho_n):
+                d = uint64(d0 + ho * wo_n)
+                s0 = uint64(ho * wq)
+                for j in range(uint64(wo_n)):
+                    of[d + j] = acc[s0 + j] + bv
+
+
+def depthwise_buffer_size(h: int, w: int, kh: int, kw: int, sh: int, sw: int, ph: int,
+                          pw: int) -> int:
+    """Elements of the phase buffer :func:`depthwise_phases` needs."""
+    hq = (h + 2 * ph + sh - 1) // sh
+    wq = (w + 2 * pw + sw - 1) // sw
+    ho = (h + 2 * ph - kh) // sh + 1
+    # the last phase, plus the widest tap shift read past a wide row
+    return sh * sw * hq * wq + ((kh - 1) // sh + 1) * wq + (kw - 1) // sw + ho * wq

@@ -1,0 +1,121 @@
+"""1x1, stride-1, unpadded convolutions (the MobileNet's pointwise layers) without im2col.
+
+A 1x1 convolution of one sample is one GEMM, ``out[n] (K, H*W) = w (K, C) @ x[n] (C, H*W)``.
+The approximations are GEMMs on strided views of the same operands, written straight
+into the output, so nothing is gathered and the output is written once, while the
+sample's planes are still in cache:
+
+* filter sampling skips the input channels ``c % s == offset`` (1x1 kernels are always
+  "irregular", ``approximations.md``): the kept channels are ``s - 1`` residue classes,
+  each a strided view ``x[n, r::s]`` (leading dimension ``s*H*W``); one GEMM per class,
+  accumulated (``beta = 1``) in the output;
+* perforation (rows or columns) copies the kept pixels of one sample into a small
+  buffer, runs one GEMM into another and fills the sample's output from it
+  (``_scatter``) while both are in cache. (GEMMs straight on the kept rows, with the
+  plane as leading dimension, measured slower: one small GEMM per row, and rows a
+  power of two apart alias in the cache.)
+
+A task is a block of output channels of a block of samples, so that a single sample
+still spreads over several threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, uint64
+
+from ._blas import sgemm
+from ._scatter import scatter
+
+_HALF = np.float32(0.5)  # the mean in float32, as ``_scatter`` and the reference compute it
+
+
+@njit(cache=True, nogil=True)
+def _bias_plane(of, d, plane, bv):
+    for j in range(uint64(plane)):
+        of[d + j] += bv
+
+
+@njit(cache=True, nogil=True)
+def pointwise_exact(x, w2, out, n0, n1, k0, k1, bias, has_bias):
+    """``out[n0:n1, k0:k1]`` of the exact 1x1 conv; ``w2`` (K, C)."""
+    c_, plane = x.shape[1], x.shape[2] * x.shape[3]
+    k_ = out.shape[1]
+    xf, of, wf = x.reshape(-1), out.reshape(-1), w2.reshape(-1)
+    for n in range(n0, n1):
+        o0 = (n * k_ + k0) * plane
+        sgemm(wf[k0 * c_:], c_, xf[n * c_ * plane:], plane, of[o0:], plane, k1 - k0, plane, c_,
+              np.float32(0.0))
+        if has_bias:
+            for k in range(k0, k1):
+                _bias_plane(of, uint64((n * k_ + k) * plane), plane, bias[k])
+
+
+@njit(cache=True, nogil=True)
+def pointwise_sampled(x, wcls, out, n0, n1, k0, k1, s, offset, bias, has_bias):
+    """``out[n0:n1, k0:k1]`` of a 1x1 conv sampled at stride ``s``: input channels
+    ``c % s == offset`` skipped. ``wcls`` (K, kept): the kept, rescaled weight columns
+    grouped by residue class (classes ``r != offset`` in increasing order, each in channel
+    order)."""
+    c_, plane = x.shape[1], x.shape[2] * x.shape[3]
+    k_ = out.shape[1]
+    kept = wcls.shape[1]
+    xf, of, wf = x.reshape(-1), out.reshape(-1), wcls.reshape(-1)
+    for n in range(n0, n1):
+        o0 = (n * k_ + k0) * plane
+        col = 0
+        first = True
+        for r in range(s):
+            if r == offset or r >= c_:
+                continue
+            cnt = (c_ - r + s - 1) // s
+            sgemm(wf[k0 * kept + col:], kept, xf[(n * c_ + r) * plane:], s * plane, of[o0:],
+                  plane, k1 - k0, plane, cnt, np.float32(0.0 if first else 1.0))
+            first = False
+            col += cnt
+        if has_bias:
+            for k in range(k0, k1):
+                _bias_plane(of, uint64((n * k_ + k) * plane), plane, bias[k])
+
+
+@njit(cache=True, nogil=True)
+def pointwise_gathered(x, w2, out, n0, n1, k0, k1, hsrc, wsrc, row_a, row_b, col_a, col_b,
+                       col_s2, bias, has_bias, xbuf, rbuf):
+    """``out[n0:n1, k0:k1]`` of a 1x1 conv perforated along rows or columns, one sample at a
+    time: copy the kept pixels (rows ``hsrc`` x columns ``wsrc``) into ``xbuf`` (C, kept),
+    one contiguous GEMM into ``rbuf`` (K, kept), then ``scatter`` fills the output plane
+    (``row_a`` ... ``col_s2`` as in ``_scatter.scatter``). Per sample, so that the buffers
+    and the sample's output stay in cache."""
+    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    hk, wk = hsrc.shape[0], wsrc.shape[0]
+    kp = hk * wk
+    kc = k1 - k0
+    xf, wf = x.reshape(-1), w2.reshape(-1)
+    xb = xbuf[:c_ * kp]
+    res = rbuf[:kc * kp].reshape(kc, kp)
+    rf = rbuf[:kc * kp]
+    step = wsrc[1] - wsrc[0] if wk > 1 else 1
+    for j in range(1, wk):
+        if wsrc[j] - wsrc[j - 1] != step:
+            step = 0
+    for n in range(n0, n1):
+        for c in range(c_):
+            s0 = (n * c_ + c) * h_ * w_
+            d0 = c * kp
+            for i in range(hk):
+                src = uint64(s0 + hsrc[i] * w_ + wsrc[0])
+                d = uint64(d0 + i * wk)
+                if step == 1:
+                    for j in range(uint64(wk)):
+                        xb[d + j] = xf[src + j]
+                elif step > 0:
+                    st = uint64(step)
+                    for j in range(uint64(wk)):
+                        xb[d + j] = xf[src + j * st]
+                else:
+                    src = uint64(s0 + hsrc[i] * w_)
+                    for j in range(wk):
+                        xb[d + uint64(j)] = xf[src + uint64(wsrc[j])]
+        sgemm(wf[k0 * c_:], c_, xb, kp, rf, kp, kc, kp, c_, np.float32(0.0))
+        scatter(res, out, n, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, has_bias,
+                False)
