@@ -2,15 +2,22 @@
 
 Paths (``groups == 1`` unless said):
 
-* 1x1, stride 1, no padding, exact, maps of >= ``ONE_BY_ONE_MIN_PLANE`` pixels:
-  one GEMM per sample straight into the output, no im2col.
+* 1x1, stride 1, no padding, fp32, maps of >= ``POINTWISE_MIN_PLANE`` pixels
+  (``_pointwise``): exact and filter-sampled, GEMMs straight on (strided views of) the
+  input into the output; perforated, per sample a copy of the kept pixels, one GEMM
+  and the fill, all in cache. Tasks are blocks of samples x blocks of output channels.
+* the same in fp16, exact, maps of >= ``ONE_BY_ONE_MIN_PLANE`` pixels: one GEMM per
+  sample straight into the output, then the half rounding.
 * everything else with ``groups == 1`` (and wide groups, one group at a time):
   per chunk of samples, a reduced im2col -> one GEMM -> scatter into NCHW with
   interpolation and bias. Chunks keep the im2col buffer and the GEMM result
   cache-resident (``CHUNK_BYTES``); an unperforated chunk of one sample is
   written by the GEMM straight into the output.
-* depthwise / narrow grouped (<= ``DIRECT_MAX_GROUP_WIDTH`` input channels per
-  group): a direct Numba loop.
+* depthwise, fp32, more than ``DEPTHWISE_NHWC_MAX_PLANE`` outputs per map: each
+  input plane split into its stride phases, every tap one contiguous vectorised
+  multiply-add (``_direct.depthwise_phases``); tasks over samples x channels.
+* other depthwise / narrow grouped (<= ``DIRECT_MAX_GROUP_WIDTH`` input channels per
+  group): a direct Numba loop (channel-vectorised NHWC for small depthwise maps).
 
 Chunks run on ``_pool`` worker threads (serial nogil kernels, single-threaded
 BLAS per worker). Without timings a chunk is one nogil call (``_fused``, whose

@@ -74,5 +74,3 @@ def column_sources(n: int, stride: int, offset: int) -> tuple[np.ndarray, np.nda
     """``(src_a, src_b)`` of :func:`axis_plan` as uint64 (unsigned indices for the scatter)."""
     _, src_a, src_b = axis_plan(n, stride, offset)
     return src_a.astype(np.uint64), src_b.astype(np.uint64)
-
-
