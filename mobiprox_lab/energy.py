@@ -1,105 +1,110 @@
-r"""Device energy model: what an inference costs, alone and as part of the whole phone.
+r"""Energy: one law from measured speedup to relative energy, the phone's duty cycle, counters.
 
-The model
----------
-A phone running a sensing application draws a **baseline power** ``P_base`` (W)
-all the time: the SoC awake with the screen off, the sensors sampling, the
-radio idle -- "the rest of the phone". During an inference the processor adds an
-**active power** ``P_active`` (W) for the inference latency ``L`` (s). The
-application makes one inference per **sensing window** of ``W`` seconds
-(HAR: 2.56-s windows with 50% overlap, so one inference every ``W = 1.28`` s;
-keyword spotting: one per ``W = 1`` s).
+The law (one, documented)
+-------------------------
+The relative energy of a configuration is a power law of its **measured** speedup ``s``
+(exact latency / latency, on the machine that ran it)::
 
-Energy of one inference (J), with a share ``f`` of its work in fp16::
+    r(s) = s ** (-k)        k = 1.334 +- 0.048   (``authors_law()``)
 
-    E_inf(L, f) = P_active * L * (1 - f * (1 - phi))
+``r`` is the whole phone's energy per inference relative to the exact configuration,
+**under continuous inference**: the quantity the Mobiprox authors measured with a power
+monitor on their phone (``load_authors_har_table()``, configurations 1-9), and ``k`` is the
+least-squares fit to that table (rmse 0.015, max error 0.028; ``r = 1/s`` has rmse 0.040:
+their energy falls faster than time, the active power drops a little as well). Properties
+that matter: ``r(1) = 1``; a configuration **slower** than exact (``s < 1``) costs **more**
+than exact (``r > 1``); ``r`` is monotone. The authors' speedups span 1.06-1.22, so beyond
+that range the law is an extrapolation of a one-parameter fit (a free fixed-cost + power law
+fits their points slightly better, rmse 0.011, but its parameters are not identifiable on
+nine points and it explodes below ``s = 1``: :func:`fit` keeps it for the calibration figure).
 
-``phi`` (``fp16_energy_factor``) is the energy of fp16 work as a fraction of the
-same work in fp32 (half the bytes moved, twice the SIMD lanes: ~0.5). The
-workbench emulates fp16 on a CPU that cannot measure this, so the credit is
-applied by the model, not by a measured latency.
+fp16. A CPU only emulates half precision (:mod:`mobiprox_lab.kernels`): no speedup is
+claimed, and its time is the measured time of what actually runs. ``EnergyLaw`` keeps an
+``fp16_energy_factor`` (energy of fp16 work as a fraction of fp32 work) as a named
+**sensitivity parameter** whose default is 1.0 (no credit): ``r = s**-k * (1 - f (1 - phi))``
+with ``f`` the fp16 share of the work. Nothing depends on it unless a caller sets it.
 
-System energy per window (J)::
+System-wide saving, two regimes
+-------------------------------
+Per sensing window the phone spends ``E_idle`` (the rest of the phone, ``P_base`` over the
+time it is not inferring) and ``E_busy`` (the whole phone while it infers). With the exact
+inference's **share** ``sigma = E_busy / (E_idle + E_busy)``::
 
-    E_sys(L, f) = P_base * max(W, L) + E_inf(L, f)
+    relative system energy = 1 - sigma * (1 - r)        system saving = sigma * (1 - r)
 
-``max(W, L)``: an inference slower than the window runs back to back, so a
-"window" lasts ``L``. ``W = 0`` therefore models **continuous inference** (the
-authors' measuring regime: the phone doing nothing but inferring).
+(:func:`relative_system_from_inference`, :func:`system_saving`). This neglects the idle time a
+faster inference frees (spent at ``P_base``): it adds ``(1 - sigma) (L0 - L) / (W - L0)``,
+under 0.5% when the inference takes under a few ms of a 1-s window.
 
-Relative figures against the exact configuration (latency ``L0``, fp32)::
+(a) ``regime="continuous"``: the phone does nothing but infer (the authors' measuring
+    condition): ``sigma = 1`` and the saving is ``1 - r``. This is the number to set beside
+    the paper's "up to 15%".
+(b) ``regime="duty_cycled"``: one inference per sensing window ``W`` (HAR: 2.56-s windows
+    with 50% overlap, ``W = 1.28`` s; KWS: ``W = 1`` s). With the phone's exact latency
+    ``L0 = latency_factor * L0_measured``::
 
-    relative inference energy  r   = E_inf(L, f) / E_inf(L0, 0)
-    inference share            s   = E_inf(L0, 0) / E_sys(L0, 0)
-    relative system energy         = E_sys(L, f) / E_sys(L0, 0)
-                                   = 1 - s * (1 - r)          (when L, L0 <= W)
-    system-wide saving             = s * (1 - r)
+        sigma = (P_base + P_active) L0 / ((P_base + P_active) L0 + P_base (W - L0))
 
-So a controller that saves 20% of the inference energy saves ``0.2 * s`` of the
-phone's energy: a lot under continuous inference (``s = P_active / (P_base +
-P_active)``), little at a 1.28-s cadence with a fast model.
+    ``L0_measured`` is what the caller measured here (one inference, batch 1); nothing in
+    this module assumes a latency.
 
-Default numbers (approximate)
------------------------------
-``PHONE``: ``P_base = 0.30 W``, ``P_active = 1.5 W``, ``phi = 0.5``,
-``W = 1.28 s``. These are order-of-magnitude figures, not a measurement of a
-particular phone: Carroll & Heiser, "An analysis of power consumption in a
-smartphone" (USENIX ATC 2010) measured a few hundred mW for an awake phone with
-the display off and the radio idle (their Openmoko Freerunner: ~0.27 W idle),
-and one big core of a recent mobile SoC under sustained load draws roughly
-1-2 W above idle. ``DEFAULT_EXACT_LATENCY_S = 0.05`` (50 ms for the exact HAR
-MobileNet on a phone CPU) is an **assumption** used only for a default
-inference share; pass your own latency. Build a profile for your own phone from
-two battery-current readings with :meth:`PowerProfile.from_battery`.
+Phone profile (``PHONE`` / ``PHONE_KWS``; approximate, not a measurement)
+    ``P_base = 0.30 W`` (awake, screen off, sensors on, radio idle) after Carroll & Heiser,
+    "An analysis of power consumption in a smartphone", USENIX ATC 2010 (~0.27 W for their
+    phone awake and idle); ``P_active = 1.5 W`` for one busy big core of a recent mobile SoC.
+    ``latency_factor = PHONE_LATENCY_FACTOR = 1.0``: the phone's latency for our runtime as a
+    multiple of this machine's. **Assumption, neutral default**: no measurement of our runtime
+    on a phone exists; a phone core is likely slower (factor > 1, larger share). Pass your own
+    (run ``benchmarks/runtime.py`` on both) or a profile from
+    :meth:`PowerProfile.from_battery`. The duty-cycled share scales about linearly with it.
 
-Calibration
------------
-:func:`fit` calibrates the empirical law ``relative_energy = a + (1 - a) *
-speedup**(-k) * (1 - f (1 - phi))`` to measured (speedup, relative energy)
-pairs: ``a`` is a fixed per-inference cost that does not scale with speed,
-``k`` says how energy falls with latency (``k = 1``: energy proportional to
-time, as in the linear model above; ``k > 1``: the active power itself drops in
-the approximated configurations, e.g. less memory traffic).
-
-Real counters
--------------
-:class:`RaplMeter` reads Intel RAPL energy counters from
-``/sys/class/powercap/intel-rapl:*`` where the machine exposes them;
-:func:`rapl_available` says whether it does (and why not), so callers fall back
-to the model.
+Energy counters
+---------------
+:class:`EnergyMeter` reads hardware energy counters through **Zeus** (``pip install zeus``;
+``zeus.monitor.ZeusMonitor``: CPU packages and DRAM through Intel/AMD RAPL, NVIDIA GPUs
+through NVML), chosen over CodeCarbon because it measures a code window's joules from the
+counters themselves with little overhead, where CodeCarbon samples power every few seconds for
+emission reports and, without counters, falls back to a TDP-based estimate (an invented
+number). The import is lazy: without Zeus or without counters :func:`counters_available`
+says why and callers use the law.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 __all__ = [
-    "DEFAULT_EXACT_LATENCY_S",
     "HAR_WINDOW_S",
     "KWS_WINDOW_S",
     "PHONE",
     "PHONE_KWS",
+    "PHONE_LATENCY_FACTOR",
+    "REGIMES",
+    "WINDOWS",
+    "Availability",
+    "EnergyLaw",
+    "EnergyMeter",
     "FitResult",
     "PowerProfile",
-    "RaplAvailability",
-    "RaplMeter",
     "authors_har_table_path",
-    "default_inference_share",
+    "authors_law",
+    "counters_available",
+    "energy_from_speedup",
     "fit",
-    "inference_energy",
     "inference_share",
+    "inference_share_for",
     "load_authors_har_table",
+    "profile_for",
     "rapl_available",
     "relative_inference_energy",
-    "relative_system_energy",
     "relative_system_from_inference",
-    "system_energy",
     "system_saving",
 ]
 
@@ -107,97 +112,13 @@ HAR_WINDOW_S = 1.28
 """Seconds between HAR inferences: 2.56-s windows (128 samples at 50 Hz), 50% overlap."""
 KWS_WINDOW_S = 1.0
 """Seconds between keyword-spotting inferences: one 1-s clip per second."""
-DEFAULT_EXACT_LATENCY_S = 0.05
-"""Assumed latency (s) of the exact HAR model on a phone CPU; only for default shares."""
+WINDOWS = {"har": HAR_WINDOW_S, "kws": KWS_WINDOW_S}
+REGIMES = ("continuous", "duty_cycled")
+PHONE_LATENCY_FACTOR = 1.0
+"""Phone latency / this machine's latency for the same inference: an assumption (module doc)."""
 
 
-# --------------------------------------------------------------------------- profiles
-
-
-@dataclass(frozen=True)
-class PowerProfile:
-    """Power figures of one device.
-
-    name : label.
-    p_base_w : W, drawn all the time (awake, screen off, sensors on, radio idle).
-    p_active_w : W, added by the processor while an inference runs.
-    fp16_energy_factor : energy of fp16 work as a fraction of the same work in fp32, in [0, 1].
-    window_s : s between inferences (one inference per sensing window); 0 = continuous.
-    source : where the numbers come from.
-    """
-
-    name: str
-    p_base_w: float
-    p_active_w: float
-    fp16_energy_factor: float = 0.5
-    window_s: float = HAR_WINDOW_S
-    source: str = "user supplied"
-
-    def __post_init__(self) -> None:
-        for attr in ("p_base_w", "p_active_w", "window_s"):
-            v = getattr(self, attr)
-            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"{attr}: expected a finite number >= 0, got {v!r}")
-        if self.p_active_w <= 0:
-            raise ValueError(f"p_active_w: expected > 0 W, got {self.p_active_w!r}")
-        f = self.fp16_energy_factor
-        if not (isinstance(f, int | float) and 0.0 <= f <= 1.0):
-            raise ValueError(f"fp16_energy_factor: expected a number in [0, 1], got {f!r}")
-
-    @classmethod
-    def from_battery(
-        cls,
-        name: str,
-        idle_current_ma: float,
-        busy_current_ma: float,
-        voltage_v: float = 3.85,
-        *,
-        window_s: float = HAR_WINDOW_S,
-        fp16_energy_factor: float = 0.5,
-    ) -> PowerProfile:
-        """A profile for your own phone from two battery-current readings.
-
-        idle_current_ma : mA drawn with the app's sensors on but no inference (screen off).
-        busy_current_ma : mA drawn while the model infers back to back (screen off).
-        voltage_v : battery voltage (V), ~3.85 V nominal for a Li-ion cell.
-
-        On Android, ``BatteryManager.BATTERY_PROPERTY_CURRENT_NOW`` (or ``dumpsys
-        batterystats``) averaged over a minute gives both readings.
-        """
-        if not (idle_current_ma >= 0):
-            raise ValueError(f"idle_current_ma: expected >= 0 mA, got {idle_current_ma!r}")
-        if not (busy_current_ma > idle_current_ma):
-            raise ValueError(f"busy_current_ma: expected > idle_current_ma ({idle_current_ma}), "
-                             f"got {busy_current_ma!r}")
-        if not (voltage_v > 0):
-            raise ValueError(f"voltage_v: expected > 0 V, got {voltage_v!r}")
-        return cls(name=name,
-                   p_base_w=idle_current_ma * 1e-3 * voltage_v,
-                   p_active_w=(busy_current_ma - idle_current_ma) * 1e-3 * voltage_v,
-                   fp16_energy_factor=fp16_energy_factor, window_s=window_s,
-                   source=f"battery readings: idle {idle_current_ma} mA, busy "
-                          f"{busy_current_ma} mA at {voltage_v} V")
-
-
-PHONE = PowerProfile(
-    name="phone",
-    p_base_w=0.30,
-    p_active_w=1.5,
-    fp16_energy_factor=0.5,
-    window_s=HAR_WINDOW_S,
-    source=("approximate: awake-idle ~0.3 W after Carroll & Heiser, 'An analysis of power "
-            "consumption in a smartphone', USENIX ATC 2010; ~1.5 W for one busy big core of a "
-            "recent mobile SoC; fp16 at half the fp32 energy. Not a measurement."),
-)
-"""The default phone, at the HAR cadence (one inference every 1.28 s)."""
-
-PHONE_KWS = PowerProfile(
-    name="phone-kws", p_base_w=PHONE.p_base_w, p_active_w=PHONE.p_active_w,
-    fp16_energy_factor=PHONE.fp16_energy_factor, window_s=KWS_WINDOW_S, source=PHONE.source)
-"""The default phone at the keyword-spotting cadence (one inference per second)."""
-
-
-# --------------------------------------------------------------------------- model
+# --------------------------------------------------------------------------- validation
 
 
 def _nonneg(name: str, value, *, positive: bool = False) -> np.ndarray:
@@ -216,77 +137,212 @@ def _fraction(name: str, value) -> np.ndarray:
     return arr
 
 
-def _profile(profile) -> PowerProfile:
-    if not isinstance(profile, PowerProfile):
-        raise TypeError(f"profile: expected a PowerProfile, got {type(profile).__name__}")
-    return profile
-
-
 def _out(x: np.ndarray):
     return float(x) if np.ndim(x) == 0 else x
 
 
-def inference_energy(latency_s, fp16_fraction=0.0, profile: PowerProfile = PHONE):
-    """Energy (J) of one inference: ``P_active * L * (1 - f (1 - phi))``. Array friendly."""
-    p = _profile(profile)
-    lat = _nonneg("latency_s", latency_s)
-    f = _fraction("fp16_fraction", fp16_fraction)
-    return _out(p.p_active_w * lat * (1.0 - f * (1.0 - p.fp16_energy_factor)))
+# --------------------------------------------------------------------------- the law
 
 
-def relative_inference_energy(latency_s, exact_latency_s, fp16_fraction=0.0,
-                              profile: PowerProfile = PHONE):
-    """Inference energy relative to the exact fp32 inference of latency ``exact_latency_s`` (s)."""
-    _nonneg("exact_latency_s", exact_latency_s, positive=True)
-    return _out(np.asarray(inference_energy(latency_s, fp16_fraction, profile))
-                / np.asarray(inference_energy(exact_latency_s, 0.0, profile)))
+@dataclass(frozen=True)
+class EnergyLaw:
+    """``r = speedup**(-exponent) * (1 - f * (1 - fp16_energy_factor))``, see the module doc.
 
-
-def _window(profile: PowerProfile, window_s) -> np.ndarray:
-    return _nonneg("window_s", profile.window_s if window_s is None else window_s)
-
-
-def system_energy(latency_s, fp16_fraction=0.0, profile: PowerProfile = PHONE, window_s=None):
-    """Whole-phone energy (J) per sensing window: ``P_base * max(W, L) + E_inf(L, f)``.
-
-    window_s : s between inferences; default ``profile.window_s``; 0 = continuous inference.
+    exponent : k > 0. fp16_energy_factor : sensitivity parameter in [0, 1]; 1.0 = no credit.
+    source : where ``exponent`` comes from.
     """
-    p = _profile(profile)
-    lat = _nonneg("latency_s", latency_s)
-    w = _window(p, window_s)
-    return _out(p.p_base_w * np.maximum(w, lat)
-                + np.asarray(inference_energy(lat, fp16_fraction, p)))
+
+    exponent: float
+    fp16_energy_factor: float = 1.0
+    source: str = "user supplied"
+
+    def __post_init__(self) -> None:
+        k = self.exponent
+        if isinstance(k, bool) or not isinstance(k, int | float) or not (math.isfinite(k)
+                                                                          and k > 0):
+            raise ValueError(f"exponent: expected a finite number > 0, got {k!r}")
+        f = self.fp16_energy_factor
+        if isinstance(f, bool) or not isinstance(f, int | float) or not 0.0 <= f <= 1.0:
+            raise ValueError(f"fp16_energy_factor: expected a number in [0, 1], got {f!r}")
+
+    def relative_energy(self, speedup, fp16_fraction=0.0):
+        """Relative energy at measured ``speedup`` (> 0) with fp16 work share ``fp16_fraction``."""
+        s = _nonneg("speedup", speedup, positive=True)
+        f = _fraction("fp16_fraction", fp16_fraction)
+        credit = 1.0 - f * (1.0 - self.fp16_energy_factor)
+        return _out(s ** (-self.exponent) * credit)
 
 
-def relative_system_energy(latency_s, exact_latency_s, fp16_fraction=0.0,
-                           profile: PowerProfile = PHONE, window_s=None):
-    """Whole-phone energy per window relative to running the exact model at the same cadence."""
-    _nonneg("exact_latency_s", exact_latency_s, positive=True)
-    return _out(np.asarray(system_energy(latency_s, fp16_fraction, profile, window_s))
-                / np.asarray(system_energy(exact_latency_s, 0.0, profile, window_s)))
+@functools.cache
+def _authors_law() -> EnergyLaw:
+    table = load_authors_har_table()
+    approx = table[table["config"] > 0]
+    res = fit(approx["speedup"], approx["relative_energy"], fixed_cost=0.0)
+    k = res.params["k"]
+    return EnergyLaw(exponent=k, source=(
+        f"power law fitted to the Mobiprox authors' phone table (HAR configs 1-9, whole-phone "
+        f"energy under continuous inference): k = {k:.3f} +- {res.stderr['k']:.3f}, "
+        f"rmse {res.rmse:.3f}"))
 
 
-def inference_share(exact_latency_s, profile: PowerProfile = PHONE, window_s=None):
-    """The exact inference's share of the whole phone's energy per window, in (0, 1]."""
-    _nonneg("exact_latency_s", exact_latency_s, positive=True)
-    return _out(np.asarray(inference_energy(exact_latency_s, 0.0, profile))
-                / np.asarray(system_energy(exact_latency_s, 0.0, profile, window_s)))
+def authors_law(fp16_energy_factor: float = 1.0) -> EnergyLaw:
+    """The law calibrated on the authors' table (``k`` fitted once per process).
+
+    fp16_energy_factor : sensitivity parameter, default 1.0 (no fp16 credit); a figure that
+        uses another value must say so.
+    """
+    law = _authors_law()
+    if fp16_energy_factor == law.fp16_energy_factor:
+        return law
+    return EnergyLaw(law.exponent, fp16_energy_factor, law.source
+                     + f"; fp16 energy factor {fp16_energy_factor} (sensitivity setting)")
 
 
-def default_inference_share(profile: PowerProfile = PHONE) -> float:
-    """``inference_share(DEFAULT_EXACT_LATENCY_S, profile)``: an assumed latency, see module doc."""
-    return float(inference_share(DEFAULT_EXACT_LATENCY_S, profile))
+def _law(law) -> EnergyLaw:
+    if law is None:
+        return authors_law()
+    if not isinstance(law, EnergyLaw):
+        raise TypeError(f"law: expected an EnergyLaw (or None for authors_law()), "
+                        f"got {type(law).__name__}")
+    return law
+
+
+def energy_from_speedup(speedup, fp16_fraction=0.0, *, law: EnergyLaw | None = None):
+    """Relative energy (exact = 1) of a configuration of measured ``speedup``. Array friendly.
+
+    law : default :func:`authors_law` (fp16 factor 1.0: ``fp16_fraction`` changes nothing).
+    """
+    return _law(law).relative_energy(speedup, fp16_fraction)
+
+
+def relative_inference_energy(latency_s, exact_latency_s, *, fp16_fraction=0.0,
+                              law: EnergyLaw | None = None):
+    """:func:`energy_from_speedup` of ``exact_latency_s / latency_s`` (both measured, s)."""
+    lat = _nonneg("latency_s", latency_s, positive=True)
+    lat0 = _nonneg("exact_latency_s", exact_latency_s, positive=True)
+    return energy_from_speedup(lat0 / lat, fp16_fraction, law=law)
+
+
+# --------------------------------------------------------------------------- the phone
+
+
+@dataclass(frozen=True)
+class PowerProfile:
+    """Power figures of one device and its sensing cadence.
+
+    name : label.
+    p_base_w : W, drawn all the time (awake, screen off, sensors on, radio idle).
+    p_active_w : W, added by the processor while an inference runs.
+    window_s : s between inferences (one inference per sensing window).
+    latency_factor : the device's latency / this machine's for the same inference.
+    source : where the numbers come from.
+    """
+
+    name: str
+    p_base_w: float
+    p_active_w: float
+    window_s: float = HAR_WINDOW_S
+    latency_factor: float = PHONE_LATENCY_FACTOR
+    source: str = "user supplied"
+
+    def __post_init__(self) -> None:
+        for attr in ("p_base_w", "p_active_w", "window_s", "latency_factor"):
+            v = getattr(self, attr)
+            if isinstance(v, bool) or not (isinstance(v, int | float) and math.isfinite(v)
+                                           and v >= 0):
+                raise ValueError(f"{attr}: expected a finite number >= 0, got {v!r}")
+        for attr in ("p_active_w", "window_s", "latency_factor"):
+            if getattr(self, attr) <= 0:
+                raise ValueError(f"{attr}: expected > 0, got {getattr(self, attr)!r}")
+
+    @classmethod
+    def from_battery(cls, name: str, idle_current_ma: float, busy_current_ma: float,
+                     voltage_v: float = 3.85, *, window_s: float = HAR_WINDOW_S,
+                     latency_factor: float = PHONE_LATENCY_FACTOR) -> PowerProfile:
+        """A profile for your own phone from two battery-current readings.
+
+        idle_current_ma : mA drawn with the app's sensors on but no inference (screen off).
+        busy_current_ma : mA drawn while the model infers back to back (screen off).
+        voltage_v : battery voltage (V), ~3.85 V nominal for a Li-ion cell.
+
+        On Android, ``BatteryManager.BATTERY_PROPERTY_CURRENT_NOW`` (or ``dumpsys
+        batterystats``) averaged over a minute gives both readings.
+        """
+        if not (idle_current_ma >= 0):
+            raise ValueError(f"idle_current_ma: expected >= 0 mA, got {idle_current_ma!r}")
+        if not (busy_current_ma > idle_current_ma):
+            raise ValueError(f"busy_current_ma: expected > idle_current_ma ({idle_current_ma}), "
+                             f"got {busy_current_ma!r}")
+        if not (voltage_v > 0):
+            raise ValueError(f"voltage_v: expected > 0 V, got {voltage_v!r}")
+        return cls(name=name, p_base_w=idle_current_ma * 1e-3 * voltage_v,
+                   p_active_w=(busy_current_ma - idle_current_ma) * 1e-3 * voltage_v,
+                   window_s=window_s, latency_factor=latency_factor,
+                   source=f"battery readings: idle {idle_current_ma} mA, busy "
+                          f"{busy_current_ma} mA at {voltage_v} V")
+
+
+_PHONE_SOURCE = ("approximate: awake-idle ~0.3 W after Carroll & Heiser, 'An analysis of power "
+                 "consumption in a smartphone', USENIX ATC 2010; ~1.5 W for one busy big core "
+                 "of a recent mobile SoC; latency factor 1.0 (assumption: the phone runs the "
+                 "model as fast as this machine). Not a measurement.")
+PHONE = PowerProfile("phone", p_base_w=0.30, p_active_w=1.5, window_s=HAR_WINDOW_S,
+                     source=_PHONE_SOURCE)
+"""The default phone at the HAR cadence (one inference every 1.28 s)."""
+PHONE_KWS = PowerProfile("phone-kws", p_base_w=0.30, p_active_w=1.5, window_s=KWS_WINDOW_S,
+                         source=_PHONE_SOURCE)
+"""The default phone at the keyword-spotting cadence (one inference per second)."""
+
+
+def profile_for(task: str) -> PowerProfile:
+    """``PHONE`` for "har", ``PHONE_KWS`` for "kws"."""
+    profiles = {"har": PHONE, "kws": PHONE_KWS}
+    if task not in profiles:
+        raise ValueError(f"task: expected one of {tuple(profiles)}, got {task!r}")
+    return profiles[task]
+
+
+def inference_share(exact_latency_s, profile: PowerProfile = PHONE, *,
+                    regime: str = "duty_cycled", window_s=None):
+    """The exact inference's share ``sigma`` of the phone's energy, in (0, 1] (module doc).
+
+    exact_latency_s : the exact model's latency **measured here** (s, one inference).
+    regime : "continuous" (sigma = 1: the law is whole-phone energy under continuous
+        inference) or "duty_cycled" (one inference per ``window_s``, default
+        ``profile.window_s``; the latency is scaled by ``profile.latency_factor``).
+    """
+    if not isinstance(profile, PowerProfile):
+        raise TypeError(f"profile: expected a PowerProfile, got {type(profile).__name__}")
+    if regime not in REGIMES:
+        raise ValueError(f"regime: expected one of {REGIMES}, got {regime!r}")
+    lat = _nonneg("exact_latency_s", exact_latency_s, positive=True) * profile.latency_factor
+    if regime == "continuous":
+        return _out(np.ones_like(lat))
+    w = _nonneg("window_s", profile.window_s if window_s is None else window_s, positive=True)
+    busy = (profile.p_base_w + profile.p_active_w) * lat
+    idle = profile.p_base_w * np.maximum(w - lat, 0.0)
+    return _out(busy / (busy + idle))
+
+
+def inference_share_for(task: str, exact_latency_s, *, regime: str,
+                        profile: PowerProfile | None = None):
+    """:func:`inference_share` with the task's phone profile (``profile_for(task)``)."""
+    p = profile_for(task) if profile is None else profile
+    return inference_share(exact_latency_s, p, regime=regime)
 
 
 def system_saving(relative_inference_energy, inference_share):
-    """Fraction of the whole phone's energy saved: ``share * (1 - relative inference energy)``."""
+    """Fraction of the whole phone's energy saved: ``share * (1 - relative energy)``.
+
+    Negative when the configuration costs more than exact (relative energy > 1).
+    """
     r = _nonneg("relative_inference_energy", relative_inference_energy)
     s = _fraction("inference_share", inference_share)
     return _out(s * (1.0 - r))
 
 
 def relative_system_from_inference(relative_inference_energy, inference_share):
-    """Whole-phone energy relative to exact: ``1 - share * (1 - relative inference energy)``."""
+    """Whole-phone energy relative to exact: ``1 - share * (1 - relative energy)``."""
     return _out(1.0 - np.asarray(system_saving(relative_inference_energy, inference_share)))
 
 
@@ -421,41 +477,54 @@ def fit(
     )
 
 
-def authors_har_table_path() -> Path:
-    """``<repo>/../shared/reference/har_configs_mobiprox.csv``."""
-    repo_root = Path(__file__).resolve().parents[1]  # == Path(mobiprox_lab.__file__).parents[1]
-    return repo_root.parent / "shared" / "reference" / "har_configs_mobiprox.csv"
+# --------------------------------------------------------------------------- authors' table
+
+_TABLE = "authors_har_configs.csv"
+
+
+def authors_har_table_path():
+    """The shipped table: ``mobiprox_lab/data/authors_har_configs.csv`` (package data; a
+    ``Traversable``, a plain path in a normal install). Its source is in its header."""
+    return resources.files("mobiprox_lab").joinpath("data", _TABLE)
 
 
 def load_authors_har_table(path: str | Path | None = None):
-    """The authors' measured HAR configurations as a DataFrame.
+    """The authors' measured HAR configurations as a DataFrame (package data by default).
 
     Columns: config (int), qos_loss_pp (float, pp), speedup (float, x), relative_energy
-    (float, vs conf0; phone under continuous inference, power monitor).
+    (float, vs conf0; whole phone under continuous inference, power monitor).
     """
     import pandas as pd
 
-    p = Path(path) if path is not None else authors_har_table_path()
-    if not p.is_file():
-        raise FileNotFoundError(f"path: the authors' HAR table was expected at {p} "
-                                "(../shared/reference/har_configs_mobiprox.csv next to the "
-                                "repository) but is absent")
-    df = pd.read_csv(p)
+    if path is None:
+        src = authors_har_table_path()
+        if not src.is_file():
+            raise FileNotFoundError(f"path: the package data file {src} is missing; reinstall "
+                                    "mobiprox_lab (pyproject [tool.setuptools.package-data])")
+        with src.open("r", encoding="utf-8") as fh:
+            df = pd.read_csv(fh, comment="#")
+        where = f"package data {_TABLE}"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"path: expected the authors' HAR table at {p}, "
+                                    "but no such file exists")
+        df = pd.read_csv(p, comment="#")
+        where = str(p)
     need = {"config", "qos_loss_pp", "speedup", "relative_energy"}
     if not need <= set(df.columns):
-        raise ValueError(f"path: {p} must have columns {sorted(need)}, got {list(df.columns)}")
+        raise ValueError(f"path: {where} must have columns {sorted(need)}, "
+                         f"got {list(df.columns)}")
     return df
 
 
-# --------------------------------------------------------------------------- RAPL
+# --------------------------------------------------------------------------- counters
 
 
 @dataclass
-class RaplAvailability:
-    """``bool(x)`` says whether RAPL counters are readable; ``reason`` says why not.
-
-    Unpacks as ``ok, reason = rapl_available()``.
-    """
+class Availability:
+    """``bool(x)``: whether energy counters can be read; ``reason`` says which, or why not.
+    Unpacks as ``ok, reason = counters_available()``."""
 
     ok: bool
     reason: str
@@ -467,122 +536,80 @@ class RaplAvailability:
         return iter((self.ok, self.reason))
 
 
-@dataclass
-class _Zone:
-    zone_id: str          # "0", "0:1" ...
-    name: str             # "package-0", "core", "dram" ...
-    path: Path
-    max_range_uj: int
+def _monitor(gpus: bool):
+    from zeus.monitor import ZeusMonitor
 
-    @property
-    def top_level(self) -> bool:
-        return ":" not in self.zone_id
+    return ZeusMonitor(gpu_indices=None if gpus else [])
 
 
-def _discover(root: Path) -> list[_Zone]:
-    zones = []
-    for d in sorted(root.glob("intel-rapl:*")):
-        zid = d.name.split(":", 1)[1]
-        name_f, energy_f, range_f = d / "name", d / "energy_uj", d / "max_energy_range_uj"
-        if not energy_f.exists():
-            continue
-        name = name_f.read_text().strip() if name_f.exists() else d.name
-        max_range = int(range_f.read_text().strip()) if range_f.exists() else 2**32 - 1
-        zones.append(_Zone(zid, name, d, max_range))
-    return zones
-
-
-def rapl_available(root: str | Path = "/sys/class/powercap") -> RaplAvailability:
-    """Whether ``root`` has readable ``intel-rapl:*`` counters (falsy, with a reason, if not)."""
-    r = Path(root)
-    if not r.is_dir():
-        return RaplAvailability(False, f"{r} does not exist (no powercap driver: not Linux, a VM "
-                                       "or container without it, or a non-Intel/AMD CPU)")
+def counters_available(*, gpus: bool = False) -> Availability:
+    """Whether Zeus is installed and sees CPU (RAPL) or, with ``gpus``, GPU (NVML) counters."""
     try:
-        zones = _discover(r)
-    except OSError as exc:
-        return RaplAvailability(False, f"cannot list {r}: {exc}")
-    if not zones:
-        return RaplAvailability(False, f"{r} has no intel-rapl:* zone with an energy_uj file")
+        import zeus.monitor  # noqa: F401
+    except ImportError:
+        return Availability(False, "the zeus package is not installed (pip install zeus)")
     try:
-        (zones[0].path / "energy_uj").read_text()
-    except PermissionError:
-        return RaplAvailability(False, f"{zones[0].path / 'energy_uj'} is not readable (root only "
-                                       "since Linux 5.10; chmod it or run as root)")
-    except OSError as exc:
-        return RaplAvailability(False, f"cannot read {zones[0].path / 'energy_uj'}: {exc}")
-    return RaplAvailability(True, f"{len(zones)} zone(s): " + ", ".join(
-        f"intel-rapl:{z.zone_id} ({z.name})" for z in zones))
+        mon = _monitor(gpus)
+    except Exception as exc:  # permission errors, driver errors: say so, use the law
+        return Availability(False, f"zeus could not open the counters: {exc}")
+    cpus, gpu_ids = list(mon.cpu_indices or []), list(mon.gpu_indices or [])
+    if not cpus and not gpu_ids:
+        return Availability(False, "zeus found no energy counters (no RAPL under "
+                                   "/sys/class/powercap, e.g. a VM; no NVIDIA GPU)")
+    return Availability(True, f"zeus: CPU packages {cpus}, GPUs {gpu_ids}")
+
+
+def rapl_available() -> Availability:
+    """Alias of :func:`counters_available` (CPU counters, read through Zeus)."""
+    return counters_available()
 
 
 @dataclass
-class RaplMeter:
-    """Joules drawn over a ``with`` block, from Intel RAPL counters.
+class EnergyMeter:
+    """Joules over a ``with`` block (or ``start()`` / ``stop()``) from Zeus's counters.
 
-    >>> with RaplMeter() as m:          # doctest: +SKIP
-    ...     run_model()
-    >>> m.total_j, m.joules, m.elapsed_s  # doctest: +SKIP
-
-    joules : {zone label: J} for every zone, e.g. ``"intel-rapl:0 (package-0)"``.
-    total_j : sum over top-level zones (sub-zones such as core / dram are parts of, or
-        reported beside, a package and are not added again).
-    Wrap-around: a counter that reads lower than before wrapped once at
-    ``max_energy_range_uj``; ``delta = end - start + max_energy_range_uj``. Over long blocks
-    call :meth:`sample` more often than a counter can wrap (hours at package power).
+    joules : {"cpu<i>": J, "dram<i>": J, "gpu<i>": J} of the last window.
+    total_j : their sum. elapsed_s : the window's wall time (s).
     """
 
-    root: str | Path = "/sys/class/powercap"
+    gpus: bool = False
     joules: dict[str, float] = field(default_factory=dict, init=False)
     elapsed_s: float = field(default=0.0, init=False)
 
     def __post_init__(self) -> None:
-        avail = rapl_available(self.root)
+        avail = counters_available(gpus=self.gpus)
         if not avail:
-            raise RuntimeError(f"root: RAPL counters unavailable: {avail.reason}")
-        self._zones = _discover(Path(self.root))
-        self._last: list[int] | None = None
-        self._acc = [0] * len(self._zones)
-        self._t0 = 0.0
+            raise RuntimeError(f"counters: unavailable: {avail.reason}")
+        self._mon = _monitor(self.gpus)
+        self._n = 0
+        self._key: str | None = None
 
-    @staticmethod
-    def _label(z: _Zone) -> str:
-        return f"intel-rapl:{z.zone_id} ({z.name})"
-
-    def read_uj(self) -> list[int]:
-        """Raw counter values (µJ), one per zone."""
-        return [int((z.path / "energy_uj").read_text().strip()) for z in self._zones]
-
-    def start(self) -> RaplMeter:
-        self._acc = [0] * len(self._zones)
-        self._last = self.read_uj()
-        self._t0 = time.perf_counter()
+    def start(self) -> EnergyMeter:
+        if self._key is not None:
+            raise RuntimeError("start: the meter is already running; call stop() first")
+        self._n += 1
+        self._key = f"mobiprox-{id(self)}-{self._n}"
+        self._mon.begin_window(self._key, sync_execution=False)
         return self
 
-    def sample(self) -> None:
-        """Accumulate the energy since the last read (call periodically in long blocks)."""
-        if self._last is None:
-            raise RuntimeError("sample: the meter is not running; use start() or a with block")
-        now = self.read_uj()
-        for i, (z, a, b) in enumerate(zip(self._zones, self._last, now, strict=True)):
-            d = b - a
-            if d < 0:
-                d += z.max_range_uj
-            self._acc[i] += d
-        self._last = now
-        self.joules = {self._label(z): acc * 1e-6 for z, acc in zip(self._zones, self._acc,
-                                                                    strict=True)}
-        self.elapsed_s = time.perf_counter() - self._t0
-
     def stop(self) -> dict[str, float]:
-        self.sample()
-        self._last = None
-        return self.joules
+        if self._key is None:
+            raise RuntimeError("stop: the meter is not running; call start() first")
+        m = self._mon.end_window(self._key, sync_execution=False)
+        self._key = None
+        out: dict[str, float] = {}
+        for prefix, part in (("cpu", m.cpu_energy), ("dram", m.dram_energy),
+                             ("gpu", m.gpu_energy)):
+            for i, j in (part or {}).items():
+                out[f"{prefix}{i}"] = float(j)
+        self.joules, self.elapsed_s = out, float(m.time)
+        return out
 
     @property
     def total_j(self) -> float:
-        return sum(self.joules[self._label(z)] for z in self._zones if z.top_level)
+        return float(sum(self.joules.values()))
 
-    def __enter__(self) -> RaplMeter:
+    def __enter__(self) -> EnergyMeter:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -1,60 +1,102 @@
-"""The device energy model, its calibration on the authors' table, and the RAPL reader."""
+"""The energy law, the two regimes, the calibration on the shipped authors' table, counters."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+import sys
+import types
 
 import numpy as np
 import pytest
 
 from mobiprox_lab import energy
-from mobiprox_lab.energy import PowerProfile
+from mobiprox_lab.energy import EnergyLaw, PowerProfile
 
-# P_base .5 W, P_active 2 W, fp16 at half the energy, one inference per second.
-P = PowerProfile("test", p_base_w=0.5, p_active_w=2.0, fp16_energy_factor=0.5, window_s=1.0)
-
-
-def test_model_arithmetic_on_hand_values():
-    assert energy.inference_energy(0.1, profile=P) == pytest.approx(0.2)       # 2 W * .1 s
-    assert energy.inference_energy(0.1, 1.0, P) == pytest.approx(0.1)         # all fp16: half
-    assert energy.inference_energy(0.1, 0.5, P) == pytest.approx(0.15)        # .2 (1 - .25)
-    assert energy.system_energy(0.1, profile=P) == pytest.approx(0.7)         # .5 * 1 + .2
-    assert energy.inference_share(0.1, P) == pytest.approx(2 / 7)
-    assert energy.relative_inference_energy(0.05, 0.1, profile=P) == pytest.approx(0.5)
-    assert energy.relative_system_energy(0.05, 0.1, profile=P) == pytest.approx(6 / 7)
-    assert energy.system_saving(0.5, 2 / 7) == pytest.approx(1 / 7)
-    assert energy.relative_system_from_inference(0.5, 2 / 7) == pytest.approx(6 / 7)
-    # an inference slower than the window runs back to back: the window lasts L
-    assert energy.system_energy(2.0, profile=P) == pytest.approx(0.5 * 2 + 4)
-    # continuous inference (window 0): relative system energy = 1 / speedup,
-    # share = P_active / (P_base + P_active)
-    assert energy.system_energy(0.1, profile=P, window_s=0) == pytest.approx(0.25)
-    assert energy.relative_system_energy(0.05, 0.1, profile=P, window_s=0) == pytest.approx(0.5)
-    assert energy.inference_share(0.1, P, window_s=0) == pytest.approx(0.8)
+# P_base .5 W, P_active 2 W, one inference per second.
+P = PowerProfile("test", p_base_w=0.5, p_active_w=2.0, window_s=1.0)
 
 
-def test_system_and_inference_views_agree_for_any_duty_cycle():
-    rng = np.random.default_rng(0)
-    lat0 = 0.08
-    lat = rng.uniform(0.02, lat0, 50)
-    f = rng.uniform(0, 1, 50)
-    for w in (0.5, 1.28, 10.0):
-        r = energy.relative_inference_energy(lat, lat0, f, energy.PHONE)
-        s = energy.inference_share(lat0, energy.PHONE, w)
-        direct = energy.relative_system_energy(lat, lat0, f, energy.PHONE, w)
-        np.testing.assert_allclose(direct, energy.relative_system_from_inference(r, s))
-        assert isinstance(direct, np.ndarray) and direct.shape == (50,)
+def test_law_on_hand_values():
+    law = EnergyLaw(exponent=2.0)
+    assert law.relative_energy(1.0) == 1.0
+    assert law.relative_energy(2.0) == pytest.approx(0.25)
+    assert law.relative_energy(0.5) == pytest.approx(4.0)
+    np.testing.assert_allclose(law.relative_energy(np.array([1.0, 2.0])), [1.0, 0.25])
+    assert energy.relative_inference_energy(0.1, 0.2, law=law) == pytest.approx(0.25)
+    # the sensitivity parameter, only when set: r = s^-k (1 - f (1 - phi))
+    half = EnergyLaw(exponent=2.0, fp16_energy_factor=0.5)
+    assert half.relative_energy(2.0, 0.5) == pytest.approx(0.25 * 0.75)
 
 
-def test_default_profile_and_share():
+def test_authors_law_is_the_power_law_fit_of_the_shipped_table():
+    law = energy.authors_law()
+    table = energy.load_authors_har_table()
+    approx = table[table["config"] > 0]
+    fit = energy.fit(approx["speedup"], approx["relative_energy"], fixed_cost=0.0)
+    assert law.exponent == pytest.approx(fit.params["k"]) and 1.2 < law.exponent < 1.5
+    assert law.fp16_energy_factor == 1.0 and "authors" in law.source
+    pred = energy.energy_from_speedup(approx["speedup"].to_numpy())
+    assert np.max(np.abs(pred - approx["relative_energy"])) < 0.03
+
+
+def test_slower_than_exact_costs_more_than_exact():
+    s = np.array([0.5, 0.89, 0.999, 1.0, 1.2, 2.0])
+    r = energy.energy_from_speedup(s)
+    assert np.all(r[s < 1] > 1) and r[3] == 1.0 and np.all(r[s > 1] < 1)
+    assert np.all(np.diff(r) < 0)  # monotone
+    assert energy.relative_inference_energy(0.0112, 0.01) > 1.0  # 0.89x measured
+    # a slower configuration saves negative energy in both regimes
+    share = energy.inference_share(0.01, energy.PHONE, regime="duty_cycled")
+    assert energy.system_saving(r[1], share) < 0
+    assert energy.system_saving(r[1], 1.0) < 0
+
+
+def test_no_energy_number_depends_on_the_fp16_factor_unless_set():
+    s = np.array([0.4, 0.9, 1.3, 2.2])
+    f = np.array([0.0, 0.3, 0.7, 1.0])
+    np.testing.assert_array_equal(energy.energy_from_speedup(s, f), energy.energy_from_speedup(s))
+    np.testing.assert_array_equal(energy.authors_law().relative_energy(s, f),
+                                  energy.energy_from_speedup(s))
+    np.testing.assert_array_equal(
+        energy.relative_inference_energy(0.01 / s, 0.01, fp16_fraction=f),
+        energy.energy_from_speedup(s))
+    # set, it changes the numbers, and says so in its source
+    law = energy.authors_law(fp16_energy_factor=0.5)
+    assert np.all(law.relative_energy(s, f)[1:] < energy.energy_from_speedup(s)[1:])
+    assert "sensitivity" in law.source
+    assert not any("fp16" in f.name for f in dataclasses.fields(PowerProfile))
+
+
+def test_regimes_and_shares_on_hand_values():
+    # continuous: the law is whole-phone energy under continuous inference -> share 1
+    assert energy.inference_share(0.1, P, regime="continuous") == 1.0
+    # duty-cycled: busy (P_base + P_active) L0 against idle P_base (W - L0)
+    busy, idle = 2.5 * 0.1, 0.5 * 0.9
+    assert energy.inference_share(0.1, P) == pytest.approx(busy / (busy + idle))
+    # the latency factor scales the measured latency to the phone's
+    p2 = dataclasses.replace(P, latency_factor=2.0)
+    busy2, idle2 = 2.5 * 0.2, 0.5 * 0.8
+    assert energy.inference_share(0.1, p2) == pytest.approx(busy2 / (busy2 + idle2))
+    assert energy.inference_share(2.0, P) == 1.0  # slower than the window: back to back
+    assert energy.system_saving(0.5, 0.2) == pytest.approx(0.1)
+    assert energy.relative_system_from_inference(0.5, 0.2) == pytest.approx(0.9)
+    # per task: the task's window, no default latency anywhere
+    har = energy.inference_share_for("har", 0.005, regime="duty_cycled")
+    kws = energy.inference_share_for("kws", 0.005, regime="duty_cycled")
+    assert kws > har  # 1-s window vs 1.28 s
+    assert har == pytest.approx(1.8 * 0.005 / (1.8 * 0.005 + 0.3 * (1.28 - 0.005)))
+    assert energy.inference_share_for("kws", 0.005, regime="continuous") == 1.0
+    assert not hasattr(energy, "DEFAULT_EXACT_LATENCY_S")
+    assert not hasattr(energy, "default_inference_share")
+
+
+def test_default_profiles():
     p = energy.PHONE
-    assert (p.window_s, p.p_base_w, p.p_active_w) == (1.28, 0.30, 1.5)
-    assert "Carroll" in p.source and "approximate" in p.source
-    assert energy.PHONE_KWS.window_s == 1.0
-    share = energy.default_inference_share()
-    assert share == pytest.approx(1.5 * 0.05 / (0.3 * 1.28 + 1.5 * 0.05))
-    assert isinstance(share, float)
+    assert (p.window_s, p.p_base_w, p.p_active_w, p.latency_factor) == (1.28, 0.30, 1.5, 1.0)
+    assert "Carroll" in p.source and "Not a measurement" in p.source
+    assert energy.PHONE_KWS.window_s == 1.0 == energy.WINDOWS["kws"]
+    assert energy.profile_for("har") is energy.PHONE
+    assert energy.PHONE_LATENCY_FACTOR == 1.0
 
 
 def test_profile_from_battery_and_validation():
@@ -64,16 +106,26 @@ def test_profile_from_battery_and_validation():
         PowerProfile.from_battery("mine", 100, 50)
     with pytest.raises(ValueError, match="p_base_w"):
         PowerProfile("x", p_base_w=-1, p_active_w=1)
+    with pytest.raises(ValueError, match="latency_factor"):
+        dataclasses.replace(P, latency_factor=0.0)
     with pytest.raises(ValueError, match="fp16_energy_factor"):
-        dataclasses.replace(P, fp16_energy_factor=1.5)
-    with pytest.raises(ValueError, match="latency_s"):
-        energy.inference_energy(-0.1)
+        EnergyLaw(1.3, fp16_energy_factor=1.5)
+    with pytest.raises(ValueError, match="exponent"):
+        EnergyLaw(0.0)
+    with pytest.raises(ValueError, match="speedup"):
+        energy.energy_from_speedup(0.0)
     with pytest.raises(ValueError, match="exact_latency_s"):
         energy.relative_inference_energy(0.1, 0.0)
     with pytest.raises(ValueError, match="fp16_fraction"):
-        energy.inference_energy(0.1, 2.0)
+        energy.energy_from_speedup(1.2, 2.0)
+    with pytest.raises(TypeError, match="law"):
+        energy.energy_from_speedup(1.2, law="k=1.3")
     with pytest.raises(TypeError, match="profile"):
-        energy.inference_energy(0.1, profile="phone")
+        energy.inference_share(0.1, "phone")
+    with pytest.raises(ValueError, match="regime"):
+        energy.inference_share(0.1, P, regime="sometimes")
+    with pytest.raises(ValueError, match="task"):
+        energy.inference_share_for("asr", 0.1, regime="continuous")
     with pytest.raises(ValueError, match="inference_share"):
         energy.system_saving(0.9, 1.5)
 
@@ -127,72 +179,85 @@ def test_fit_bad_inputs():
 def test_missing_table_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match=str(tmp_path / "nope.csv")):
         energy.load_authors_har_table(tmp_path / "nope.csv")
-    assert energy.authors_har_table_path().parts[-3:] == (
-        "shared", "reference", "har_configs_mobiprox.csv")
 
 
-# ------------------------------------------------------------------------ RAPL
+def test_authors_table_ships_as_package_data():
+    src = energy.authors_har_table_path()
+    assert src.name == "authors_har_configs.csv" and src.is_file()
+    assert "shared" not in str(src).split("mobiprox_lab")[-1]
+    header = src.read_text(encoding="utf-8").splitlines()[:6]
+    assert any("arXiv 2303.11291" in line for line in header)  # its source, in the file
+    df = energy.load_authors_har_table()
+    assert list(df.columns) == ["config", "qos_loss_pp", "speedup", "relative_energy"]
+    assert list(df["config"]) == list(range(10)) and df.loc[8, "speedup"] == 1.216
 
 
-def write_zone(root: Path, zone: str, name: str, uj: int, max_uj: int) -> Path:
-    d = root / f"intel-rapl:{zone}"
-    d.mkdir(parents=True, exist_ok=True)
-    (d / "name").write_text(name + "\n")
-    (d / "energy_uj").write_text(f"{uj}\n")
-    (d / "max_energy_range_uj").write_text(f"{max_uj}\n")
-    return d
+# ------------------------------------------------------------------------ counters
 
 
-def test_rapl_reader_on_a_fixture_with_wraparound(tmp_path):
-    (tmp_path / "intel-rapl").mkdir()  # the control-type folder: not a zone
-    p0 = write_zone(tmp_path, "0", "package-0", 1_000_000, 262_143_328_850)
-    core = write_zone(tmp_path, "0:0", "core", 200_000, 262_143_328_850)
-    p1 = write_zone(tmp_path, "1", "package-1", 9_000_000, 10_000_000)
-    avail = energy.rapl_available(tmp_path)
-    assert avail and "3 zone(s)" in avail.reason
+class _FakeMeasurement:
+    def __init__(self, t, cpu, dram, gpu):
+        self.time, self.cpu_energy, self.dram_energy, self.gpu_energy = t, cpu, dram, gpu
+
+
+class _FakeMonitor:
+    cpus = [0, 1]
+
+    def __init__(self, gpu_indices=None, cpu_indices=None):
+        self.gpu_indices = [] if gpu_indices == [] else [0]
+        self.cpu_indices = list(self.cpus)
+        self.windows = {}
+
+    def begin_window(self, key, sync_execution=True):
+        assert key not in self.windows and sync_execution is False
+        self.windows[key] = True
+
+    def end_window(self, key, sync_execution=True):
+        self.windows.pop(key)
+        return _FakeMeasurement(0.5, {0: 2.0, 1: 1.5}, {0: 0.25}, {})
+
+
+@pytest.fixture
+def fake_zeus(monkeypatch):
+    zeus = types.ModuleType("zeus")
+    monitor = types.ModuleType("zeus.monitor")
+    monitor.ZeusMonitor = _FakeMonitor
+    zeus.monitor = monitor
+    monkeypatch.setitem(sys.modules, "zeus", zeus)
+    monkeypatch.setitem(sys.modules, "zeus.monitor", monitor)
+    return _FakeMonitor
+
+
+def test_meter_reads_zeus_windows(fake_zeus):
+    avail = energy.counters_available()
+    assert avail and "CPU packages [0, 1]" in avail.reason
     ok, reason = avail
     assert ok is True
-    with energy.RaplMeter(tmp_path) as m:
-        (p0 / "energy_uj").write_text("3500000\n")    # +2.5 J
-        (core / "energy_uj").write_text("1200000\n")  # +1 J, part of package-0
-        (p1 / "energy_uj").write_text("500000\n")     # wrapped: 500000 - 9e6 + 1e7 = 1.5 J
-    assert m.joules == pytest.approx({"intel-rapl:0 (package-0)": 2.5,
-                                      "intel-rapl:0:0 (core)": 1.0,
-                                      "intel-rapl:1 (package-1)": 1.5})
-    assert m.total_j == pytest.approx(4.0)
-    assert m.elapsed_s >= 0
-    # periodic sampling accumulates across several reads
+    with energy.EnergyMeter() as m:
+        pass
+    assert m.joules == {"cpu0": 2.0, "cpu1": 1.5, "dram0": 0.25}
+    assert m.total_j == pytest.approx(3.75) and m.elapsed_s == 0.5
     m.start()
-    (p0 / "energy_uj").write_text("4500000\n")
-    m.sample()
-    (p0 / "energy_uj").write_text("5000000\n")
+    with pytest.raises(RuntimeError, match="already running"):
+        m.start()
     m.stop()
-    assert m.joules["intel-rapl:0 (package-0)"] == pytest.approx(1.5)
+    with pytest.raises(RuntimeError, match="not running"):
+        m.stop()
 
 
-def test_rapl_not_available_paths(tmp_path, monkeypatch):
-    missing = energy.rapl_available(tmp_path / "absent")
-    assert not missing and "does not exist" in missing.reason
-    assert not energy.rapl_available(tmp_path)  # exists, no zones
-    assert "no intel-rapl" in energy.rapl_available(tmp_path).reason
-    with pytest.raises(RuntimeError, match="root: RAPL counters unavailable"):
-        energy.RaplMeter(tmp_path)
-    write_zone(tmp_path, "0", "package-0", 1, 10)
-    real = Path.read_text
-
-    def deny(self, *a, **k):
-        if self.name == "energy_uj":
-            raise PermissionError(13, "Permission denied")
-        return real(self, *a, **k)
-
-    monkeypatch.setattr(Path, "read_text", deny)
-    avail = energy.rapl_available(tmp_path)
-    assert not avail and "not readable" in avail.reason
+def test_meter_without_counters(fake_zeus, monkeypatch):
+    monkeypatch.setattr(fake_zeus, "cpus", [])
+    avail = energy.counters_available()
+    assert not avail and "no energy counters" in avail.reason
+    with pytest.raises(RuntimeError, match="counters: unavailable"):
+        energy.EnergyMeter()
 
 
-def test_rapl_on_this_machine():
-    avail = energy.rapl_available()
-    print(f"\n/sys/class/powercap here: {avail}")
+def test_counters_on_this_machine():
+    """Runs without counters (and without zeus): the law is used, never a made-up joule."""
+    avail = energy.counters_available()
+    print(f"\nenergy counters here: {avail}")
+    assert bool(energy.rapl_available()) == bool(avail)
     if not avail:
-        with pytest.raises(RuntimeError):
-            energy.RaplMeter()
+        with pytest.raises(RuntimeError, match="counters: unavailable"):
+            energy.EnergyMeter()
