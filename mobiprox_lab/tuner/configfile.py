@@ -48,7 +48,8 @@ import pandas as pd
 
 from .. import cache, knobs
 
-__all__ = ["ConfigFile", "knob_name", "read_configs", "write_configs"]
+__all__ = ["ConfigFile", "check_against_model", "knob_name", "read_configs",
+           "write_configs"]
 
 HEADER = ("speedup", "energy", "accuracy", "qos_loss")
 CONF = ("conf_mean", "conf_correct", "conf_wrong")
@@ -91,7 +92,7 @@ def _fmt(v) -> str:
     return "nan" if math.isnan(v) else repr(v)
 
 
-def _check(cf: ConfigFile) -> None:
+def _check(cf: ConfigFile, *, ops: bool = True) -> None:
     if not isinstance(cf.table, pd.DataFrame) or "config" not in cf.table or \
             "name" not in cf.table:
         raise ValueError("table: expected a DataFrame with 'name' and 'config' columns")
@@ -101,7 +102,7 @@ def _check(cf: ConfigFile) -> None:
         if not isinstance(cfg, Mapping):
             raise ValueError(f"table.config[{i}]: expected a mapping op name -> knob id")
         for op, k in cfg.items():
-            if op not in known:
+            if ops and op not in known:
                 raise ValueError(f"table.config[{i}]: operator {op!r} is not in ops")
             knobs.get(k)
     for n in cf.table["name"]:
@@ -132,7 +133,10 @@ def _write_text(path: Path, cf: ConfigFile) -> None:
 
 
 def _read_text(path: Path) -> ConfigFile:
-    text = path.read_text().splitlines()
+    try:
+        text = path.read_text().splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"path: {path} is not a text file ({exc})") from None
     if not text:
         raise ValueError(f"path: {path} is empty; expected an HPVM configuration file")
     try:
@@ -193,12 +197,18 @@ def _parse_block(path: Path, text: list[str], start: int, end: int):
             raise ValueError(f"path: {path} line {n + 1}: expected '<index> cpu <kind> "
                              f"<knob name> <knob id> <op name>', got {text[n]!r}")
         idx, _, kind, kname, kid, op = parts
-        if int(idx) != len(ops) + 1:
-            raise ValueError(f"path: {path} line {n + 1}: expected index {len(ops) + 1}")
+        if idx != str(len(ops) + 1):
+            raise ValueError(f"path: {path} line {n + 1}: expected index {len(ops) + 1}, "
+                             f"got {idx!r}")
+        if not re.fullmatch(r"\d+", kid) or int(kid) not in knobs.KNOBS:
+            raise ValueError(f"path: {path} line {n + 1}: unknown knob id {kid!r}; valid ids "
+                             f"are {knobs.VALID_RANGES}")
         k = int(kid)
         if knob_name(k) != kname:
             raise ValueError(f"path: {path} line {n + 1}: knob {k} is named "
                              f"{knob_name(k)!r}, not {kname!r}")
+        if op in cfg or any(op == name for name, _ in ops):
+            raise ValueError(f"path: {path} line {n + 1}: operator {op!r} appears twice")
         ops.append((op, kind))
         if k != knobs.EXACT:
             cfg[op] = k
@@ -261,26 +271,92 @@ def write_configs(path: str | Path, table: pd.DataFrame | ConfigFile,
     return path
 
 
-def read_configs(path: str | Path) -> ConfigFile:
+def read_configs(path: str | Path, model=None) -> ConfigFile:
     """Read a configuration list written by :func:`write_configs` (by suffix). CSV files
-    carry no ops (``ops`` is empty)."""
+    carry no ops (``ops`` is empty).
+
+    model : optional ``ApproxModel`` (or its ``ops`` frame: name, kind, knobs) the list is
+        meant for; then every operator must be one of the model's, of the same kind, and
+        every knob applicable to its operator.
+    Raises FileNotFoundError for a missing file and ValueError naming ``path`` (and the
+    line, for text files) for anything malformed: unknown knob ids, unknown or repeated
+    operators, bad numbers, a wrong layout.
+    """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"path: no configuration file at {path}")
+        raise FileNotFoundError(f"path: no configuration file at {path}")
     suffix = path.suffix.lower()
+    if suffix not in (".txt", ".json", ".csv"):
+        raise ValueError(f"path: expected a .txt, .json or .csv file name, got {path.name!r}")
     if suffix == ".txt":
-        return _read_text(path)
-    if suffix == ".json":
-        doc = json.loads(path.read_text())
-        if doc.get("format") != FORMAT:
-            raise ValueError(f"path: {path} is not a {FORMAT} file")
-        table = pd.DataFrame(doc["configs"], columns=doc["columns"])
-        table["config"] = [{str(k): int(v) for k, v in c.items()} for c in table["config"]]
-        return ConfigFile(table, [(n, k) for n, k in doc["ops"]],
-                          float(doc["baseline_latency_ms"]), doc.get("meta", {}))
-    if suffix == ".csv":
-        table = pd.read_csv(path)
-        table["config"] = [{str(k): int(v) for k, v in json.loads(c).items()}
-                           for c in table["config"]]
-        return ConfigFile(table, [])
-    raise ValueError(f"path: expected a .txt, .json or .csv file name, got {path.name!r}")
+        cf = _read_text(path)
+    else:
+        try:
+            cf = _read_json(path) if suffix == ".json" else _read_csv(path)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ValueError(f"path: {path} is not a valid {suffix[1:]} configuration list "
+                             f"({what})") from None
+    try:
+        _check(cf, ops=suffix != ".csv")  # a CSV file carries no ops
+    except ValueError as exc:
+        raise ValueError(f"path: {path}: {exc}") from None
+    if model is not None:
+        check_against_model(cf, model, where=f"path: {path}")
+    return cf
+
+
+def _read_json(path: Path) -> ConfigFile:
+    doc = json.loads(path.read_text())
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"not a {FORMAT} file")
+    table = pd.DataFrame(doc["configs"], columns=doc["columns"])
+    table["config"] = [_int_config(c) for c in table["config"]]
+    return ConfigFile(table, [(str(n), str(k)) for n, k in doc["ops"]],
+                      float(doc["baseline_latency_ms"]), dict(doc.get("meta", {})))
+
+
+def _read_csv(path: Path) -> ConfigFile:
+    table = pd.read_csv(path)
+    table["config"] = [_int_config(json.loads(c)) for c in table["config"]]
+    return ConfigFile(table, [])
+
+
+def _int_config(c) -> dict[str, int]:
+    if not isinstance(c, Mapping):
+        raise ValueError(f"expected each config as a mapping op name -> knob id, got {c!r}")
+    out = {}
+    for op, k in c.items():
+        if isinstance(k, bool) or not isinstance(k, (int, str)) or \
+                not re.fullmatch(r"\d+", str(k)):
+            raise ValueError(f"config {c!r}: expected integer knob ids, got {k!r}")
+        out[str(op)] = int(k)
+    return out
+
+
+def check_against_model(cf: ConfigFile, model, *, where: str = "configs") -> None:
+    """Raise ValueError (prefixed by ``where``) unless every operator of ``cf`` is an
+    operator of ``model`` (an ``ApproxModel`` or its ``ops`` frame) of the same kind and
+    every knob of every configuration is applicable to its operator."""
+    ops = getattr(model, "ops", model)
+    if not isinstance(ops, pd.DataFrame) or not {"name", "kind", "knobs"} <= set(ops.columns):
+        raise ValueError(f"model: expected an ApproxModel or its ops frame (name, kind, "
+                         f"knobs), got {type(model).__name__}")
+    kinds = dict(zip(ops["name"], ops["kind"], strict=True))
+    allowed = {n: set(int(k) for k in ks) for n, ks in zip(ops["name"], ops["knobs"],
+                                                            strict=True)}
+    for name, kind in cf.ops:
+        if name not in kinds:
+            raise ValueError(f"{where}: operator {name!r} is not an operator of the model")
+        if kind != kinds[name]:
+            raise ValueError(f"{where}: operator {name!r} is a {kinds[name]} in the model, "
+                             f"not a {kind}")
+    for i, cfg in enumerate(cf.configs):
+        for op, k in cfg.items():
+            if op not in kinds:
+                raise ValueError(f"{where}: configuration {i}: operator {op!r} is not an "
+                                 f"operator of the model")
+            if k not in allowed[op]:
+                raise ValueError(f"{where}: configuration {i}: knob {k} is not applicable to "
+                                 f"operator {op!r} ({kinds[op]}; applicable: "
+                                 f"{sorted(allowed[op])})")
