@@ -8,6 +8,12 @@ Paths (``groups == 1`` unless said):
   and the fill, all in cache. Tasks are blocks of samples x blocks of output channels.
 * the same in fp16, exact, maps of >= ``ONE_BY_ONE_MIN_PLANE`` pixels: one GEMM per
   sample straight into the output, then the half rounding.
+* fp32 exact (or sampled with a column-only pattern), stride 1, no padding,
+  ``C*KW >= WIDE_MIN_REDUCTION`` (the KWS CNN's second layer): KH GEMMs on wide rows
+  accumulated in cache (``_wide``).
+* unperforated fp32 (exact or sampled) with ``groups == 1`` and maps of >=
+  ``ROWBLOCK_MIN_PLANE`` outputs: tasks are blocks of output rows of one sample; the
+  im2col of a block stays in cache and one GEMM writes it straight into the output.
 * everything else with ``groups == 1`` (and wide groups, one group at a time):
   per chunk of samples, a reduced im2col -> one GEMM -> scatter into NCHW with
   interpolation and bias. Chunks keep the im2col buffer and the GEMM result
@@ -34,15 +40,18 @@ import numpy as np
 
 from . import _plan, _pool
 from ._direct import depthwise_buffer_size, depthwise_nhwc, depthwise_phases, direct_conv
-from ._fused import gemm_chunk, pointwise_chunk
+from ._fused import gemm_chunk, pointwise_chunk, rowblock_chunk, rowblock_gemm
 from ._half import to_half
 from ._im2col import im2col
 from ._pointwise import pointwise_exact, pointwise_gathered, pointwise_sampled
 from ._scatter import finish, scatter
 from ._validate import ConvSpec, conv_spec
+from ._wide import wide_conv
 
 CHUNK_BYTES = 1 << 20  # im2col + GEMM result of one chunk: one core's L2
 ONE_BY_ONE_MIN_PLANE = 256
+WIDE_MIN_REDUCTION = 128  # exact stride-1 unpadded convs with C*KW >= this: wide rows
+ROWBLOCK_MIN_PLANE = 256  # unperforated maps of at least this many outputs: row blocks
 POINTWISE_MIN_PLANE = 64  # 1x1 maps of at least this many pixels: GEMMs on strided views
 DIRECT_MAX_GROUP_WIDTH = 8
 DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
@@ -108,6 +117,10 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
         _run(direct_task, ceil(s.n / nb), workers, timings, t_start, small)
         return out
 
+    if _wide_applies(s):
+        _run_wide(x, w, out, s, bias, has_bias, workers, timings, t_start, small)
+        return out
+
     samp = (kn.stride, kn.offset) if kn.technique == "sampling" else (1, 0)
     kept, chan, krow, kcol = _plan.reduction_plan(cg, s.kh, s.kw, *samp)
     w2 = np.ascontiguousarray(w).reshape(s.k, cg * s.kh * s.kw)
@@ -140,6 +153,12 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
                 _add(scratch, "interp", thread_time() - t1)
 
         _run(pointwise_task, ceil(s.n / nb), workers, timings, t_start, small)
+        return out
+
+    if (s.groups == 1 and not fp16 and kn.technique != "perforation"
+            and s.ho * s.wo >= ROWBLOCK_MIN_PLANE):
+        _run_rowblocks(x, w2, out, s, chan, krow, kcol, bias, has_bias, workers, timings,
+                       t_start, small)
         return out
 
     rows = _plan.axis_plan(s.ho, *_axis_pattern(s, "row"))
@@ -206,6 +225,79 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
                 scratch["rbuf"] = np.empty(kb * kept_px, np.float32)
             pointwise_gathered(x, w2, out, n0, n1, k0, k1, hsrc, wsrc, row_a, row_b, col_a,
                                col_b, col_s2, bias, has_bias, scratch["xbuf"], scratch["rbuf"])
+        if timing:
+            _add(scratch, "gemm", thread_time() - t0)
+
+    _run(task, n_blocks * kblocks, workers, timings, t_start, small)
+
+
+def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, workers,
+                   timings, t_start, small) -> None:
+    """Unperforated conv by blocks of output rows of one sample: im2col of the block (sized
+    to stay in cache), one GEMM straight into the output. Blocks are also what spreads a
+    single sample over several threads."""
+    r_ = chan.shape[0]
+    hsrc = np.arange(s.ho, dtype=np.int64) * s.sh - s.ph
+    wsrc = np.arange(s.wo, dtype=np.int64) * s.sw - s.pw
+    rows = max(1, min(s.ho, CHUNK_BYTES // (4 * r_ * s.wo)))
+    if not small and workers > 1:
+        rows = min(rows, max(1, ceil(s.ho / ceil(TASKS_PER_WORKER * workers / s.n))))
+    per_sample = ceil(s.ho / rows)
+    timing = timings is not None
+
+    def task(i: int, scratch: dict) -> None:
+        n, j = divmod(i, per_sample)
+        r0, r1 = j * rows, min(s.ho, (j + 1) * rows)
+        if "cols" not in scratch:
+            scratch["cols"] = np.empty(r_ * rows * s.wo, np.float32)
+        if not timing:
+            rowblock_chunk(x, n, r0, r1, chan, krow, kcol, hsrc, wsrc, w2, scratch["cols"],
+                           out, bias, has_bias)
+            return
+        t0 = thread_time()
+        width = (r1 - r0) * s.wo
+        im2col(x, n, 1, chan, krow, kcol, hsrc[r0:r1], wsrc,
+               scratch["cols"][:r_ * width].reshape(r_, width))
+        t1 = thread_time()
+        rowblock_gemm(scratch["cols"], w2, out, n, r0, r1, bias, has_bias)
+        _add(scratch, "im2col", t1 - t0)
+        _add(scratch, "gemm", thread_time() - t1)
+
+    _run(task, s.n * per_sample, workers, timings, t_start, small)
+
+
+def _wide_applies(s: ConvSpec) -> bool:
+    kn = s.knob
+    if (s.groups != 1 or kn.is_fp16 or s.sh != 1 or s.sw != 1 or s.ph or s.pw or s.kh < 2
+            or s.c * s.kw < WIDE_MIN_REDUCTION or s.ho * s.wo < ROWBLOCK_MIN_PLANE):
+        return False
+    if kn.technique == "sampling":
+        return s.kw % kn.stride == 0  # then (kh*kw) % stride == 0 too: column-only pattern
+    return kn.technique == "exact"
+
+
+def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
+              small) -> None:
+    """Stride-1 unpadded conv as KH accumulated GEMMs on wide rows (``_wide``)."""
+    kn = s.knob
+    pc, pj = np.divmod(np.arange(s.c * s.kw, dtype=np.int64), s.kw)
+    wr = np.ascontiguousarray(w).transpose(2, 0, 1, 3).reshape(s.kh, s.k, s.c * s.kw)
+    if kn.technique == "sampling":
+        keep = pj % kn.stride != (kn.offset + pc) % kn.stride
+        pc, pj = pc[keep], pj[keep]
+        wr = wr[:, :, keep] * np.float32(kn.stride / (kn.stride - 1))
+    wr = np.ascontiguousarray(wr, dtype=np.float32)
+    nb, n_blocks, kb, kblocks = _blocks(s.n, s.k, workers, small)
+    timing = timings is not None
+
+    def task(i: int, scratch: dict) -> None:
+        t0 = thread_time() if timing else 0.0
+        b, j = divmod(i, kblocks)
+        if "p" not in scratch:
+            scratch["p"] = np.empty(pc.shape[0] * s.h * s.w, np.float32)
+            scratch["acc"] = np.empty(kb * s.ho * s.w, np.float32)
+        wide_conv(x, wr, pc, pj, out, b * nb, min(s.n, (b + 1) * nb), j * kb,
+                  min(s.k, (j + 1) * kb), bias, has_bias, scratch["p"], scratch["acc"])
         if timing:
             _add(scratch, "gemm", thread_time() - t0)
 

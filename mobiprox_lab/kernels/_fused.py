@@ -9,8 +9,9 @@ here is Numba's, i.e. SciPy's BLAS, called outside any parallel loop.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
+from ._blas import sgemm
 from ._im2col import im2col
 from ._scatter import finish, scatter
 
@@ -55,3 +56,35 @@ def pointwise_chunk(x, w2, out, n0, n1, bias, has_bias, fp16):
         np.dot(w2, src, dst)
     if has_bias or fp16:
         finish(out, n0, n1, 0, k_, bias, has_bias, fp16)
+
+
+@njit(cache=True, nogil=True)
+def rowblock_chunk(x, n, r0, r1, chan, krow, kcol, hsrc, wsrc, w2, cols_buf, out, bias,
+                   has_bias):
+    """Output rows ``r0 .. r1-1`` of sample ``n``, no perforation (exact or sampled fp32):
+    im2col of those rows only into ``cols_buf``, then :func:`rowblock_gemm`."""
+    r_, wo = chan.shape[0], wsrc.shape[0]
+    width = (r1 - r0) * wo
+    im2col(x, n, 1, chan, krow, kcol, hsrc[r0:r1], wsrc, cols_buf[:r_ * width].reshape(r_, width))
+    rowblock_gemm(cols_buf, w2, out, n, r0, r1, bias, has_bias)
+
+
+@njit(cache=True, nogil=True)
+def rowblock_gemm(cols_buf, w2, out, n, r0, r1, bias, has_bias):
+    """``out[n, :, r0:r1]`` = ``w2`` (K, R) @ the patches in ``cols_buf`` (R, rows x Wo),
+    written straight into ``out`` (a plane's rows are contiguous: leading dimension = the
+    plane), then the bias on the block while it is in cache."""
+    r_, kc = w2.shape[1], w2.shape[0]
+    k_, wo = out.shape[1], out.shape[3]
+    plane = out.shape[2] * wo
+    width = (r1 - r0) * wo
+    of = out.reshape(-1)
+    start = n * k_ * plane + r0 * wo
+    sgemm(w2.reshape(-1), r_, cols_buf, width, of[start:], plane, kc, width, r_,
+          np.float32(0.0))
+    if has_bias:
+        for k in range(kc):
+            bv = bias[k]
+            d = uint64(start + k * plane)
+            for j in range(uint64(width)):
+                of[d + j] += bv
