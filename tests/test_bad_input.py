@@ -289,7 +289,7 @@ def test_simulate_names_the_bad_argument(defect, n_configs, steps, n_classes, po
     elif defect == "int":
         probs = (probs > 0.5).astype(np.int64)
     elif defect == "ragged":
-        probs = [[list(r) for r in probs[0]], [[0.5, 0.5]]]
+        probs = [[list(r) for r in probs[0]], [[0.5, 0.25, 0.25]] * (steps + 1)]
     elif defect == "empty":
         probs = probs[:, :0]
     elif defect == "energy_len":

@@ -293,7 +293,8 @@ def read_configs(path: str | Path, model=None) -> ConfigFile:
     else:
         try:
             cf = _read_json(path) if suffix == ".json" else _read_csv(path)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError,
+                pd.errors.InvalidIndexError) as exc:
             what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise ValueError(f"path: {path} is not a valid {suffix[1:]} configuration list "
                              f"({what})") from None
@@ -310,7 +311,17 @@ def _read_json(path: Path) -> ConfigFile:
     doc = json.loads(path.read_text())
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"not a {FORMAT} file")
-    table = pd.DataFrame(doc["configs"], columns=doc["columns"])
+    columns, configs, ops = doc["columns"], doc["configs"], doc["ops"]
+    if not (isinstance(columns, list) and all(isinstance(c, str) for c in columns)
+            and {"name", "config"} <= set(columns)):
+        raise ValueError(f"'columns': expected a list of names with 'name' and 'config', got "
+                         f"{columns!r}")
+    if not (isinstance(configs, list) and all(isinstance(c, dict) for c in configs)):
+        raise ValueError("'configs': expected a list of objects, one per configuration")
+    if not (isinstance(ops, list) and all(isinstance(o, list) and len(o) == 2
+                                          and all(isinstance(v, str) for v in o) for o in ops)):
+        raise ValueError("'ops': expected a list of [name, kind] pairs")
+    table = pd.DataFrame(configs, columns=columns)
     table["config"] = [_int_config(c) for c in table["config"]]
     return ConfigFile(table, [(str(n), str(k)) for n, k in doc["ops"]],
                       float(doc["baseline_latency_ms"]), dict(doc.get("meta", {})))
