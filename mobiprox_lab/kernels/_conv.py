@@ -239,7 +239,7 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
     r_ = chan.shape[0]
     hsrc = np.arange(s.ho, dtype=np.int64) * s.sh - s.ph
     wsrc = np.arange(s.wo, dtype=np.int64) * s.sw - s.pw
-    rows = max(1, min(s.ho, CHUNK_BYTES // (4 * r_ * s.wo)))
+    rows = max(1, min(s.ho, CHUNK_BYTES // (4 * max(1, r_) * s.wo)))
     if not small and workers > 1:
         rows = min(rows, max(1, ceil(s.ho / ceil(TASKS_PER_WORKER * workers / s.n))))
     per_sample = ceil(s.ho / rows)

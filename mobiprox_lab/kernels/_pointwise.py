@@ -73,6 +73,9 @@ def pointwise_sampled(x, wcls, out, n0, n1, k0, k1, s, offset, bias, has_bias):
                   plane, k1 - k0, plane, cnt, np.float32(0.0 if first else 1.0))
             first = False
             col += cnt
+        if first:  # nothing kept (one input channel, skipped): the conv is 0
+            for j in range(uint64(o0), uint64(o0 + (k1 - k0) * plane)):
+                of[j] = 0.0
         if has_bias:
             for k in range(k0, k1):
                 _bias_plane(of, uint64((n * k_ + k) * plane), plane, bias[k])

@@ -1,0 +1,203 @@
+"""The specialised convolution paths (1x1 on strided views, depthwise by stride phases, row
+blocks, wide rows) against the reference simulation / torch, on shapes that reach them.
+
+Each path normally starts above a size threshold; here the thresholds are lowered so that
+small random shapes (odd sizes, 1x1 and 2x2 outputs, batch 1 and several) take it, and the
+parallel split (blocks of samples x channels / rows) is forced with two threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from mobiprox_lab import kernels, knobs
+from mobiprox_lab.kernels import _blas, _conv
+
+reference = pytest.importorskip("mobiprox_lab.reference")
+
+FP32_KNOBS = [k for k in knobs.CONV_KNOB_IDS if not knobs.get(k).is_fp16]
+SETTINGS = settings(max_examples=40, deadline=None,
+                    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+
+
+@contextlib.contextmanager
+def _forced(threads: int, **limits):
+    """Lower the path thresholds of ``_conv`` (and parallelise tiny calls) inside the block."""
+    before = kernels.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_conv, "MIN_PARALLEL_FLOPS", 0)
+        for name, value in limits.items():
+            mp.setattr(_conv, name, value)
+        kernels.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            kernels.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _spy(name: str):
+    """Count the calls of ``_conv.<name>`` inside the block."""
+    calls = []
+    real = getattr(_conv, name)
+
+    def wrapper(*args):
+        calls.append(1)
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_conv, name, wrapper)
+        yield calls
+
+
+def _data(seed, n, c, h, w, k, cg, kh, kw, bias):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w), dtype=np.float32)
+    wt = rng.standard_normal((k, cg, kh, kw), dtype=np.float32)
+    return x, wt, (rng.standard_normal(k, dtype=np.float32) if bias else None)
+
+
+def _close(got, want):
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want).max()))
+
+
+# ---- sgemm on strided views ----------------------------------------------------------
+
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_sgemm_on_offset_strided_views(beta):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((7, 9), dtype=np.float32)
+    b = rng.standard_normal((20, 30), dtype=np.float32)
+    c = rng.standard_normal((10, 40), dtype=np.float32)
+    want = c.copy()
+    want[1:5, 2:10] = beta * want[1:5, 2:10] + a[2:6, 1:6] @ b[3:13:2, 4:12]
+    # A = a[2:6, 1:6] (lda 9), B = every second row of b from row 3 (ldb 60), C = c[1:5, 2:10]
+    _blas.sgemm(a.reshape(-1)[2 * 9 + 1:], 9, b.reshape(-1)[3 * 30 + 4:], 60,
+                c.reshape(-1)[40 + 2:], 40, 4, 8, 5, np.float32(beta))
+    np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5)
+
+
+# ---- 1x1 convolutions ------------------------------------------------------------------
+
+@SETTINGS
+@given(n=st.integers(1, 4), c=st.integers(1, 9), k=st.integers(1, 20), h=st.integers(1, 11),
+       w=st.integers(1, 11), kid=st.sampled_from(FP32_KNOBS), bias=st.booleans(),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31 - 1))
+def test_pointwise_paths_match_reference(n, c, k, h, w, kid, bias, threads, seed):
+    assume(knobs.applicable(kid, "conv", (h, w)))
+    x, wt, b = _data(seed, n, c, h, w, k, c, 1, 1, bias)
+    with _forced(threads, POINTWISE_MIN_PLANE=1):
+        got = kernels.conv2d(x, wt, b, knob=kid)
+    _close(got, reference.conv2d(x, wt, b, knob=kid))
+
+
+@pytest.mark.parametrize("kid,path", [(11, "pointwise_exact"), (231, "pointwise_sampled"),
+                                      (235, "pointwise_sampled"), (123, "pointwise_gathered"),
+                                      (122, "pointwise_gathered")])
+def test_pointwise_layer_takes_its_path(kid, path):
+    """A HAR-sized pointwise layer (8x8 maps) runs on the strided-view kernels."""
+    x, wt, b = _data(1, 3, 16, 8, 8, 24, 16, 1, 1, True)
+    with _spy(path) as calls:
+        got = kernels.conv2d(x, wt, b, knob=kid)
+    assert calls
+    _close(got, reference.conv2d(x, wt, b, knob=kid))
+
+
+# ---- depthwise -------------------------------------------------------------------------
+
+@SETTINGS
+@given(n=st.integers(1, 3), c=st.integers(2, 6), kh=st.integers(1, 4), kw=st.integers(1, 4),
+       sh=st.integers(1, 3), sw=st.integers(1, 3), ho=st.integers(1, 9), wo=st.integers(1, 9),
+       data=st.data(), bias=st.booleans(), threads=st.sampled_from([1, 2]),
+       seed=st.integers(0, 2**31 - 1))
+def test_depthwise_phases_match_torch(n, c, kh, kw, sh, sw, ho, wo, data, bias, threads, seed):
+    ph = data.draw(st.integers(0, kh - 1))
+    pw = data.draw(st.integers(0, kw - 1))
+    h = max(1, (ho - 1) * sh + kh - 2 * ph + data.draw(st.integers(0, sh - 1)))
+    w = max(1, (wo - 1) * sw + kw - 2 * pw + data.draw(st.integers(0, sw - 1)))
+    assume((h + 2 * ph - kh) // sh + 1 >= 1 and (w + 2 * pw - kw) // sw + 1 >= 1)
+    x, wt, b = _data(seed, n, c, h, w, c, 1, kh, kw, bias)
+    with _forced(threads, DEPTHWISE_NHWC_MAX_PLANE=0), _spy("_run_depthwise") as calls:
+        got = kernels.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), groups=c)
+    assert calls
+    with torch.no_grad():
+        want = F.conv2d(torch.from_numpy(x), torch.from_numpy(wt),
+                        None if b is None else torch.from_numpy(b), stride=(sh, sw),
+                        padding=(ph, pw), groups=c).numpy()
+    _close(got, want)
+
+
+def test_depthwise_har_layer_matches_torch():
+    x, wt, b = _data(2, 2, 32, 16, 16, 32, 1, 3, 3, True)
+    for stride in (1, 2):
+        got = kernels.conv2d(x, wt, b, stride=stride, padding=1, groups=32)
+        want = F.conv2d(torch.from_numpy(x), torch.from_numpy(wt), torch.from_numpy(b),
+                        stride=stride, padding=1, groups=32).numpy()
+        _close(got, want)
+
+
+# ---- row blocks and wide rows (regular convolutions) -------------------------------------
+
+@SETTINGS
+@given(n=st.integers(1, 3), c=st.integers(1, 5), k=st.integers(1, 6), kh=st.integers(1, 4),
+       kw=st.integers(1, 4), sh=st.integers(1, 2), sw=st.integers(1, 2), ho=st.integers(1, 9),
+       wo=st.integers(1, 9), data=st.data(), bias=st.booleans(),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31 - 1))
+def test_row_blocks_match_reference(n, c, k, kh, kw, sh, sw, ho, wo, data, bias, threads,
+                                    seed):
+    ph = data.draw(st.integers(0, kh - 1))
+    pw = data.draw(st.integers(0, kw - 1))
+    h = max(1, (ho - 1) * sh + kh - 2 * ph)
+    w = max(1, (wo - 1) * sw + kw - 2 * pw)
+    kid = data.draw(st.sampled_from([11, 231, 232, 233, 235, 236, 239]))
+    assume(knobs.applicable(kid, "conv", (ho, wo)))
+    x, wt, b = _data(seed, n, c, h, w, k, c, kh, kw, bias)
+    # a few hundred bytes of im2col per block: several blocks per sample
+    with _forced(threads, ROWBLOCK_MIN_PLANE=1, WIDE_MIN_REDUCTION=10**9,
+                 POINTWISE_MIN_PLANE=10**9, CHUNK_BYTES=4 * c * kh * kw * 2 * wo):
+        got = kernels.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), knob=kid)
+    _close(got, reference.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), knob=kid))
+
+
+@SETTINGS
+@given(n=st.integers(1, 3), c=st.integers(1, 5), k=st.integers(1, 6), kh=st.integers(2, 5),
+       kw=st.integers(1, 6), ho=st.integers(1, 9), wo=st.integers(1, 9),
+       kid=st.sampled_from([11, 231, 232, 236, 237, 238, 239]), bias=st.booleans(),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31 - 1))
+def test_wide_rows_match_reference(n, c, k, kh, kw, ho, wo, kid, bias, threads, seed):
+    kn = knobs.get(kid)
+    assume(kn.technique == "exact" or kw % kn.stride == 0)
+    x, wt, b = _data(seed, n, c, ho + kh - 1, wo + kw - 1, k, c, kh, kw, bias)
+    with _forced(threads, WIDE_MIN_REDUCTION=1, ROWBLOCK_MIN_PLANE=1), \
+            _spy("_run_wide") as calls:
+        got = kernels.conv2d(x, wt, b, knob=kid)
+    assert calls
+    _close(got, reference.conv2d(x, wt, b, knob=kid))
+
+
+def test_kws_second_layer_takes_the_wide_path():
+    x, wt, b = _data(3, 1, 64, 41, 16, 8, 64, 10, 4, True)
+    for kid in (11, 231, 236):
+        with _spy("_run_wide") as calls:
+            got = kernels.conv2d(x, wt, b, knob=kid)
+        assert calls
+        _close(got, reference.conv2d(x, wt, b, knob=kid))
+
+
+@pytest.mark.parametrize("limits", [{"POINTWISE_MIN_PLANE": 1},
+                                    {"ROWBLOCK_MIN_PLANE": 1, "POINTWISE_MIN_PLANE": 10**9}])
+def test_sampling_that_keeps_nothing_gives_the_bias(limits):
+    """One input channel, 1x1 kernel, sampling offset 0 skips it: the conv is 0 (+ bias)."""
+    x, wt, b = _data(4, 2, 1, 9, 9, 3, 1, 1, 1, True)
+    with _forced(1, **limits):
+        got = kernels.conv2d(x, wt, b, knob=231)
+    _close(got, reference.conv2d(x, wt, b, knob=231))
+    np.testing.assert_array_equal(got, np.broadcast_to(b[None, :, None, None], got.shape))
