@@ -3,7 +3,7 @@ QoS-model error, HAR tune wall time.
 
 Usage: ``.venv/bin/python benchmarks/tuner.py [--sections throughput front harfront prune
 error har] [--seeds 5] [--budget 0.05] [--trials 10000] [--threads N] [--quick] [--warm]
-[--train-epochs 1]``
+[--train-epochs 1] [--profile-examples 600]``
 
 throughput (KWS CNN and HAR MobileNet, P1)
     10,000 trials of the search (unpruned spaces: KWS 200,704 configurations, HAR ~1e45)
@@ -95,9 +95,12 @@ def _problem(task: str, args):
     """(model, splits, weights, single-op profile, cost model)."""
     model, splits, _, kind = _model(task, args.quick, args.train_epochs)
     t0 = time.perf_counter()
-    single = tuner.single_op_profile(model, splits.tune, progress=not args.quiet)
+    idx = tuner.stratified_subset(splits.tune.y, args.profile_examples, seed=0)
+    single = tuner.single_op_profile(model, (splits.tune.x[idx], splits.tune.y[idx]),
+                                     progress=not args.quiet)
     print(f"[{task}] {kind} weights; single-op profile: {single.n_pairs} (op, knob) pairs, "
-          f"{len(splits.tune)} tune inputs, baseline {single.baseline_accuracy:.2f} % "
+          f"{len(idx)} of {len(splits.tune)} tune inputs (class-stratified), baseline "
+          f"{single.baseline_accuracy:.2f} % "
           f"({time.perf_counter() - t0:.1f} s, cached after the first run)", flush=True)
     return model, splits, kind, single, CostModel.of(model)
 
@@ -354,6 +357,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="trials of the throughput and harfront sections")
     ap.add_argument("--all-space", action="store_true",
                     help="front section: also the 200,704-configuration KWS space")
+    ap.add_argument("--profile-examples", type=int, default=tuner.SINGLE_OP_EXAMPLES,
+                    help="tune inputs of the single-op profile (class-stratified subset)")
     ap.add_argument("--train-epochs", type=int, default=1,
                     help="without a cached model: train this many epochs (0: random weights)")
     ap.add_argument("--budget", type=float, default=0.05,

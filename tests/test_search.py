@@ -88,8 +88,9 @@ def test_additive_tables_match_p2_and_the_cost_model():
     fk = np.array([[ch[i] for ch, i in zip(space.choices, row, strict=True)] for row in f.choice])
     np.testing.assert_allclose(prof.predict_p2(fk), f.qos, atol=1e-9)
     np.testing.assert_allclose(cost.total_flops / f.cost, cost.speedups(fk), rtol=1e-12)
-    mask = tuner.pareto_mask(q, s)
-    ex = sorted({(round(a, 9), round(b, 9)) for a, b in zip(q[mask], s[mask], strict=True)})
+    qr = np.round(q, 9)  # sums of the same accuracy terms in another order: last bits differ
+    mask = tuner.pareto_mask(qr, s)
+    ex = sorted({(round(a, 9), round(b, 9)) for a, b in zip(qr[mask], s[mask], strict=True)})
     got = sorted({(round(a, 9), round(cost.total_flops / b, 9))
                   for a, b in zip(f.qos, f.cost, strict=True)})
     assert got == ex
@@ -156,8 +157,12 @@ def test_search_deterministic_distinct_and_seeded(tmp_path):
     assert set(a.timings) == {"evaluate", "engine", "checkpoint"}
 
 
-def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path):
-    whole = quick_search(tmp_path, 100, name="whole").trials
+@pytest.mark.parametrize("every", [None, 3])
+def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path, every):
+    """Killed in generation 3 (with ``every`` 3: mid-way through the generations that share
+    one surrogate fit), the rerun ends exactly as the uninterrupted search."""
+    kw = {"surrogate_every": every}
+    whole = quick_search(tmp_path, 100, name="whole", **kw).trials
     _, prof = synthetic_problem()
     calls = []
 
@@ -168,11 +173,11 @@ def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path):
         return prof.predict_p1(K)
 
     with pytest.raises(KeyboardInterrupt):
-        quick_search(tmp_path, 100, evaluate=dying, name="k")
+        quick_search(tmp_path, 100, evaluate=dying, name="k", **kw)
     kept = tuner.open_study("k", tmp_path / "studies")
     assert len(kept) == 30 and kept.n_generations == 3  # the finished generations stay
     _same(kept.trials, whole.iloc[:30])
-    resumed = quick_search(tmp_path, 100, name="k")
+    resumed = quick_search(tmp_path, 100, name="k", **kw)
     assert resumed.n_evaluations == 70
     _same(resumed.trials, whole)
     # a leftover temporary file of a write in flight is not a generation
@@ -180,10 +185,10 @@ def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path):
     (folder / ".gen-000010.npz.abc.tmp.npz").write_bytes(b"partial")
     assert len(tuner.open_study("k", tmp_path / "studies")) == 100
     # more budget continues from there; no budget left evaluates nothing
-    more = quick_search(tmp_path, 120, name="k")
+    more = quick_search(tmp_path, 120, name="k", **kw)
     _same(more.trials.iloc[:100], whole)
     assert len(more.trials) == 120
-    assert quick_search(tmp_path, 50, name="k").n_evaluations == 0
+    assert quick_search(tmp_path, 50, name="k", **kw).n_evaluations == 0
 
 
 def test_study_mismatch_and_damage_are_reported(tmp_path):
@@ -265,3 +270,26 @@ def test_surrogate_fit_recovers_additive_terms():
     (c,), w = sur.fit(X, y[:, None])
     assert c == pytest.approx(7.0, abs=1e-6)
     np.testing.assert_allclose(w[:, 0], terms, atol=1e-6)
+
+
+def test_default_seeds_from_the_additive_front():
+    cost, prof = synthetic_problem()
+    space = tuner.build_space(cost, prof.ops, prof, top_k=None)
+    plain = tuner.default_seeds(space, prof)
+    seeds = tuner.default_seeds(space, prof, cost=cost, front=6, max_loss=5.0)
+    assert seeds[:len(plain)] == plain and len(seeds) > len(plain)
+    extra = tuner.search.additive_front_seeds(space, prof, cost, 6, max_loss=5.0)
+    assert 2 <= len(extra) <= 6
+    K = space.matrix(extra)
+    q, s = prof.predict_p2(K), cost.speedups(K)
+    assert (q >= prof.baseline_accuracy - 5.0 - 1e-9).all()
+    assert np.all(np.diff(s) < 0)  # fastest first, distinct front points
+    # each is on the brute-force front of (P2, speedup)
+    Kall = np.concatenate(list(space.grid()))
+    qa, sa = prof.predict_p2(Kall), cost.speedups(Kall)
+    for qi, si in zip(q, s, strict=True):
+        assert not np.any((qa >= qi - 1e-9) & (sa >= si - 1e-12) & ((qa > qi + 1e-9) |
+                                                                   (sa > si + 1e-12)))
+    with pytest.raises(ValueError, match="front: additive-front seeds need both"):
+        tuner.default_seeds(space, prof, front=3)
+    assert tuner.search.additive_front_seeds(space, prof, cost, 0) == []

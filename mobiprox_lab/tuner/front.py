@@ -26,10 +26,12 @@ __all__ = ["AdditiveFront", "additive_tables", "exact_front", "hypervolume_ratio
            "nondominated"]
 
 
-def nondominated(qos, cost) -> np.ndarray:
+def nondominated(qos, cost, tol: float = 0.0) -> np.ndarray:
     """Indices int (m,) of the points not dominated when maximising ``qos`` and minimising
     ``cost`` (a point with >= QoS and <= cost, better in one, dominates); of equal points
-    only the first is kept. Sorted by cost ascending (so QoS ascending too)."""
+    only the first is kept. QoS values within ``tol`` count as equal (sums of the same
+    terms in another order differ in the last bits). Sorted by cost ascending (so QoS
+    ascending too)."""
     q = np.asarray(qos, np.float64)
     c = np.asarray(cost, np.float64)
     if q.shape != c.shape or q.ndim != 1:
@@ -39,7 +41,7 @@ def nondominated(qos, cost) -> np.ndarray:
     order = np.lexsort((np.arange(len(q)), -q, c))  # cost asc, QoS desc, first index first
     qs = q[order]
     best_before = np.concatenate([[-np.inf], np.maximum.accumulate(qs)[:-1]])
-    return order[qs > best_before]
+    return order[qs > best_before + tol]
 
 
 @dataclass
@@ -68,7 +70,8 @@ def exact_front(gains: Sequence, costs: Sequence, *, qos_offset: float = 0.0,
     costs : per op j, float (k_j,) the cost contribution of each choice.
     min_qos : keep only points with total QoS >= this (prefixes that cannot reach it are
         dropped early; exact).
-    Ties (equal QoS and cost) keep one configuration, the one first in op-by-op order.
+    Ties (equal QoS and cost; QoS equal up to rounding, 1e-9 relative) keep one
+    configuration, the cheapest, then the one first in op-by-op order.
     """
     from tqdm.auto import tqdm
 
@@ -85,6 +88,8 @@ def exact_front(gains: Sequence, costs: Sequence, *, qos_offset: float = 0.0,
             raise ValueError(f"gains[{j}], costs[{j}]: expected finite values")
     # best QoS still reachable from op j on (suffix sums of the per-op maxima)
     best_rest = np.concatenate([np.cumsum([gj.max() for gj in g][::-1])[::-1], [0.0]])
+    # QoS ties up to rounding: 1e-9 of the largest magnitude a sum can reach
+    tol = 1e-9 * max(1.0, abs(float(qos_offset)) + sum(float(np.abs(gj).max()) for gj in g))
     q = np.array([float(qos_offset)])
     k = np.array([float(cost_offset)])
     parents: list[np.ndarray] = []
@@ -92,7 +97,7 @@ def exact_front(gains: Sequence, costs: Sequence, *, qos_offset: float = 0.0,
     for j in tqdm(range(len(g)), desc="exact front", disable=not progress, leave=False):
         qq = (q[:, None] + g[j][None, :]).ravel()
         kk = (k[:, None] + c[j][None, :]).ravel()
-        keep = nondominated(qq, kk)
+        keep = nondominated(qq, kk, tol)
         if min_qos is not None:
             keep = keep[qq[keep] + best_rest[j + 1] >= min_qos - 1e-9]
         parents.append(keep // len(g[j]))
