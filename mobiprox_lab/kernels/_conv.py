@@ -198,7 +198,8 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
     if kind == "sampling":
         st, off = kn.stride, kn.offset
-        w2 = np.concatenate([w2[:, r::st] for r in range(st) if r != off and r < s.c], axis=1)
+        w2 = np.concatenate([w2[:, r::st] for r in range(st) if r != off and r < s.c]
+                            or [w2[:, :0]], axis=1)
         w2 = np.ascontiguousarray(w2 * np.float32(st / (st - 1)))
     elif kind == "gathered":
         hsrc, row_a, row_b = _plan.axis_plan(s.ho, *_axis_pattern(s, "row"))
