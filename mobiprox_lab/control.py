@@ -984,7 +984,7 @@ class SimResult:
     agree : pred == baseline_pred. correct / baseline_correct : vs labels (None without).
     step_energy : energy_by_config[index]. relative_energy : step_energy / energy_by_config[0].
     cumulative_saving : 1 - (inference energy so far) / (exact inference energy so far).
-    inference_share : the exact inference's share of the system energy per window.
+    inference_share : the exact inference's share of the system energy (None: not given).
     """
 
     controller: str
@@ -998,7 +998,7 @@ class SimResult:
     relative_energy: np.ndarray
     cumulative_saving: np.ndarray
     energy_by_config: np.ndarray
-    inference_share: float
+    inference_share: float | None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -1006,10 +1006,10 @@ class SimResult:
     def summary(self) -> dict:
         """Scalars: accuracy, baseline_accuracy (nan without labels), agreement,
         relative_inference_energy, inference_saving, relative_system_energy, system_saving,
-        inference_share, switches, mean_index, steps, controller."""
-        from mobiprox_lab import energy
-
+        inference_share, switches, mean_index, steps, controller. The system-wide figures
+        are NaN when no ``inference_share`` was given to :func:`simulate`."""
         rel = float(self.relative_energy.mean())
+        share = math.nan if self.inference_share is None else self.inference_share
         return {
             "controller": self.controller,
             "steps": len(self),
@@ -1019,10 +1019,9 @@ class SimResult:
             "agreement": float(self.agree.mean()),
             "relative_inference_energy": rel,
             "inference_saving": 1.0 - rel,
-            "inference_share": self.inference_share,
-            "relative_system_energy": energy.relative_system_from_inference(
-                rel, self.inference_share),
-            "system_saving": energy.system_saving(rel, self.inference_share),
+            "inference_share": share,
+            "relative_system_energy": 1.0 - share * (1.0 - rel),
+            "system_saving": share * (1.0 - rel),
             "switches": int(np.count_nonzero(np.diff(self.index))),
             "mean_index": float(self.index.mean()),
         }
@@ -1074,14 +1073,13 @@ def simulate(probs_by_config, controller: Controller, energy_by_config, labels=N
         a :class:`PreparedProbs` from :func:`prepare` (skips validation on re-runs).
     energy_by_config : (n_configs,) energy per inference of each config (J or relative).
     labels : (T,) true classes, optional. baseline : the config agreement is measured against.
-    inference_share : exact inference energy / system energy per window (see
-        :func:`mobiprox_lab.energy.inference_share`); default: the default phone profile.
+    inference_share : the exact inference's share of the system energy (see
+        :func:`mobiprox_lab.energy.inference_share`; 1.0 under continuous inference);
+        None (default): no system-wide figures (NaN in the summary), never an assumed share.
     fast : None = the jitted path when the controller has one; False = always the Python
         ``update`` loop; True = require the jitted path.
     The controller is reset first. After a jitted run its Python state is left reset.
     """
-    from mobiprox_lab import energy
-
     prep = probs_by_config if isinstance(probs_by_config, PreparedProbs) else prepare(
         probs_by_config)
     if not isinstance(controller, Controller):
@@ -1094,7 +1092,7 @@ def simulate(probs_by_config, controller: Controller, energy_by_config, labels=N
     e = _check_energy(energy_by_config, C)
     y = None if labels is None else _check_labels(labels, prep)
     baseline = _int_arg("baseline", baseline, 0, C - 1)
-    share = (energy.default_inference_share() if inference_share is None
+    share = (None if inference_share is None
              else _float_arg("inference_share", inference_share, 0.0, 1.0))
 
     controller.reset()
