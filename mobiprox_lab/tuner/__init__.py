@@ -10,8 +10,10 @@
    the ``n_nearest`` points nearest to it;
 4. validation: each candidate is run on the tune set ("validated") and on the test set;
    those losing more than ``keep_threshold`` pp on either are dropped;
-5. the authors' final rule (validated tune-set QoS loss, predicted speedup) -> conf0..confN;
-6. the profiler measures the final list on the test set (latency, energy, confidences);
+5. the profiler measures every kept candidate (latency round-robin with the exact model,
+   energy from the measured speedup, confidences on the test set);
+6. the authors' final rule (validated tune-set QoS loss, **measured** speedup) ->
+   conf0..confN; ``TuneResult.candidates["decision"]`` says what became of each candidate;
 7. the list is written as HPVM text, JSON and CSV (:mod:`.configfile`).
 
 QoS is accuracy in %; QoS losses and thresholds are percentage points below the exact
@@ -49,11 +51,19 @@ from .search import (
     run_search,
     trials_frame,
 )
-from .select import final_rule, hypervolume_2d, is_exact, pareto_mask, select_candidates
+from .select import (
+    final_rule,
+    final_rule_decisions,
+    hypervolume_2d,
+    is_exact,
+    pareto_mask,
+    select_candidates,
+)
 
 __all__ = [
     "QOS_MODELS", "ConfigFile", "SearchResult", "SearchSpace", "SingleOpProfile", "TuneResult",
-    "build_space", "default_seeds", "empirical_qos", "final_rule", "hypervolume_2d",
+    "build_space", "default_seeds", "empirical_qos", "final_rule", "final_rule_decisions",
+    "hypervolume_2d",
     "is_exact", "knob_name", "open_study", "pareto_mask", "prune_knobs", "read_configs",
     "run_search", "select_candidates", "single_op_profile", "trials_frame", "tune",
     "write_configs",
@@ -64,6 +74,9 @@ DEFAULT_TRIALS = {"p1": 3000, "p2": 3000, "empirical": 300}
 QUICK_TRIALS = {"p1": 400, "p2": 400, "empirical": 40}
 #: Examples of the tune set the single-op profile runs on (class-stratified subset).
 SINGLE_OP_EXAMPLES = 600
+#: Non-Pareto candidates nearest the front validated besides the front (the authors
+#: validated the best 50-200 of each search).
+N_NEAREST = 150
 AUTO_TOP_K, AUTO_PRUNE_FACTOR = 3, 100  # prune_top_k="auto": see tune()
 MEASURE_DEFAULTS = {"batch_size": 32, "warmup": 1, "repeats": 3}
 QUICK_MEASURE = {"batch_size": 8, "warmup": 1, "repeats": 2}
@@ -80,9 +93,10 @@ class TuneResult:
         (measured), accuracy, qos_loss, latency_s, confidences, per-class columns,
         rel_inference_energy, rel_system_energy ...) and energy (= rel_inference_energy).
         Without measurement, speedup = predicted_speedup and the energy columns are NaN.
-    candidates : every validated candidate (before the final rule) with qos_p1 / qos_p2
-        predictions where a single-op profile exists and ``kept`` (within the keep
-        threshold on both sets).
+    candidates : every validated candidate: qos_pred (search), qos_p1 / qos_p2 where a
+        single-op profile exists, qos_tune / qos_test and their losses, predicted_speedup,
+        speedup (measured; NaN unless kept and measured), ``kept`` (within the keep
+        threshold on both sets) and ``decision`` (why it is or is not in the final list).
     trials : every finished search trial (``search.SearchResult.trials``).
     study : the persistent Optuna study; study_name its name.
     paths : {"txt", "json", "csv"} -> written configuration files.
@@ -165,12 +179,13 @@ def stratified_subset(y: np.ndarray, n: int | None, seed: int = 0) -> np.ndarray
 
 
 def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
-         keep_threshold: float = 5.0, trials: int | None = None, n_nearest: int = 10,
+         keep_threshold: float = 5.0, trials: int | None = None, n_nearest: int = N_NEAREST,
          seed: int = 0, executor=None, scheduler: str | None = None, quick: bool = False,
          tune_data=None, test_data=None, ops=None, population_size: int = 50,
          prune_top_k: int | str | None = "auto", storage=None, out_dir: str | Path | None = None,
          measure: bool = True, profile_kwargs: dict | None = None, model_seed: int = 0,
          single_op_examples: int | None = SINGLE_OP_EXAMPLES,
+         min_gain: float = 0.01, merge_within: float = 0.1,
          progress: bool = True) -> TuneResult:
     """Tune a model end to end (see the module doc) and write its configuration files.
 
@@ -183,7 +198,12 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
         the tune and the test set.
     trials : total search budget (``--trials``); default 3000 (P1 / P2) or 300 (empirical),
         400 / 40 with ``quick``.
-    n_nearest : non-Pareto candidates nearest the front also validated.
+    n_nearest : non-Pareto candidates nearest the front also validated (default 150).
+    min_gain, merge_within : the authors' final rule (``select.final_rule``): a candidate
+        must beat the last accepted speedup by more than ``min_gain`` (x); one whose loss
+        is within ``merge_within`` pp of the last accepted one replaces it. The rule runs
+        on the **measured** speedup of the kept candidates (``measure=True``), as the
+        authors ran it on configurations profiled on the device.
     seed : the search's seed (deterministic for a seed); model_seed: the trained model's.
     executor : ``concurrent.futures`` executor or ``dask.distributed.Client`` for the
         single-op profile, empirical QoS and validation; scheduler : a Dask scheduler
@@ -229,6 +249,8 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
             or not isinstance(single_op_examples, (int, np.integer)) or single_op_examples < 1):
         raise ValueError(f"single_op_examples: expected an int >= 1 or None, "
                          f"got {single_op_examples!r}")
+    min_gain = _number("min_gain", min_gain)
+    merge_within = _number("merge_within", merge_within)
     if executor is not None and scheduler is not None:
         raise ValueError("scheduler: give either executor or scheduler, not both")
     client = None
@@ -240,7 +262,8 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
         return _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, int(trials),
                      int(n_nearest), int(seed), executor, quick, tune_data, test_data, ops,
                      population_size, prune_top_k, storage, out_dir, measure, profile_kwargs,
-                     model_seed, single_op_examples, progress)
+                     model_seed, single_op_examples, progress, min_gain=min_gain,
+                     merge_within=merge_within)
     finally:
         if client is not None:
             client.close()
@@ -249,7 +272,7 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
 def _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, trials, n_nearest, seed,
           executor, quick, tune_data, test_data, ops, population_size, prune_top_k, storage,
           out_dir, measure, profile_kwargs, model_seed, single_op_examples,
-          progress) -> TuneResult:
+          progress, *, min_gain: float, merge_within: float) -> TuneResult:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -327,20 +350,35 @@ def _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, trials, n_n
         acc = empirical_qos(model, configs, data, executor=executor, progress=progress)
         table[f"qos_{name}"] = acc
         table[f"qos_loss_{name}"] = acc[0] - acc
-    table["kept"] = (table["qos_loss_tune"] <= keep_threshold + 1e-9) & \
-        (table["qos_loss_test"] <= keep_threshold + 1e-9)
+    ok_tune = table["qos_loss_tune"] <= keep_threshold + 1e-9
+    ok_test = table["qos_loss_test"] <= keep_threshold + 1e-9
+    table["kept"] = ok_tune & ok_test
+    table["decision"] = np.where(~ok_tune, f"loss > {keep_threshold:g} pp on tune",
+                                 np.where(~ok_test, f"loss > {keep_threshold:g} pp on test", ""))
     baseline = {"tune": float(table.at[0, "qos_tune"]), "test": float(table.at[0, "qos_test"])}
     lap("validate")
 
-    final = final_rule(table[table["kept"]], loss="qos_loss_tune", speedup="predicted_speedup")
-    final = final.drop(columns=["candidate", "kept"], errors="ignore")
     kw = dict(QUICK_MEASURE if quick else MEASURE_DEFAULTS)
     kw.update(profile_kwargs or {})
+    table["speedup"] = np.nan  # measured, for the kept candidates
+    kept = table[table["kept"]].reset_index()
     if measure:
-        prof = profile(model, list(final["config"]), test_data, progress=progress, **kw)
+        # the authors applied the final rule to configurations profiled on the device:
+        # measure every kept candidate (exact and all, round-robin) and rule on that
+        prof = profile(model, list(kept["config"]), test_data, progress=progress, **kw)
         prof = prof.drop(columns=["name", "config", "predicted_speedup", "fp16_fraction"])
-        final = pd.concat([final.reset_index(drop=True), prof], axis=1)
-        final["energy"] = final["rel_inference_energy"]
+        kept = pd.concat([kept.drop(columns="speedup"), prof], axis=1)
+        table.loc[kept["index"], "speedup"] = kept["speedup"].to_numpy()
+        rule_speedup = "speedup"
+    else:
+        rule_speedup = "predicted_speedup"
+    accepted, why = final_rule_decisions(kept, loss="qos_loss_tune", speedup=rule_speedup,
+                                         min_gain=min_gain, merge_within=merge_within)
+    table.loc[kept["index"], "decision"] = why
+    final = kept.loc[accepted].drop(columns=["index", "kept", "decision"]).reset_index(drop=True)
+    final.insert(0, "name", [f"conf{i}" for i in range(len(final))])
+    if measure:
+        final["relative_energy"] = final["rel_inference_energy"]
         latency_ms = float(final.at[0, "latency_s"]) * 1e3
     else:
         x_test, y_test = data_arrays(test_data, "test_data")
@@ -354,7 +392,7 @@ def _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, trials, n_n
         for k in range(probs.shape[2]):
             for c in ("acc", "conf_mean", "conf_correct", "conf_wrong"):
                 final[f"{c}_c{k}"] = [s[f"{c}_class"][k] for s in stats]
-        final["energy"] = math.nan
+        final["relative_energy"] = math.nan
         latency_ms = math.nan
     lap("profile")
 
