@@ -452,6 +452,7 @@ def test_tune_end_to_end_and_resume(toy, tmp_path):
     assert len(r.trials) == 120 and r.baseline["tune"] > 80
     unpruned = tuner.build_space(CostModel.of(model), model.tunable_ops).size
     assert unpruned > 100 * 120 and r.space.size < unpruned  # prune_top_k="auto" pruned
+    assert (cfgs["cost_model"] == "measured").all()  # the tuner's default cost model
     cands = r.candidates
     assert {"qos_p1", "qos_p2", "qos_tune", "qos_test", "kept", "decision"} <= set(cands)
     assert (cands["decision"] != "").all()

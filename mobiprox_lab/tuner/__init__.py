@@ -32,6 +32,7 @@ import pandas as pd
 
 from .. import cache
 from ..profiler import (
+    PROFILE_BATCH_SIZE,
     CostModel,
     data_arrays,
     model_fingerprint,
@@ -70,6 +71,7 @@ __all__ = [
 ]
 
 QOS_MODELS = ("p1", "p2", "empirical")
+COST_MODELS = ("measured", "flops")
 DEFAULT_TRIALS = {"p1": 3000, "p2": 3000, "empirical": 300}
 QUICK_TRIALS = {"p1": 400, "p2": 400, "empirical": 40}
 #: Examples of the tune set the single-op profile runs on (class-stratified subset).
@@ -185,7 +187,7 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
          prune_top_k: int | str | None = "auto", storage=None, out_dir: str | Path | None = None,
          measure: bool = True, profile_kwargs: dict | None = None, model_seed: int = 0,
          single_op_examples: int | None = SINGLE_OP_EXAMPLES,
-         min_gain: float = 0.01, merge_within: float = 0.1,
+         min_gain: float = 0.01, merge_within: float = 0.1, cost_model: str = "measured",
          progress: bool = True) -> TuneResult:
     """Tune a model end to end (see the module doc) and write its configuration files.
 
@@ -199,6 +201,9 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
     trials : total search budget (``--trials``); default 3000 (P1 / P2) or 300 (empirical),
         400 / 40 with ``quick``.
     n_nearest : non-Pareto candidates nearest the front also validated (default 150).
+    cost_model : "measured" (default: the per-(op, knob) latency table measured here,
+        ``profiler.CostModel.measured``, at the profile's batch size) or "flops"
+        (ApproxTuner's linear FLOP model); it gives the search's predicted speedup.
     min_gain, merge_within : the authors' final rule (``select.final_rule``): a candidate
         must beat the last accepted speedup by more than ``min_gain`` (x); one whose loss
         is within ``merge_within`` pp of the last accepted one replaces it. The rule runs
@@ -249,6 +254,8 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
             or not isinstance(single_op_examples, (int, np.integer)) or single_op_examples < 1):
         raise ValueError(f"single_op_examples: expected an int >= 1 or None, "
                          f"got {single_op_examples!r}")
+    if cost_model not in COST_MODELS:
+        raise ValueError(f"cost_model: expected one of {COST_MODELS}, got {cost_model!r}")
     min_gain = _number("min_gain", min_gain)
     merge_within = _number("merge_within", merge_within)
     if executor is not None and scheduler is not None:
@@ -263,7 +270,7 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
                      int(n_nearest), int(seed), executor, quick, tune_data, test_data, ops,
                      population_size, prune_top_k, storage, out_dir, measure, profile_kwargs,
                      model_seed, single_op_examples, progress, min_gain=min_gain,
-                     merge_within=merge_within)
+                     merge_within=merge_within, cost_model=cost_model)
     finally:
         if client is not None:
             client.close()
@@ -272,7 +279,8 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
 def _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, trials, n_nearest, seed,
           executor, quick, tune_data, test_data, ops, population_size, prune_top_k, storage,
           out_dir, measure, profile_kwargs, model_seed, single_op_examples,
-          progress, *, min_gain: float, merge_within: float) -> TuneResult:
+          progress, *, min_gain: float, merge_within: float,
+          cost_model: str) -> TuneResult:
     timings: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -286,7 +294,13 @@ def _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, trials, n_n
                                                   test_data)
     xt, yt = data_arrays(tune_data, "tune_data")
     data_arrays(test_data, "test_data")
-    cost = CostModel.of(model)
+    kw = dict(QUICK_MEASURE if quick else MEASURE_DEFAULTS)
+    kw.update(profile_kwargs or {})
+    if cost_model == "measured":
+        cost = CostModel.measured(model, batch_size=kw.get("batch_size", PROFILE_BATCH_SIZE),
+                                  progress=progress)
+    else:
+        cost = CostModel.of(model)
     ops = list(model.tunable_ops if ops is None else ops)
     lap("setup")
 
@@ -358,14 +372,13 @@ def _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, trials, n_n
     baseline = {"tune": float(table.at[0, "qos_tune"]), "test": float(table.at[0, "qos_test"])}
     lap("validate")
 
-    kw = dict(QUICK_MEASURE if quick else MEASURE_DEFAULTS)
-    kw.update(profile_kwargs or {})
     table["speedup"] = np.nan  # measured, for the kept candidates
     kept = table[table["kept"]].reset_index()
     if measure:
         # the authors applied the final rule to configurations profiled on the device:
         # measure every kept candidate (exact and all, round-robin) and rule on that
-        prof = profile(model, list(kept["config"]), test_data, progress=progress, **kw)
+        prof = profile(model, list(kept["config"]), test_data, progress=progress,
+                       cost_model=cost, **kw)
         prof = prof.drop(columns=["name", "config", "predicted_speedup", "fp16_fraction"])
         kept = pd.concat([kept.drop(columns="speedup"), prof], axis=1)
         table.loc[kept["index"], "speedup"] = kept["speedup"].to_numpy()
