@@ -56,35 +56,62 @@ def plot_adaptation_trace(trace, result, *, start: int = 0, steps: int | None = 
     return save(fig, path)
 
 
-def plot_controller_comparison(table: pd.DataFrame, *, path=None):
-    """Bars per controller: system-wide energy saving (%) and accuracy change (pp) per trace.
+def plot_controller_comparison(table: pd.DataFrame, *, regime: str = "continuous",
+                               max_loss_pp: float = 1.0, path=None):
+    """Per trace: system-wide saving (%) vs agreement loss (pp) of every controller, with
+    the baselines: each static configuration, the best static time-share (the lower convex
+    hull of the statics, drawn as a line) and the oracle.
 
-    ``table`` has one row per (trace, controller) with columns ``trace``, ``controller``,
-    ``system_saving``, ``relative_inference_energy``, ``accuracy`` and ``baseline_accuracy``
-    (as from :func:`mobiprox_lab.experiments.controller_table`).
+    ``table`` is :func:`mobiprox_lab.experiments.aggregate`'s (means over units with
+    ``_lo`` / ``_hi`` 95% intervals): columns trace, controller, kind, loss_pp,
+    relative_inference_energy, saving_<regime> (+ _lo / _hi), n_units.
     """
+    from ..evaluation import timeshare_frontier
+
+    col = f"saving_{regime}"
+    if col not in table:
+        raise ValueError(f"regime: expected one of continuous / duty_cycled, got {regime!r}")
     traces = list(dict.fromkeys(table["trace"]))
-    fig, axes = plt.subplots(len(traces), 3, figsize=(14, 3.2 * len(traces)), squeeze=False)
-    for row, name in zip(axes, traces, strict=True):
-        sub = table[table["trace"] == name].reset_index(drop=True)
-        colours = [controller_colour(c) for c in sub["controller"]]
-        y = np.arange(len(sub))
-        panels = (
-            (100 * (1 - sub["relative_inference_energy"]), "inference energy saving (%)"),
-            (100 * sub["system_saving"], "system-wide energy saving (%)"),
-            (100 * (sub["accuracy"] - sub["baseline_accuracy"]),
-             "accuracy vs exact model (pp)"),
-        )
-        for ax, (values, label) in zip(row, panels, strict=True):
-            ax.barh(y, values, color=colours)
-            ax.axvline(0, color="0.3", lw=0.8)
-            ax.set_yticks(y)
-            ax.set_yticklabels(sub["controller"] if ax is row[0] else [], fontsize=8)
-            ax.invert_yaxis()
-            ax.set_xlabel(label)
-            ax.grid(axis="x", alpha=0.3)
-        row[0].set_ylabel(name)
-    fig.suptitle("Controllers compared (oracle bounds on top)")
+    fig, axes = plt.subplots(1, len(traces), figsize=(5.6 * len(traces), 4.8), squeeze=False)
+    for ax, name in zip(axes[0], traces, strict=True):
+        sub = table[table["trace"] == name]
+        statics = sub[sub["kind"] == "static"]
+        share = float(np.nanmedian(sub[col] / (1 - sub["relative_inference_energy"])
+                                   .where(lambda v: v.abs() > 1e-9)))
+        if len(statics) and np.isfinite(share):
+            hq, he = timeshare_frontier(statics["loss_pp"], statics["relative_inference_energy"])
+            ax.plot(hq, 100 * share * (1 - he), color="0.45", ls="--", lw=1.2,
+                    label="best static time-share")
+        ax.scatter(statics["loss_pp"], 100 * statics[col], marker="s", s=22,
+                   color=controller_colour("static"), label="static configurations", zorder=3)
+        for _, r in sub[sub["kind"] != "static"].iterrows():
+            err_y = None
+            if np.isfinite(r[f"{col}_lo"]):
+                err_y = [[100 * (r[col] - r[f"{col}_lo"])], [100 * (r[f"{col}_hi"] - r[col])]]
+            err_x = None
+            if np.isfinite(r["loss_pp_lo"]):
+                err_x = [[r["loss_pp"] - r["loss_pp_lo"]], [r["loss_pp_hi"] - r["loss_pp"]]]
+            oracle = r["kind"] == "oracle"
+            ax.errorbar(r["loss_pp"], 100 * r[col], xerr=err_x, yerr=err_y,
+                        fmt="*" if oracle else "o", ms=11 if oracle else 5, capsize=2,
+                        color=controller_colour(r["controller"]), lw=0.8, zorder=4,
+                        label=r["controller"])
+        ax.axvline(max_loss_pp, color="tab:red", lw=0.8, ls=":",
+                   label=f"{max_loss_pp:g} pp loss budget")
+        ax.axhline(0, color="0.3", lw=0.6)
+        ax.set_xlabel("agreement loss vs exact model (pp)")
+        ax.set_ylabel(f"system-wide energy saving, {regime.replace('_', '-')} (%)")
+        n_units = int(sub["n_units"].max())
+        ax.set_title(f"{name} (mean of {n_units} units, 95% CI)", fontsize=10)
+        ax.grid(alpha=0.3)
+    legend: dict = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(lab, h)
+    fig.legend(list(legend.values()), list(legend), loc="center left",
+               bbox_to_anchor=(1.0, 0.5), fontsize=7)
+    fig.suptitle("Controllers against static baselines and the oracle "
+                 "(energy from measured speedup; fp16 is an accuracy emulation, no credit)")
     fig.tight_layout()
     return save(fig, path)
 

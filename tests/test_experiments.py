@@ -1,0 +1,131 @@
+"""The evaluation protocol on a hand-built setup: baselines in every table, tune-only
+fitting, intervals over units, the headline's keys, the energy accounting check."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mobiprox_lab import experiments
+from mobiprox_lab.datasets import Split
+from mobiprox_lab.datasets.traces import Trace
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return (e / e.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def _setup(n_configs=4, n_classes=3, seed=0):
+    """Configs get noisier with the index; tune and pool share no inputs."""
+    rng = np.random.default_rng(seed)
+
+    def probs_for(y):
+        clean = np.eye(n_classes)[y] * 4.0
+        return _softmax(np.stack([clean + rng.normal(0, 0.6 + 0.9 * i, clean.shape)
+                                  for i in range(n_configs)]))
+
+    y_tune = rng.integers(0, n_classes, 300)
+    y_pool = rng.integers(0, n_classes, 200)
+    splits = SimpleNamespace(tune=Split(np.zeros((300, 1, 1, 1), np.float32), y_tune,
+                                        np.zeros(300, np.int64)),
+                             labels=tuple("abc"))
+    configs = pd.DataFrame({"name": [f"conf{i}" for i in range(n_configs)],
+                            "speedup": np.linspace(1, 1.6, n_configs),
+                            "predicted_speedup": np.linspace(1, 1.7, n_configs),
+                            "qos_loss_test": np.linspace(0, 3, n_configs)})
+    setup = experiments.TaskSetup(
+        task="har", trained=SimpleNamespace(info={"test_acc": 0.9}), tuned=None, model=None,
+        splits=splits, configs=configs,
+        relative_energy=np.linspace(1, 1.6, n_configs) ** -1.3,
+        shares={"continuous": 1.0, "duty_cycled": 0.05}, tune_probs=probs_for(y_tune),
+        temperature=1.5)
+    pool_probs = probs_for(y_pool)
+    return setup, y_pool, pool_probs
+
+
+def _trace(y_pool, steps=600, seed=0, unlabelled=0.1):
+    rng = np.random.default_rng(seed)
+    runs = np.repeat(rng.integers(0, len(y_pool), steps // 20), 20)  # persistent inputs
+    y = y_pool[runs].copy()
+    mark = (rng.random(len(y)) < unlabelled).astype(np.int64)  # transitions
+    y[mark == 1] = -1  # scored by agreement with the exact model only
+    return Trace("har_day", np.arange(len(runs)) * 1.28, y, np.zeros(len(runs)), runs,
+                 np.zeros((len(y_pool), 1), np.float32), tuple("abc"), ("x",), mark=mark)
+
+
+def test_suite_has_every_baseline_and_tune_fitted_confidence():
+    setup, _, _ = _setup()
+    suite = experiments.controller_suite(setup)
+    names = list(suite)
+    assert "none (exact)" in names and "oracle (matches exact)" in names
+    assert [f"static conf{i}" for i in range(1, 4)] == [n for n in names if n.startswith("static")]
+    fitted = [n for n in names if "fitted" in n]
+    assert len(fitted) == 2 and all(suite[n][1] == 1.5 for n in fitted)
+    for t in experiments.AUTHORS_TEMPERATURES:
+        assert f"confidence x1 T={t:g}" in names
+    # the confidence tables are the tune split's, at the controller's temperature
+    cc, cw = setup.confidence_tables(1.5)
+    ctrl = suite["confidence x2 T=1.50 (fitted)"][0]
+    np.testing.assert_allclose(ctrl.conf_correct, np.where(np.isnan(cc), ctrl.conf_correct, cc))
+
+
+def test_run_controllers_rows_and_baselines():
+    setup, y_pool, pool_probs = _setup()
+    trace = _trace(y_pool)
+    table, results = experiments.run_controllers(setup, trace, pool_probs[:, trace.pool_index],
+                                                 unit="seed=0")
+    by = table.set_index("controller")
+    assert by.loc["none (exact)", "loss_pp"] == 0.0
+    assert by.loc["none (exact)", "saving_continuous"] == 0.0
+    assert by.loc["oracle (matches exact)", "loss_pp"] == 0.0
+    # the oracle saves at least as much as any controller with no loss
+    lossless = table[(table["loss_pp"] == 0) & (table["kind"] != "oracle")]
+    assert (by.loc["oracle (matches exact)", "saving_continuous"]
+            >= lossless["saving_continuous"].max() - 1e-12)
+    # statics: their own point is on or above the time-share frontier
+    statics = table[table["kind"] == "static"]
+    assert (statics["timeshare_energy"] <= statics["relative_inference_energy"] + 1e-12).all()
+    # duty-cycled saving is the continuous one scaled by the share
+    np.testing.assert_allclose(table["saving_duty_cycled"], 0.05 * table["saving_continuous"])
+    # accuracy on labelled steps only: none (exact) has zero accuracy loss
+    assert by.loc["none (exact)", "accuracy_loss_pp"] == 0.0
+    y = trace.y
+    res = results["static conf3"]
+    assert by.loc["static conf3", "accuracy"] == pytest.approx(
+        np.mean(res.pred[y >= 0] == y[y >= 0]))
+    # controllers move: the degenerate "never switches" would be a bug
+    assert by.loc["state x1", "switches"] > 0
+
+
+def test_aggregate_intervals_and_headline():
+    setup, y_pool, pool_probs = _setup()
+    frames = []
+    for seed in range(3):
+        trace = _trace(y_pool, seed=seed)
+        frames.append(experiments.run_controllers(
+            setup, trace, pool_probs[:, trace.pool_index], unit=f"seed={seed}")[0])
+    agg = experiments.aggregate(pd.concat(frames))
+    assert (agg["n_units"] == 3).all()
+    ok = agg.dropna(subset=["saving_continuous_lo"])
+    assert ((ok["saving_continuous_lo"] <= ok["saving_continuous"] + 1e-12)
+            & (ok["saving_continuous"] <= ok["saving_continuous_hi"] + 1e-12)).all()
+    head = experiments.headline({"har": setup}, {"har_day": agg})
+    h = head["har"]
+    assert h["n_configs"] == 4 and h["relative_energy"][0] == 1.0
+    assert h["cost_model_median_error"] == pytest.approx(
+        np.median(np.abs(setup.configs["predicted_speedup"] - setup.configs["speedup"])
+                  / setup.configs["speedup"]))
+    t = h["traces"]["har_day"]
+    best = experiments.best_controller(agg)
+    if best is None:
+        assert t["best_controller"] is None
+    else:
+        assert t["best_controller"] == best["controller"] and t["loss_pp"] <= 1.0
+        assert len(t["saving_continuous_ci"]) == 2
+
+
+def test_energy_accounting_check_is_exact():
+    table = experiments.energy_accounting_check()
+    assert len(table) == 3 and (table["abs_error"] < 1e-12).all()
