@@ -312,3 +312,15 @@ def test_generic_fx_model():
     _close(am.run(x, backend="reference"), _torch(net, x), 1e-5)
     cfg = {n: 12 for n in am.tunable_ops} | {"conv2": 233}
     _close(am.run(x, cfg), am.run(x, cfg, backend="reference"), 2e-2)
+
+
+def test_pooling_kernel_path_matches_torch(monkeypatch):
+    """Large pooling inputs run on kernels.pool2d: same logits as torch."""
+    from mobiprox_lab import runtime
+
+    monkeypatch.setattr(runtime, "POOL_KERNEL_MIN_SIZE", 0)
+    torch.manual_seed(4)
+    net = _perturb_bn(_Residual())
+    am = ApproxModel(net, (2, 9, 9))
+    x = _x((2, 9, 9), 3)
+    _close(am.run(x), _torch(net, x), 1e-5)

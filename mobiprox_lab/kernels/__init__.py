@@ -9,6 +9,8 @@ Knob semantics are those of ``shared/reference/approximations.md`` (ids from
     x (N, F), w (O, F), b (O,) -> (N, O).
 ``conv2d_breakdown(...)``
     ``conv2d`` plus a dict of seconds per phase (``PHASES``).
+``pool2d(x, mode, kernel, stride, padding=(0, 0), *, count_include_pad=True)``
+    max / average pooling (N, C, H, W) -> (N, C, Ho, Wo), like torch's (floor mode).
 ``set_num_threads(n)`` / ``get_num_threads()``
     threads per call (default: Numba's thread count).
 """
@@ -16,6 +18,7 @@ Knob semantics are those of ``shared/reference/approximations.md`` (ids from
 from ._conv import PHASES, conv2d, conv2d_breakdown
 from ._linear import linear
 from ._pool import get_num_threads, set_num_threads
+from ._pooling import pool2d
 
-__all__ = ["PHASES", "conv2d", "conv2d_breakdown", "get_num_threads", "linear",
+__all__ = ["PHASES", "conv2d", "conv2d_breakdown", "get_num_threads", "linear", "pool2d",
            "set_num_threads"]
