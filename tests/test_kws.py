@@ -268,6 +268,26 @@ def test_synth_balance_format_and_snr(small_synth) -> None:
     assert len(ds.info()) == len(ds)
 
 
+def test_synth_eval_snr_and_per_split_counts(small_synth) -> None:
+    ds, _ = small_synth
+    ev = kws.synth_keywords(N_SMALL, seed=0, eval_snr_db=(20.0, 25.0), use_cache=False,
+                            progress=False)
+    tr = ds.split == "train"
+    np.testing.assert_array_equal(ev.audio[tr], ds.audio[tr])  # train unchanged
+    held = (ev.split != "train") & (ev.y != kws.SILENCE)
+    assert held.any() and (ev.snr_db[held] >= 20.0).all() and (ev.snr_db[held] <= 25.0).all()
+    assert ev.meta["eval_snr_db"] == (20.0, 25.0)
+    per = kws.synth_keywords((5, 2, 3), seed=0, use_cache=False, progress=False)
+    for split, count in zip(kws.SPLIT_NAMES, (5, 2, 3), strict=True):
+        np.testing.assert_array_equal(np.bincount(per.y[per.split == split], minlength=12),
+                                      np.full(12, count))
+    for bad in ((5, 0, 3), (5, 2), 2.5, True):
+        with pytest.raises(ValueError, match="n_per_word"):
+            kws.synth_keywords(bad, use_cache=False, progress=False)
+    with pytest.raises(ValueError, match="eval_snr_db"):
+        kws.synth_keywords(2, eval_snr_db=(10.0, 0.0))
+
+
 def test_synth_voices_disjoint(small_synth) -> None:
     ds, _ = small_synth
     voices = {s: set(ds.speaker[(ds.split == s) & (ds.y != kws.SILENCE)])

@@ -747,6 +747,7 @@ def _per_split_counts(n_per_word, split_fractions) -> list[int]:
 
 def synth_keywords(n_per_word: int | tuple[int, int, int] = 800, seed: int = 0, *,
                    snr_db: tuple[float, float] = (0.0, 30.0),
+                   eval_snr_db: tuple[float, float] | None = None,
                    noise_types: tuple[str, ...] = NOISE_TYPES,
                    split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
                    level_db: tuple[float, float] = (-32.0, -16.0),
@@ -759,6 +760,8 @@ def synth_keywords(n_per_word: int | tuple[int, int, int] = 800, seed: int = 0, 
         per split. Each split's examples come only from that split's voices
         (``synth_voices(seed)``; ``split_fractions`` also divides the voices).
     snr_db : (low, high) dB; each word example's SNR is uniform in it.
+    eval_snr_db : (low, high) dB of the tune and test examples instead (None: ``snr_db``);
+        train examples are the same either way.
     noise_types : background types drawn uniformly per example (``NOISE_TYPES``).
     level_db : (low, high) dBFS RMS of the speech over the utterance; silence examples
         have the noise level a word example would have (level - SNR).
@@ -772,6 +775,10 @@ def synth_keywords(n_per_word: int | tuple[int, int, int] = 800, seed: int = 0, 
     lo, hi = (float(v) for v in snr_db)
     if not lo <= hi:
         raise ValueError(f"snr_db: expected (low, high) with low <= high, got {snr_db!r}")
+    ev_lo, ev_hi = (lo, hi) if eval_snr_db is None else (float(v) for v in eval_snr_db)
+    if not ev_lo <= ev_hi:
+        raise ValueError(f"eval_snr_db: expected (low, high) with low <= high, "
+                         f"got {eval_snr_db!r}")
     lv_lo, lv_hi = (float(v) for v in level_db)
     if not lv_lo <= lv_hi <= 0:
         raise ValueError(f"level_db: expected (low, high) dBFS with low <= high <= 0, "
@@ -783,6 +790,7 @@ def synth_keywords(n_per_word: int | tuple[int, int, int] = 800, seed: int = 0, 
         _check_choice("noise_types", kind, NOISE_TYPES)
     params = {"n_per_word": (int(n_per_word) if isinstance(n_per_word, (int, np.integer))
                              else tuple(per_split)), "seed": int(seed), "snr_db": (lo, hi),
+              **({} if eval_snr_db is None else {"eval_snr_db": (ev_lo, ev_hi)}),
               "noise_types": noise_types, "split_fractions": tuple(split_fractions),
               "level_db": (lv_lo, lv_hi), "format": _FORMAT}
     path = cache.cache_dir("datasets") / f"kws_synth_{cache.cache_key(**params)}.npz"
@@ -819,7 +827,9 @@ def synth_keywords(n_per_word: int | tuple[int, int, int] = 800, seed: int = 0, 
     word_rows = np.flatnonzero(is_word)
     reqs = _utterance_requests([rows[i][2] for i in word_rows],
                                [rows[i][3] for i in word_rows], rng)
-    snr = rng.uniform(lo, hi, n).astype(np.float32)
+    u = rng.random(n)  # SNR = low + (high - low) * u, as rng.uniform draws it
+    is_train = np.array([r[0] == "train" for r in rows])
+    snr = np.where(is_train, lo + (hi - lo) * u, ev_lo + (ev_hi - ev_lo) * u).astype(np.float32)
     level = rng.uniform(lv_lo, lv_hi, n)
     kinds = np.array(noise_types)[rng.integers(0, len(noise_types), n)]
     shift = rng.random(n)
@@ -1005,9 +1015,9 @@ def prepare(quick: bool = False, root: str | Path | None = None, seed: int = 0, 
 
     root None (default): ``synth_keywords(n_per_word, seed)`` split by voice (train / tune /
     test voices disjoint); n_per_word defaults to ``SYNTH_PER_WORD`` (``QUICK_PER_WORD`` when
-    ``quick``); ``synth_options`` (snr_db, noise_types, level_db, split_fractions) go to
-    ``synth_keywords``. root given: the real Speech Commands (train / validation -> tune /
-    test; ``quick`` keeps 30 / 10 / 10 clips per class).
+    ``quick``); ``synth_options`` (snr_db, eval_snr_db, noise_types, level_db,
+    split_fractions) go to ``synth_keywords``. root given: the real Speech Commands
+    (train / validation -> tune / test; ``quick`` keeps 30 / 10 / 10 clips per class).
     group : int64 id of the speaker / voice (``meta["group_names"][group]``); silence clips
     get one pseudo-speaker per split, so splits never share a group.
     The MFCC standardisation (per coefficient) is fitted on train. The features are cached
@@ -1025,7 +1035,7 @@ def prepare(quick: bool = False, root: str | Path | None = None, seed: int = 0, 
             raise ValueError(f"root: the real dataset takes no synthesis options, got "
                              f"{sorted(synth_options) + (['n_per_word'] if n_per_word else [])}")
         return _prepare_real(Path(root), quick, seed, progress, t0)
-    allowed = {"snr_db", "noise_types", "level_db", "split_fractions"}
+    allowed = {"snr_db", "eval_snr_db", "noise_types", "level_db", "split_fractions"}
     if set(synth_options) - allowed:
         raise ValueError(f"synth_options: expected keys among {sorted(allowed)}, got "
                          f"{sorted(set(synth_options) - allowed)}")
