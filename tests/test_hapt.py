@@ -41,8 +41,10 @@ def test_wrong_checksum_is_refused_before_unpickling(tmp_path: Path) -> None:
                                                  r"is not the pinned"):
         hapt.read_hapt_pickle(path)
     assert not (tmp_path / "x").exists()
-    with pytest.raises(hapt.ChecksumError):
-        hapt.load_recordings(path, use_cache=False)
+    with pytest.raises(hapt.ChecksumError, match="path: "):
+        hapt.load_recordings(path)  # checked even when the cache is warm
+    with pytest.raises(FileNotFoundError, match="path: "):
+        hapt.load_recordings(tmp_path / "missing.pkl.gz")
 
 
 def test_bad_files_give_clear_errors(tmp_path: Path) -> None:

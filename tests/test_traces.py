@@ -192,6 +192,10 @@ def test_replay_from_dataset(splits) -> None:
     ref = traces.har_replay(splits, subject=subject)
     np.testing.assert_array_equal(tr.y, ref.y)
     np.testing.assert_allclose(tr.x, ref.x, atol=1e-6)
+    grid = har.load_hapt(windows="grid", subjects=[subject])
+    marked = traces.har_replay(grid, standardisation=splits.meta["standardisation"])
+    np.testing.assert_array_equal(marked.mark, grid.mark)
+    np.testing.assert_array_equal(marked.y, grid.y)
 
 
 # ---------------------------------------------------------------- har_sessions

@@ -329,9 +329,17 @@ def load_recordings(path: str | Path | None = None, *, use_cache: bool = True) -
     ``.npz`` under ``cache_dir("datasets")`` after the first call (~2 s; then ~0.1 s).
 
     path : ``HAPT.pkl.gz``; None = the file of the installed distribution
-        (:func:`find_hapt_file`). It must have the pinned SHA-256 :data:`HAPT_SHA256`.
+        (:func:`find_hapt_file`). It must have the pinned SHA-256 :data:`HAPT_SHA256`
+        (a given path is checked even when the cache is warm).
     """
     cached = cache.cache_dir("datasets") / f"hapt_recordings_v{_FORMAT}_{HAPT_SHA256[:16]}.npz"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"path: {path}: no such file (expected HAPT.pkl.gz)")
+        got = sha256_of(path)
+        if got != HAPT_SHA256:
+            raise ChecksumError(f"path: {path}: SHA-256 {got} is not the pinned {HAPT_SHA256}")
     if use_cache and cached.is_file():
         a = cache.load_npz(cached)
     else:

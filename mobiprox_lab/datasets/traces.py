@@ -195,7 +195,7 @@ def _har_pool(source, standardisation=None
             mean, std = standardisation
         pool = har.model_inputs(source, mean, std)
         windows = {"subject": source.subject, "recording": source.recording,
-                   "order": source.order}
+                   "order": source.order, "start": source.start, "mark": source.mark}
         info = {"source": source.meta.get("source"), "pool": "ImuWindows"}
         return pool, source.y, windows, source.labels, info
     raise TypeError(f"splits_or_dataset: expected HAR Splits or har.ImuWindows, "
@@ -214,6 +214,9 @@ def har_replay(splits_or_dataset, subject: int | str | None = None, *,
         turn (ascending id).
     Windows come in (subject, recording id, window order) order; t = step * hop_s
     seconds (1.28 s = 64-sample hop at 50 Hz), plus gap_s at each recording change.
+    With the labelled test windows of HAPT ``Splits``, the stretches between activity
+    runs are skipped (``har_sessions`` keeps them); ImuWindows with marks (``load_hapt(
+    windows="grid")``) keep their marks.
     context : "bout" (a maximal run of one activity within one subject), "activity"
     or "recording".
     """
@@ -238,15 +241,16 @@ def har_replay(splits_or_dataset, subject: int | str | None = None, *,
         raise ValueError(f"hop_s, gap_s: expected hop_s > 0 and gap_s >= 0, got {hop_s}, {gap_s}")
     sel = sel[np.lexsort((order[sel], rec[sel], subj[sel]))]
     ys, recs, subs = np.asarray(y)[sel], rec[sel], subj[sel]
+    marks = np.asarray(windows.get("mark", np.zeros(len(subj), np.int64)))[sel]
     n_rec_changes = _runs(subs, recs)
     t = np.arange(len(sel)) * hop_s + n_rec_changes * gap_s
-    bout = _runs(subs, ys)
-    ctx, names = _context(context, ys, bout, recs, labels)
+    bout = _runs(subs, ys, marks)
+    ctx, names = _context(context, ys, bout, recs, labels, marks)
     rec_first = np.flatnonzero(np.r_[True, np.diff(n_rec_changes) != 0]) if len(sel) else sel
     meta = {**info, "subject": subject, "context": context, "hop_s": hop_s, "gap_s": gap_s,
             "subjects": np.unique(subs).tolist(), "recordings": recs[rec_first].tolist(),
             "n_bouts": int(bout[-1] + 1) if len(bout) else 0}
-    return Trace("har_replay", t, ys, ctx, sel, pool_x, tuple(labels), names, meta)
+    return Trace("har_replay", t, ys, ctx, sel, pool_x, tuple(labels), names, meta, marks)
 
 
 def har_sessions(splits, subject: int | str | None = "all", *, context: str = "bout",
