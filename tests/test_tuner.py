@@ -118,9 +118,15 @@ def test_dask_local_cluster_matches_serial(toy):
     distributed = pytest.importorskip("distributed")
     model, tune, _ = toy
     serial = tuner.single_op_profile(model, tune, cache=False, progress=False)
-    # One retry on a cancelled future: on a loaded 2-core machine a fresh LocalCluster
-    # occasionally loses its workers mid-start (seen once in a cold CI-like run); the
-    # results are still compared exactly.
+    # One retry on a cancelled future. Cause (reproduced by SIGKILLing both workers
+    # mid-run): map_logits *scatters* the model and inputs (broadcast to both workers);
+    # scattered data has no task to recompute it, so if the cluster loses every replica
+    # (here: both workers restarted on a loaded 2-core machine, seen once in a cold run)
+    # the scheduler logs "lost scattered data, which can't be recovered", forgets the tasks
+    # that need it and the client raises FutureCancelledError (reason "unknown"). One
+    # worker lost is survived. The fix belongs in profiler.map_logits (submit the payload
+    # as a task, which the scheduler recomputes); until then, retry once. The results are
+    # still compared exactly.
     for attempt in range(2):
         try:
             with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
