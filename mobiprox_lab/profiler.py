@@ -16,8 +16,12 @@ Measured latency table (:func:`measure_latency_table`)
     knob ``k`` one design configuration sets ``k`` on every step head it applies to; one more
     per fused position sets 12 on the fused members. Each design configuration is run with
     ``ApproxModel.time_steps`` (BLAS limited to one thread, as in ``run``), ``repeats``
-    rounds in a fresh random order per round, at each batch size, on the CPU clock by
-    default (each call's step times scaled by its CPU / wall seconds). The op's own time is the
+    rounds in a fresh random order per round, at each batch size, each followed by a timed
+    ``ApproxModel.run`` of the same configuration. ``time_steps`` only has a wall clock and
+    times steps outside ``run``'s execution path, so each design configuration's median step
+    times are scaled to sum to the median whole-run time of that configuration on the
+    table's clock (CPU seconds by default: robust to other processes' load; or wall). The
+    op's own time is the
     median over rounds of its step's time (a head; an exact head pools every configuration
     that leaves its step exact) or of the step's extra time over exact (a fused member under
     12; 0 under 11), per inference (batch time / batch size), with its quartiles.
@@ -64,6 +68,7 @@ from . import cache, knobs
 __all__ = [
     "CLOCKS",
     "PROFILE_BATCH_SIZE",
+    "SMALL_BATCH_REPEATS",
     "CostModel",
     "LatencyTable",
     "batched_logits",
@@ -90,6 +95,9 @@ __all__ = [
 EXACT = knobs.EXACT
 PROFILE_BATCH_SIZE = 32
 """Inputs per timed batch of the profile and of the latency table's first batch size."""
+SMALL_BATCH_REPEATS = 3
+"""Batch sizes below the largest timed one get this many times the rounds (they are cheap,
+and short runs are noisier)."""
 _MAX_KNOB = max(knobs.KNOBS) + 1
 _INV_SPEEDUP = np.zeros(_MAX_KNOB)  # 1 / nominal speedup, by knob id
 _IS_FP16 = np.zeros(_MAX_KNOB, bool)
@@ -442,12 +450,11 @@ def measure_latency_table(model, *, batch_sizes: Sequence[int] = (PROFILE_BATCH_
     """Measure the own time of every (op, knob) of ``model`` (an ``ApproxModel``) here.
 
     batch_sizes : batch sizes to time (inputs: seeded standard normal; times per inference).
-    repeats : timed rounds; every design configuration runs once per round, in a new random
-        order each round (``seed``); warmup : untimed rounds first.
-    clock : "cpu" (default) or "wall" (:data:`CLOCKS`). ``time_steps`` times steps on the
-        wall clock; with "cpu" each call's step times are scaled by the call's CPU / wall
-        seconds, so that time the process spent descheduled (other processes' load) is not
-        charged to the step it interrupted, on average.
+    repeats : timed rounds (x :data:`SMALL_BATCH_REPEATS` below the largest batch size);
+        every design configuration runs once per round, in a new random order each round
+        (``seed``); warmup : untimed rounds first.
+    clock : "cpu" (default) or "wall" (:data:`CLOCKS`): the clock of the whole-run totals
+        that each design configuration's step times are scaled to (module doc).
     cache : reuse / store the table under ``cache_dir("latency", structure_fingerprint)``,
         keyed by batch sizes, repeats, warmup, seed and :func:`machine_key`.
     See the module doc for the design. Returns a :class:`LatencyTable`.
@@ -465,7 +472,7 @@ def measure_latency_table(model, *, batch_sizes: Sequence[int] = (PROFILE_BATCH_
         raise ValueError(f"model: expected an ApproxModel, got {type(model).__name__}")
     machine = machine_key()
     key = _cache_key(batch_sizes=sizes, repeats=repeats, warmup=warmup, seed=seed,
-                     clock=clock, machine=machine, version=1)
+                     clock=clock, small=SMALL_BATCH_REPEATS, machine=machine, version=2)
     path = _cache_dir("latency", structure_fingerprint(model)) / f"table-{key}.json"
     if cache and path.exists():
         return LatencyTable.from_json(json.loads(path.read_text()))
@@ -474,36 +481,37 @@ def measure_latency_table(model, *, batch_sizes: Sequence[int] = (PROFILE_BATCH_
     rng = np.random.default_rng(seed)
     shape = tuple(model.input_shape)
     xs = {b: rng.standard_normal((b, *shape)).astype(np.float32) for b in sizes}
-    # samples[b][step head] -> {config index: [seconds per inference]}
+    # samples[b][step head] -> {config index: [wall seconds per inference]}
     samples: dict[int, dict[str, dict[int, list[float]]]] = {b: {} for b in sizes}
-    runs: dict[int, list[float]] = {b: [] for b in sizes}
+    totals: dict[int, list[list[float]]] = {b: [[] for _ in design] for b in sizes}
     t_start = time.perf_counter()
-    bar = tqdm(total=(warmup + repeats) * len(sizes) * (len(design) + 1),
-               desc="latency table", disable=not progress)
+    reps = {b: repeats * (SMALL_BATCH_REPEATS if b < max(sizes) else 1) for b in sizes}
+    bar = tqdm(total=sum(warmup + reps[b] for b in sizes) * len(design), desc="latency table",
+               disable=not progress)
     try:
-        for r in range(warmup + repeats):
-            for b in sizes:
-                order = rng.permutation(len(design))
-                for i in order:
+        for r in range(warmup + max(reps.values())):
+            for b in [b for b in sizes if r < warmup + reps[b]]:
+                for i in map(int, rng.permutation(len(design))):
                     with _blas_one_thread():
-                        c0, t0 = time.process_time(), time.perf_counter()
-                        st = model.time_steps(xs[b], prepared[int(i)], repeats=1)
-                        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+                        st = model.time_steps(xs[b], prepared[i], repeats=1)
+                    c0, t0 = time.process_time(), time.perf_counter()
+                    model.run(xs[b], prepared[i])
+                    dt, dc = time.perf_counter() - t0, time.process_time() - c0
                     bar.update()
                     if r < warmup:
                         continue
-                    scale = (dc / dt if dt > 0 else 1.0) if clock == "cpu" else 1.0
+                    totals[b][i].append((dc if clock == "cpu" else dt) / b)
                     for head, sec in zip(st["step"], st["seconds"], strict=True):
-                        samples[b].setdefault(str(head), {}).setdefault(int(i), []).append(
-                            float(sec) * scale / b)
-                c0, t0 = time.process_time(), time.perf_counter()
-                model.run(xs[b], prepared[0])
-                dt, dc = time.perf_counter() - t0, time.process_time() - c0
-                if r >= warmup:
-                    runs[b].append((dc if clock == "cpu" else dt) / b)
-                bar.update()
+                        samples[b].setdefault(str(head), {}).setdefault(i, []).append(
+                            float(sec) / b)
     finally:
         bar.close()
+    for b in sizes:  # scale each design config's step medians to its run's median total
+        for i in range(len(design)):
+            steps_sum = sum(statistics.median(v[i]) for v in samples[b].values())
+            scale = statistics.median(totals[b][i]) / steps_sum if steps_sum > 0 else 1.0
+            for v in samples[b].values():
+                v[i] = [s * scale for s in v[i]]
     rows = []
     exact_steps: dict[int, float] = {}
     names = [str(n) for n in ops["name"]]
@@ -538,7 +546,7 @@ def measure_latency_table(model, *, batch_sizes: Sequence[int] = (PROFILE_BATCH_
         exact_steps[b] = total
     table = LatencyTable(
         table=pd.DataFrame(rows),
-        exact_latency_s={b: statistics.median(runs[b]) for b in sizes},
+        exact_latency_s={b: statistics.median(totals[b][0]) for b in sizes},
         exact_steps_s=exact_steps,
         meta={"machine": machine, "repeats": repeats, "warmup": warmup, "seed": seed,
               "clock": clock,
@@ -891,11 +899,12 @@ def _session(model, cfgs: list[dict[str, int]], xb: np.ndarray, *, warmup: int, 
     joules: list[list[float]] = [[] for _ in cfgs]
     logits: list[np.ndarray] = [np.empty(0)] * len(cfgs)
     n = len(cfgs)
-    bar = tqdm(total=(warmup + repeats) * n * len(sizes), desc="timing", leave=False,
+    reps = {b: repeats * (SMALL_BATCH_REPEATS if b < max(sizes) else 1) for b in sizes}
+    bar = tqdm(total=sum(warmup + reps[b] for b in sizes) * n, desc="timing", leave=False,
                disable=not progress)
     try:
-        for r in range(warmup + repeats):
-            for b in sizes:
+        for r in range(warmup + max(reps.values())):
+            for b in [b for b in sizes if r < warmup + reps[b]]:
                 for j in range(n):
                     i = (j + r) % n  # rotate: every config takes every slot of the round
                     metered = meter is not None and r >= warmup and b == sizes[0]
@@ -938,7 +947,8 @@ def profile(model, configs, data, *, batch_size: int = PROFILE_BATCH_SIZE, warmu
         ``config`` column (and optional ``name``), or a ``TuneResult``. Row order follows it.
     data : a ``Split`` (or ``(x, y)``): accuracy / confidences on all of it, latency on its
         first ``batch_size`` inputs (and on its first input alone, batch 1).
-    batch_size, warmup, repeats : the round-robin timing session (see the module doc).
+    batch_size, warmup, repeats : the round-robin timing session (see the module doc;
+        batch 1 gets ``repeats`` x :data:`SMALL_BATCH_REPEATS` rounds).
     clock : which clock's medians give ``speedup`` / ``speedup_b1`` and hence the energy:
         "cpu" (default; robust on a shared machine) or "wall" (see :data:`CLOCKS`). Both
         are always reported.
@@ -997,7 +1007,8 @@ def profile(model, configs, data, *, batch_size: int = PROFILE_BATCH_SIZE, warmu
     xb = np.ascontiguousarray(x[:batch_size])
     key = _cache_key(configs=[k for k, _ in unique], data=_data_key(xb, y[:len(xb)]),
                      batch_size=batch_size, warmup=warmup, repeats=repeats,
-                     counters=meter is not None, machine=machine_key(), version=4)
+                     counters=meter is not None, small=SMALL_BATCH_REPEATS,
+                     machine=machine_key(), version=4)
     path = _cache_dir("profiles", fp) / f"timing-{key}.json"
     if cache and path.exists():
         timing = json.loads(path.read_text())

@@ -275,10 +275,14 @@ def test_profile_times_configurations_round_robin_as_they_run(toy, monkeypatch):
     calls = _recording(model, monkeypatch)
     df = profiler.profile(model, [{"0": 151}, {"0": 123}], tune, batch_size=8, warmup=1,
                           repeats=2, progress=False)
-    # 3 configurations (exact first), 1 warm-up + 2 timed rounds, at batch 8 then batch 1,
-    # each round rotated by one; the fp16 knob itself runs (no fp32 stand-in)
-    rounds = [[11, 151, 123], [151, 123, 11], [123, 11, 151]]
-    assert calls == [k for r in rounds for k in r + r]
+    # 3 configurations (exact first), 1 warm-up + 2 timed rounds at batch 8 and
+    # 1 + 2 x SMALL_BATCH_REPEATS at batch 1, each round rotated by one; the fp16 knob itself
+    # runs (no fp32 stand-in)
+    order = [11, 151, 123]
+    rot = [order[r % 3:] + order[:r % 3] for r in range(7)]
+    assert profiler.SMALL_BATCH_REPEATS == 3
+    expected = [k for r in range(3) for k in rot[r] + rot[r]] + [k for r in rot[3:] for k in r]
+    assert calls == expected
     assert 121 not in calls
     assert df.loc[0, "fp16_fraction"] > 0 and df.loc[0, "agreement"] >= 0.9
 
@@ -295,7 +299,7 @@ def test_profile_timing_cache_is_keyed_by_code_and_machine(toy, monkeypatch):
     pd.testing.assert_frame_equal(first, again)
     monkeypatch.setattr(profiler, "code_fingerprint", lambda: "another-kernel-version")
     profiler.profile(model, configs, tune, batch_size=8, warmup=0, repeats=1, progress=False)
-    assert len(calls) == 4  # re-timed: 2 configs x (batch 8, batch 1)
+    assert len(calls) == 2 * (1 + profiler.SMALL_BATCH_REPEATS)  # re-timed: batch 8, batch 1
 
 
 def test_machine_key_and_code_fingerprint():
