@@ -14,6 +14,7 @@ import argparse
 import os
 import platform
 
+import numpy as np
 import pandas as pd
 
 from mobiprox_lab import kernelbench
@@ -71,6 +72,37 @@ def print_summary(df: pd.DataFrame, stat: str, what: str) -> None:
     print(summary.fillna("").to_string(index=False))
 
 
+def print_roofs_and_targets(df: pd.DataFrame, stat: str, machine: dict) -> None:
+    print(f"\nMachine roofs now: numpy sgemm {machine['sgemm_gflops']:.1f} GFLOP/s, write "
+          f"{machine['write_gbs']:.1f} GB/s, copy (read + write) {machine['copy_gbs']:.1f} GB/s")
+    gf = kernelbench.gflops(df, stat)
+    gf["exact / sgemm roof"] = gf["exact"] / machine["sgemm_gflops"]
+    print("\nGFLOP/s of the exact convolutions (torch, ours) next to numpy sgemm:")
+    print(gf.round(2).to_string(index=False))
+    pt = kernelbench.pointwise_targets(df, machine, stat)
+    if len(pt):
+        pt["met"] = pt["met"].map({True: "yes", False: "NO"})
+        print("\n1x1 layers >= 8x8, stride 2: >= 1.6x over our exact, or within 10% of the "
+              "bound of writing the output (+ reading the kept input) where that bound is "
+              "slower than exact / 1.6:")
+        print(pt.round(3).to_string(index=False))
+
+
+def print_depthwise_batch1(threads: int, args) -> None:
+    names = [lay.name for lay in kernelbench.layer_shapes() if lay.kind == "depthwise"]
+    df = kernelbench.bench_layers(quick=args.quick, batch=1, threads=threads, layers=names,
+                                  refresh=args.refresh, progress=False)
+    stat = "cpu_median_s" if threads == 1 else "median_s"
+    t = df.pivot_table(index="layer", columns="variant", values=stat, sort=False)
+    ratio = t["exact"] / t["torch exact"]
+    print(f"\nDepthwise at batch 1 ({stat}), ms:")
+    print(pd.DataFrame({"torch": 1e3 * t["torch exact"], "exact": 1e3 * t["exact"],
+                        "exact/torch": ratio}).round(3).to_string())
+    geo = float(np.exp(np.log(ratio).mean()))
+    print(f"exact / torch, geo mean, depthwise, batch 1: {geo:.3f} (target <= 1.0: "
+          f"{'yes' if geo <= 1.0 else 'NO'})")
+
+
 def run(threads: int, args) -> None:
     print(f"\n=== torch and mobiprox kernels on {threads} thread(s) each "
           f"(each kernel worker thread runs a single-threaded BLAS) ===")
@@ -89,6 +121,9 @@ def run(threads: int, args) -> None:
     print_breakdown(bd)
     for stat, what in stats:
         print_summary(df, stat, what)
+    machine = kernelbench.roofs(threads)
+    print_roofs_and_targets(df, stats[-1][0], machine)
+    print_depthwise_batch1(threads, args)
 
 
 def main() -> None:

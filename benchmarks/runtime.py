@@ -1,7 +1,7 @@
 """Runtime benchmark: PyTorch eager vs our exact runtime vs approximate configurations.
 
 Usage: ``.venv/bin/python benchmarks/runtime.py [--tasks har kws] [--batches 1 64]
-[--budget 2.0] [--threads N] [--csv out.csv]``
+[--budget 2.0] [--threads N] [--clock wall|cpu] [--csv out.csv]``
 
 For each model (trained weights when cached, else random weights of the shipped
 architecture) and batch size it prints the median latency of: PyTorch eager (exact,
@@ -11,7 +11,9 @@ and a mixed one), with the ratio vs torch, the measured speedup vs our exact run
 the speedup the linear cost model predicts (sum of FLOPs / sum of FLOPs / nominal speedup).
 It also prints the configuration-switch cost and the Amdahl ceiling set by the steps
 that cannot be approximated (depthwise convolutions, pooling, the classifier...), computed
-from the measured per-step times of the exact run.
+from the measured per-step times of the exact run, and for each stride-2 configuration
+the measured speedup as a fraction of its Amdahl ceiling (the steps it approximates at
+their knobs' nominal speedup, the rest unchanged).
 """
 
 from __future__ import annotations
@@ -78,9 +80,11 @@ def predicted_speedup(am: ApproxModel, config: dict[str, int]) -> float:
 
 
 def _median_times(fns: dict, budget: float, min_rounds: int = 3,
-                  max_rounds: int = 200) -> dict[str, float]:
+                  max_rounds: int = 200, clock=time.perf_counter) -> dict[str, float]:
     """Median seconds per call of each function, timed round-robin (one call of each per
-    round) so that load drifts on a shared machine hit every candidate alike."""
+    round) so that load drifts on a shared machine hit every candidate alike. ``clock``:
+    ``time.perf_counter`` (wall) or ``time.thread_time`` (CPU time of the calling thread,
+    robust to other processes' load when everything runs on that one thread)."""
     for fn in fns.values():
         fn()  # warm
     times: dict[str, list[float]] = {k: [] for k in fns}
@@ -88,14 +92,30 @@ def _median_times(fns: dict, budget: float, min_rounds: int = 3,
     rounds = 0
     while rounds < min_rounds or (time.perf_counter() < t_end and rounds < max_rounds):
         for k, fn in fns.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
-            times[k].append(time.perf_counter() - t0)
+            times[k].append(clock() - t0)
         rounds += 1
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def bench_task(task: str, batches: list[int], budget: float) -> tuple[pd.DataFrame, dict]:
+def amdahl(steps: pd.DataFrame, config: dict[str, int]) -> tuple[float, float]:
+    """(share of the exact run's time in steps whose head op gets an approximate knob in
+    ``config``, the speedup ceiling if those steps ran at their knobs' nominal speedup)."""
+    total = steps.seconds.sum()
+    cost = share = 0.0
+    for label, sec in zip(steps.step, steps.seconds, strict=True):
+        k = config.get(label, knobs.EXACT)
+        if k != knobs.EXACT:
+            share += sec / total
+            cost += sec / total / knobs.nominal_speedup(k)
+        else:
+            cost += sec / total
+    return share, 1.0 / cost
+
+
+def bench_task(task: str, batches: list[int], budget: float,
+               clock=time.perf_counter) -> tuple[pd.DataFrame, dict]:
     module, shape, source = _model(task)
     t0 = time.perf_counter()
     am = ApproxModel(module, shape)
@@ -116,14 +136,19 @@ def bench_task(task: str, batches: list[int], budget: float) -> tuple[pd.DataFra
                "exact, reference backend": lambda _x=x: am.run(_x, backend="reference")}
         for name, vec in prepared.items():
             fns[name] = lambda _x=x, _v=vec: am.run(_x, _v)
-        t = _median_times(fns, budget)
+        t = _median_times(fns, budget, clock=clock)
         t_torch, t_exact = t["torch eager"], t["exact"]
         for name in [*prepared, "torch eager", "exact, reference backend"]:
             rows.append({"task": task, "batch": n, "config": name, "ms": 1e3 * t[name],
                          "vs_torch": t[name] / t_torch, "speedup": t_exact / t[name],
                          "predicted": predicted_speedup(am, cfgs[name]) if name in cfgs
                          else np.nan})
-        steps = am.time_steps(x, prepared["exact"], repeats=3)
+        steps = am.time_steps(x, prepared["exact"], repeats=5)
+        for name in ("perf-row s2", "perf-col s2", "samp s2"):
+            share, ceiling = amdahl(steps, cfgs[name])
+            row = next(r for r in rows if r["config"] == name and r["batch"] == n)
+            row.update(approx_share=share, ceiling=ceiling,
+                       of_ceiling=row["speedup"] / ceiling)
         heads = am.ops.set_index("name").kind
         conv = steps.step.map(heads).eq("conv")
         f_other = steps.seconds[~conv].sum() / steps.seconds.sum()
@@ -155,7 +180,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--csv", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=None,
                     help="threads for both torch and numba (default: leave both as they are)")
+    ap.add_argument("--clock", choices=["wall", "cpu"], default=None,
+                    help="wall time, or CPU time of the calling thread (default: cpu with "
+                         "--threads 1, else wall)")
     args = ap.parse_args(argv)
+    use_cpu = args.clock == "cpu" or (args.clock is None and args.threads == 1)
+    clock = time.thread_time if use_cpu else time.perf_counter
     import numba
 
     from mobiprox_lab import kernels
@@ -166,10 +196,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         if hasattr(kernels, "set_num_threads"):
             kernels.set_num_threads(args.threads)
     print(f"torch {torch.__version__} with {torch.get_num_threads()} threads, "
-          f"numba {numba.__version__} with {numba.get_num_threads()} threads")
+          f"numba {numba.__version__} with {numba.get_num_threads()} threads, kernels with "
+          f"{kernels.get_num_threads()} threads; clock: "
+          f"{'CPU time of the calling thread' if use_cpu else 'wall'}")
     frames = []
     for task in args.tasks:
-        df, extra = bench_task(task, args.batches, args.budget)
+        df, extra = bench_task(task, args.batches, args.budget, clock)
         frames.append(df)
         print(f"\n== {task} ({extra['weights']} weights, ApproxModel built in "
               f"{extra['build_s']:.2f} s) ==")
@@ -179,6 +211,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                   f"non-regular-conv share {extra[f'b{n}_nonconv_fraction']:.1%} -> Amdahl "
                   f"ceiling {extra[f'b{n}_ceiling_s2']:.2f}x if every conv ran 2x faster, "
                   f"{extra[f'b{n}_ceiling_inf']:.2f}x if convs were free")
+        amd = df.dropna(subset=["ceiling"]) if "ceiling" in df else df.iloc[:0]
+        for r in amd.itertuples():
+            print(f"batch {r.batch} {r.config}: measured {r.speedup:.2f}x vs Amdahl ceiling "
+                  f"{r.ceiling:.2f}x ({r.approx_share:.1%} of the exact time in approximated "
+                  f"steps, at their nominal speedup) = {r.of_ceiling:.0%} of the ceiling "
+                  f"(target >= 90%: {'yes' if r.of_ceiling >= 0.9 else 'NO'})")
         print(f"switch cost: {extra['switch_us_prepared']:.2f} us (prepared tuple), "
               f"{extra['switch_us_mapping']:.1f} us (sparse mapping), "
               f"{extra['switch_us_full_mapping']:.1f} us (full mapping)")

@@ -4,7 +4,9 @@
 ``bench_layers()`` times torch's exact conv2d, our exact conv2d and each
 approximation family at stride 2, 3, 4 (offset 0); ``bench_breakdown()`` splits
 our time into phases; ``speedups()`` / ``summary()`` turn the timings into the
-ratios and targets reported by ``benchmarks/kernels.py``. Results are cached
+ratios and targets reported by ``benchmarks/kernels.py``; ``roofs()`` measures this
+machine's numpy sgemm GFLOP/s and memory bandwidth, ``pointwise_targets()`` checks the
+1x1 layers against 1.6x or the bound their output write implies. Results are cached
 under ``data/cache/kernelbench`` keyed by their inputs, the machine and the
 kernels' source. torch is imported lazily, here only.
 """
@@ -367,9 +369,13 @@ def summary(df: pd.DataFrame, stat: str = "median_s") -> pd.DataFrame:
     big = sp[(sp["ho"] >= 8) & (sp["wo"] >= 8)]
     rows = [
         ("exact / torch, geo mean, regular convs", _geomean(ratio[regular]), "<= 1.5"),
-        ("exact / torch, geo mean, depthwise", _geomean(ratio.drop(regular)), None),
+        ("exact / torch, geo mean, depthwise", _geomean(ratio.drop(regular)), "<= 1.0"),
         ("exact / torch, geo mean, all layers", _geomean(ratio), None),
     ]
+    for family in FAMILIES:
+        s2 = sp[(sp["family"] == family) & (sp["knob_stride"] == 2)]
+        rows.append((f"{family} s2: speedup over our exact, geo mean, all layers (target)",
+                     _geomean(s2["speedup"]), ">= 1.6"))
     for family in FAMILIES:
         s2 = big[(big["family"] == family) & (big["knob_stride"] == 2)]
         rows.append((f"{family} s2: min fraction of nominal, outputs >= 8x8",
@@ -390,6 +396,75 @@ def summary(df: pd.DataFrame, stat: str = "median_s") -> pd.DataFrame:
     out = pd.DataFrame(rows, columns=["metric", "value", "target"])
     out["met"] = [_met(v, t) for v, t in zip(out["value"], out["target"], strict=True)]
     return out
+
+
+def roofs(threads: int = 1, seconds: float = 0.3) -> dict[str, float]:
+    """This machine's practical roofs on ``threads`` BLAS threads, measured now (medians).
+
+    ``sgemm_gflops``: numpy float32 1024^3 matrix product; ``write_gbs``: filling a 64 MiB
+    float32 array (bytes written per second); ``copy_gbs``: copying 64 MiB into another
+    array (bytes read + written per second). Not cached: load changes them.
+    """
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
+    c = np.empty_like(a)
+    big = np.empty(16 << 20, np.float32)
+    src = np.ones_like(big)
+
+    def rate(fn) -> float:
+        fn()
+        times, end = [], time.perf_counter() + seconds
+        while len(times) < 3 or time.perf_counter() < end:
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
+
+    with threadpool_limits(threads, user_api="blas"):
+        gemm = rate(lambda: np.dot(a, a, out=c))
+    return {"sgemm_gflops": 2 * 1024**3 / gemm / 1e9,
+            "write_gbs": big.nbytes / rate(lambda: big.fill(1.0)) / 1e9,
+            "copy_gbs": 2 * big.nbytes / rate(lambda: np.copyto(big, src)) / 1e9}
+
+
+def pointwise_targets(df: pd.DataFrame, machine: dict[str, float], stat: str = "median_s",
+                      target: float = 1.6, slack: float = 1.1) -> pd.DataFrame:
+    """The 1x1 layers with >= 8x8 outputs, stride-2 perforation / sampling: met if the
+    speedup over our exact is >= ``target``, or, where the output write alone (plus reading
+    the kept input) takes longer than exact / ``target`` at ``machine``'s bandwidth
+    (:func:`roofs`), if the time is within ``slack`` of that bound.
+
+    Columns: layer, variant, exact_ms, time_ms, speedup, bound_ms (out bytes / write
+    GB/s + kept input bytes / copy GB/s), bound_speedup (exact / bound), target_ms, met.
+    """
+    sp = speedups(df, stat)
+    shapes = df.groupby("layer").first()
+    sel = sp[(sp["knob_stride"] == 2) & (sp["ho"] >= 8) & (sp["wo"] >= 8)]
+    sel = sel[sel["layer"].map(shapes["kh"]).eq(1) & sel["layer"].map(shapes["kw"]).eq(1)]
+    rows = []
+    for r in sel.itertuples():
+        out_b = 4 * r.out_elems
+        in_b = 4 * int(shapes.loc[r.layer, "in_elems"]) / 2  # half the input is kept
+        bound = out_b / (machine["write_gbs"] * 1e9) + in_b / (machine["copy_gbs"] * 1e9 / 2)
+        write_bound = bound > r.exact_s / target
+        target_s = bound * slack if write_bound else r.exact_s / target
+        rows.append({"layer": r.layer, "variant": r.variant, "exact_ms": 1e3 * r.exact_s,
+                     "time_ms": 1e3 * r.time_s, "speedup": r.speedup, "bound_ms": 1e3 * bound,
+                     "bound_speedup": r.exact_s / bound, "target_ms": 1e3 * target_s,
+                     "met": bool(r.time_s <= target_s)})
+    return pd.DataFrame(rows)
+
+
+def gflops(df: pd.DataFrame, stat: str = "median_s") -> pd.DataFrame:
+    """GFLOP/s of torch's and our exact conv per layer (columns: layer, kind, torch, exact)."""
+    ex = df[df["variant"].isin(["torch exact", "exact"])]
+    wide = ex.pivot_table(index="layer", columns="variant", values=stat, sort=False)
+    flops = ex.groupby("layer", sort=False)["flops"].first()
+    out = pd.DataFrame({"kind": ex.groupby("layer", sort=False)["kind"].first(),
+                        "torch": flops / wide["torch exact"] / 1e9,
+                        "exact": flops / wide["exact"] / 1e9})
+    return out.reset_index()
 
 
 def _met(value: float, target):

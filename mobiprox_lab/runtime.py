@@ -494,8 +494,16 @@ class ApproxModel:
             else:
                 st, pd_, gr = head.params["stride"], head.params["padding"], head.params["groups"]
 
-                def core(x, k, _f=lib.conv2d, _w=w_, _b=b_, _s=st, _p=pd_, _g=gr):
-                    return _f(x, _w, _b, stride=_s, padding=_p, groups=_g, knob=k)
+                if not ref and relu is not None:
+                    # the kernel applies the ReLU on each chunk while it is in cache; the
+                    # step's fp16 rounding after it commutes with it (rounding keeps signs)
+                    def core(x, k, _f=lib.conv2d, _w=w_, _b=b_, _s=st, _p=pd_, _g=gr):
+                        return _f(x, _w, _b, stride=_s, padding=_p, groups=_g, knob=k,
+                                  relu=True)
+                    relu = None
+                else:
+                    def core(x, k, _f=lib.conv2d, _w=w_, _b=b_, _s=st, _p=pd_, _g=gr):
+                        return _f(x, _w, _b, stride=_s, padding=_p, groups=_g, knob=k)
             fresh = True
         elif head.kind == "batchnorm":
             g, sh = _bn_affine(head.params["bn"])

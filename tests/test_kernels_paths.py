@@ -201,3 +201,46 @@ def test_sampling_that_keeps_nothing_gives_the_bias(limits):
         got = kernels.conv2d(x, wt, b, knob=231)
     _close(got, reference.conv2d(x, wt, b, knob=231))
     np.testing.assert_array_equal(got, np.broadcast_to(b[None, :, None, None], got.shape))
+
+
+# ---- fused ReLU ------------------------------------------------------------------------
+
+# (x shape, w shape, stride, padding, groups, knob, thresholds) reaching every path
+RELU_CASES = [
+    ((3, 6, 9, 9), (5, 6, 1, 1), 1, 0, 1, 11, {"POINTWISE_MIN_PLANE": 1}),
+    ((3, 6, 9, 9), (5, 6, 1, 1), 1, 0, 1, 233, {"POINTWISE_MIN_PLANE": 1}),
+    ((3, 6, 9, 9), (5, 6, 1, 1), 1, 0, 1, 124, {"POINTWISE_MIN_PLANE": 1}),
+    ((2, 6, 9, 9), (6, 1, 3, 3), 2, 1, 6, 11, {"DEPTHWISE_NHWC_MAX_PLANE": 0}),
+    ((2, 6, 5, 5), (6, 1, 3, 3), 1, 1, 6, 11, {}),  # small maps: NHWC depthwise
+    ((2, 6, 5, 5), (6, 1, 3, 3), 1, 1, 6, 12, {}),  # fp16: direct loop
+    ((2, 3, 9, 8), (4, 3, 3, 3), 1, 1, 1, 11, {"ROWBLOCK_MIN_PLANE": 1, "CHUNK_BYTES": 300}),
+    ((2, 3, 9, 8), (4, 3, 3, 2), 1, 0, 1, 232, {"WIDE_MIN_REDUCTION": 1,
+                                                "ROWBLOCK_MIN_PLANE": 1}),
+    ((2, 3, 9, 8), (4, 3, 3, 3), 1, 1, 1, 121, {}),  # im2col + GEMM + scatter
+    ((2, 4, 9, 8), (4, 2, 3, 3), 1, 1, 2, 11, {"DIRECT_MAX_GROUP_WIDTH": 1}),  # per group
+    ((2, 6, 20, 20), (5, 6, 1, 1), 1, 0, 1, 12, {}),  # fp16 1x1: per-sample GEMM
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", RELU_CASES, ids=str)
+def test_fused_relu_is_relu_of_the_output(case, threads):
+    xs, ws, stride, padding, groups, kid, limits = case
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(xs, dtype=np.float32)
+    x[0, 0, 0, :2] = np.nan
+    wt = rng.standard_normal(ws, dtype=np.float32)
+    b = rng.standard_normal(ws[0], dtype=np.float32)
+    args = {"stride": stride, "padding": padding, "groups": groups, "knob": kid}
+    with _forced(threads, **limits):
+        plain = kernels.conv2d(x, wt, b, **args)
+        fused = kernels.conv2d(x, wt, b, relu=True, **args)
+        _, phases = kernels.conv2d_breakdown(x, wt, b, relu=True, **args)
+    np.testing.assert_array_equal(fused, np.maximum(plain, 0))
+    assert phases["interp"] > 0
+
+
+def test_relu_must_be_a_bool():
+    with pytest.raises(ValueError, match="relu"):
+        kernels.conv2d(np.zeros((1, 1, 3, 3), np.float32), np.zeros((1, 1, 1, 1), np.float32),
+                       relu=1)

@@ -44,7 +44,7 @@ from ._fused import gemm_chunk, pointwise_chunk, rowblock_chunk, rowblock_gemm
 from ._half import to_half
 from ._im2col import im2col
 from ._pointwise import pointwise_exact, pointwise_gathered, pointwise_sampled
-from ._scatter import finish, scatter
+from ._scatter import finish, relu_block, scatter
 from ._validate import ConvSpec, conv_spec
 from ._wide import wide_conv
 
@@ -61,12 +61,16 @@ PHASES = ("prep", "im2col", "gemm", "interp", "direct")
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=1, padding=0,
-           groups: int = 1, knob: int = 11, timings: dict | None = None) -> np.ndarray:
+           groups: int = 1, knob: int = 11, timings: dict | None = None,
+           relu: bool = False) -> np.ndarray:
     """Approximate 2-D convolution (cross-correlation, like torch) under ``knob``.
 
     x: float32 (N, C, H, W); w: float32 (K, C // groups, KH, KW); b: float32 (K,) or
     None; stride / padding: int or (h, w). Returns float32 (N, K, Ho, Wo).
     Grouped / depthwise layers accept only knobs 11 and 12.
+
+    ``relu``: apply ReLU to the result (after the bias; NaN kept), on each chunk while it
+    is in cache instead of in a separate pass over the output.
 
     ``timings``: if a dict, the CPU seconds this call spent per phase are added
     to it under the keys of ``PHASES``: "prep" (checks, fp16 rounding, weight
@@ -77,6 +81,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
     add up to about T x the wall time.
     """
     t_start = thread_time() if timings is not None else 0.0
+    if not isinstance(relu, (bool, np.bool_)):
+        raise ValueError(f"relu: expected a bool, got {relu!r}")
     s = conv_spec(x, w, b, stride, padding, groups, knob)
     out = np.empty((s.n, s.k, s.ho, s.wo), dtype=np.float32)
     if out.size == 0:
@@ -95,7 +101,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
 
     if (s.groups > 1 and s.k == s.c == s.groups and not fp16
             and s.ho * s.wo > DEPTHWISE_NHWC_MAX_PLANE):
-        _run_depthwise(x, w, out, s, bias, has_bias, workers, timings, t_start, small)
+        _run_depthwise(x, w, out, s, bias, has_bias, workers, timings, t_start, small, relu)
         return out
 
     if s.groups > 1 and cg <= DIRECT_MAX_GROUP_WIDTH:
@@ -114,11 +120,13 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
             if timing:
                 _add(scratch, "direct", thread_time() - t0)
 
-        _run(direct_task, ceil(s.n / nb), workers, timings, t_start, small)
+        _run(_relu_after(direct_task, relu, out, lambda i: (i * nb, min(s.n, (i + 1) * nb), 0,
+                                                              s.k, 0, s.ho * s.wo)),
+             ceil(s.n / nb), workers, timings, t_start, small)
         return out
 
     if _wide_applies(s):
-        _run_wide(x, w, out, s, bias, has_bias, workers, timings, t_start, small)
+        _run_wide(x, w, out, s, bias, has_bias, workers, timings, t_start, small, relu)
         return out
 
     samp = (kn.stride, kn.offset) if kn.technique == "sampling" else (1, 0)
@@ -130,7 +138,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
     w2 = to_half(w2) if fp16 else np.ascontiguousarray(w2)
 
     if _strided_pointwise(s) is not None:
-        _run_pointwise(x, w, out, s, bias, has_bias, workers, timings, t_start, small)
+        _run_pointwise(x, w, out, s, bias, has_bias, workers, timings, t_start, small, relu)
         return out
 
     if (s.groups == 1 and s.kh == s.kw == 1 and s.sh == s.sw == 1 and s.ph == s.pw == 0
@@ -152,13 +160,15 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
                 finish(out, n0, n1, 0, s.k, bias, has_bias, fp16)
                 _add(scratch, "interp", thread_time() - t1)
 
-        _run(pointwise_task, ceil(s.n / nb), workers, timings, t_start, small)
+        _run(_relu_after(pointwise_task, relu, out, lambda i: (
+            i * nb, min(s.n, (i + 1) * nb), 0, s.k, 0, s.ho * s.wo)),
+             ceil(s.n / nb), workers, timings, t_start, small)
         return out
 
     if (s.groups == 1 and not fp16 and kn.technique != "perforation"
             and s.ho * s.wo >= ROWBLOCK_MIN_PLANE):
         _run_rowblocks(x, w2, out, s, chan, krow, kcol, bias, has_bias, workers, timings,
-                       t_start, small)
+                       t_start, small, relu)
         return out
 
     rows = _plan.axis_plan(s.ho, *_axis_pattern(s, "row"))
@@ -171,9 +181,12 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
     for g in range(s.groups):
         w2_g = w2[g * kg:(g + 1) * kg] if s.groups > 1 else w2
         chan_g = chan + g * cg if g else chan
-        task, n_tasks = _gemm_task(x, w2_g, out, s, g * kg, chan_g, krow, kcol, geometry, bias,
-                                   has_bias, fp16, timing, workers)
-        _run(task, n_tasks, workers, timings, t_start, small)
+        task, n_tasks, nb = _gemm_task(x, w2_g, out, s, g * kg, chan_g, krow, kcol, geometry,
+                                       bias, has_bias, fp16, timing, workers)
+        def region(i: int, _k0=g * kg, _nb=nb) -> tuple:
+            return i * _nb, min(s.n, (i + 1) * _nb), _k0, _k0 + kg, 0, s.ho * s.wo
+
+        _run(_relu_after(task, relu, out, region), n_tasks, workers, timings, t_start, small)
         t_start = thread_time() if timing else 0.0
     return out
 
@@ -190,7 +203,7 @@ def _strided_pointwise(s: ConvSpec) -> str | None:
 
 
 def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
-                   small) -> None:
+                   small, relu=False) -> None:
     """1x1 stride-1 conv by GEMMs on strided views (``_pointwise``), tasks over blocks of
     samples and of output channels."""
     kind = _strided_pointwise(s)
@@ -229,11 +242,12 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         if timing:
             _add(scratch, "gemm", thread_time() - t0)
 
-    _run(task, n_blocks * kblocks, workers, timings, t_start, small)
+    _run(_relu_after(task, relu, out, _block_region(s, nb, kb, kblocks)), n_blocks * kblocks,
+         workers, timings, t_start, small)
 
 
 def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, workers,
-                   timings, t_start, small) -> None:
+                   timings, t_start, small, relu=False) -> None:
     """Unperforated conv by blocks of output rows of one sample: im2col of the block (sized
     to stay in cache), one GEMM straight into the output. Blocks are also what spreads a
     single sample over several threads."""
@@ -264,7 +278,12 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
         _add(scratch, "im2col", t1 - t0)
         _add(scratch, "gemm", thread_time() - t1)
 
-    _run(task, s.n * per_sample, workers, timings, t_start, small)
+    def region(i: int) -> tuple:
+        n, j = divmod(i, per_sample)
+        return n, n + 1, 0, s.k, j * rows * s.wo, min(s.ho, (j + 1) * rows) * s.wo
+
+    _run(_relu_after(task, relu, out, region), s.n * per_sample, workers, timings, t_start,
+         small)
 
 
 def _wide_applies(s: ConvSpec) -> bool:
@@ -278,7 +297,7 @@ def _wide_applies(s: ConvSpec) -> bool:
 
 
 def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
-              small) -> None:
+              small, relu=False) -> None:
     """Stride-1 unpadded conv as KH accumulated GEMMs on wide rows (``_wide``)."""
     kn = s.knob
     pc, pj = np.divmod(np.arange(s.c * s.kw, dtype=np.int64), s.kw)
@@ -302,7 +321,29 @@ def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
         if timing:
             _add(scratch, "gemm", thread_time() - t0)
 
-    _run(task, n_blocks * kblocks, workers, timings, t_start, small)
+    _run(_relu_after(task, relu, out, _block_region(s, nb, kb, kblocks)), n_blocks * kblocks,
+         workers, timings, t_start, small)
+
+
+def _block_region(s: ConvSpec, nb: int, kb: int, kblocks: int):
+    """Task index -> the (n0, n1, k0, k1, j0, j1) output block of a samples x channels task."""
+    def region(i: int) -> tuple:
+        b, j = divmod(i, kblocks)
+        return b * nb, min(s.n, (b + 1) * nb), j * kb, min(s.k, (j + 1) * kb), 0, s.ho * s.wo
+    return region
+
+
+def _relu_after(task, relu: bool, out: np.ndarray, region):
+    """``task``, followed by ReLU on its output block ``region(i)`` when ``relu``."""
+    if not relu:
+        return task
+
+    def with_relu(i: int, scratch: dict) -> None:
+        task(i, scratch)
+        t0 = thread_time()
+        relu_block(out, *region(i))
+        _add(scratch, "interp", thread_time() - t0)  # ignored unless timings are asked for
+    return with_relu
 
 
 def _blocks(n: int, k: int, workers: int, small: bool) -> tuple[int, int, int, int]:
@@ -317,7 +358,7 @@ def _blocks(n: int, k: int, workers: int, small: bool) -> tuple[int, int, int, i
 
 
 def _run_depthwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
-                   small) -> None:
+                   small, relu=False) -> None:
     """Depthwise conv by stride phases (``_direct.depthwise_phases``), tasks over blocks of
     samples and of channels."""
     w = np.ascontiguousarray(w)
@@ -336,7 +377,8 @@ def _run_depthwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         if timing:
             _add(scratch, "direct", thread_time() - t0)
 
-    _run(task, n_blocks * kblocks, workers, timings, t_start, small)
+    _run(_relu_after(task, relu, out, _block_region(s, nb, kb, kblocks)), n_blocks * kblocks,
+         workers, timings, t_start, small)
 
 
 def conv2d_breakdown(x, w, b=None, **kwargs) -> tuple[np.ndarray, dict[str, float]]:
@@ -419,4 +461,4 @@ def _gemm_task(x, w2, out, s: ConvSpec, k0, chan, krow, kcol, geometry, bias, ha
         _add(scratch, "gemm", t2 - t1)
         _add(scratch, "interp", t3 - t2)
 
-    return task, ceil(s.n / nb)
+    return task, ceil(s.n / nb), nb

@@ -121,3 +121,18 @@ def finish(out, n0, n1, k0, k1, bias, has_bias, fp16):
             d = uint64((n * k_ + k) * plane)
             for j in range(uint64(plane)):
                 of[d + j] = _finish(of[d + j], bv, has_bias, fp16)
+
+
+@njit(cache=True, nogil=True)
+def relu_block(out, n0, n1, k0, k1, j0, j1):
+    """ReLU in place on ``out[n0:n1, k0:k1]`` (N, K, Ho, Wo), flat plane positions
+    ``j0 .. j1-1`` (NaN stays NaN, as with ``np.maximum``)."""
+    k_ = out.shape[1]
+    plane = out.shape[2] * out.shape[3]
+    of = out.reshape(-1)
+    for n in range(n0, n1):
+        for k in range(k0, k1):
+            d = uint64((n * k_ + k) * plane)
+            for j in range(uint64(j0), uint64(j1)):
+                v = of[d + j]
+                of[d + j] = np.float32(0.0) if v < 0 else v
