@@ -23,7 +23,7 @@ from mobiprox_lab.kernels import _blas, _conv
 reference = pytest.importorskip("mobiprox_lab.reference")
 
 FP32_KNOBS = [k for k in knobs.CONV_KNOB_IDS if not knobs.get(k).is_fp16]
-SETTINGS = settings(max_examples=40, deadline=None,
+SETTINGS = settings(max_examples=25, deadline=None,
                     suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
 
 
