@@ -95,7 +95,9 @@ def _problem(task: str, args):
     """(model, splits, weights, single-op profile, cost model)."""
     model, splits, _, kind = _model(task, args.quick, args.train_epochs)
     t0 = time.perf_counter()
-    idx = tuner.stratified_subset(splits.tune.y, args.profile_examples, seed=0)
+    n = args.profile_examples if task == "kws" or args.har_profile_examples is None \
+        else args.har_profile_examples
+    idx = tuner.stratified_subset(splits.tune.y, n, seed=0)
     single = tuner.single_op_profile(model, (splits.tune.x[idx], splits.tune.y[idx]),
                                      progress=not args.quiet)
     print(f"[{task}] {kind} weights; single-op profile: {single.n_pairs} (op, knob) pairs, "
@@ -150,6 +152,17 @@ def throughput_section(args) -> pd.DataFrame:
     rows = []
     for task, target in (("kws", 30.0), ("har", 60.0)):
         model, _, kind, single, cost = _problem(task, args)
+        n = len(single.labels)
+        if n < tuner.SINGLE_OP_EXAMPLES:
+            # P1's cost grows with the examples: time it on as many as ``tune`` profiles
+            # (600), the profiled ones repeated (same shapes, same predictions)
+            reps = -(-tuner.SINGLE_OP_EXAMPLES // n)
+            single = tuner.SingleOpProfile(
+                single.ops, single.knobs, np.tile(single.labels, reps),
+                np.tile(single.baseline, (reps, 1)), np.tile(single.deltas, (1, reps, 1)),
+                single.accuracy, single.pair_index)
+            print(f"[{task}] P1 timed on {len(single.labels)} examples (the {n} profiled ones "
+                  f"x {reps})")
         space = tuner.build_space(cost, single.ops, single, top_k=None)
         res, secs = _search(space, single, cost, trials=args.trials, seed=0)
         t = res.timings
@@ -359,6 +372,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="front section: also the 200,704-configuration KWS space")
     ap.add_argument("--profile-examples", type=int, default=tuner.SINGLE_OP_EXAMPLES,
                     help="tune inputs of the single-op profile (class-stratified subset)")
+    ap.add_argument("--har-profile-examples", type=int, default=None,
+                    help="the same for HAR (default: --profile-examples)")
     ap.add_argument("--train-epochs", type=int, default=1,
                     help="without a cached model: train this many epochs (0: random weights)")
     ap.add_argument("--budget", type=float, default=0.05,

@@ -293,3 +293,39 @@ def test_default_seeds_from_the_additive_front():
     with pytest.raises(ValueError, match="front: additive-front seeds need both"):
         tuner.default_seeds(space, prof, front=3)
     assert tuner.search.additive_front_seeds(space, prof, cost, 0) == []
+
+
+def test_search_with_empirical_qos_is_the_same_serial_and_through_an_executor(tmp_path):
+    """The search only sees the QoS values, so an executor (threads here; Dask gives the
+    same accuracies, ``test_tuner.test_dask_local_cluster_matches_serial``) changes nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+    from test_profiler import toy_task
+
+    from mobiprox_lab.profiler import CostModel
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model, tune_split, _ = toy_task()
+        cost = CostModel.of(model)
+        space = tuner.build_space(cost, model.tunable_ops)
+        results = []
+        for name, ex in (("serial", None), ("threads", ThreadPoolExecutor(2))):
+            def evaluate(K, ex=ex):
+                return tuner.empirical_qos(model, [space.config(r) for r in K], tune_split,
+                                           executor=ex, cache=False, progress=False)
+
+            res = tuner.run_search(space, evaluate,
+                                   lambda K: cost.speedups(space.embed(K, cost.names)),
+                                   baseline_qos=float(evaluate(space.matrix([{}]))[0]),
+                                   tuner_threshold=5.0, trials=24, study_name=name,
+                                   storage=tmp_path, population_size=8, seed=0,
+                                   seeds=tuner.default_seeds(space), progress=False)
+            if ex is not None:
+                ex.shutdown()
+            results.append(res.trials)
+        _same(*results)
+    finally:
+        torch.set_num_threads(threads)

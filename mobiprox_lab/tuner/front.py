@@ -38,7 +38,7 @@ def nondominated(qos, cost, tol: float = 0.0) -> np.ndarray:
         raise ValueError(f"cost: expected the shape of qos {q.shape}, got {c.shape}")
     if not len(q):
         return np.zeros(0, np.int64)
-    order = np.lexsort((np.arange(len(q)), -q, c))  # cost asc, QoS desc, first index first
+    order = np.lexsort((-q, c))  # cost asc, then QoS desc, then first index (stable)
     qs = q[order]
     best_before = np.concatenate([[-np.inf], np.maximum.accumulate(qs)[:-1]])
     return order[qs > best_before + tol]

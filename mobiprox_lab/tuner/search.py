@@ -675,8 +675,10 @@ def run_search(space: SearchSpace, evaluate: Callable[[np.ndarray], np.ndarray],
     surrogate : share of each generation's offspring proposed by the additive surrogate
         (:class:`_AdditiveSurrogate`: per-(op, knob) terms of QoS and 1 / speedup fitted to
         every trial so far, and the exact front of that fit); 0 for plain NSGA-II.
-    surrogate_every : refit every this many generations (default: about every 400 fitted
-        terms, e.g. 1 for KWS, 4 for HAR's ~1,600), proposing for all of them at once.
+    surrogate_every : refit every this many generations, proposing for all of them at once
+        (default: one generation per 200 fitted terms, rounded: 1 for KWS's 116 terms, 4 for
+        HAR's 815; on a HAR-shaped additive problem 4 instead of 2 halved the surrogate's
+        time, 0.996 instead of 0.997 of the exact front's hypervolume).
     """
     from time import perf_counter
 
@@ -698,7 +700,7 @@ def run_search(space: SearchSpace, evaluate: Callable[[np.ndarray], np.ndarray],
         raise ValueError(f"surrogate: expected a share in [0, 1], got {surrogate!r}")
     engine = _Engine(space)
     sur = _AdditiveSurrogate(engine) if surrogate > 0 else None
-    every = (1 if sur is None else max(1, round(sur.n_params / 400))) \
+    every = (1 if sur is None else max(1, round(sur.n_params / 200))) \
         if surrogate_every is None else _check_int("surrogate_every", surrogate_every, 1)
     n_sur = int(round(surrogate * population_size))
     proposals: dict[int, np.ndarray] = {}  # fit generation -> its proposals
@@ -766,8 +768,8 @@ def run_search(space: SearchSpace, evaluate: Callable[[np.ndarray], np.ndarray],
             if q.shape != (len(K),) or not np.all(np.isfinite(q)):
                 raise ValueError(f"evaluate: expected {len(K)} finite QoS values, got shape "
                                  f"{q.shape}")
-            if s.shape != (len(K),) or not np.all(np.isfinite(s)):
-                raise ValueError(f"speedup: expected {len(K)} finite speedups, got shape "
+            if s.shape != (len(K),) or not np.all(np.isfinite(s)) or not np.all(s > 0):
+                raise ValueError(f"speedup: expected {len(K)} finite speedups > 0, got shape "
                                  f"{s.shape}")
             n_eval += len(K)
             old = archive.population
