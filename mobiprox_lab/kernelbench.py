@@ -399,33 +399,36 @@ def summary(df: pd.DataFrame, stat: str = "median_s") -> pd.DataFrame:
 
 
 def roofs(threads: int = 1, seconds: float = 0.3) -> dict[str, float]:
-    """This machine's practical roofs on ``threads`` BLAS threads, measured now (medians).
+    """This machine's practical roofs, measured now (medians); on one thread in CPU time of
+    the calling thread (like ``cpu_median_s``: robust to other processes' load), else wall.
 
-    ``sgemm_gflops``: numpy float32 1024^3 matrix product; ``write_gbs``: filling a 64 MiB
-    float32 array (bytes written per second); ``copy_gbs``: copying 64 MiB into another
-    array (bytes read + written per second). Not cached: load changes them.
+    ``sgemm_gflops``: numpy float32 1024^3 matrix product on ``threads`` BLAS threads;
+    ``write_gbs``: bytes per second of producing a fresh 64 MiB float32 array (allocate +
+    fill: what a kernel pays for its output, page faults included); ``read_gbs``: bytes per
+    second of reading a 64 MiB array (``max``). Not cached: load changes them.
     """
     from threadpoolctl import threadpool_limits
 
+    clock = time.thread_time if threads == 1 else time.perf_counter
     a = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
     c = np.empty_like(a)
-    big = np.empty(16 << 20, np.float32)
-    src = np.ones_like(big)
+    n = 16 << 20
+    src = np.ones(n, np.float32)
 
     def rate(fn) -> float:
         fn()
         times, end = [], time.perf_counter() + seconds
-        while len(times) < 3 or time.perf_counter() < end:
-            t0 = time.perf_counter()
+        while len(times) < 5 or time.perf_counter() < end:
+            t0 = clock()
             fn()
-            times.append(time.perf_counter() - t0)
+            times.append(clock() - t0)
         return float(np.median(times))
 
     with threadpool_limits(threads, user_api="blas"):
         gemm = rate(lambda: np.dot(a, a, out=c))
     return {"sgemm_gflops": 2 * 1024**3 / gemm / 1e9,
-            "write_gbs": big.nbytes / rate(lambda: big.fill(1.0)) / 1e9,
-            "copy_gbs": 2 * big.nbytes / rate(lambda: np.copyto(big, src)) / 1e9}
+            "write_gbs": 4 * n / rate(lambda: np.empty(n, np.float32).fill(1.0)) / 1e9,
+            "read_gbs": 4 * n / rate(src.max) / 1e9}
 
 
 def pointwise_targets(df: pd.DataFrame, machine: dict[str, float], stat: str = "median_s",
@@ -436,7 +439,8 @@ def pointwise_targets(df: pd.DataFrame, machine: dict[str, float], stat: str = "
     (:func:`roofs`), if the time is within ``slack`` of that bound.
 
     Columns: layer, variant, exact_ms, time_ms, speedup, bound_ms (out bytes / write
-    GB/s + kept input bytes / copy GB/s), bound_speedup (exact / bound), target_ms, met.
+    GB/s + half the input's bytes / read GB/s), bound_speedup (exact / bound), target_ms,
+    met.
     """
     sp = speedups(df, stat)
     shapes = df.groupby("layer").first()
@@ -446,7 +450,7 @@ def pointwise_targets(df: pd.DataFrame, machine: dict[str, float], stat: str = "
     for r in sel.itertuples():
         out_b = 4 * r.out_elems
         in_b = 4 * int(shapes.loc[r.layer, "in_elems"]) / 2  # half the input is kept
-        bound = out_b / (machine["write_gbs"] * 1e9) + in_b / (machine["copy_gbs"] * 1e9 / 2)
+        bound = out_b / (machine["write_gbs"] * 1e9) + in_b / (machine["read_gbs"] * 1e9)
         write_bound = bound > r.exact_s / target
         target_s = bound * slack if write_bound else r.exact_s / target
         rows.append({"layer": r.layer, "variant": r.variant, "exact_ms": 1e3 * r.exact_s,
