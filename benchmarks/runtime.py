@@ -143,7 +143,7 @@ def bench_task(task: str, batches: list[int], budget: float,
                          "vs_torch": t[name] / t_torch, "speedup": t_exact / t[name],
                          "predicted": predicted_speedup(am, cfgs[name]) if name in cfgs
                          else np.nan})
-        steps = am.time_steps(x, prepared["exact"], repeats=5)
+        steps = am.time_steps(x, prepared["exact"], repeats=5, clock=clock)
         for name in ("perf-row s2", "perf-col s2", "samp s2"):
             share, ceiling = amdahl(steps, cfgs[name])
             row = next(r for r in rows if r["config"] == name and r["batch"] == n)

@@ -800,8 +800,13 @@ class ApproxModel:
         return out
 
     def time_steps(self, x: np.ndarray, config=None, *, repeats: int = 5,
-                   backend: str | None = None) -> pd.DataFrame:
+                   backend: str | None = None, clock: Callable[[], float] = time.perf_counter
+                   ) -> pd.DataFrame:
         """Median wall time per execution step (seconds) over ``repeats`` runs.
+
+        ``clock``: ``time.perf_counter`` (wall, default) or e.g. ``time.thread_time`` (CPU
+        seconds of the calling thread: robust to other processes' load when the kernels run
+        on one thread).
 
         Columns: ``step`` (name of the step's first op), ``ops`` (op names it executes),
         ``seconds``. A step is an op with the batch norm / ReLU fused into it.
@@ -817,20 +822,20 @@ class ApproxModel:
         with contextlib.ExitStack() as stack:
             if backend == "numba":  # as in run(): one BLAS thread per kernel worker
                 stack.enter_context(_pool.single_threaded_blas())
-            self._time_steps(x, kv, backend, steps, times)
+            self._time_steps(x, kv, backend, steps, times, clock)
         return pd.DataFrame({"step": [s.label for s in steps],
                              "ops": [[self._op_list[i].name for i in s.ops] for s in steps],
                              "seconds": np.median(times, axis=0)})
 
-    def _time_steps(self, x, kv, backend, steps, times) -> None:
+    def _time_steps(self, x, kv, backend, steps, times, clock) -> None:
         for r in range(times.shape[0]):
             env: list = [None] * self._slots[0]
             env[0] = torch.from_numpy(x) if backend == "reference" else x
             with torch.no_grad():
                 for si, st in enumerate(steps):
-                    t0 = time.perf_counter()
+                    t0 = clock()
                     env[st.out] = st.fn(*[env[i] for i in st.inputs], kv)
-                    times[r, si] = time.perf_counter() - t0
+                    times[r, si] = clock() - t0
 
     def __repr__(self) -> str:
         return (f"ApproxModel({len(self._op_list)} ops, {len(self.tunable_ops)} tunable, "

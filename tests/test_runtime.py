@@ -324,3 +324,17 @@ def test_pooling_kernel_path_matches_torch(monkeypatch):
     am = ApproxModel(net, (2, 9, 9))
     x = _x((2, 9, 9), 3)
     _close(am.run(x), _torch(net, x), 1e-5)
+
+
+def test_time_steps_with_a_cpu_clock():
+    import time
+
+    torch.manual_seed(5)
+    net = _perturb_bn(_Residual())
+    am = ApproxModel(net, (2, 8, 8))
+    x = _x((2, 8, 8), 2)
+    for clock in (time.perf_counter, time.thread_time):
+        steps = am.time_steps(x, repeats=2, clock=clock)
+        assert list(steps.columns) == ["step", "ops", "seconds"]
+        assert (steps["seconds"] >= 0).all() and steps["seconds"].sum() > 0
+        assert sum(len(ops) for ops in steps["ops"]) == len(am.ops)
