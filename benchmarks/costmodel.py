@@ -84,7 +84,8 @@ def _errors(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
 
 def bench_task(task: str, configs: list[dict] | None, args) -> pd.DataFrame:
     am, source = _model(task)
-    cfgs = configs if configs is not None else spread_configs(am, args.n_random)
+    cfgs = ([dict(c) for c in configs if c] if configs is not None
+            else spread_configs(am, args.n_random))  # the exact row is added below
     t0 = time.perf_counter()
     table = profiler.measure_latency_table(am, batch_sizes=(args.batch, 1),
                                            repeats=args.table_repeats, clock=args.clock)
@@ -137,6 +138,14 @@ def summarise(df: pd.DataFrame, batch: int) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _show(df: pd.DataFrame, batch: int) -> None:
+    with pd.option_context("display.width", 200, "display.max_columns", 20,
+                           "display.max_colwidth", 40, "display.float_format", "{:.3f}".format):
+        print(df.drop(columns=["config"]).to_string())
+        print()
+        print(summarise(df, batch).to_string(index=False), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", nargs="+", default=["har", "kws"], choices=sorted(SHAPES))
@@ -155,13 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         kernels.set_num_threads(args.threads)
     given = json.loads(args.configs.read_text()) if args.configs else {}
     print(f"machine: {profiler.machine_key()}")
-    frames = [bench_task(t, given.get(t), args) for t in args.tasks]
+    frames = []
+    for t in args.tasks:
+        frames.append(bench_task(t, given.get(t), args))
+        _show(frames[-1], args.batch)  # as soon as each task is done
     df = pd.concat(frames, ignore_index=True)
-    with pd.option_context("display.width", 200, "display.max_columns", 20,
-                           "display.max_colwidth", 40, "display.float_format", "{:.3f}".format):
-        print(df.drop(columns=["config"]).to_string())
-        print()
-        print(summarise(df, args.batch).to_string(index=False))
+    if len(frames) > 1:
+        _show(df, args.batch)
     print(f"\nquality bar (measured table, batch {args.batch}): median <= 10%, max <= 25%")
     print(AUTHORS_GAP)
     if args.csv:
