@@ -1,12 +1,13 @@
 """Every notebook executes headless in quick mode, and none is committed with outputs."""
 
 import os
+import time
 from pathlib import Path
+from queue import Empty
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -23,6 +24,42 @@ def quick_notebook(path: Path) -> nbformat.NotebookNode:
                                                              metadata={"tags": ["injected"]}))
             return nb
     raise AssertionError(f"{path.name}: no cell tagged 'parameters'")
+
+
+class SlicedWaitClient(NotebookClient):
+    """nbclient, waiting for each cell's ``execute_reply`` in short polls.
+
+    Why: nbclient waits for the reply with one ``zmq.asyncio`` poll as long as the cell
+    timeout. In this stack (pyzmq 27.3, jupyter_client 8.10, nbclient 0.11) that poll now
+    and then misses the wake-up for a reply that has already arrived; only the poll's
+    final ``poll(0)`` at its timeout sees it. Notebook 04 "hung on an idle kernel" this way
+    for the whole 300 s: its widget cells (hundreds of comm messages on IOPub) triggered it
+    (diagnosis: py-spy showed the kernel idle after sending ``status: idle``; a reply poll
+    in 5-s slices found the waiting reply at a slice end after the playground and the
+    add-controller cells). Short polls bound a missed wake-up to ``slice_s``.
+    """
+
+    slice_s = 1.0
+
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        shell = kc.shell_channel
+        get_msg = shell.get_msg
+
+        async def sliced_get_msg(timeout=None):
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise Empty
+                try:
+                    return await get_msg(timeout=self.slice_s if left is None
+                                         else min(self.slice_s, left))
+                except Empty:
+                    continue
+
+        shell.get_msg = sliced_get_msg
+        return kc
 
 
 def test_all_notebooks_are_present():
@@ -42,22 +79,11 @@ def test_committed_notebook_has_no_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes_in_quick_mode(path, tmp_path):
     nb = quick_notebook(path)
-    def execute(nb: nbformat.NotebookNode) -> None:
-        NotebookClient(nb, timeout=300, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
-
     env_before = os.environ.get("MPLBACKEND")
     os.environ["MPLBACKEND"] = "Agg"
     try:
-        try:
-            execute(nb)
-        except (DeadKernelError, CellTimeoutError) as exc:
-            # 04 died once, and twice the client waited on an idle kernel (py-spy: nothing
-            # running), in ~12 runs; never by hand. Retry once on a fresh kernel; a second
-            # failure fails the test
-            print(f"{path.name}: {type(exc).__name__}; retrying once on a fresh kernel")
-            nb = quick_notebook(path)
-            execute(nb)
+        SlicedWaitClient(nb, timeout=300, kernel_name="python3",
+                         resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         if env_before is None:
             os.environ.pop("MPLBACKEND", None)
