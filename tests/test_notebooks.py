@@ -33,10 +33,13 @@ class SlicedWaitClient(NotebookClient):
     timeout. In this stack (pyzmq 27.3, jupyter_client 8.10, nbclient 0.11) that poll now
     and then misses the wake-up for a reply that has already arrived; only the poll's
     final ``poll(0)`` at its timeout sees it. Notebook 04 "hung on an idle kernel" this way
-    for the whole 300 s: its widget cells (hundreds of comm messages on IOPub) triggered it
-    (diagnosis: py-spy showed the kernel idle after sending ``status: idle``; a reply poll
-    in 5-s slices found the waiting reply at a slice end after the playground and the
-    add-controller cells). Short polls bound a missed wake-up to ``slice_s``.
+    for the whole 300 s. Trigger: cells that draw into an ``ipywidgets.Output`` (the
+    playground); nbclient's Output-widget emulation sends each captured output back to
+    the kernel as a ``comm_msg`` on the *shell* socket, from its IOPub handler, while the
+    reply poll is pending on that socket. Diagnosis: py-spy showed the kernel idle after
+    ``status: idle``; a reply poll in 5-s slices found the reply at a slice end in 3 of 4
+    runs of the playground cells, and in none of 8 with that state sync switched off.
+    Short polls bound a missed wake-up to ``slice_s``.
     """
 
     slice_s = 1.0
