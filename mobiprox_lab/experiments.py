@@ -101,7 +101,8 @@ def task_setup(task: str, *, quick: bool = False, seed: int = 0, trials: int | N
     splits = datasets.prepare(task, quick=quick)
     trained = models.load_or_train(task, quick=quick, seed=seed, splits=splits)
     tuned = tuner.tune(trained, quick=quick, seed=seed, trials=trials,
-                       tune_data=splits.tune, test_data=splits.test, progress=progress)
+                       tune_data=splits.tune, test_data=splits.test, progress=progress,
+                       profile_kwargs={"energy_profile": energy.profile_for(task)})
     configs = tuned.configs.reset_index(drop=True)
     rel = configs["relative_energy"].to_numpy(np.float64)
     if not np.all(np.isfinite(rel)):

@@ -72,7 +72,7 @@ __all__ = [
 
 QOS_MODELS = ("p1", "p2", "empirical")
 COST_MODELS = ("measured", "flops")
-DEFAULT_TRIALS = {"p1": 3000, "p2": 3000, "empirical": 300}
+DEFAULT_TRIALS = {"p1": 10_000, "p2": 10_000, "empirical": 300}
 QUICK_TRIALS = {"p1": 400, "p2": 400, "empirical": 40}
 #: Examples of the tune set the single-op profile runs on (class-stratified subset).
 SINGLE_OP_EXAMPLES = 600
@@ -93,7 +93,8 @@ class TuneResult:
         tune set, %), qos_tune / qos_loss_tune (validated on the tune set), qos_test /
         qos_loss_test, then the profile of the test set (see ``profiler.profile``: speedup
         (measured), accuracy, qos_loss, latency_s, confidences, per-class columns,
-        rel_inference_energy, rel_system_energy ...) and energy (= rel_inference_energy).
+        rel_inference_energy, rel_system_energy_continuous / _duty_cycled ...) and
+        relative_energy (= rel_inference_energy).
         Without measurement, speedup = predicted_speedup and the energy columns are NaN.
     candidates : every validated candidate: qos_pred (search), qos_p1 / qos_p2 where a
         single-op profile exists, qos_tune / qos_test and their losses, predicted_speedup,
@@ -198,7 +199,7 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
     tuner_threshold, keep_threshold : pp of QoS loss (``--tuner-threshold``,
         ``--keep-threshold``): the search's constraint; what a kept configuration may lose on
         the tune and the test set.
-    trials : total search budget (``--trials``); default 3000 (P1 / P2) or 300 (empirical),
+    trials : total search budget (``--trials``); default 10,000 (P1 / P2) or 300 (empirical),
         400 / 40 with ``quick``.
     n_nearest : non-Pareto candidates nearest the front also validated (default 150).
     cost_model : "measured" (default: the per-(op, knob) latency table measured here,
@@ -298,7 +299,7 @@ def _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, trials, n_n
     kw.update(profile_kwargs or {})
     if cost_model == "measured":
         cost = CostModel.measured(model, batch_size=kw.get("batch_size", PROFILE_BATCH_SIZE),
-                                  progress=progress)
+                                  repeats=kw.get("repeats", 3), progress=progress)
     else:
         cost = CostModel.of(model)
     ops = list(model.tunable_ops if ops is None else ops)
