@@ -6,7 +6,7 @@ inference it is fed that inference's softmax with ``update(probs)`` and returns
 the next index. :func:`simulate` replays a trace of precomputed softmax outputs
 of every config and reports accuracy, agreement with the exact model and energy.
 
-The authors' controllers (``shared/reference/mobiprox.md``) share one step rule:
+The authors' controllers (Mobiprox, arXiv 2303.11291, and its Android app) share one step rule:
 "more" is ``i = min(i + step, N); step *= factor`` (factor 1 linear, 2
 exponential), "less" is ``i //= 2; step = 1``. :class:`Controller` implements
 them as ``_more()`` / ``_less()`` / ``_stay()``, so a strategy of your own is a

@@ -1,6 +1,6 @@
 """The approximation knob catalogue (HPVM / ApproxTuner ids) and per-layer applicability.
 
-Semantics are those of ``shared/reference/approximations.md``: ids 11 and 12 are
+Semantics are those of HPVM / ApproxTuner's approximation knobs: ids 11 and 12 are
 exact fp32 / fp16; 121-138 perforate output columns or rows at stride 2-4;
 231-239 sample (skip) filter elements at stride 2-4; 151-168 and 261-269 are the
 same in half precision. This module only describes knobs; it computes nothing.

@@ -1,6 +1,6 @@
 """Numba-JIT approximate tensor kernels: exact / perforated / filter-sampled conv2d, fp16, linear.
 
-Knob semantics are those of ``shared/reference/approximations.md`` (ids from
+Knob semantics are HPVM / ApproxTuner's, described in :mod:`mobiprox_lab.knobs` (ids from
 :mod:`mobiprox_lab.knobs`). Arrays in, arrays out: float32 NumPy only, no torch.
 
 ``conv2d(x, w, b=None, *, stride=1, padding=0, groups=1, knob=11, timings=None)``
