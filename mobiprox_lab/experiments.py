@@ -150,8 +150,9 @@ def build_trace(name: str, setup: TaskSetup, *, quick: bool = False, seed: int =
     key = (name, seed, subject)
     if key not in setup.traces:
         if name == "har_sessions":
-            trace = traces.har_sessions(setup.splits, subject="all" if subject is None
-                                        else subject)
+            trace = traces.har_sessions(setup.splits,
+                                        subject="all" if subject is None else subject,
+                                        max_steps=300 if quick else None)
         elif name == "har_day":
             trace = traces.har_day(setup.splits, hours=2.0 if quick else 24.0, seed=seed)
         else:

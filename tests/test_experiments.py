@@ -129,3 +129,23 @@ def test_aggregate_intervals_and_headline():
 def test_energy_accounting_check_is_exact():
     table = experiments.energy_accounting_check()
     assert len(table) == 3 and (table["abs_error"] < 1e-12).all()
+
+
+def test_har_traces_replay_test_subjects_only():
+    """Controllers are fitted on the tune split; every trace they are judged on holds only
+    held-out test subjects' windows (no leakage)."""
+    from mobiprox_lab import datasets
+
+    splits = datasets.prepare("har", quick=True)
+    tune_subjects = set(np.unique(splits.tune.group).tolist())
+    test_subjects = set(np.unique(splits.test.group).tolist())
+    assert tune_subjects and test_subjects and not tune_subjects & test_subjects
+    setup = SimpleNamespace(task="har", splits=splits, traces={})
+    units = experiments.trace_units("har_sessions", setup)
+    assert [u["subject"] for u in units] == sorted(test_subjects)
+    for unit in units[:2]:
+        trace = experiments.build_trace("har_sessions", setup, quick=True, **unit)
+        assert set(trace.meta["subjects"]) <= test_subjects
+    day = experiments.build_trace("har_day", setup, quick=True, seed=0)
+    test_rows = {row.tobytes() for row in splits.test.x}
+    assert all(row.tobytes() in test_rows for row in day.pool_x[np.unique(day.pool_index)])
