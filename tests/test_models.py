@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -154,3 +156,32 @@ def test_cache_key_ignores_how_long_the_data_took_to_prepare():
     again.meta = {**splits.meta, "build_s": 123.0}
     splits.meta = {**splits.meta, "build_s": 0.5}
     assert _fingerprint(splits) == _fingerprint(again)
+
+
+def test_shipped_weights_are_used_and_checked(tmp_path, monkeypatch):
+    """A shipped weights file with a matching key loads without training; a tampered one
+    is refused by its checksum; retrain=True ignores it."""
+    from mobiprox_lab import datasets, models
+
+    monkeypatch.setenv("MOBIPROX_DATA", str(tmp_path / "data"))
+    monkeypatch.setattr(models, "SHIPPED_DIR", tmp_path / "weights")
+    monkeypatch.setattr(models, "SHIPPED_MANIFEST", tmp_path / "weights" / "manifest.json")
+    splits = datasets.prepare("har", quick=True)
+    trained = models.load_or_train("har", quick=True, splits=splits, epochs=1, progress=False)
+    info = dict(trained.info, quick=False)  # ship() refuses quick weights; pretend
+    shipped = models.ship(models.TrainedModel(**{**trained.__dict__, "info": info}))
+    entry = models.shipped_manifest()[shipped.name]
+    assert entry["sha256"] == models.cache.file_sha256(shipped) and entry["task"] == "har"
+    Path(trained.path).unlink()  # nothing cached any more: the shipped file must serve
+    again = models.load_or_train("har", quick=True, splits=splits, epochs=1, progress=False)
+    assert again.info["shipped"] and again.info["test_acc"] == trained.info["test_acc"]
+    for a, b in zip(again.module.state_dict().values(), trained.module.state_dict().values(),
+                    strict=True):
+        assert torch.equal(a, b)
+    shipped.write_bytes(shipped.read_bytes() + b"tampered")
+    Path(again.path).unlink(missing_ok=True)
+    with pytest.raises(ValueError, match="SHA-256"):
+        models.load_or_train("har", quick=True, splits=splits, epochs=1, progress=False)
+    fresh = models.load_or_train("har", quick=True, splits=splits, epochs=1, progress=False,
+                                 retrain=True)
+    assert not fresh.info["cached"]
