@@ -9,8 +9,9 @@ non-dominated sums. A configuration whose prefix (first j ops) is dominated by a
 prefix is dominated by the same completion of that prefix, so nothing on the final front
 is lost. With ``min_qos`` a prefix that cannot reach it even with the best remaining
 choices is dropped too (exact as well). The front size is bounded by the number of
-distinct QoS values (P2 on N examples: multiples of 100/N %), so the HAR MobileNet's
-~1e45 configurations reduce to a few hundred points in well under a second.
+distinct QoS values (P2 on N examples: multiples of 100/N %): the HAR MobileNet's ~1e45
+configurations (83 ops, P2 on 597 tune examples, FLOPs cost) give a front of 30 points in
+0.02 s (``benchmarks/tuner.py --sections harfront``).
 """
 
 from __future__ import annotations
