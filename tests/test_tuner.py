@@ -443,7 +443,7 @@ def test_config_text_format_is_hpvm_like(tmp_path):
 def test_tune_end_to_end_and_resume(toy, tmp_path):
     model, tune_split, test_split = toy
     kw = dict(tune_data=tune_split, test_data=test_split, population_size=20,
-              storage=tmp_path / "study.journal", progress=False, n_nearest=5,
+              storage=tmp_path / "studies", progress=False, n_nearest=5, prune_top_k="auto",
               profile_kwargs={"batch_size": 8, "warmup": 1, "repeats": 1})
     r = tuner.tune(model, trials=120, **kw)
     cfgs = r.configs

@@ -4,8 +4,10 @@
 
 1. single-op profile of the tune set (:mod:`.qos`; cached per (op, knob), resumable,
    parallel through ``executor``);
-2. search over one knob per tunable op (:mod:`.search`, :func:`run_search`: Optuna
-   NSGA-II over predicted (QoS, speedup) under the tuner threshold; resumable study);
+2. search over one knob per tunable op (:mod:`.search`, :func:`run_search`: a batched
+   NSGA-II with an additive surrogate over predicted (QoS, speedup) under the tuner
+   threshold, seeded with uniform configurations and the exact front of the additive
+   P2 model; checkpointed per generation, so a killed search resumes);
 3. selection (:mod:`.select`): the Pareto set of the trials within the keep threshold plus
    the ``n_nearest`` points nearest to it;
 4. validation: each candidate is run on the tune set ("validated") and on the test set;
@@ -101,7 +103,7 @@ class TuneResult:
         speedup (measured; NaN unless kept and measured), ``kept`` (within the keep
         threshold on both sets) and ``decision`` (why it is or is not in the final list).
     trials : every finished search trial (``search.SearchResult.trials``).
-    study : the persistent Optuna study; study_name its name.
+    study : the search's ``search.SearchArchive`` (``open_study``); study_name its name.
     paths : {"txt", "json", "csv"} -> written configuration files.
     baseline : exact accuracies {"tune": %, "test": %}.
     timings : seconds per stage; n_evaluations : QoS-model evaluations in this call.
@@ -185,7 +187,7 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
          keep_threshold: float = 5.0, trials: int | None = None, n_nearest: int = N_NEAREST,
          seed: int = 0, executor=None, scheduler: str | None = None, quick: bool = False,
          tune_data=None, test_data=None, ops=None, population_size: int = 50,
-         prune_top_k: int | str | None = "auto", storage=None, out_dir: str | Path | None = None,
+         prune_top_k: int | str | None = None, storage=None, out_dir: str | Path | None = None,
          measure: bool = True, profile_kwargs: dict | None = None, model_seed: int = 0,
          single_op_examples: int | None = SINGLE_OP_EXAMPLES,
          min_gain: float = 0.01, merge_within: float = 0.1, cost_model: str = "measured",
@@ -217,13 +219,12 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
     quick : small data (task names) and budgets.
     ops : op names to tune (default ``model.tunable_ops``; e.g. ``model.op_names("conv")``).
     population_size : NSGA-II generation size. prune_top_k : knobs kept per op and speedup
-        level (``search.prune_knobs``, from the single-op profile); None = all applicable
-        knobs; "auto" = 3 when the unpruned space holds more than 100 x ``trials``
-        configurations (HAR: ~1e45), else None (KWS: 200,704). On KWS pruning capped the
-        front's hypervolume at 0.98 of the exhaustive one; on HAR (3,000 P1 trials) it
-        raised the hypervolume found from ~4.1 to ~7.4 (``benchmarks/tuner.py``).
-    storage : Optuna storage of the study (default a journal file under
-        ``cache_dir("tuning")``; "sqlite" for a SQLite file there; or a URL / object).
+        level (``search.prune_knobs``, from the single-op profile); None (default) = all
+        applicable knobs (the surrogate-assisted search reaches the exact P2 front of the
+        whole HAR space without pruning, ``benchmarks/tuner.py``); "auto" = 3 when the
+        unpruned space holds more than 100 x ``trials`` configurations, else None.
+    storage : a folder whose sub-folders hold the studies' per-generation checkpoints
+        (default ``cache_dir("tuning", "studies")``); Optuna storages are not accepted.
     out_dir : where the configuration files go (default ``cache_dir("tuning", study)``).
     measure : profile the final list (numba latency, energy) with ``profile_kwargs``
         (default batch_size 32, warmup 1, repeats 3; quick: 8 / 1 / 2).
@@ -337,7 +338,10 @@ def _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, trials, n_n
                           qos_model=qos_model, tuner_threshold=tuner_threshold,
                           space=space.key, seed=seed, population_size=int(population_size))
     study_name = f"{label}-{qos_model}-{key}"
-    seeds = default_seeds(space, single, max_seeds=max(1, trials // 4))
+    seeds = default_seeds(space, single, max_seeds=max(1, trials // 4),
+                          cost=cost if single is not None else None,
+                          front=30 if single is not None else 0,
+                          max_loss=1.5 * tuner_threshold)
     result = run_search(space, evaluate, speedup, baseline_qos=baseline_qos,
                         tuner_threshold=tuner_threshold, trials=trials, study_name=study_name,
                         storage=storage, seed=seed, population_size=population_size,
