@@ -37,7 +37,7 @@ class SlicedWaitClient(NotebookClient):
     playground); nbclient's Output-widget emulation sends each captured output back to
     the kernel as a ``comm_msg`` on the *shell* socket, from its IOPub handler, while the
     reply poll is pending on that socket. Diagnosis: py-spy showed the kernel idle after
-    ``status: idle``; a reply poll in 5-s slices found the reply at a slice end in 3 of 4
+    ``status: idle``; a reply poll in 5-s slices found the reply at a slice end in 5 of 10
     runs of the playground cells, and in none of 8 with that state sync switched off.
     Short polls bound a missed wake-up to ``slice_s``.
     """
