@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train (or load the cached) model and print its accuracy")
     _add_model(p)
+    p.add_argument("--retrain", action="store_true",
+                   help="train anew even when cached or shipped weights match")
+    p.add_argument("--ship", action="store_true",
+                   help="maintainers: copy the weights into the package (mobiprox_lab/weights)")
 
     for name, text in (("tune", "search configurations and write the configuration files"),
                        ("profile", "tune if needed, then profile the final configuration list")):
@@ -83,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a Dask scheduler address (tcp://host:8786) to scale profiling out")
 
     p = sub.add_parser("simulate", help="run every controller on a trace and print the table")
-    p.add_argument("--trace", choices=("har_replay", "har_day", "kws_context"), default="har_day")
+    p.add_argument("--trace", choices=("har_sessions", "har_day", "kws_context"),
+                   default="har_day")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--seed", type=_seed, default=0, help="random seed, an int >= 0")
     return parser
@@ -114,11 +119,14 @@ def _run(args: argparse.Namespace) -> int:
 
         return make_figures(out_dir=args.out, quick=args.quick, seed=args.seed)
     if args.command == "train":
-        from .models import load_or_train
+        from .models import load_or_train, ship
 
-        trained = load_or_train(args.model, quick=args.quick, seed=args.seed)
+        trained = load_or_train(args.model, quick=args.quick, seed=args.seed,
+                                retrain=args.retrain)
         for key, value in trained.info.items():
             print(f"{key}: {value}")
+        if args.ship:
+            print(f"shipped {ship(trained)}")
         return 0
     if args.command in ("tune", "profile"):
         from . import tuner
@@ -133,9 +141,12 @@ def _run(args: argparse.Namespace) -> int:
             print(f"wrote {path}")
         return 0
     if args.command == "simulate":
-        from .experiments import controller_table
+        from . import experiments
 
-        table = controller_table(args.trace, quick=args.quick, seed=args.seed)
+        setup = experiments.task_setup(experiments.TRACE_TASK[args.trace], quick=args.quick,
+                                       seed=args.seed)
+        table = experiments.aggregate(experiments.controller_runs(args.trace, setup,
+                                                                  quick=args.quick))
         print(table.to_string())
         return 0
     return 2  # pragma: no cover - argparse rejects unknown commands

@@ -24,7 +24,8 @@ EXPECTED_FIGURES = (
     "kernel_speedups", "kernel_breakdown", "kernel_feature_maps",
     "energy_vs_qos", "pareto", "per_class_har", "per_class_kws",
     "confidence_har", "confidence_kws", "config_knobs_har", "energy_calibration",
-    "adaptation_har_replay", "adaptation_kws_context", "controllers",
+    "adaptation_har_sessions", "adaptation_kws_context", "controllers",
+    "controllers_duty_cycled",
 )
 
 
@@ -71,11 +72,14 @@ def _setup_step(task: str):
                                     "seconds") if k in info}}])
         ctx.tables["baseline accuracy"] = pd.concat([ctx.tables["baseline accuracy"], row],
                                                     ignore_index=True)
-        cols = ["name", "predicted_speedup", "speedup", "accuracy", "qos_loss",
-                "qos_loss_tune", "rel_inference_energy", "rel_system_energy",
-                "fp16_fraction", "n_approx_ops"]
-        table = setup.configs[[c for c in cols if c in setup.configs]].copy()
-        ctx.tables[f"configurations {task}"] = table
+        cols = ["name", "predicted_speedup", "speedup", "latency_s", "qos_loss_tune",
+                "qos_loss_test", "relative_energy", "n_approx_ops"]
+        ctx.tables[f"configurations {task}"] = setup.configs[
+            [c for c in cols if c in setup.configs]].copy()
+        decisions = setup.tuned.candidates["decision"].str.replace(
+            r" (over )?row \d+$", "", regex=True).str.replace(" by$", "", regex=True)
+        ctx.tables[f"candidates {task}"] = (decisions.value_counts().rename_axis("decision")
+                                            .reset_index(name="candidates"))
     return run
 
 
@@ -85,7 +89,7 @@ def step_offline_figures(ctx: Context) -> None:
 
     setups = {t: ctx.results[f"setup_{t}"] for t in ("har", "kws")}
     _close(tplots.plot_energy_vs_qos({t: s.configs for t, s in setups.items()},
-                                     tuner_threshold=TUNER_THRESHOLD,
+                                     tuner_threshold=TUNER_THRESHOLD, law=energy.authors_law(),
                                      authors=energy.load_authors_har_table(),
                                      path=ctx.figure_path("energy_vs_qos")))
     _close(tplots.plot_pareto({t: s.tuned for t, s in setups.items()},
@@ -106,12 +110,15 @@ def step_energy_calibration(ctx: Context) -> None:
     from .plots import control as cplots
 
     table = energy.load_authors_har_table()
-    fit = energy.fit(table["speedup"], table["relative_energy"])
-    ctx.tables["energy model fit"] = pd.DataFrame([{
-        "model": "a + (1 - a) * speedup^-k", **{k: v for k, v in fit.params.items()},
-        "rmse": fit.rmse, "max_abs_error": fit.max_abs_error,
-        "rmse_of_1_over_speedup": fit.rmse_inverse_speedup}])
-    _close(cplots.plot_energy_calibration(table["speedup"], table["relative_energy"], fit,
+    approx = table[table["config"] > 0]  # conf0 is (1, 1) by definition: no information
+    law = energy.fit(approx["speedup"], approx["relative_energy"], fixed_cost=0.0)
+    free = energy.fit(approx["speedup"], approx["relative_energy"])
+    ctx.tables["energy law fit"] = pd.DataFrame([
+        {"model": name, **f.params, "k_stderr": f.stderr["k"], "rmse": f.rmse,
+         "max_abs_error": f.max_abs_error, "rmse_of_1_over_speedup": f.rmse_inverse_speedup}
+        for name, f in (("speedup^-k (the law used)", law),
+                        ("a + (1 - a) speedup^-k (free fit, not used)", free))])
+    _close(cplots.plot_energy_calibration(approx["speedup"], approx["relative_energy"], law,
                                           path=ctx.figure_path("energy_calibration")))
 
 
@@ -119,35 +126,40 @@ def step_controllers(ctx: Context) -> None:
     from . import experiments
     from .plots import control as cplots
 
-    tables, featured = [], {}
+    setups = {t: ctx.results[f"setup_{t}"] for t in ("har", "kws")}
+    runs, tables = [], {}
     for name in experiments.TRACES:
-        setup = ctx.results[f"setup_{experiments.TRACE_TASK[name]}"]
-        trace = experiments.build_trace(name, setup, quick=ctx.quick, seed=ctx.seed)
-        table, results = experiments.run_controllers(setup, trace)
-        tables.append(table)
-        featured[name] = (trace, results)
-    table = pd.concat(tables, ignore_index=True)
+        setup = setups[experiments.TRACE_TASK[name]]
+        long = experiments.controller_runs(name, setup, quick=ctx.quick)
+        runs.append(long)
+        tables[name] = experiments.aggregate(long)
+    table = pd.concat(tables.values(), ignore_index=True)
+    ctx.results["controller_runs"] = pd.concat(runs, ignore_index=True)
     ctx.tables["controllers"] = table[[
-        "trace", "controller", "accuracy", "baseline_accuracy", "agreement",
-        "relative_inference_energy", "system_saving", "switches"]]
-    ctx.tables["headline"] = experiments.headline(table)
-    ctx.tables["authors' mechanics check"] = experiments.authors_mechanics_check()
-    _close(cplots.plot_controller_comparison(table, path=ctx.figure_path("controllers")))
-    for name, steps in (("har_replay", None), ("kws_context", None)):
-        trace, results = featured[name]
-        best = _best_controller(table[table["trace"] == trace.name])
+        "trace", "controller", "kind", "n_units", "loss_pp", "loss_pp_lo", "loss_pp_hi",
+        "accuracy_loss_pp", "relative_inference_energy", "saving_continuous",
+        "saving_continuous_lo", "saving_continuous_hi", "saving_duty_cycled",
+        "best_static_saving_continuous", "switches"]]
+    head = experiments.headline(setups, tables)
+    ctx.results["headline"] = head
+    cache.save_json(ctx.out_dir / "headline.json", head)
+    ctx.tables["energy accounting check"] = experiments.energy_accounting_check()
+    for regime in experiments.REGIMES:
+        suffix = "" if regime == "continuous" else "_duty_cycled"
+        _close(cplots.plot_controller_comparison(
+            table, regime=regime, path=ctx.figure_path(f"controllers{suffix}")))
+    for name in ("har_sessions", "kws_context"):
+        setup = setups[experiments.TRACE_TASK[name]]
+        best = head[setup.task]["traces"][name].get("best_controller") or "none (exact)"
+        unit = experiments.trace_units(name, setup, quick=ctx.quick)[0]
+        trace = experiments.build_trace(name, setup, quick=ctx.quick, **unit)
+        _, results = experiments.run_controllers(
+            setup, trace, suite={best: experiments.controller_suite(setup)[best]})
         _close(cplots.plot_adaptation_trace(
-            trace, results[best], steps=steps,
-            title=f"{best} on {name} (best saving within 1 pp)",
+            trace, results[best], steps=None if name == "har_sessions" else 1800,
+            title=f"{best} on {name} ({', '.join(f'{k} {v}' for k, v in unit.items())}; "
+                  f"best continuous saving within {experiments.MAX_LOSS_PP:g} pp)",
             path=ctx.figure_path(f"adaptation_{name}")))
-
-
-def _best_controller(sub: pd.DataFrame) -> str:
-    loss = sub["baseline_accuracy"] - sub["accuracy"]
-    ok = sub[~sub["controller"].str.startswith(("oracle", "none")) & (loss <= 0.01)]
-    if not len(ok):
-        ok = sub[~sub["controller"].str.startswith("oracle")]
-    return str(ok.loc[ok["system_saving"].idxmax(), "controller"])
 
 
 # ---------------------------------------------------------------------------- summary
@@ -183,6 +195,76 @@ def write_summary(ctx: Context, outcomes) -> tuple[Path, Path]:
     return md, csv
 
 
+RESULTS_BEGIN = "<!-- results:begin (generated from figures/headline.json) -->"
+RESULTS_END = "<!-- results:end -->"
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f} %"
+
+
+def results_markdown(head: dict) -> str:
+    """The README's results section, rendered from ``headline.json``'s dict."""
+    head = {k: v for k, v in head.items() if k != "pipeline_seconds"}
+    lines = ["| task | test accuracy | configurations | measured speedup by index | "
+             "relative inference energy by index | cost-model median error |",
+             "|---|---|---|---|---|---|"]
+    for task, h in head.items():
+        lines.append(
+            f"| {task.upper()} | {h['test_accuracy']:.3f} | {h['n_configs']} | "
+            f"{' '.join(f'{v:.2f}' for v in h['measured_speedup'])} | "
+            f"{' '.join(f'{v:.2f}' for v in h['relative_energy'])} | "
+            f"{100 * h['cost_model_median_error']:.1f} % |")
+    lines += ["", "| trace | best controller (loss <= 1 pp vs exact) | agreement loss | "
+              "system-wide saving, continuous [95% CI] | duty-cycled | best static "
+              "time-share, same loss | oracle | half the oracle? | beats static? |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for h in head.values():
+        for trace, t in h["traces"].items():
+            oracle = t["oracle_saving_continuous"]
+            if t.get("best_controller") is None:
+                lines.append(f"| {trace} ({t['n_units']} units) | none qualifies | | | | | "
+                             f"{_pct(oracle)} | no | no |")
+                continue
+            lo, hi = t["saving_continuous_ci"]
+            ci = "" if lo is None else f" [{100 * lo:.1f}, {100 * hi:.1f}]"
+            static = t["best_static_saving_continuous"]
+            half = "yes" if t["saving_continuous"] >= 0.5 * oracle else "no"
+            beats = "yes" if static is None or t["saving_continuous"] > static else "no"
+            lines.append(
+                f"| {trace} ({t['n_units']} units) | {t['best_controller']} | "
+                f"{t['loss_pp']:.2f} pp | {_pct(t['saving_continuous'])}{ci} | "
+                f"{_pct(t['saving_duty_cycled'])} | {_pct(static)} | {_pct(oracle)} | "
+                f"{half} | {beats} |")
+    return "\n".join(lines)
+
+
+def timings_markdown(head: dict) -> str:
+    """One line: the figure pipeline's seconds per step in the run that wrote ``head``."""
+    steps = head.get("pipeline_seconds", {})
+    if not steps:
+        return ""
+    parts = ", ".join(f"{name} {sec:.0f} s" for name, sec in steps.items())
+    return f"Pipeline steps of this run: {parts}; total {sum(steps.values()) / 60:.1f} min."
+
+
+def update_readme(readme: Path, head: dict) -> bool:
+    """Replace the README's generated results block with ``results_markdown(head)``;
+    return whether the file changed. The block must exist (between the two markers)."""
+    text = readme.read_text()
+    if RESULTS_BEGIN not in text or RESULTS_END not in text:
+        raise ValueError(f"readme: {readme} has no {RESULTS_BEGIN!r} ... {RESULTS_END!r} block")
+    before, rest = text.split(RESULTS_BEGIN, 1)
+    _, after = rest.split(RESULTS_END, 1)
+    block = "\n\n".join(b for b in (results_markdown(head), timings_markdown(head)) if b)
+    new = f"{before}{RESULTS_BEGIN}\n{block}\n{RESULTS_END}{after}"
+    if new == text:
+        return False
+    with cache.atomic_path(readme) as tmp:
+        tmp.write_text(new)
+    return True
+
+
 def pipeline_steps() -> list[Step]:
     return [
         Step("kernels", step_kernels, title="kernel benchmark and kernel figures"),
@@ -206,6 +288,13 @@ def make_figures(out_dir: str | Path | None = None, *, quick: bool = False, seed
     start = time.perf_counter()
     outcomes = run_steps(pipeline_steps() if steps is None else steps, ctx)
     md, csv = write_summary(ctx, outcomes)
+    if "headline" in ctx.results:
+        ctx.results["headline"]["pipeline_seconds"] = {
+            o.name: round(o.seconds, 1) for o in outcomes}
+        cache.save_json(out / "headline.json", ctx.results["headline"])
+    if not quick and steps is None and out == cache.REPO_ROOT / "figures" \
+            and "headline" in ctx.results:
+        update_readme(cache.REPO_ROOT / "README.md", ctx.results["headline"])
     failed = [o for o in outcomes if o.status != "ok"]
     print(f"figures: {sum(p.exists() for p in ctx.figures)} PNG files, {md.name}, {csv.name} "
           f"in {out} ({time.perf_counter() - start:.0f} s)")

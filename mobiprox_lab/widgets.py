@@ -27,16 +27,18 @@ class TraceData:
     """One trace ready for interactive simulation.
 
     probs : prepared softmax of every config on every step (``control.prepare``).
-    energy_by_config : (n_configs,) relative inference energy; conf_correct / conf_wrong:
-    (n_configs, n_classes); inference_share: exact inference / phone energy per window.
+    relative_energy : (n_configs,) energy per inference relative to exact (from measured
+    speedup); conf_correct / conf_wrong : (n_configs, n_classes), from the tune split;
+    shares : {"continuous": 1.0, "duty_cycled": s}: the exact inference's share of the
+    phone's energy in each regime (``experiments.TaskSetup.shares``).
     """
 
     trace: object
     probs: control.PreparedProbs
-    energy_by_config: np.ndarray
+    relative_energy: np.ndarray
     conf_correct: np.ndarray
     conf_wrong: np.ndarray
-    inference_share: float
+    shares: dict
 
     @property
     def n_configs(self) -> int:
@@ -48,8 +50,9 @@ def trace_data(setup, trace) -> TraceData:
     from . import experiments
 
     probs = control.prepare(experiments.trace_probs(setup, trace, progress=False))
-    return TraceData(trace, probs, setup.energy_by_config, setup.conf_correct,
-                     setup.conf_wrong, setup.inference_share)
+    conf_correct, conf_wrong = setup.confidence_tables()
+    return TraceData(trace, probs, setup.relative_energy, conf_correct, conf_wrong,
+                     dict(setup.shares))
 
 
 def _slider(kind, description, **kw):
@@ -102,6 +105,11 @@ class ControllerPlayground:
                               max=1.0, step=0.01),
             "index": _slider(W.IntSlider, "static index", value=1, min=0, max=1),
         }
+        self.regime_w = W.ToggleButtons(options=[("continuous", "continuous"),
+                                                 ("duty-cycled", "duty_cycled")],
+                                        description="energy regime")
+        self.share_w = _slider(W.FloatLogSlider, "inference share", value=1.0, base=10,
+                               min=-4, max=0, step=0.05, readout_format=".4f")
         self.uses = {
             "state": ("window", "vote_limit"), "kalman": ("q", "r", "lower", "upper"),
             "confidence": ("lower_frac", "upper_frac"), "budget (state)": ("target",),
@@ -115,12 +123,13 @@ class ControllerPlayground:
         self.last_seconds = float("nan")
         self.result: control.SimResult | None = None
         controls = W.VBox([self.trace_w, self.ctrl_w, self.factor_w,
-                           *self.params.values(), self.start_w])
+                           *self.params.values(), self.regime_w, self.share_w, self.start_w])
         self.widget = W.VBox([W.HBox([controls, self.metrics]), self.plot])
-        for w in (self.trace_w, self.ctrl_w, self.factor_w, self.start_w,
-                  *self.params.values()):
+        for w in (self.trace_w, self.ctrl_w, self.factor_w, self.start_w, self.regime_w,
+                  self.share_w, *self.params.values()):
             w.observe(self._on_change, names="value")
         self._sync_ranges()
+        self._sync_share()
         self.update()
 
     # ----------------------------------------------------------------- controllers
@@ -139,11 +148,11 @@ class ControllerPlayground:
                 d.n_configs, d.conf_correct, d.conf_wrong, factor=p["factor"],
                 **get(p, "lower_frac", "upper_frac")),
             "budget (state)": lambda d, p: control.BudgetController(
-                control.StateController(d.n_configs, factor=p["factor"]), d.energy_by_config,
-                max(p["target"], float(d.energy_by_config.min() / d.energy_by_config[0]))),
+                control.StateController(d.n_configs, factor=p["factor"]), d.relative_energy,
+                max(p["target"], float(d.relative_energy.min() / d.relative_energy[0]))),
             "static": lambda d, p: control.StaticController(
                 d.n_configs, min(p["index"], d.n_configs - 1)),
-            "oracle": lambda d, p: control.OracleController(d.n_configs, d.energy_by_config),
+            "oracle": lambda d, p: control.OracleController(d.n_configs, d.relative_energy),
         })
 
     def add_controller(self, name: str, factory: Callable[[int], control.Controller]) -> None:
@@ -160,16 +169,25 @@ class ControllerPlayground:
         data = self.traces[self.trace_w.value]
         self.params["index"].max = data.n_configs - 1
         # a list with no cheaper configuration leaves the budget slider pinned at 1.0
-        cheapest = float(data.energy_by_config.min() / data.energy_by_config[0])
+        cheapest = float(data.relative_energy.min() / data.relative_energy[0])
         self.params["target"].min = min(round(cheapest, 2) + 0.01, self.params["target"].max)
         self.start_w.max = max(0, len(data.trace) - self.window_steps)
         used = self.uses.get(self.ctrl_w.value, ())
         for name, w in self.params.items():
             w.layout.display = None if name in used else "none"
 
+    def _sync_share(self) -> None:
+        """Set the share slider to the selected trace's share in the selected regime."""
+        share = self.traces[self.trace_w.value].shares[self.regime_w.value]
+        self.share_w.unobserve(self._on_change, names="value")
+        self.share_w.value = max(share, 10 ** self.share_w.min)
+        self.share_w.observe(self._on_change, names="value")
+
     def _on_change(self, change) -> None:
         if change["owner"] in (self.trace_w, self.ctrl_w):
             self._sync_ranges()
+        if change["owner"] in (self.trace_w, self.regime_w):
+            self._sync_share()
         self.update()
 
     def current_params(self) -> dict:
@@ -181,8 +199,8 @@ class ControllerPlayground:
         """Run the selected controller on the selected trace (all steps)."""
         data = self.traces[self.trace_w.value]
         ctrl = self.factories[self.ctrl_w.value](data, self.current_params())
-        res = control.simulate(data.probs, ctrl, data.energy_by_config, labels=data.trace.y,
-                               inference_share=data.inference_share)
+        res = control.simulate(data.probs, ctrl, data.relative_energy,
+                               inference_share=self.share_w.value)
         res.controller = f"{self.ctrl_w.value} x{self.factor_w.value}"
         return res
 
@@ -191,7 +209,7 @@ class ControllerPlayground:
         data = self.traces[self.trace_w.value]
         res = self.result = self.simulate()
         s = res.summary()
-        self.metrics.value = metrics_html(s, data.trace)
+        self.metrics.value = metrics_html(s, data.trace, res, self.regime_w.value)
         self.plot.clear_output(wait=True)
         with self.plot:
             fig = control_plots.plot_adaptation_trace(data.trace, res, start=self.start_w.value,
@@ -201,15 +219,21 @@ class ControllerPlayground:
         self.last_seconds = time.perf_counter() - start
 
 
-def metrics_html(summary: dict, trace) -> str:
-    """The playground's metric panel as HTML."""
+def metrics_html(summary: dict, trace, result: control.SimResult, regime: str) -> str:
+    """The playground's metric panel as HTML. Accuracy counts the trace's labelled steps
+    only (transitions / unlabelled stretches are scored by agreement with exact)."""
+    known = np.asarray(trace.y) >= 0
+    acc = float(np.mean(result.pred[known] == trace.y[known])) if known.any() else np.nan
+    base = float(np.mean(result.baseline_pred[known] == trace.y[known])) if known.any() \
+        else np.nan
     rows = [
-        ("steps", f"{summary['steps']:,} ({trace.duration_s / 3600:.2f} h)"),
-        ("accuracy", f"{100 * summary['accuracy']:.2f} % (exact "
-                     f"{100 * summary['baseline_accuracy']:.2f} %)"),
+        ("steps", f"{summary['steps']:,} ({trace.duration_s / 3600:.2f} h; "
+                  f"{int(known.sum()):,} labelled)"),
+        ("accuracy (labelled)", f"{100 * acc:.2f} % (exact {100 * base:.2f} %)"),
         ("agreement with exact", f"{100 * summary['agreement']:.2f} %"),
         ("relative inference energy", f"{summary['relative_inference_energy']:.4f}"),
-        ("system-wide energy saving", f"{100 * summary['system_saving']:.2f} %"),
+        (f"system-wide saving, {regime.replace('_', '-')}",
+         f"{100 * summary['system_saving']:.3f} % (share {summary['inference_share']:.4f})"),
         ("switches", f"{summary['switches']:,}"),
         ("mean config index", f"{summary['mean_index']:.2f}"),
     ]
@@ -244,7 +268,7 @@ class ConfigExplorer:
                   ("measured speedup", "speedup", "{:.2f}x"),
                   ("test accuracy", "accuracy", "{:.2f} %"),
                   ("QoS loss (test)", "qos_loss", "{:.2f} pp"),
-                  ("relative inference energy", "rel_inference_energy", "{:.3f}")]
+                  ("relative energy", "relative_energy", "{:.3f}")]
         cells = "".join(f"<tr><td>{label}</td><td><b>{fmt.format(row[col])}</b></td></tr>"
                         for label, col, fmt in fields if col in row and pd.notna(row[col]))
         self.info.value = f"<table>{cells}</table>"

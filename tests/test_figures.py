@@ -1,9 +1,14 @@
 """The figure pipeline in quick mode writes every expected, non-blank figure and the summary."""
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from mobiprox_lab import figures
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
@@ -14,10 +19,56 @@ def test_quick_pipeline_writes_every_figure(tmp_path):
         figures.check_png(tmp_path / f"{name}.png")
     summary = (tmp_path / "summary.md").read_text()
     for heading in ("baseline accuracy", "configurations har", "configurations kws",
-                    "controllers", "headline", "kernel ratios", "energy model fit"):
+                    "candidates har", "controllers", "kernel ratios", "energy model fit",
+                    "energy accounting check"):
         assert f"## {heading}" in summary
     table = pd.read_csv(tmp_path / "summary.csv")
-    assert {"controllers", "headline"} <= set(table["table"])
+    assert {"controllers", "energy accounting check"} <= set(table["table"])
+    assert (table.loc[table["table"] == "energy accounting check", "abs_error"] < 1e-9).all()
+    head = json.loads((tmp_path / "headline.json").read_text())
+    _check_headline(head)
+    assert figures.results_markdown(head).count("\n") >= 6
+
+
+def _check_headline(head: dict) -> None:
+    assert set(head) - {"pipeline_seconds"} == {"har", "kws"}
+    for task in ("har", "kws"):
+        h = head[task]
+        assert 0 <= h["test_accuracy"] <= 1
+        assert h["n_configs"] == len(h["measured_speedup"]) == len(h["relative_energy"])
+        assert h["measured_speedup"][0] == 1.0 and h["relative_energy"][0] == 1.0
+        assert h["cost_model_median_error"] >= 0
+        for t in h["traces"].values():
+            assert {"oracle_saving_continuous", "best_controller", "n_units"} <= set(t)
+            if t["best_controller"] is not None:
+                assert t["loss_pp"] <= 1.0
+                assert {"saving_continuous", "saving_duty_cycled", "saving_continuous_ci",
+                        "best_static_saving_continuous"} <= set(t)
+
+
+def test_readme_results_match_the_committed_headline():
+    """The README's results block is what ``results_markdown`` renders from the committed
+    ``figures/headline.json`` (``make figures`` regenerates both)."""
+    head = json.loads((REPO / "figures" / "headline.json").read_text())
+    _check_headline(head)
+    readme = (REPO / "README.md").read_text()
+    block = readme.split(figures.RESULTS_BEGIN, 1)[1].split(figures.RESULTS_END, 1)[0]
+    expected = "\n\n".join(b for b in (figures.results_markdown(head),
+                                         figures.timings_markdown(head)) if b)
+    assert block.strip() == expected.strip()
+
+
+def test_update_readme_replaces_only_the_block(tmp_path):
+    head = json.loads((REPO / "figures" / "headline.json").read_text())
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{figures.RESULTS_BEGIN}\nstale\n{figures.RESULTS_END}\noutro\n")
+    assert figures.update_readme(readme, head)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("outro\n") and "stale" not in text
+    assert not figures.update_readme(readme, head)  # idempotent
+    readme.write_text("no markers")
+    with pytest.raises(ValueError, match="readme"):
+        figures.update_readme(readme, head)
 
 
 def test_check_png_rejects_blank_and_tiny_images(tmp_path):

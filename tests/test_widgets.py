@@ -21,7 +21,8 @@ def _trace_data(n_configs: int, steps: int = 3000, n_classes: int = 5) -> widget
     energy = np.linspace(1.0, 0.4, n_configs)
     conf_c = np.full((n_configs, n_classes), 0.9)
     conf_w = np.full((n_configs, n_classes), 0.5)
-    return widgets.TraceData(trace, control.prepare(probs), energy, conf_c, conf_w, 0.2)
+    return widgets.TraceData(trace, control.prepare(probs), energy, conf_c, conf_w,
+                             {"continuous": 1.0, "duty_cycled": 0.02})
 
 
 def test_every_controller_and_slider_updates_the_metrics():
@@ -35,6 +36,20 @@ def test_every_controller_and_slider_updates_the_metrics():
     assert pg.metrics.value != before
     assert pg.result.summary()["relative_inference_energy"] == pytest.approx(0.4)
     assert pg.last_seconds < 5.0  # interactive (the 24 h trace target is benchmarked)
+
+
+def test_energy_regime_and_share_controls():
+    pg = widgets.ControllerPlayground({"many": _trace_data(6)}, window_steps=500)
+    pg.ctrl_w.value = "static"
+    pg.params["index"].value = 5  # relative energy 0.4: saves 60 % of the inference energy
+    assert pg.share_w.value == pytest.approx(1.0)
+    assert pg.result.summary()["system_saving"] == pytest.approx(0.6)
+    pg.regime_w.value = "duty_cycled"
+    assert pg.share_w.value == pytest.approx(0.02)
+    assert pg.result.summary()["system_saving"] == pytest.approx(0.02 * 0.6)
+    assert "duty-cycled" in pg.metrics.value
+    pg.share_w.value = 0.1  # the user's own share
+    assert pg.result.summary()["system_saving"] == pytest.approx(0.1 * 0.6, rel=1e-3)
 
 
 def test_a_list_without_cheaper_configurations_still_builds():
@@ -63,7 +78,7 @@ def test_custom_controller_joins_the_dropdown():
 def test_config_explorer_shows_each_configuration():
     configs = pd.DataFrame({"name": ["conf0", "conf1"], "config": [{}, {"a": 121}],
                             "speedup": [1.0, 1.5], "accuracy": [90.0, 89.0],
-                            "qos_loss": [0.0, 1.0], "rel_inference_energy": [1.0, 0.7]})
+                            "qos_loss": [0.0, 1.0], "relative_energy": [1.0, 0.7]})
     ex = widgets.ConfigExplorer(configs, ["a", "b"])
     ex.pick.value = 1
     assert "1.50x" in ex.info.value and "0.700" in ex.info.value

@@ -29,7 +29,13 @@ def plot_adaptation_trace(trace, result, *, start: int = 0, steps: int | None = 
     fig, axes = plt.subplots(3, 1, figsize=(11, 7.2), sharex=True,
                              gridspec_kw={"height_ratios": [2.2, 1.2, 1.2]})
     ax = axes[0]
-    ax.step(t, trace.y[sl], where="post", color="0.55", lw=2.4, label="true class")
+    y = np.asarray(trace.y[sl], dtype=float)
+    marked = y < 0  # transitions / unlabelled stretches: no true class
+    if marked.any():
+        ax.fill_between(t, -0.5, len(trace.labels) - 0.5, where=marked, step="post",
+                        color="0.88", lw=0, label="transition / unlabelled")
+    ax.step(t, np.where(marked, np.nan, y), where="post", color="0.55", lw=2.4,
+            label="true class")
     ax.step(t, result.baseline_pred[sl], where="post", color="tab:blue", lw=1.0,
             label="exact model's prediction")
     wrong = ~result.agree[sl]
@@ -117,23 +123,30 @@ def plot_controller_comparison(table: pd.DataFrame, *, regime: str = "continuous
 
 
 def plot_energy_calibration(speedup, relative_energy, fit, *, path=None):
-    """Measured relative energy vs measured speedup, the fitted model and 1/speedup.
+    """Measured relative energy vs measured speedup, the fitted law and 1/speedup.
 
-    ``fit`` is an :class:`~mobiprox_lab.energy.FitResult` (anything with ``predict(s)``
-    and ``rmse``).
+    ``fit`` is an :class:`~mobiprox_lab.energy.FitResult` (anything with ``predict(s)``,
+    ``params`` and ``rmse``). The shaded band is the speedup range the law was fitted on;
+    outside it the law is an extrapolation.
     """
     s = np.asarray(speedup, dtype=float)
     e = np.asarray(relative_energy, dtype=float)
-    grid = np.linspace(1.0, max(1.35, s.max() * 1.05), 200)
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    ax.scatter(s, e, color="tab:blue", zorder=3, label="authors' phone measurements")
+    grid = np.linspace(0.8, max(2.0, s.max() * 1.05), 300)
+    fig, ax = plt.subplots(figsize=(6.6, 4.5))
+    ax.axvspan(s.min(), s.max(), color="tab:blue", alpha=0.08,
+               label="speedups the authors measured (fit range)")
+    ax.scatter(s, e, color="tab:blue", zorder=3,
+               label="authors' phone: whole-phone energy, continuous inference")
+    k = fit.params.get("k", np.nan)
     ax.plot(grid, fit.predict(grid), color="tab:red",
-            label=f"fitted energy model (rmse {fit.rmse:.3f})")
+            label=f"law used: speedup^-{k:.2f} (rmse {fit.rmse:.3f})")
     ax.plot(grid, 1 / grid, color="0.5", ls="--", label="energy = 1 / speedup")
+    ax.axhline(1.0, color="0.3", lw=0.6)
+    ax.axvline(1.0, color="0.3", lw=0.6)
     ax.set_xlabel("measured speedup over exact (x)")
-    ax.set_ylabel("energy relative to exact")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("energy per inference relative to exact")
+    ax.legend(fontsize=7.5)
     ax.grid(alpha=0.3)
-    ax.set_title("Energy model calibrated on the authors' HAR configurations")
+    ax.set_title("Energy law calibrated on the authors' HAR configurations 1-9")
     fig.tight_layout()
     return save(fig, path)
