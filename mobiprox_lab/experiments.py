@@ -156,7 +156,7 @@ def build_trace(name: str, setup: TaskSetup, *, quick: bool = False, seed: int =
         elif name == "har_day":
             trace = traces.har_day(setup.splits, hours=2.0 if quick else 24.0, seed=seed)
         else:
-            trace = traces.kws_context(splits=setup.splits, minutes=5.0 if quick else 30.0,
+            trace = traces.kws_context(splits=setup.splits, minutes=5.0 if quick else 15.0,
                                        seed=seed, quick=quick)
         setup.traces[key] = trace
     return setup.traces[key]
