@@ -736,7 +736,7 @@ class _Payload:
     Pickles (with cloudpickle: the runtime's execution steps are closures) to a blob made
     once per payload; a worker process unpickles a given payload once and keeps it
     (``_WORKER_PAYLOADS``), so later tasks only pay for moving the bytes (process pools) or
-    nothing at all (a Dask client, which scatters the payload to every worker up front).
+    nothing at all (a Dask client, which holds the payload as one task's result).
     """
 
     def __init__(self, model, x: np.ndarray, key: str) -> None:
@@ -770,6 +770,11 @@ def _payload_from_blob(key: str, parent_pid: int, blob: bytes) -> _Payload:
     return payload
 
 
+def _identity(value):
+    """Executor task returning its argument: ships a payload as a recomputable result."""
+    return value
+
+
 def _remote_logits(payload: _Payload, config: dict, backend: str, batch_size: int) -> np.ndarray:
     """Executor task: logits of one configuration on the payload's inputs."""
     if os.getpid() != payload.parent_pid:
@@ -787,8 +792,9 @@ def map_logits(model, configs: Sequence[Mapping[str, int]], x: np.ndarray, *, ex
     """Yield ``(i, logits float32 (N, n_classes))`` for every configuration, as each finishes.
 
     executor : None (run here, in order), a ``concurrent.futures`` executor, or a
-        ``dask.distributed.Client`` (the model and ``x`` are scattered to every worker once
-        per client and kept there for later calls with the same model and inputs).
+        ``dask.distributed.Client`` (the model and ``x`` are shipped once per client as a
+        task's result, kept for later calls with the same model and inputs, and recomputed
+        by the scheduler if the workers holding them die).
         Either way the logits are those of :func:`batched_logits`; unfinished tasks are
         cancelled if the consumer stops early (e.g. on KeyboardInterrupt).
     """
@@ -814,7 +820,10 @@ def map_logits(model, configs: Sequence[Mapping[str, int]], x: np.ndarray, *, ex
             if payload.key not in scattered:
                 if len(scattered) >= 3:  # keep a few (tune / test inputs), free the oldest
                     scattered.pop(next(iter(scattered)))
-                scattered[payload.key] = executor.scatter(payload, broadcast=True, hash=False)
+                # a task, not scatter(): the scheduler can recompute a task's result when
+                # the workers holding it die; scattered data lost with every replica
+                # cancels the tasks that need it (FutureCancelledError)
+                scattered[payload.key] = executor.submit(_identity, payload, pure=False)
             payload = scattered[payload.key]
         else:
             from concurrent.futures import as_completed

@@ -118,28 +118,16 @@ def test_dask_local_cluster_matches_serial(toy):
     distributed = pytest.importorskip("distributed")
     model, tune, _ = toy
     serial = tuner.single_op_profile(model, tune, cache=False, progress=False)
-    # One retry on a cancelled future. Cause (reproduced by SIGKILLing both workers
-    # mid-run): map_logits *scatters* the model and inputs (broadcast to both workers);
-    # scattered data has no task to recompute it, so if the cluster loses every replica
-    # (here: both workers restarted on a loaded 2-core machine, seen once in a cold run)
-    # the scheduler logs "lost scattered data, which can't be recovered", forgets the tasks
-    # that need it and the client raises FutureCancelledError (reason "unknown"). One
-    # worker lost is survived. The fix belongs in profiler.map_logits (submit the payload
-    # as a task, which the scheduler recomputes); until then, retry once. The results are
-    # still compared exactly.
-    for attempt in range(2):
-        try:
-            with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                          dashboard_address=None) as cluster, \
-                    distributed.Client(cluster) as client:
-                remote = tuner.single_op_profile(model, tune, executor=client, cache=False,
-                                                 progress=False)
-                acc = tuner.empirical_qos(model, [{}, {"0": 231}], tune, executor=client,
-                                          cache=False, progress=False)
-            break
-        except distributed.client.FutureCancelledError:
-            if attempt:
-                raise
+    # map_logits ships the model and inputs as a task's result (not scatter()), so the
+    # scheduler recomputes them if the workers die (scattered data lost with every replica
+    # cancelled the tasks once in a cold CI run); no retry.
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        remote = tuner.single_op_profile(model, tune, executor=client, cache=False,
+                                         progress=False)
+        acc = tuner.empirical_qos(model, [{}, {"0": 231}], tune, executor=client,
+                                  cache=False, progress=False)
     np.testing.assert_allclose(remote.deltas, serial.deltas, atol=1e-5)
     np.testing.assert_array_equal(remote.accuracy, serial.accuracy)
     np.testing.assert_array_equal(acc, tuner.empirical_qos(model, [{}, {"0": 231}], tune,
