@@ -147,14 +147,20 @@ def timeshare_frontier(loss_pp, relative_energy) -> tuple[np.ndarray, np.ndarray
     return q[hull], e[hull]
 
 
+#: Losses within this many pp of a budget count as within it (float round-off).
+LOSS_TOLERANCE_PP = 1e-9
+
+
 def best_timeshare_energy(loss_pp, relative_energy, at_loss_pp: float) -> float:
     """The least relative energy a time-share of static configurations reaches with an
-    agreement loss of at most ``at_loss_pp``; NaN when even the best static loses more."""
+    agreement loss of at most ``at_loss_pp`` (+ :data:`LOSS_TOLERANCE_PP`); NaN when even
+    the best static loses more."""
     hq, he = timeshare_frontier(loss_pp, relative_energy)
     x = float(at_loss_pp)
     if not math.isfinite(x):
         raise ValueError(f"at_loss_pp: expected a finite number, got {at_loss_pp!r}")
-    if x < hq[0] - 1e-12:
+    x += LOSS_TOLERANCE_PP
+    if x < hq[0]:
         return math.nan
     if x >= hq[-1]:
         return float(he[-1])

@@ -71,14 +71,15 @@ def test_timeshare_beats_every_pair_mix(points, at):
     loss = np.array([p[0] for p in points])
     energy = np.array([p[1] for p in points])
     best = ev.best_timeshare_energy(loss, energy, at)
-    if loss.min() > at + 1e-9:
+    tol = ev.LOSS_TOLERANCE_PP
+    if loss.min() > at + tol:
         assert math.isnan(best)
         return
     for i in range(len(loss)):
         for j in range(len(loss)):
             for w in np.linspace(0, 1, 11):
                 lq = w * loss[i] + (1 - w) * loss[j]
-                if lq <= at + 1e-9:
+                if lq <= at + tol:
                     assert best <= w * energy[i] + (1 - w) * energy[j] + 1e-9
 
 
