@@ -364,8 +364,8 @@ def test_har_loader_root_damage_is_named(tmp_path_factory, damage, blob):
             f.write_bytes(f.read_bytes()[: len(f.read_bytes()) // 2])
         elif how == "garbage":
             f.write_text("x y z\n")
-        elif how == "extra_column":
-            f.write_text(f.read_text().replace("\n", " 1\n", 1))
+        elif how == "extra_column":  # bytes: an earlier damage may have left binary
+            f.write_bytes(f.read_bytes().replace(b"\n", b" 1\n", 1))
         else:
             f.write_bytes(blob)
     try:
