@@ -19,7 +19,7 @@ def test_quick_pipeline_writes_every_figure(tmp_path):
         figures.check_png(tmp_path / f"{name}.png")
     summary = (tmp_path / "summary.md").read_text()
     for heading in ("baseline accuracy", "configurations har", "configurations kws",
-                    "candidates har", "controllers", "kernel ratios", "energy model fit",
+                    "candidates har", "controllers", "kernel ratios", "energy law fit",
                     "energy accounting check"):
         assert f"## {heading}" in summary
     table = pd.read_csv(tmp_path / "summary.csv")
