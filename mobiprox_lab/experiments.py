@@ -41,7 +41,7 @@ TRACE_SEEDS = 5
 QUICK_TRACE_SEEDS = 2
 #: The temperatures the authors tried for the confidence controller (besides T = 1).
 AUTHORS_TEMPERATURES = (1.25, 1.5, 2.0)
-REGIMES = ("continuous", "duty_cycled")
+REGIMES = energy.REGIMES
 MAX_LOSS_PP = 1.0
 
 
@@ -121,24 +121,22 @@ def task_setup(task: str, *, quick: bool = False, seed: int = 0, trials: int | N
     setup = TaskSetup(task=task, trained=trained, tuned=tuned, model=tuned.model, splits=splits,
                       configs=configs, relative_energy=rel / rel[0],
                       relative_energy_b1=np.asarray(rel_b1) / rel_b1[0],
-                      shares=energy_shares(task, tuned), tune_probs=tune_probs,
+                      shares=energy_shares(tuned), tune_probs=tune_probs,
                       temperature=temperature)
     _SETUPS[key] = setup
     return setup
 
 
-def energy_shares(task: str, tuned) -> dict[str, float]:
+def energy_shares(tuned) -> dict[str, float]:
     """{"continuous", "duty_cycled"}: the exact inference's share of the phone's energy.
 
     Continuous inference: 1 (the energy law is the whole phone's energy under continuous
-    inference). Duty-cycled: one inference per sensing window, from the exact
-    configuration's measured batch-1 time on the profile's clock (``tuned.configs`` row 0)
-    and the task's phone profile (``energy.profile_for``).
+    inference, :mod:`mobiprox_lab.energy`). Duty-cycled: one inference per sensing window,
+    as the profile derived it from the exact configuration's measured batch-1 time and the
+    task's phone profile (``inference_share_duty_cycled`` of ``tuned.configs``).
     """
-    row = tuned.configs.iloc[0]
-    latency_s = float(row["cpu_b1_s"] if row["clock"] == "cpu" else row["latency_b1_s"])
-    return {regime: float(energy.inference_share_for(task, latency_s, regime=regime))
-            for regime in REGIMES}
+    return {"continuous": 1.0,
+            "duty_cycled": float(tuned.configs.at[0, "inference_share_duty_cycled"])}
 
 
 def build_trace(name: str, setup: TaskSetup, *, quick: bool = False, seed: int = 0,

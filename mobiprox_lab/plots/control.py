@@ -82,11 +82,11 @@ def plot_controller_comparison(table: pd.DataFrame, *, regime: str = "continuous
     for ax, name in zip(axes[0], traces, strict=True):
         sub = table[table["trace"] == name]
         statics = sub[sub["kind"] == "static"]
-        share = float(np.nanmedian(sub[col] / (1 - sub["relative_inference_energy"])
-                                   .where(lambda v: v.abs() > 1e-9)))
-        if len(statics) and np.isfinite(share):
-            hq, he = timeshare_frontier(statics["loss_pp"], statics["relative_inference_energy"])
-            ax.plot(hq, 100 * share * (1 - he), color="0.45", ls="--", lw=1.2,
+        if len(statics):
+            # savings mix linearly under time-sharing like energies: the hull of the
+            # statics' (loss, 1 - saving) in this regime is the best time-share
+            hq, he = timeshare_frontier(statics["loss_pp"], 1.0 - statics[col])
+            ax.plot(hq, 100 * (1.0 - he), color="0.45", ls="--", lw=1.2,
                     label="best static time-share")
         ax.scatter(statics["loss_pp"], 100 * statics[col], marker="s", s=22,
                    color=controller_colour("static"), label="static configurations", zorder=3)
