@@ -204,14 +204,14 @@ def controller_suite(setup: TaskSetup) -> dict[str, tuple[control.Controller, fl
         suite[f"static conf{i}"] = (control.StaticController(n, i), 1.0)
     temps = {"": 1.0, f" T={setup.temperature:.2f} (fitted)": setup.temperature}
     temps.update({f" T={t:g}": t for t in AUTHORS_TEMPERATURES})
+    tables = {label: setup.confidence_tables(t) for label, t in temps.items()}
     for factor in (1, 2):
         suite[f"naive x{factor}"] = (control.NaiveController(n, factor=factor), 1.0)
         suite[f"state x{factor}"] = (control.StateController(n, factor=factor), 1.0)
         suite[f"kalman x{factor}"] = (control.KalmanController(n, factor=factor), 1.0)
         for label, t in temps.items():
-            cc, cw = setup.confidence_tables(t)
             suite[f"confidence x{factor}{label}"] = (
-                control.ConfidenceController(n, cc, cw, factor=factor), t)
+                control.ConfidenceController(n, *tables[label], factor=factor), t)
     return suite
 
 
