@@ -311,7 +311,8 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
 def best_controller(table: pd.DataFrame, *, max_loss_pp: float = MAX_LOSS_PP) -> pd.Series | None:
     """The controller row (kind "controller") with the largest mean continuous saving at a
     mean agreement loss <= ``max_loss_pp``, or None when none qualifies."""
-    ok = table[(table["kind"] == "controller") & (table["loss_pp"] <= max_loss_pp + 1e-12)]
+    ok = table[(table["kind"] == "controller")
+               & (table["loss_pp"] <= max_loss_pp + evaluation.LOSS_TOLERANCE_PP)]
     if not len(ok):
         return None
     return ok.loc[ok["saving_continuous"].idxmax()]

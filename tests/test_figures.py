@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from mobiprox_lab import figures
+from mobiprox_lab.evaluation import LOSS_TOLERANCE_PP
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,7 +42,8 @@ def _check_headline(head: dict) -> None:
         for t in h["traces"].values():
             assert {"oracle_saving_continuous", "best_controller", "n_units"} <= set(t)
             if t["best_controller"] is not None:
-                assert t["loss_pp"] <= 1.0
+                # the headline's own budget: 1 pp up to float round-off of the unit mean
+                assert t["loss_pp"] <= 1.0 + LOSS_TOLERANCE_PP
                 assert {"saving_continuous", "saving_duty_cycled", "saving_continuous_ci",
                         "best_static_saving_continuous"} <= set(t)
 
