@@ -569,8 +569,8 @@ def model_fingerprint(model) -> str:
     """A 16-hex-digit hash of a model's operators and weights (cache keys, study names).
 
     Uses ``model.fingerprint`` when the model defines it, else hashes the ops table (names,
-    kinds, shapes, knobs) and the weights: ``model.module.state_dict()`` when present, else the
-    runtime's per-operator tensors (``ApproxModel`` keeps no module reference).
+    kinds, shapes, knobs) and the weights: ``model.module.state_dict()`` when present, else
+    ``model.named_tensors()`` (``ApproxModel`` keeps no module reference).
     """
     fp = getattr(model, "fingerprint", None)
     if isinstance(fp, str) and fp:
@@ -589,18 +589,12 @@ def model_fingerprint(model) -> str:
             h.update(np.ascontiguousarray(t.detach().cpu().numpy()).tobytes())
 
     module = getattr(model, "module", None)
-    op_list = getattr(model, "_op_list", None)
     if isinstance(module, torch.nn.Module):
         for name, t in module.state_dict().items():
             feed(name, t)
-    elif op_list is not None:
-        for op in op_list:
-            for key, value in sorted(getattr(op, "params", {}).items()):
-                if isinstance(value, torch.nn.Module):
-                    for name, t in value.state_dict().items():
-                        feed(f"{op.name}.{key}.{name}", t)
-                elif key != "exec":
-                    feed(f"{op.name}.{key}", value)
+    elif hasattr(model, "named_tensors"):
+        for name, t in model.named_tensors():
+            feed(name, t)
     else:
         raise ValueError(f"model: cannot fingerprint a {type(model).__name__}; expected an "
                          "ApproxModel, an object with a torch .module, or a .fingerprint str")

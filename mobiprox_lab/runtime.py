@@ -48,7 +48,7 @@ import contextlib
 import copy
 import operator
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -321,6 +321,28 @@ def _flatten_shape(shape: tuple[int, ...], start: int, end: int) -> tuple[int, .
 
 
 # ---------------------------------------------------------------------------- the model
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax float32 (N, C) of logits (N, C)."""
+    z = np.asarray(logits, np.float32)
+    z = z - z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    return z / z.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class RunState:
+    """A partial run of an :class:`ApproxModel` (:meth:`ApproxModel.run_prefix`).
+
+    backend : the backend it runs on. step : execution steps done so far.
+    values : the live intermediate values (runtime-internal layout; pass the state back to
+        ``advance`` / ``run_from`` rather than reading them).
+    """
+
+    backend: str
+    step: int
+    values: list
+
 
 @dataclass
 class _Step:
@@ -757,14 +779,9 @@ class ApproxModel:
         n_slots, _ = self._slots
         env: list = [None] * n_slots
         env[0] = torch.from_numpy(x) if backend == "reference" else x
+        out = self._execute_steps(self._plans[backend], env, kv, backend)
         if backend == "reference":
-            with torch.no_grad():
-                out = self._execute(self._plans[backend], env, kv)
             return out.numpy().astype(np.float32, copy=False)
-        from .kernels import _pool
-
-        with _pool.single_threaded_blas():  # once per inference, not once per kernel call
-            out = self._execute(self._plans[backend], env, kv)
         return np.ascontiguousarray(out, np.float32)
 
     def _execute(self, steps: list[_Step], env: list, kv: tuple[int, ...]):
@@ -793,10 +810,7 @@ class ApproxModel:
 
         out = np.empty((len(x), self.n_classes), np.float32)
         for i in tqdm(range(0, len(x), batch_size), desc="predict", disable=not progress):
-            z = self.run(x[i:i + batch_size], kv, backend=backend)
-            z = z - z.max(axis=1, keepdims=True)
-            np.exp(z, out=z)
-            out[i:i + batch_size] = z / z.sum(axis=1, keepdims=True)
+            out[i:i + batch_size] = softmax(self.run(x[i:i + batch_size], kv, backend=backend))
         return out
 
     def time_steps(self, x: np.ndarray, config=None, *, repeats: int = 5,
@@ -836,6 +850,84 @@ class ApproxModel:
                     t0 = clock()
                     env[st.out] = st.fn(*[env[i] for i in st.inputs], kv)
                     times[r, si] = clock() - t0
+
+    # ------------------------------------------------------------------ partial runs
+
+    def step_ops(self) -> list[tuple[str, ...]]:
+        """Op names executed by each execution step, in execution order (a step is an op
+        with the batch norm / ReLU fused into it; the same steps on both backends)."""
+        return [tuple(self._op_list[i].name for i in g) for g in self._groups]
+
+    def run_prefix(self, x: np.ndarray, upto: int, config=None, *,
+                   backend: str | None = None) -> RunState:
+        """Run the first ``upto`` execution steps (0 <= upto <= len(step_ops())) of ``x``
+        float32 (N, *input_shape) under ``config``; continue with :meth:`advance` /
+        :meth:`run_from` (each step may use its own configuration)."""
+        backend = self.backend if backend is None else backend
+        self._check_backend(backend)
+        x = self._check_x(x)
+        env: list = [None] * self._slots[0]
+        env[0] = torch.from_numpy(x) if backend == "reference" else x
+        state = RunState(backend, 0, env)
+        return self.advance(state, config, steps=upto)
+
+    def advance(self, state: RunState, config=None, *, steps: int = 1) -> RunState:
+        """Run the next ``steps`` execution steps of ``state`` in place under ``config``."""
+        if not isinstance(state, RunState):
+            raise ValueError(f"state: expected a RunState (run_prefix), got "
+                             f"{type(state).__name__}")
+        plan = self._plans[state.backend]
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0 \
+                or state.step + steps > len(plan):
+            raise ValueError(f"steps: expected an int in [0, {len(plan) - state.step}] "
+                             f"(steps left after step {state.step}), got {steps!r}")
+        kv = self._kv if config is None else self._vector(config)
+        self._execute_steps(plan[state.step:state.step + steps], state.values, kv,
+                            state.backend)
+        state.step += int(steps)
+        return state
+
+    def run_from(self, state: RunState, config=None) -> np.ndarray:
+        """Logits float32 (N, n_classes) of the remaining steps of ``state`` under ``config``
+        (as :meth:`run` returns them); ``state`` itself is left as it was."""
+        if not isinstance(state, RunState):
+            raise ValueError(f"state: expected a RunState (run_prefix), got "
+                             f"{type(state).__name__}")
+        values = list(state.values)
+        if state.backend == "numba":  # numba steps may overwrite an input they alone use
+            values = [v.copy() if isinstance(v, np.ndarray) and i else v
+                      for i, v in enumerate(values)]
+        kv = self._kv if config is None else self._vector(config)
+        out = self._execute_steps(self._plans[state.backend][state.step:], values, kv,
+                                  state.backend)
+        if state.backend == "reference":
+            return out.numpy().astype(np.float32, copy=False)
+        return np.ascontiguousarray(out, np.float32)
+
+    def _execute_steps(self, steps: list[_Step], env: list, kv: tuple[int, ...], backend: str):
+        """``_execute`` under ``run``'s execution context: no grad (reference) or one BLAS
+        thread, set once per call rather than once per kernel call (numba)."""
+        if backend == "reference":
+            with torch.no_grad():
+                return self._execute(steps, env, kv)
+        from .kernels import _pool
+
+        with _pool.single_threaded_blas():
+            return self._execute(steps, env, kv)
+
+    # ------------------------------------------------------------------ introspection
+
+    def named_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """Every operator's tensors as ``(name, tensor)`` in execution order, as traced (before
+        batch-norm folding): ``"<op>.<param>"`` (``w``, ``b``) and ``"<op>.<param>.<entry>"``
+        for a module's state (a batch norm's running statistics). Used for fingerprints."""
+        for op in self._op_list:
+            for key, value in sorted(op.params.items()):
+                if isinstance(value, nn.Module):
+                    for name, t in value.state_dict().items():
+                        yield f"{op.name}.{key}.{name}", t
+                elif isinstance(value, torch.Tensor):
+                    yield f"{op.name}.{key}", value
 
     def __repr__(self) -> str:
         return (f"ApproxModel({len(self._op_list)} ops, {len(self.tunable_ops)} tunable, "

@@ -338,3 +338,42 @@ def test_time_steps_with_a_cpu_clock():
         assert list(steps.columns) == ["step", "ops", "seconds"]
         assert (steps["seconds"] >= 0).all() and steps["seconds"].sum() > 0
         assert sum(len(ops) for ops in steps["ops"]) == len(am.ops)
+
+
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+def test_partial_runs_match_run(backend):
+    """run_prefix / advance / run_from give run's logits bit for bit, from every step, and
+    run_from leaves the state it starts from intact (numba steps may work in place)."""
+    torch.manual_seed(6)
+    am = ApproxModel(_perturb_bn(_Residual()), (2, 8, 8))
+    x = _x((2, 8, 8), 3)
+    cfg = {n: 12 for n in am.tunable_ops} | {"conv2": 233}
+    steps = am.step_ops()
+    assert [op for ops in steps for op in ops] == list(am.ops.name)
+    assert [ops[0] for ops in steps] == list(am.time_steps(x, repeats=1)["step"])
+    want = am.run(x, cfg, backend=backend)
+    state = am.run_prefix(x, 0, backend=backend)
+    for s in range(len(steps) + 1):
+        assert state.step == s
+        for _ in range(2):  # twice from the same state
+            np.testing.assert_array_equal(am.run_from(state, cfg), want)
+        np.testing.assert_array_equal(am.run_from(am.run_prefix(x, s, cfg, backend=backend),
+                                                  cfg), want)
+        np.testing.assert_array_equal(am.run_from(am.run_prefix(x, s, backend=backend)),
+                                      am.run(x, backend=backend))  # current config: exact
+        if s < len(steps):
+            assert am.advance(state, cfg) is state
+    with pytest.raises(ValueError, match="steps: expected an int in"):
+        am.advance(state, cfg)
+    with pytest.raises(ValueError, match="state: expected a RunState"):
+        am.run_from([x], cfg)
+
+
+def test_named_tensors_cover_weights_and_bn_statistics():
+    torch.manual_seed(7)
+    net = _perturb_bn(_Residual())
+    am = ApproxModel(net, (2, 8, 8))
+    named = dict(am.named_tensors())
+    assert torch.equal(named["conv1.w"], net.conv1.weight)
+    assert torch.equal(named["bn2.bn.running_var"], net.bn2.running_var)
+    assert "conv2.b" not in named and all(isinstance(t, torch.Tensor) for t in named.values())

@@ -17,8 +17,8 @@ The profile is cached one file per (op, knob) under
 ``cache_dir("tuning", "singleop", <model>-<data>-<backend>)``, each written atomically as it
 finishes: an interrupted profile loses only the item(s) in flight, and a rerun computes
 only what is missing. Serially, the exact prefix of the network before an op is computed
-once per op and reused for all its knobs (the runtime's reference execution plan, checked
-against ``ApproxModel.run`` first); with an ``executor`` every (op, knob) is one full-run
+once per op and reused for all its knobs (``ApproxModel.run_prefix`` / ``run_from`` on the
+reference backend); with an ``executor`` every (op, knob) is one full-run
 task (see :func:`mobiprox_lab.profiler.map_logits`).
 """
 
@@ -212,68 +212,6 @@ def _pair_file(folder: Path, op: str, k: int) -> Path:
     return folder / f"pair-{safe}-{tag}-{k}.npz"
 
 
-class _PrefixRunner:
-    """Runs the reference plan of an ``ApproxModel`` from a cached exact prefix.
-
-    Relies on the runtime's execution plan (``_plans["reference"]``: steps with ``fn``,
-    ``inputs``, ``out``, ``free``, ``ops``; ``_slots``; ``_out_slot``); :meth:`create`
-    returns None when the model has no such plan or the plan disagrees with ``run``.
-    """
-
-    def __init__(self, model) -> None:
-        self.steps = model._plans["reference"]
-        self.n_slots = model._slots[0]
-        self.out_slot = model._out_slot
-
-    @classmethod
-    def create(cls, model, x: np.ndarray, baseline: np.ndarray) -> _PrefixRunner | None:
-        try:
-            runner = cls(model)
-            kv = tuple([EXACT] * len(model.ops))
-            xb = x[: min(len(x), 16)]
-            env = runner.start(xb)
-            mid = len(runner.steps) // 2
-            for s in range(mid):
-                env = runner.advance(env, s, kv)
-            z = runner.finish(env, mid, kv)
-            if np.allclose(z, baseline[: len(xb)], rtol=1e-4, atol=1e-4):
-                return runner
-        except Exception:  # noqa: BLE001 - any mismatch: use full runs instead
-            return None
-        return None
-
-    def start(self, x: np.ndarray) -> list:
-        import torch
-
-        env: list = [None] * self.n_slots
-        env[0] = torch.from_numpy(np.ascontiguousarray(x))
-        return env
-
-    def _step(self, env: list, s: int, kv) -> None:
-        st = self.steps[s]
-        env[st.out] = st.fn(*[env[i] for i in st.inputs], kv)
-        for f in st.free:
-            env[f] = None
-
-    def advance(self, env: list, s: int, kv) -> list:
-        """Execute step ``s`` in place (the exact prefix grows by one step)."""
-        import torch
-
-        with torch.no_grad():
-            self._step(env, s, kv)
-        return env
-
-    def finish(self, env: list, s: int, kv) -> np.ndarray:
-        """Logits of steps ``s..`` run from (a copy of) ``env`` under ``kv``."""
-        import torch
-
-        env = list(env)
-        with torch.no_grad():
-            for t in range(s, len(self.steps)):
-                self._step(env, t, kv)
-        return env[self.out_slot].numpy().astype(np.float32, copy=False)
-
-
 def single_op_profile(model, data, *, ops: Sequence[str] | None = None, executor=None,
                       backend: str = "reference", batch_size: int = 256, cache: bool = True,
                       progress: bool = True) -> SingleOpProfile:
@@ -324,10 +262,7 @@ def single_op_profile(model, data, *, ops: Sequence[str] | None = None, executor
             _store(_pair_file(folder, *pair), logits)
 
     if pending:
-        runner = None
-        if executor is None and backend == "reference":
-            runner = _PrefixRunner.create(model, x, baseline)
-        if runner is None:
+        if executor is not None or backend != "reference" or not hasattr(model, "run_prefix"):
             configs = [{op: k} for op, k in pending]
             for i, logits in map_logits(model, configs, x, executor=executor, backend=backend,
                                         batch_size=batch_size, progress=progress,
@@ -337,37 +272,36 @@ def single_op_profile(model, data, *, ops: Sequence[str] | None = None, executor
             bar = tqdm(total=len(pending), desc="single-op profile", disable=not progress,
                        leave=False)
             try:
-                _prefix_profile(model, runner, cost, x, pending, batch_size, done, bar)
+                _prefix_profile(model, cost, x, pending, batch_size, done, bar)
             finally:
                 bar.close()
     return SingleOpProfile.from_outputs(ops, op_knobs, y, baseline, outputs)
 
 
-def _prefix_profile(model, runner: _PrefixRunner, cost: CostModel, x: np.ndarray,
-                    pending: list[tuple[str, int]], batch_size: int, done, bar) -> None:
-    """Serial single-op profile: per step of the plan, the exact prefix of every batch is
-    kept (one step at a time) and each pending (op, knob) of the step runs only the rest."""
+def _prefix_profile(model, cost: CostModel, x: np.ndarray, pending: list[tuple[str, int]],
+                    batch_size: int, done, bar) -> None:
+    """Serial single-op profile: per execution step, the exact prefix of every batch is
+    kept (``ApproxModel.run_prefix``, advanced one step at a time) and each pending
+    (op, knob) of the step runs only the rest (``ApproxModel.run_from``)."""
     exact = [EXACT] * len(cost.names)
+    step_of = {op: s for s, ops in enumerate(model.step_ops()) for op in ops}
     by_step: dict[int, list[tuple[str, int]]] = {}
-    step_of = {}
-    for s, st in enumerate(runner.steps):
-        for i in st.ops:
-            step_of[cost.names[i]] = s
     for pair in pending:
         by_step.setdefault(step_of[pair[0]], []).append(pair)
-    batches = [runner.start(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
     kv_exact = tuple(exact)
-    for s in range(len(runner.steps)):
+    batches = [model.run_prefix(x[i:i + batch_size], 0, kv_exact, backend="reference")
+               for i in range(0, len(x), batch_size)]
+    for s in range(max(by_step, default=-1) + 1):
         for op, k in by_step.get(s, []):
             kv = list(exact)
             kv[cost.index[op]] = k
             kv = tuple(kv)
-            done((op, k), np.concatenate([runner.finish(env, s, kv) for env in batches]))
+            done((op, k), np.concatenate([model.run_from(state, kv) for state in batches]))
             bar.update()
-        if s == max(by_step, default=-1):
+        if s == max(by_step):
             break
-        for env in batches:
-            runner.advance(env, s, kv_exact)
+        for state in batches:
+            model.advance(state, kv_exact)
 
 
 def cache_key_of(model, x: np.ndarray, y: np.ndarray, backend: str) -> str:
