@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     probs, labels = control.make_synthetic_probs(args.steps, args.configs, args.classes, seed=0)
     n = args.configs
     energy = np.linspace(1.0, 0.78, n)
-    prep = control.prepare(probs)
+    prep = control.prepare_probs(probs)
     cc, cw = control.confidence_tables(prep, labels)
     ctrls: list[control.Controller] = [control.NoController(n), control.StaticController(n, n // 2)]
     for f in (1, 2):

@@ -266,7 +266,7 @@ def test_budget_hand_worked():
 def test_budget_meets_target_on_a_24_hour_trace():
     T = 67_500  # 24 h at one HAR inference every 1.28 s
     probs, y = control.make_synthetic_probs(T, 10, 7, seed=3)
-    prep = control.prepare(probs)
+    prep = control.prepare_probs(probs)
     e = np.linspace(1.0, 0.75, 10)
     e[5] = 0.95  # not monotone in the index, as in the authors' table
     cc, cw = control.confidence_tables(prep, y)
@@ -306,7 +306,7 @@ def test_replay_controller():
 @pytest.fixture(scope="module")
 def trace():
     probs, y = control.make_synthetic_probs(3000, 6, 4, seed=7)
-    return control.prepare(probs), y
+    return control.prepare_probs(probs), y
 
 
 def test_simulate_invariants(trace):
@@ -346,8 +346,8 @@ def test_raw_array_and_prepared_agree(trace):
     assert np.array_equal(a.index, b.index)
     # other float dtypes and non-contiguous views give the same predictions
     p64 = np.asfortranarray(prep.probs.astype(np.float64))
-    assert np.array_equal(control.prepare(p64).pred, prep.pred)
-    p16 = control.prepare(prep.probs.astype(np.float16), atol=1e-2)
+    assert np.array_equal(control.prepare_probs(p64).pred, prep.pred)
+    p16 = control.prepare_probs(prep.probs.astype(np.float16), atol=1e-2)
     assert p16.pred.shape == prep.pred.shape and p16.probs.dtype == np.float64
 
 
@@ -402,7 +402,7 @@ def test_jitted_path_equals_python_path(seed, n_configs, T, K, quantised):
     e = np.sort(rng.uniform(0.3, 1.0, n_configs))[::-1].copy()
     e[rng.random(n_configs) < 0.3] = 0.6  # ties and non-monotone energies
     y = rng.integers(0, K, T)
-    prep = control.prepare(probs)
+    prep = control.prepare_probs(probs)
     ctrls = all_controllers(n_configs, K, rng, e) + [
         OracleController(n_configs, e), OracleController(n_configs, None, "correct"),
         OracleController(n_configs, e, "correct", fallback="cheapest")]
@@ -422,7 +422,7 @@ def test_oracle_is_never_beaten(seed, n_configs, T, K, quantised):
     rng = np.random.default_rng(seed + 2)
     e = rng.uniform(0.3, 1.0, n_configs)
     y = rng.integers(0, K, T)
-    prep = control.prepare(probs)
+    prep = control.prepare_probs(probs)
     frontier = control.oracle_frontier(prep, e)
     exact = control.simulate(prep, OracleController(n_configs, e), e, y).summary()
     assert exact["agreement"] == 1.0
@@ -564,3 +564,44 @@ def test_make_controller():
     c = control.make_controller("Kalman", 5, factor=2)
     assert isinstance(c, KalmanController) and c.factor == 2
     assert control.make_controller("static", 5, index=3).index == 3
+
+
+# ------------------------------------------------------------------------ registry, protocol
+
+
+def test_builtins_registry_builds_every_builtin_with_a_compiled_rule():
+    assert sorted(control.BUILTINS) == ["confidence", "kalman", "naive", "none", "state",
+                                        "static"]
+    extra = {"static": {"index": 2}, "confidence": {"conf_correct": np.ones((3, 2)),
+                                                    "conf_wrong": np.zeros((3, 2))}}
+    for name, cls in control.BUILTINS.items():
+        c = control.make_controller(name.upper(), 3, factor=2, **extra.get(name, {}))
+        assert type(c) is cls
+        assert isinstance(c.kernel_spec(2), control.KernelSpec)
+    assert control.Controller(3).kernel_spec(2) is None
+    assert control.prepare is control.prepare_probs  # the former name still works
+
+
+def test_a_user_controller_can_reuse_a_builtin_rule_through_kernel_spec():
+    class MyNaive(Controller):
+        """The naive rule written out, declaring it may be replayed by the compiled loop."""
+
+        def reset(self):
+            super().reset()
+            self.prev = None
+
+        def update(self, probs):
+            pred = int(np.argmax(probs))
+            changed = self.prev is not None and pred != self.prev
+            self.prev = pred
+            return self._less() if changed else self._more()
+
+        def kernel_spec(self, n_classes):
+            return NaiveController(self.n_configs, self.factor).kernel_spec(n_classes)
+
+    probs, y = control.make_synthetic_probs(500, 5, 3, seed=2)
+    e = np.linspace(1.0, 0.6, 5)
+    fast = control.simulate(probs, MyNaive(5, 2), e, y, fast=True)
+    slow = control.simulate(probs, MyNaive(5, 2), e, y, fast=False)
+    ref = control.simulate(probs, NaiveController(5, 2), e, y)
+    assert fast.index.tolist() == slow.index.tolist() == ref.index.tolist()

@@ -21,7 +21,7 @@ def _trace_data(n_configs: int, steps: int = 3000, n_classes: int = 5) -> widget
     energy = np.linspace(1.0, 0.4, n_configs)
     conf_c = np.full((n_configs, n_classes), 0.9)
     conf_w = np.full((n_configs, n_classes), 0.5)
-    return widgets.TraceData(trace, control.prepare(probs), energy, conf_c, conf_w,
+    return widgets.TraceData(trace, control.prepare_probs(probs), energy, conf_c, conf_w,
                              {"continuous": 1.0, "duty_cycled": 0.02})
 
 
