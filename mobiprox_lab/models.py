@@ -427,8 +427,16 @@ def _train(model, splits, xtr, ytr, *, epochs, lr, batch_size, seed, patience, w
 _VOLATILE_META = frozenset({"build_s"})
 
 
-def _fingerprint(splits) -> dict:
-    """A cheap content fingerprint of the splits (shapes, label counts, strided sample hash)."""
+def data_identity(splits) -> dict:
+    """The exact, machine-independent facts of the data a model trains on: what its cache
+    key covers.
+
+    Task, class names, non-volatile ``meta``, and per split the input shape and dtype and
+    SHA-256 of the integer labels and groups. Float inputs are left out on purpose: the
+    same preprocessing gives inputs that differ in the last bits from one CPU to another
+    (SIMD paths of FFT, filtering and BLAS), so hashing their bytes made the shipped
+    weights miss on every other machine. :func:`data_statistics` covers the inputs.
+    """
     # "build_s" (how long preparing took) differs on every call: keeping it made the KWS
     # weights miss their cache in every new process
     out = {"task": getattr(splits, "task", None), "labels": list(splits.labels),
@@ -437,12 +445,61 @@ def _fingerprint(splits) -> dict:
                     and k not in _VOLATILE_META}}
     for name in ("train", "tune", "test"):
         s = getattr(splits, name)
-        x = np.ascontiguousarray(s.x.reshape(len(s.x), -1)[:: max(1, len(s.x) // 256)])
-        h = hashlib.sha256(x.tobytes())
-        h.update(np.ascontiguousarray(s.y).tobytes())
-        out[name] = {"shape": list(s.x.shape), "hash": h.hexdigest()[:16],
-                     "sum": float(np.asarray(s.x, np.float64).sum())}
+        h = hashlib.sha256(np.ascontiguousarray(s.y, dtype=np.int64).tobytes())
+        h.update(np.ascontiguousarray(s.group, dtype=np.int64).tobytes())
+        out[name] = {"shape": list(s.x.shape), "dtype": str(s.x.dtype),
+                     "labels_groups": h.hexdigest()[:16]}
     return out
+
+
+def data_statistics(splits) -> dict[str, list[list[float]]]:
+    """Per split, the mean and standard deviation of the inputs along each input axis.
+
+    For a split with inputs x (N, C, H, W): ``{split: [mean over all but axis 1 (C,),
+    std (C,), mean over all but axis 2 (H,), std (H,), mean ... axis 3 (W,), std (W,)]}``,
+    accumulated in float64. Stored with trained weights and compared with tolerance
+    (:func:`statistics_mismatch`) before they are reused: a change to the preprocessing
+    moves these; last-bit differences between machines do not.
+    """
+    out = {}
+    for name in ("train", "tune", "test"):
+        x = getattr(splits, name).x
+        rows = []
+        for axis in range(1, x.ndim):
+            others = tuple(a for a in range(x.ndim) if a != axis)
+            mean = x.mean(axis=others, dtype=np.float64)
+            shape = [1] * x.ndim
+            shape[axis] = -1
+            var = np.square(x - mean.reshape(shape).astype(x.dtype), dtype=np.float64)
+            rows += [mean.tolist(), np.sqrt(var.mean(axis=others)).tolist()]
+        out[name] = rows
+    return out
+
+
+#: How far stored data statistics may be from the current ones, relative to the split's
+#: largest standard deviation: last-bit noise between machines moves them by ~1e-7 of it;
+#: any real change to the preprocessing by far more than 1e-4.
+STATISTICS_RTOL = 1e-4
+
+
+def statistics_mismatch(stored, current) -> str | None:
+    """None when ``stored`` and ``current`` (:func:`data_statistics` results) agree within
+    :data:`STATISTICS_RTOL`, else a sentence saying where they differ first."""
+    if stored is None:
+        return "no data statistics were stored with the weights"
+    for name in ("train", "tune", "test"):
+        a, b = stored.get(name), current[name]
+        if a is None or [len(u) for u in a] != [len(v) for v in b]:
+            return f"the {name} split's statistics have another shape"
+        scale = max(max(map(abs, row)) for row in b[1::2]) or 1.0
+        for i, (u, v) in enumerate(zip(a, b, strict=True)):
+            diff = np.abs(np.asarray(u) - np.asarray(v))
+            if np.any(diff > STATISTICS_RTOL * scale):
+                j = int(diff.argmax())
+                what = "mean" if i % 2 == 0 else "std"
+                return (f"{name} split, {what} along input axis {i // 2 + 1}, index {j}: "
+                        f"stored {u[j]:.6g}, now {v[j]:.6g}")
+    return None
 
 
 TRAIN_DEFAULTS: dict[str, dict] = {
@@ -511,6 +568,17 @@ def ship(trained: TrainedModel) -> Path:
     return dst
 
 
+def weights_key(model: nn.Module, splits, *, seed: int, quick: bool,
+                train_kwargs: dict) -> str:
+    """The cache key of ``model``'s weights trained on ``splits``: model class and
+    hyper-parameters, :func:`data_identity`, seed, quick mode and the training recipe."""
+    # the thread count is how the training runs, not what it trains: not part of the key
+    return cache.cache_key(model=type(model).__name__, hparams=model.hparams,
+                           data=data_identity(splits), seed=int(seed), quick=bool(quick),
+                           train={k: v for k, v in train_kwargs.items() if k != "num_threads"},
+                           version=2)
+
+
 def load_or_train(task: str, *, quick: bool = False, seed: int = 0, splits=None,
                   model_kwargs: dict | None = None, progress: bool = True,
                   retrain: bool = False, **train_kwargs) -> TrainedModel:
@@ -540,15 +608,18 @@ def load_or_train(task: str, *, quick: bool = False, seed: int = 0, splits=None,
         tkw["epochs"] = min(tkw["epochs"], QUICK_EPOCHS)
         tkw["batch_size"] = min(tkw["batch_size"], QUICK_BATCH_SIZE)
     model = build_model(task, splits.n_classes, splits.input_shape, **(model_kwargs or {}))
-    # the thread count is how the training runs, not what it trains: not part of the key
-    key = cache.cache_key(model=type(model).__name__, hparams=model.hparams,
-                          data=_fingerprint(splits), seed=int(seed), quick=bool(quick),
-                          train={k: v for k, v in tkw.items() if k != "num_threads"},
-                          version=1)
+    key = weights_key(model, splits, seed=seed, quick=quick, train_kwargs=tkw)
     path = cache.cache_dir("models") / f"{task}_{type(model).__name__}_{key}.pt"
+    stats = data_statistics(splits)
     source = None if retrain else path if path.exists() else _shipped(path.name)
+    blob = None
     if source is not None:
         blob = torch.load(source, map_location="cpu", weights_only=False)
+        why = statistics_mismatch(blob["info"].get("data_stats"), stats)
+        if why is not None:
+            print(f"[models] {source.name} does not fit this data ({why}): training anew")
+            blob = None
+    if blob is not None:
         model.load_state_dict(blob["state_dict"])
         model.eval()
         info = {**blob["info"], "cached": True, "shipped": source != path}
@@ -569,6 +640,7 @@ def load_or_train(task: str, *, quick: bool = False, seed: int = 0, splits=None,
             "train_kwargs": tkw, "key": key,
             "n_train": len(splits.train), "n_tune": len(splits.tune), "n_test": len(splits.test),
             "input_shape": tuple(splits.input_shape), "labels": list(splits.labels),
+            "data_stats": stats,
         }
         with cache.atomic_path(path) as tmp:
             torch.save({"state_dict": model.state_dict(), "info": info, "history": history}, tmp)

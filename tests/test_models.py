@@ -149,13 +149,49 @@ def test_default_models_reach_target_accuracy(task, floor):
 def test_cache_key_ignores_how_long_the_data_took_to_prepare():
     import copy
 
-    from mobiprox_lab.models import _fingerprint
+    from mobiprox_lab.models import data_identity
 
     splits = _tiny_splits()
     again = copy.copy(splits)
     again.meta = {**splits.meta, "build_s": 123.0}
     splits.meta = {**splits.meta, "build_s": 0.5}
-    assert _fingerprint(splits) == _fingerprint(again)
+    assert data_identity(splits) == data_identity(again)
+
+
+def _perturbed(splits, change):
+    import copy
+
+    out = copy.deepcopy(splits)
+    for name in ("train", "tune", "test"):
+        s = getattr(out, name)
+        s.x = change(s.x).astype(np.float32)
+    return out
+
+
+def test_weights_survive_last_bit_noise_but_not_a_preprocessing_change():
+    """Another CPU gives inputs that differ in the last bits (CI's MFCCs differed by up to
+    4e-4 relative): the cache key must not move and the stored statistics must still match;
+    a real change of the preprocessing must be caught."""
+    from mobiprox_lab.models import data_identity, data_statistics, statistics_mismatch
+
+    splits = _tiny_splits()
+    rng = np.random.default_rng(1)
+    noisy = _perturbed(splits, lambda x: x * (1 + 4e-7 * rng.standard_normal(x.shape)))
+    assert any(not np.array_equal(getattr(noisy, n).x, getattr(splits, n).x)
+               for n in ("train", "tune", "test"))
+    assert data_identity(noisy) == data_identity(splits)
+    stored = data_statistics(splits)
+    assert statistics_mismatch(stored, data_statistics(noisy)) is None
+    assert statistics_mismatch(stored, stored) is None
+    scaled = _perturbed(splits, lambda x: 1.01 * x)  # e.g. another normalisation
+    why = statistics_mismatch(stored, data_statistics(scaled))
+    assert why is not None and "split" in why
+    shifted = _perturbed(splits, lambda x: x + 0.01 * x.std())
+    assert statistics_mismatch(stored, data_statistics(shifted)) is not None
+    assert "no data statistics" in statistics_mismatch(None, stored)
+    relabelled = _perturbed(splits, lambda x: x)
+    relabelled.train.y = relabelled.train.y[::-1].copy()
+    assert data_identity(relabelled) != data_identity(splits)
 
 
 def test_shipped_weights_are_used_and_checked(tmp_path, monkeypatch):
@@ -178,6 +214,10 @@ def test_shipped_weights_are_used_and_checked(tmp_path, monkeypatch):
     for a, b in zip(again.module.state_dict().values(), trained.module.state_dict().values(),
                     strict=True):
         assert torch.equal(a, b)
+    assert not Path(again.path).exists()  # served from the shipped file
+    rescaled = _perturbed(splits, lambda x: 1.01 * x)  # same key, other preprocessing
+    refit = models.load_or_train("har", quick=True, splits=rescaled, epochs=1, progress=False)
+    assert not refit.info["cached"] and refit.path == again.path
     shipped.write_bytes(shipped.read_bytes() + b"tampered")
     Path(again.path).unlink(missing_ok=True)
     with pytest.raises(ValueError, match="SHA-256"):
