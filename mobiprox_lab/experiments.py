@@ -190,6 +190,13 @@ def trace_probs(setup: TaskSetup, trace, *, progress: bool = True) -> np.ndarray
     return pool[:, trace.pool_index]
 
 
+#: The built-in engines (``control.BUILTINS`` names) the suite runs at factor 1 and 2 with no
+#: fitted parameters; "confidence" joins them once per temperature, "none" and "static" as
+#: baselines.
+STEPPING_ENGINES = tuple(name for name in control.BUILTINS
+                         if name not in ("none", "static", "confidence"))
+
+
 def controller_suite(setup: TaskSetup) -> dict[str, tuple[control.Controller, float]]:
     """name -> (controller, softmax temperature it reads): every built-in engine x factor
     1 / 2, the confidence controller at the tune-fitted temperature and at the authors'
@@ -206,12 +213,11 @@ def controller_suite(setup: TaskSetup) -> dict[str, tuple[control.Controller, fl
     temps.update({f" T={t:g}": t for t in AUTHORS_TEMPERATURES})
     tables = {label: setup.confidence_tables(t) for label, t in temps.items()}
     for factor in (1, 2):
-        suite[f"naive x{factor}"] = (control.NaiveController(n, factor=factor), 1.0)
-        suite[f"state x{factor}"] = (control.StateController(n, factor=factor), 1.0)
-        suite[f"kalman x{factor}"] = (control.KalmanController(n, factor=factor), 1.0)
+        for engine in STEPPING_ENGINES:
+            suite[f"{engine} x{factor}"] = (control.BUILTINS[engine](n, factor=factor), 1.0)
         for label, t in temps.items():
             suite[f"confidence x{factor}{label}"] = (
-                control.ConfidenceController(n, *tables[label], factor=factor), t)
+                control.BUILTINS["confidence"](n, *tables[label], factor=factor), t)
     return suite
 
 

@@ -26,7 +26,7 @@ from .plots import tuning as tuning_plots
 class TraceData:
     """One trace ready for interactive simulation.
 
-    probs : prepared softmax of every config on every step (``control.prepare``).
+    probs : prepared softmax of every config on every step (``control.prepare_probs``).
     relative_energy : (n_configs,) energy per inference relative to exact (from measured
     speedup); conf_correct / conf_wrong : (n_configs, n_classes), from the tune split;
     shares : {"continuous": 1.0, "duty_cycled": s}: the exact inference's share of the
@@ -49,7 +49,7 @@ def trace_data(setup, trace) -> TraceData:
     """A :class:`TraceData` from an ``experiments.TaskSetup`` and one of its traces."""
     from . import experiments
 
-    probs = control.prepare(experiments.trace_probs(setup, trace, progress=False))
+    probs = control.prepare_probs(experiments.trace_probs(setup, trace, progress=False))
     conf_correct, conf_wrong = setup.confidence_tables()
     return TraceData(trace, probs, setup.relative_energy, conf_correct, conf_wrong,
                      dict(setup.shares))
@@ -82,6 +82,12 @@ class ControllerPlayground:
         self.traces = dict(traces)
         self.window_steps = int(window_steps)
         self.factories: dict[str, _Factory] = {}
+        # the sliders each controller reads (besides the factor)
+        self.uses = {
+            "state": ("window", "vote_limit"), "kalman": ("q", "r", "lower", "upper"),
+            "confidence": ("lower_frac", "upper_frac"), "budget (state)": ("target",),
+            "static": ("index",),
+        }
         self._builtin_factories()
         self.trace_w = W.Dropdown(options=list(self.traces), description="trace")
         self.ctrl_w = W.Dropdown(options=list(self.factories), value="state",
@@ -110,11 +116,6 @@ class ControllerPlayground:
                                         description="energy regime")
         self.share_w = _slider(W.FloatLogSlider, "inference share", value=1.0, base=10,
                                min=-4, max=0, step=0.05, readout_format=".4f")
-        self.uses = {
-            "state": ("window", "vote_limit"), "kalman": ("q", "r", "lower", "upper"),
-            "confidence": ("lower_frac", "upper_frac"), "budget (state)": ("target",),
-            "static": ("index",),
-        }
         self.start_w = _slider(W.IntSlider, "plot from step", value=0, min=0, max=1,
                                step=100)
         self.metrics = W.HTML()
@@ -134,26 +135,27 @@ class ControllerPlayground:
 
     # ----------------------------------------------------------------- controllers
     def _builtin_factories(self) -> None:
-        def get(p, *names):
-            return {n: p[n] for n in names}
+        """Every ``control.BUILTINS`` controller, then the budget wrapper and the oracle."""
+        for name in control.BUILTINS:
+            self.factories[name] = self._builtin_factory(name)
+        self.factories["budget (state)"] = lambda d, p: control.BudgetController(
+            control.StateController(d.n_configs, factor=p["factor"]), d.relative_energy,
+            max(p["target"], float(d.relative_energy.min() / d.relative_energy[0])))
+        self.factories["oracle"] = lambda d, p: control.OracleController(d.n_configs,
+                                                                         d.relative_energy)
 
-        self.factories.update({
-            "none": lambda d, p: control.NoController(d.n_configs),
-            "naive": lambda d, p: control.NaiveController(d.n_configs, factor=p["factor"]),
-            "state": lambda d, p: control.StateController(
-                d.n_configs, factor=p["factor"], **get(p, "window", "vote_limit")),
-            "kalman": lambda d, p: control.KalmanController(
-                d.n_configs, factor=p["factor"], **get(p, "q", "r", "lower", "upper")),
-            "confidence": lambda d, p: control.ConfidenceController(
-                d.n_configs, d.conf_correct, d.conf_wrong, factor=p["factor"],
-                **get(p, "lower_frac", "upper_frac")),
-            "budget (state)": lambda d, p: control.BudgetController(
-                control.StateController(d.n_configs, factor=p["factor"]), d.relative_energy,
-                max(p["target"], float(d.relative_energy.min() / d.relative_energy[0]))),
-            "static": lambda d, p: control.StaticController(
-                d.n_configs, min(p["index"], d.n_configs - 1)),
-            "oracle": lambda d, p: control.OracleController(d.n_configs, d.relative_energy),
-        })
+    def _builtin_factory(self, name: str) -> _Factory:
+        """factory(data, params) for ``control.BUILTINS[name]`` reading its sliders."""
+        cls = control.BUILTINS[name]
+
+        def factory(d: TraceData, p: dict) -> control.Controller:
+            kw = {k: p[k] for k in self.uses.get(name, ())}
+            args = (d.conf_correct, d.conf_wrong) if name == "confidence" else ()
+            if name == "static":  # the slider may still hold another trace's range
+                kw["index"] = min(kw["index"], d.n_configs - 1)
+            return cls(d.n_configs, *args, factor=p["factor"], **kw)
+
+        return factory
 
     def add_controller(self, name: str, factory: Callable[[int], control.Controller]) -> None:
         """Add a strategy to the dropdown: ``factory(n_configs)`` returns a fresh controller."""
