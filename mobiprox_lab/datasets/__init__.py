@@ -6,49 +6,12 @@ returns model-ready train / tune / test splits of the task's default data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .. import checks
+from .containers import Split, Splits, Trace
 
-import numpy as np
+__all__ = ["TASKS", "Split", "Splits", "Trace", "prepare"]
 
 TASKS = ("har", "kws")
-
-
-@dataclass
-class Split:
-    """Model-ready inputs of one split.
-
-    x : float32 (N, C, H, W) network input (HAR: 3x32x32 signal images; KWS: 1x101x40 MFCC).
-    y : int64 (N,) class index.
-    group : int64 (N,) who produced the example (HAR subject, KWS voice); splits never share one.
-    """
-
-    x: np.ndarray
-    y: np.ndarray
-    group: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-
-@dataclass
-class Splits:
-    """The three splits of a task: ``train`` fits weights, ``tune`` drives the tuner and
-    early stopping, ``test`` is held out for the final numbers."""
-
-    task: str
-    labels: tuple[str, ...]
-    train: Split
-    tune: Split
-    test: Split
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.labels)
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train.x.shape[1:])
 
 
 def prepare(task: str, *, quick: bool = False, **kwargs) -> Splits:
@@ -62,12 +25,11 @@ def prepare(task: str, *, quick: bool = False, **kwargs) -> Splits:
     ``quick`` shrinks the data for notebook / test runs. Extra keyword arguments go
     to the task's own ``prepare`` (e.g. ``root=`` to use the real dataset on disk).
     """
+    checks.choice("task", task, TASKS)
     if task == "har":
         from . import har
 
         return har.prepare(quick=quick, **kwargs)
-    if task == "kws":
-        from . import kws
+    from . import kws
 
-        return kws.prepare(quick=quick, **kwargs)
-    raise ValueError(f"task: expected one of {TASKS}, got {task!r}")
+    return kws.prepare(quick=quick, **kwargs)

@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import cache
-from . import Split, Splits, hapt
+from .. import cache, checks
+from . import hapt
+from .containers import Split, Splits
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -566,6 +567,34 @@ def subsample_per_class(ds: ImuWindows, per_class: int, seed: int = 0) -> ImuWin
     return ds.subset(np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64))
 
 
+def _source_parts(source: str, root, seed: int, tune: int | None, test: int | None
+                  ) -> tuple[ImuWindows, dict[str, ImuWindows]]:
+    """(the source's training windows, {"train", "tune", "test": ImuWindows}) split by
+    subject as ``prepare`` describes; each part's meta["subjects"] lists its subjects."""
+    if source == "hapt":
+        train = load_hapt("train")
+        held = load_hapt("test")
+        tune_subjects, test_subjects = hapt_tune_test_subjects(held)
+        tune_ds = held.subset(np.isin(held.subject, tune_subjects))
+        test_ds = held.subset(np.isin(held.subject, test_subjects))
+        for part in (train, tune_ds, test_ds):
+            part.meta["subjects"] = sorted(int(s) for s in np.unique(part.subject))
+        ds = train
+    elif source == "watch":
+        ds = load_watch()
+        n_tune = WATCH_TUNE_SUBJECTS if tune is None else tune
+        n_test = WATCH_TEST_SUBJECTS if test is None else test
+        train, tune_ds, test_ds = split_by_subject(ds, tune=n_tune, test=n_test, seed=seed)
+    else:
+        ds = load_uci_har(root, "train")
+        test_ds = load_uci_har(root, "test")
+        n_subjects = len(np.unique(ds.subject))
+        n_tune = max(1, round(0.2 * n_subjects)) if tune is None else tune
+        train, tune_ds, _ = split_by_subject(ds, tune=n_tune, test=0, seed=seed)
+        test_ds.meta["subjects"] = sorted(int(s) for s in np.unique(test_ds.subject))
+    return ds, {"train": train, "tune": tune_ds, "test": test_ds}
+
+
 def prepare(quick: bool = False, root: str | Path | None = None, seed: int = 0, *,
             tune: int | None = None, test: int | None = None,
             source: str | None = None) -> Splits:
@@ -595,33 +624,11 @@ def prepare(quick: bool = False, root: str | Path | None = None, seed: int = 0, 
     t0 = time.perf_counter()
     if source is None:
         source = "hapt" if root is None else "uci"
-    if source not in ("hapt", "uci", "watch"):
-        raise ValueError(f"source: expected 'hapt', 'uci' or 'watch', got {source!r}")
+    checks.choice("source", source, ("hapt", "uci", "watch"))
     if (source == "uci") != (root is not None):
         raise ValueError(f"root: expected the UCI HAR Dataset folder with source='uci' and "
                          f"None otherwise, got root={root!r}, source={source!r}")
-    if source == "hapt":
-        train = load_hapt("train")
-        held = load_hapt("test")
-        tune_subjects, test_subjects = hapt_tune_test_subjects(held)
-        tune_ds = held.subset(np.isin(held.subject, tune_subjects))
-        test_ds = held.subset(np.isin(held.subject, test_subjects))
-        for part in (train, tune_ds, test_ds):
-            part.meta["subjects"] = sorted(int(s) for s in np.unique(part.subject))
-        ds = train
-    elif source == "watch":
-        ds = load_watch()
-        n_tune = WATCH_TUNE_SUBJECTS if tune is None else tune
-        n_test = WATCH_TEST_SUBJECTS if test is None else test
-        train, tune_ds, test_ds = split_by_subject(ds, tune=n_tune, test=n_test, seed=seed)
-    else:
-        ds = load_uci_har(root, "train")
-        test_ds = load_uci_har(root, "test")
-        n_subjects = len(np.unique(ds.subject))
-        n_tune = max(1, round(0.2 * n_subjects)) if tune is None else tune
-        train, tune_ds, _ = split_by_subject(ds, tune=n_tune, test=0, seed=seed)
-        test_ds.meta["subjects"] = sorted(int(s) for s in np.unique(test_ds.subject))
-    parts = {"train": train, "tune": tune_ds, "test": test_ds}
+    ds, parts = _source_parts(source, root, seed, tune, test)
     counts_full = {name: p.class_counts().tolist() for name, p in parts.items()}
     if quick:
         parts = {name: subsample_per_class(p, QUICK_PER_CLASS[name], seed=seed + i)

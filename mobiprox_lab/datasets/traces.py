@@ -15,88 +15,33 @@ HAR traces (held-out test subjects only; the tune subjects are for fitting contr
   (``DAY_MEAN_DWELL_S``, ``DAY_TRANSITION``), each bout played from real recorded runs
   of that activity (consecutive windows of one session), chained run after run.
 - ``har_replay``: the labelled test windows only, in recorded order (no marks).
+
+KWS: ``kws_context`` forwards to ``kws.context_trace`` (the voice-assistant stream). The
+``Trace`` type and the mark codes live in ``containers`` and are re-exported here.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import checks
+from . import har
+from .containers import (
+    MARK_ACTIVITY,
+    MARK_NAMES,
+    MARK_TRANSITION,
+    MARK_UNLABELLED,
+    UNLABELLED,
+    Splits,
+    Trace,
+)
 
-@dataclass
-class Trace:
-    """A stream of ``T`` inferences.
-
-    Attributes
-    ----------
-    name : short identifier, e.g. ``"har_replay"``.
-    t : float64 (T,) time stamp of each inference in seconds from the start.
-    y : int64 (T,) true class of each input.
-    context : int64 (T,) context code of each input (activity bout, noise level...).
-    pool_index : int64 (T,) row of ``pool_x`` fed at each step.
-    pool_x : float32 (P, ...) model-ready inputs the trace draws from.
-    labels : class names, ``labels[y]``.
-    context_names : names of the context codes, ``context_names[context]``.
-    meta : free-form parameters the trace was built with (seed, dwell times...).
-    mark : int64 (T,) 0 (``MARK_ACTIVITY``) for a step with a true class, 1
-        (``MARK_TRANSITION``) for a window covering a postural transition, 2
-        (``MARK_UNLABELLED``) for unlabelled samples; ``y`` is ``UNLABELLED`` (-1) on
-        marked steps. Default: all 0. Score marked steps against the exact model only.
-    """
-
-    name: str
-    t: np.ndarray
-    y: np.ndarray
-    context: np.ndarray
-    pool_index: np.ndarray
-    pool_x: np.ndarray
-    labels: tuple[str, ...]
-    context_names: tuple[str, ...]
-    meta: dict = field(default_factory=dict)
-    mark: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        self.t = np.asarray(self.t, dtype=np.float64)
-        self.y = np.asarray(self.y, dtype=np.int64)
-        self.context = np.asarray(self.context, dtype=np.int64)
-        self.pool_index = np.asarray(self.pool_index, dtype=np.int64)
-        n = len(self.t)
-        if self.mark is None:
-            self.mark = np.zeros(n, dtype=np.int64)
-        self.mark = np.asarray(self.mark, dtype=np.int64)
-        for attr in ("y", "context", "pool_index", "mark"):
-            if len(getattr(self, attr)) != n:
-                raise ValueError(f"{attr}: expected length {n} (len(t)), "
-                                 f"got {len(getattr(self, attr))}")
-        if np.any((self.mark < 0) | (self.mark >= len(MARK_NAMES))):
-            raise ValueError(f"mark: expected values in 0..{len(MARK_NAMES) - 1} "
-                             f"({', '.join(MARK_NAMES)})")
-        lab = self.mark == MARK_ACTIVITY
-        if np.any(self.y[lab] < 0) or np.any(self.y[~lab] != UNLABELLED):
-            raise ValueError(f"y: expected a class index >= 0 on unmarked steps and "
-                             f"{UNLABELLED} on marked (transition / unlabelled) steps")
-        if n and (self.pool_index.min() < 0 or self.pool_index.max() >= len(self.pool_x)):
-            raise ValueError(f"pool_index: expected values in [0, {len(self.pool_x)}), "
-                             f"got [{self.pool_index.min()}, {self.pool_index.max()}]")
-
-    def __len__(self) -> int:
-        return len(self.t)
-
-    @property
-    def x(self) -> np.ndarray:
-        """The model-ready inputs in trace order, float32 (T, ...) (a gathered copy)."""
-        return self.pool_x[self.pool_index]
-
-    @property
-    def duration_s(self) -> float:
-        return float(self.t[-1] - self.t[0]) if len(self) else 0.0
-
-    @property
-    def labelled(self) -> np.ndarray:
-        """bool (T,) steps with a true class (mark 0): the ones true-label accuracy uses."""
-        return self.mark == MARK_ACTIVITY
+__all__ = ["DAY_MEAN_DWELL_S", "DAY_TRANSITION", "DWELL_DISTRIBUTIONS", "HAR_HOP_S",
+           "MARK_ACTIVITY", "MARK_NAMES", "MARK_TRANSITION", "MARK_UNLABELLED",
+           "TRACE_CONTEXTS", "UNLABELLED", "Trace", "har_day", "har_replay", "har_sessions",
+           "kws_context", "persistence_stats", "run_lengths"]
 
 
 def run_lengths(y: np.ndarray, mark: np.ndarray | None = None
@@ -134,9 +79,6 @@ def persistence_stats(trace: Trace) -> dict:
 
 HAR_HOP_S = 1.28  # 64-sample hop (128-sample windows, 50 % overlap) at 50 Hz
 TRACE_CONTEXTS = ("bout", "activity", "recording")
-UNLABELLED = -1
-MARK_ACTIVITY, MARK_TRANSITION, MARK_UNLABELLED = 0, 1, 2
-MARK_NAMES = ("activity", "transition", "unlabelled")
 
 
 def _runs(*codes: np.ndarray) -> np.ndarray:
@@ -177,8 +119,6 @@ def _har_pool(source, standardisation=None
               ) -> tuple[np.ndarray, np.ndarray, dict, tuple[str, ...], dict]:
     """(pool_x, y, windows {subject, recording, order}, labels, info) of a HAR source:
     ``Splits`` from ``har.prepare`` (its test split) or ``har.ImuWindows``."""
-    from . import Splits, har
-
     if isinstance(source, Splits):
         windows = source.meta.get("windows", {}).get("test")
         if windows is None:
@@ -273,15 +213,12 @@ def har_sessions(splits, subject: int | str | None = "all", *, context: str = "b
     The pool is the sessions' own windows (not ``splits.test.x``, whose windows are cut
     per activity run as UCI-HAR did, so they are shifted by up to 1.27 s).
     """
-    from . import Splits, har
-
     if not isinstance(splits, Splits) or splits.meta.get("source") != "hapt":
         raise ValueError("splits: expected HAR Splits from har.prepare() with source "
                          "'hapt' (the sessions are HAPT recordings), got "
                          f"{type(splits).__name__} with source "
                          f"{getattr(splits, 'meta', {}).get('source')!r}")
-    if context not in TRACE_CONTEXTS:
-        raise ValueError(f"context: expected one of {TRACE_CONTEXTS}, got {context!r}")
+    checks.choice("context", context, TRACE_CONTEXTS)
     if not gap_s >= 0:
         raise ValueError(f"gap_s: expected a number >= 0, got {gap_s}")
     if max_steps is not None and (int(max_steps) != max_steps or max_steps < 1):
@@ -407,6 +344,100 @@ def _pool_runs(y: np.ndarray, windows: dict, stride: int = 64):
     return seq, r_start, r_len, ys[r_start]
 
 
+def _check_day_args(labels, hours, hop_s, dwell, sigma, min_dwell_s, max_dwell_s, sampling,
+                    context, start) -> float:
+    """Validate ``har_day``'s scalar arguments; returns max_dwell_s as a float (inf for None)."""
+    k = len(labels)
+    if k < 2:
+        raise ValueError(f"splits: expected at least 2 classes, got {k}")
+    if start is not None and not 0 <= start < k:
+        raise ValueError(f"start: expected a class index in [0, {k}), got {start}")
+    if not hours > 0:
+        raise ValueError(f"hours: expected a positive number, got {hours}")
+    if not hop_s > 0:
+        raise ValueError(f"hop_s: expected a positive number, got {hop_s}")
+    checks.choice("dwell", dwell, DWELL_DISTRIBUTIONS)
+    if sampling not in ("sequential", "iid"):
+        raise ValueError(f"sampling: expected 'sequential' or 'iid', got {sampling!r}")
+    checks.choice("context", context, TRACE_CONTEXTS)
+    max_dwell = np.inf if max_dwell_s is None else float(max_dwell_s)
+    if not 0 <= min_dwell_s <= max_dwell:
+        raise ValueError(f"min_dwell_s, max_dwell_s: expected 0 <= min <= max, "
+                         f"got {min_dwell_s}, {max_dwell_s}")
+    if dwell == "uniform" and not np.isfinite(max_dwell):
+        raise ValueError("max_dwell_s: expected a finite number with dwell='uniform', got None")
+    if dwell == "lognormal" and not sigma > 0:
+        raise ValueError(f"sigma: expected a positive number, got {sigma}")
+    return max_dwell
+
+
+def _day_bouts(rng: np.random.Generator, state: int, p: np.ndarray, means: np.ndarray,
+               n_steps: int, hop_s: float, dwell: str, sigma: float, min_dwell_s: float,
+               max_dwell: float) -> tuple[np.ndarray, np.ndarray]:
+    """(class, steps) of each bout, int64 (B,) each, from the jump chain ``p`` starting in
+    ``state``; the steps sum to ``n_steps`` (the last bout is cut)."""
+    cum = np.cumsum(p, axis=1)
+    cum[:, -1] = 1.0
+    cum_rows = [row.tolist() for row in cum]
+    mu = np.log(means) - 0.5 * sigma**2
+    states_parts, steps_parts, total = [], [], 0
+    while total < n_steps:  # jump chain in chunks: loop over bouts, vectorised dwell draws
+        n = int(1.2 * (n_steps - total) * hop_s / means.min()) + 16
+        n = min(n, 2 * (n_steps - total) + 16)
+        chunk = np.empty(n, dtype=np.int64)
+        for i, u in enumerate(rng.random(n).tolist()):
+            chunk[i] = state
+            state = bisect_right(cum_rows[state], u)
+        if dwell == "exponential":
+            d = means[chunk] * rng.standard_exponential(n)
+        elif dwell == "lognormal":
+            d = np.exp(mu[chunk] + sigma * rng.standard_normal(n))
+        else:
+            d = rng.uniform(min_dwell_s, max_dwell, n)
+        steps = np.maximum(1, np.rint(np.clip(d, min_dwell_s, max_dwell) / hop_s)).astype(np.int64)
+        states_parts.append(chunk)
+        steps_parts.append(steps)
+        total += int(steps.sum())
+    bout_class = np.concatenate(states_parts)
+    bout_steps = np.concatenate(steps_parts)
+    ends = np.cumsum(bout_steps)
+    n_bouts = int(np.searchsorted(ends, n_steps) + 1)  # first bout reaching n_steps
+    bout_class, bout_steps = bout_class[:n_bouts], bout_steps[:n_bouts].copy()
+    bout_steps[-1] -= int(ends[n_bouts - 1] - n_steps)
+    return bout_class, bout_steps
+
+
+def _play_runs(rng: np.random.Generator, bout_class: np.ndarray, bout_steps: np.ndarray,
+               runs: tuple, c_first: np.ndarray, c_n: np.ndarray, rec: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``sampling="sequential"``: (pool_index int64 (T,), first recording of each bout):
+    each bout plays a random run from a random window on, then further random runs of its
+    class from their first window."""
+    seq, r_start, r_len, _ = runs
+    n_steps, n_bouts = int(bout_steps.sum()), len(bout_steps)
+    bout_start = np.r_[0, np.cumsum(bout_steps)[:-1]].astype(np.int64)
+    pool_index = np.empty(n_steps, dtype=np.int64)
+    bout_recording = np.empty(n_bouts, dtype=np.int64)
+    u = rng.random(n_steps + 2 * n_bouts).tolist()  # enough draws: <= 1 per step + 2
+    ui = 0
+    for b in range(n_bouts):
+        c, pos, end = int(bout_class[b]), int(bout_start[b]), int(bout_start[b] + bout_steps[b])
+        g = int(c_first[c] + int(u[ui] * c_n[c]))
+        offset = int(u[ui + 1] * r_len[g])
+        ui += 2
+        bout_recording[b] = rec[seq[r_start[g]]]
+        while pos < end:
+            take = min(int(r_len[g]) - offset, end - pos)
+            a = int(r_start[g]) + offset
+            pool_index[pos:pos + take] = seq[a:a + take]
+            pos += take
+            g, offset = int(c_first[c] + int(u[ui] * c_n[c])), 0
+            ui += 1
+            if ui >= len(u):
+                u, ui = rng.random(n_steps).tolist(), 0
+    return pool_index, bout_recording
+
+
 def har_day(splits, hours: float = 24.0, *, mean_dwell_s=None, dwell: str = "lognormal",
             sigma: float = 1.0, min_dwell_s: float = HAR_HOP_S, max_dwell_s: float | None = None,
             transition=None, start: int | None = None, sampling: str = "sequential",
@@ -437,26 +468,8 @@ def har_day(splits, hours: float = 24.0, *, mean_dwell_s=None, dwell: str = "log
     """
     pool_x, y_pool, windows, labels, info = _har_pool(splits)
     k = len(labels)
-    if k < 2:
-        raise ValueError(f"splits: expected at least 2 classes, got {k}")
-    if not hours > 0:
-        raise ValueError(f"hours: expected a positive number, got {hours}")
-    if not hop_s > 0:
-        raise ValueError(f"hop_s: expected a positive number, got {hop_s}")
-    if dwell not in DWELL_DISTRIBUTIONS:
-        raise ValueError(f"dwell: expected one of {DWELL_DISTRIBUTIONS}, got {dwell!r}")
-    if sampling not in ("sequential", "iid"):
-        raise ValueError(f"sampling: expected 'sequential' or 'iid', got {sampling!r}")
-    if context not in TRACE_CONTEXTS:
-        raise ValueError(f"context: expected one of {TRACE_CONTEXTS}, got {context!r}")
-    max_dwell = np.inf if max_dwell_s is None else float(max_dwell_s)
-    if not 0 <= min_dwell_s <= max_dwell:
-        raise ValueError(f"min_dwell_s, max_dwell_s: expected 0 <= min <= max, "
-                         f"got {min_dwell_s}, {max_dwell_s}")
-    if dwell == "uniform" and not np.isfinite(max_dwell):
-        raise ValueError("max_dwell_s: expected a finite number with dwell='uniform', got None")
-    if dwell == "lognormal" and not sigma > 0:
-        raise ValueError(f"sigma: expected a positive number, got {sigma}")
+    max_dwell = _check_day_args(labels, hours, hop_s, dwell, sigma, min_dwell_s, max_dwell_s,
+                                sampling, context, start)
     mean_dwell_s, transition = _day_defaults(tuple(labels), mean_dwell_s, transition)
     means = _per_class(mean_dwell_s, labels, "mean_dwell_s")
     p = _transition(transition, k)
@@ -465,68 +478,24 @@ def har_day(splits, hours: float = 24.0, *, mean_dwell_s=None, dwell: str = "log
     if np.any(counts == 0):
         raise ValueError(f"splits: expected test windows of every class, none of "
                          f"{[labels[i] for i in np.flatnonzero(counts == 0)]}")
-    if start is not None and not 0 <= start < k:
-        raise ValueError(f"start: expected a class index in [0, {k}), got {start}")
-
     rng = np.random.default_rng(seed)
     n_steps = int(round(hours * 3600.0 / hop_s))
-    cum = np.cumsum(p, axis=1)
-    cum[:, -1] = 1.0
-    cum_rows = [row.tolist() for row in cum]
     state = int(rng.integers(k)) if start is None else int(start)
-    mu = np.log(means) - 0.5 * sigma**2
-    states_parts, steps_parts, total = [], [], 0
-    while total < n_steps:  # jump chain in chunks: loop over bouts, vectorised dwell draws
-        n = int(1.2 * (n_steps - total) * hop_s / means.min()) + 16
-        n = min(n, 2 * (n_steps - total) + 16)
-        chunk = np.empty(n, dtype=np.int64)
-        for i, u in enumerate(rng.random(n).tolist()):
-            chunk[i] = state
-            state = bisect_right(cum_rows[state], u)
-        if dwell == "exponential":
-            d = means[chunk] * rng.standard_exponential(n)
-        elif dwell == "lognormal":
-            d = np.exp(mu[chunk] + sigma * rng.standard_normal(n))
-        else:
-            d = rng.uniform(min_dwell_s, max_dwell, n)
-        steps = np.maximum(1, np.rint(np.clip(d, min_dwell_s, max_dwell) / hop_s)).astype(np.int64)
-        states_parts.append(chunk)
-        steps_parts.append(steps)
-        total += int(steps.sum())
-    bout_class = np.concatenate(states_parts)
-    bout_steps = np.concatenate(steps_parts)
-    ends = np.cumsum(bout_steps)
-    n_bouts = int(np.searchsorted(ends, n_steps) + 1)  # first bout reaching n_steps
-    bout_class, bout_steps = bout_class[:n_bouts], bout_steps[:n_bouts].copy()
-    bout_steps[-1] -= int(ends[n_bouts - 1] - n_steps)
+    bout_class, bout_steps = _day_bouts(rng, state, p, means, n_steps, hop_s, dwell, sigma,
+                                        min_dwell_s, max_dwell)
+    n_bouts = len(bout_class)
     bout_start = np.r_[0, np.cumsum(bout_steps)[:-1]].astype(np.int64)
     y = np.repeat(bout_class, bout_steps)
     bout = np.repeat(np.arange(n_bouts, dtype=np.int64), bout_steps)
 
     rec = np.asarray(windows["recording"], dtype=np.int64)
-    seq, r_start, r_len, r_class = _pool_runs(y_pool, windows)
+    runs = _pool_runs(y_pool, windows)
+    r_len, r_class = runs[2], runs[3]
     c_first = np.searchsorted(r_class, np.arange(k))
     c_n = np.bincount(r_class, minlength=k)
     if sampling == "sequential":
-        pool_index = np.empty(n_steps, dtype=np.int64)
-        bout_recording = np.empty(n_bouts, dtype=np.int64)
-        u = rng.random(n_steps + 2 * n_bouts).tolist()  # enough draws: <= 1 per step + 2
-        ui = 0
-        for b in range(n_bouts):
-            c, pos, end = int(bout_class[b]), int(bout_start[b]), int(bout_start[b] + bout_steps[b])
-            g = int(c_first[c] + int(u[ui] * c_n[c]))
-            offset = int(u[ui + 1] * r_len[g])
-            ui += 2
-            bout_recording[b] = rec[seq[r_start[g]]]
-            while pos < end:
-                take = min(int(r_len[g]) - offset, end - pos)
-                a = int(r_start[g]) + offset
-                pool_index[pos:pos + take] = seq[a:a + take]
-                pos += take
-                g, offset = int(c_first[c] + int(u[ui] * c_n[c])), 0
-                ui += 1
-                if ui >= len(u):
-                    u, ui = rng.random(n_steps).tolist(), 0
+        pool_index, bout_recording = _play_runs(rng, bout_class, bout_steps, runs, c_first,
+                                                c_n, rec)
     else:
         by_class = np.argsort(y_pool, kind="stable")
         cls_first = np.r_[0, np.cumsum(counts)[:-1]]
