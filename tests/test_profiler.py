@@ -137,7 +137,7 @@ def small_net(seed: int = 0) -> ApproxModel:
 
 
 def test_latency_table_predicts_measured_speedups(monkeypatch):
-    monkeypatch.setattr(profiler, "code_fingerprint", lambda: "this-kernel-version")
+    monkeypatch.setattr(profiler.fingerprint, "code_fingerprint", lambda: "this-kernel-version")
     model = small_net()
     table = profiler.measure_latency_table(model, batch_sizes=(16, 1), repeats=5,
                                            progress=False)
@@ -297,7 +297,7 @@ def test_profile_timing_cache_is_keyed_by_code_and_machine(toy, monkeypatch):
                              progress=False)
     assert calls == []  # cached: same code, machine, threads
     pd.testing.assert_frame_equal(first, again)
-    monkeypatch.setattr(profiler, "code_fingerprint", lambda: "another-kernel-version")
+    monkeypatch.setattr(profiler.fingerprint, "code_fingerprint", lambda: "another-kernel-version")
     profiler.profile(model, configs, tune, batch_size=8, warmup=0, repeats=1, progress=False)
     assert len(calls) == 2 * (1 + profiler.SMALL_BATCH_REPEATS)  # re-timed: batch 8, batch 1
 

@@ -1,0 +1,59 @@
+"""Constants and argument checks shared by the profiler's modules."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import knobs
+
+__all__ = ["CLOCKS", "EXACT", "MAX_KNOB", "PROFILE_BATCH_SIZE", "SMALL_BATCH_REPEATS",
+           "check_clock", "data_arrays", "positive_int"]
+
+EXACT = knobs.EXACT
+MAX_KNOB = max(knobs.KNOBS) + 1
+"""One more than the largest knob id: the width of per-knob lookup tables."""
+PROFILE_BATCH_SIZE = 32
+"""Inputs per timed batch of the profile and of the latency table's first batch size."""
+SMALL_BATCH_REPEATS = 3
+"""Batch sizes below the largest timed one get this many times the rounds (they are cheap,
+and short runs are noisier)."""
+CLOCKS = ("cpu", "wall")
+"""``"cpu"``: the process's CPU seconds (``time.process_time``: all its threads), immune to
+other processes' load; on an idle machine with one kernel thread it equals the latency.
+``"wall"``: elapsed seconds (``time.perf_counter``), the latency as a user sees it, which on
+a shared machine also measures everyone else's work."""
+
+
+def check_clock(clock) -> str:
+    """``clock`` if it is one of :data:`CLOCKS`, else a ValueError naming it."""
+    if clock not in CLOCKS:
+        raise ValueError(f"clock: expected one of {CLOCKS}, got {clock!r}")
+    return clock
+
+
+def positive_int(name: str, value, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum`` (bools refused), else a ValueError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def data_arrays(data, name: str = "data") -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of a :class:`~mobiprox_lab.datasets.Split` (or an ``(x, y)`` pair), validated:
+    x float32 (N, ...) with N >= 1, y int (N,)."""
+    if hasattr(data, "x") and hasattr(data, "y"):
+        x, y = data.x, data.y
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        x, y = data
+    else:
+        raise ValueError(f"{name}: expected a Split (x, y, group) or an (x, y) pair, "
+                         f"got {type(data).__name__}")
+    x, y = np.asarray(x), np.asarray(y)
+    if x.dtype != np.float32 or x.ndim < 2 or len(x) < 1:
+        raise ValueError(f"{name}.x: expected float32 (N, C, H, W) with N >= 1, "
+                         f"got {x.dtype} {x.shape}")
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{name}.y: expected int class indices of shape ({len(x)},), "
+                         f"got {y.dtype} {y.shape}")
+    return x, y.astype(np.int64, copy=False)
