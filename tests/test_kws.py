@@ -327,7 +327,7 @@ def test_synth_validation() -> None:
 
 def test_noise_types_unit_rms_and_coloured() -> None:
     rng = np.random.default_rng(0)
-    speech = kws._babble_speech(0)
+    speech = kws.babble_speech(0)
     spectra = {}
     for kind in kws.NOISE_TYPES:
         x = kws.make_noise(kind, 6, rng, speech)

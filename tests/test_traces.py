@@ -310,3 +310,26 @@ def test_kws_context_forwards_kwargs(monkeypatch) -> None:
     monkeypatch.setattr(datasets, "kws", fake, raising=False)
     tr = traces.kws_context(minutes=5, seed=3)
     assert tr.name == "kws_context" and seen == {"minutes": 5, "seed": 3}
+
+
+def test_dataset_modules_import_one_way() -> None:
+    """Dataset submodules take Split / Splits / Trace from ``containers``, never from the
+    package, and the KWS modules never import ``traces`` (traces -> kws only)."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(datasets.__file__).parent
+    modules = {p.stem for p in folder.glob("*.py")}
+    for path in sorted(folder.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in tree.body:  # module level: 'from . import x' must name a submodule
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module is None:
+                names = {a.name for a in node.names}
+                assert names <= modules, f"{path.name} imports {names - modules} from the package"
+        if path.stem.startswith("kws") or path.stem == "speech_commands":
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.level == 1:
+                    assert node.module != "traces", f"{path.name} imports traces"
+                    assert "traces" not in {a.name for a in node.names}, path.name
