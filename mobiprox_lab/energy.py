@@ -1,4 +1,4 @@
-r"""Energy: one law from measured speedup to relative energy, the phone's duty cycle, counters.
+r"""Energy: one law from measured speedup to relative energy, the phone's duty cycle.
 
 The law (one, documented)
 -------------------------
@@ -60,20 +60,16 @@ Phone profile (``PHONE`` / ``PHONE_KWS``; approximate, not a measurement)
 
 Energy counters
 ---------------
-:class:`EnergyMeter` reads hardware energy counters through **Zeus** (``pip install zeus``;
-``zeus.monitor.ZeusMonitor``: CPU packages and DRAM through Intel/AMD RAPL, NVIDIA GPUs
-through NVML), chosen over CodeCarbon because it measures a code window's joules from the
-counters themselves with little overhead, where CodeCarbon samples power every few seconds for
-emission reports and, without counters, falls back to a TDP-based estimate (an invented
-number). The import is lazy: without Zeus or without counters :func:`counters_available`
-says why and callers use the law.
+:class:`EnergyMeter`, :func:`counters_available` and :func:`rapl_available` (hardware
+counters read through Zeus) live in :mod:`mobiprox_lab.profiler.meter` and are importable
+from here as before.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -88,21 +84,17 @@ __all__ = [
     "PHONE_LATENCY_FACTOR",
     "REGIMES",
     "WINDOWS",
-    "Availability",
     "EnergyLaw",
-    "EnergyMeter",
     "FitResult",
     "PowerProfile",
     "authors_har_table_path",
     "authors_law",
-    "counters_available",
     "energy_from_speedup",
     "fit",
     "inference_share",
     "inference_share_for",
     "load_authors_har_table",
     "profile_for",
-    "rapl_available",
     "relative_inference_energy",
     "relative_system_from_inference",
     "system_saving",
@@ -520,97 +512,15 @@ def load_authors_har_table(path: str | Path | None = None):
 
 # --------------------------------------------------------------------------- counters
 
-
-@dataclass
-class Availability:
-    """``bool(x)``: whether energy counters can be read; ``reason`` says which, or why not.
-    Unpacks as ``ok, reason = counters_available()``."""
-
-    ok: bool
-    reason: str
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def __iter__(self) -> Iterator:
-        return iter((self.ok, self.reason))
+_METER_NAMES = ("Availability", "EnergyMeter", "counters_available", "rapl_available")
 
 
-def _monitor(gpus: bool):
-    from zeus.monitor import ZeusMonitor
+def __getattr__(name: str):
+    """The energy counters live in :mod:`mobiprox_lab.profiler.meter` (they measure; this
+    module models); their names stay importable from here, loaded on first use (not in
+    ``__all__``: importing the profiler package loads torch, which this module does not)."""
+    if name in _METER_NAMES:
+        from .profiler import meter
 
-    return ZeusMonitor(gpu_indices=None if gpus else [])
-
-
-def counters_available(*, gpus: bool = False) -> Availability:
-    """Whether Zeus is installed and sees CPU (RAPL) or, with ``gpus``, GPU (NVML) counters."""
-    try:
-        import zeus.monitor  # noqa: F401
-    except ImportError:
-        return Availability(False, "the zeus package is not installed (pip install zeus)")
-    try:
-        mon = _monitor(gpus)
-    except Exception as exc:  # permission errors, driver errors: say so, use the law
-        return Availability(False, f"zeus could not open the counters: {exc}")
-    cpus, gpu_ids = list(mon.cpu_indices or []), list(mon.gpu_indices or [])
-    if not cpus and not gpu_ids:
-        return Availability(False, "zeus found no energy counters (no RAPL under "
-                                   "/sys/class/powercap, e.g. a VM; no NVIDIA GPU)")
-    return Availability(True, f"zeus: CPU packages {cpus}, GPUs {gpu_ids}")
-
-
-def rapl_available() -> Availability:
-    """Alias of :func:`counters_available` (CPU counters, read through Zeus)."""
-    return counters_available()
-
-
-@dataclass
-class EnergyMeter:
-    """Joules over a ``with`` block (or ``start()`` / ``stop()``) from Zeus's counters.
-
-    joules : {"cpu<i>": J, "dram<i>": J, "gpu<i>": J} of the last window.
-    total_j : their sum. elapsed_s : the window's wall time (s).
-    """
-
-    gpus: bool = False
-    joules: dict[str, float] = field(default_factory=dict, init=False)
-    elapsed_s: float = field(default=0.0, init=False)
-
-    def __post_init__(self) -> None:
-        avail = counters_available(gpus=self.gpus)
-        if not avail:
-            raise RuntimeError(f"counters: unavailable: {avail.reason}")
-        self._mon = _monitor(self.gpus)
-        self._n = 0
-        self._key: str | None = None
-
-    def start(self) -> EnergyMeter:
-        if self._key is not None:
-            raise RuntimeError("start: the meter is already running; call stop() first")
-        self._n += 1
-        self._key = f"mobiprox-{id(self)}-{self._n}"
-        self._mon.begin_window(self._key, sync_execution=False)
-        return self
-
-    def stop(self) -> dict[str, float]:
-        if self._key is None:
-            raise RuntimeError("stop: the meter is not running; call start() first")
-        m = self._mon.end_window(self._key, sync_execution=False)
-        self._key = None
-        out: dict[str, float] = {}
-        for prefix, part in (("cpu", m.cpu_energy), ("dram", m.dram_energy),
-                             ("gpu", m.gpu_energy)):
-            for i, j in (part or {}).items():
-                out[f"{prefix}{i}"] = float(j)
-        self.joules, self.elapsed_s = out, float(m.time)
-        return out
-
-    @property
-    def total_j(self) -> float:
-        return float(sum(self.joules.values()))
-
-    def __enter__(self) -> EnergyMeter:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return getattr(meter, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

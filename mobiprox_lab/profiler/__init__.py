@@ -21,6 +21,9 @@ One concept per module; every public name is re-exported here
 ``stats``
     :func:`softmax_stats`, :func:`per_class`, :func:`confidence_arrays`: accuracy and
     confidence statistics.
+``meter``
+    :class:`~mobiprox_lab.profiler.meter.EnergyMeter`: joules from hardware counters (Zeus),
+    when available (also importable from :mod:`mobiprox_lab.energy`).
 ``fingerprint``
     :func:`code_fingerprint`, :func:`machine_key`, :func:`model_fingerprint`,
     :func:`structure_fingerprint`, :func:`config_key`: what the caches are keyed by.

@@ -39,6 +39,7 @@ from .common import (
 )
 from .cost import CostModel
 from .fingerprint import config_key, machine_key, model_fingerprint
+from .meter import EnergyMeter, counters_available
 from .probs import as_configs, profile_probs
 from .stats import softmax_stats
 
@@ -68,7 +69,8 @@ def profile(model, configs, data, *, batch_size: int = PROFILE_BATCH_SIZE, warmu
     energy_profile : ``energy.PowerProfile`` of the duty-cycled regime (default
         ``energy.PHONE``; its window and latency factor). law : ``energy.EnergyLaw``
         (default ``energy.authors_law()``, fp16 factor 1.0).
-    counters : measure joules with Zeus's counters; None = when ``energy.counters_available()``.
+    counters : measure joules with Zeus's counters; None = when ``counters_available()``
+        (:mod:`~mobiprox_lab.profiler.meter`).
 
     Columns
         name, config (dict of the non-exact knobs), n_approx_ops;
@@ -126,12 +128,10 @@ def _meter(counters: bool | None):
     """An energy meter when ``counters`` asks for one (None: when counters are available)."""
     if counters is False:
         return None
-    from .. import energy
-
-    avail = energy.counters_available()
+    avail = counters_available()
     if counters and not avail:
         raise ValueError(f"counters: energy counters unavailable: {avail.reason}")
-    return energy.EnergyMeter() if avail else None
+    return EnergyMeter() if avail else None
 
 
 def _timing(model, unique: list[tuple[str, dict[str, int]]], probs: np.ndarray, xb: np.ndarray,
