@@ -120,7 +120,7 @@ def make_noise(kind: str, n: int, rng: np.random.Generator,
 
 
 def noise_matrix(kinds: np.ndarray, rng: np.random.Generator,
-                  babble_speech: np.ndarray | None) -> np.ndarray:
+                 babble_speech: np.ndarray | None) -> np.ndarray:
     """float32 (len(kinds), CLIP) unit-RMS noise, example i of type ``kinds[i]``."""
     out = np.zeros((len(kinds), CLIP), dtype=np.float32)
     for kind in NOISE_TYPES:
@@ -148,7 +148,7 @@ def place(clips: list[np.ndarray], shift: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def render(clips: list[np.ndarray | None], shift: np.ndarray, noise: np.ndarray,
-            level_db: np.ndarray, snr_db: np.ndarray, chunk: int = 256) -> np.ndarray:
+           level_db: np.ndarray, snr_db: np.ndarray, chunk: int = 256) -> np.ndarray:
     """int16 (n, CLIP) mixtures: utterance ``clips[i]`` (None: silence) placed at ``shift``,
     at ``level_db`` dBFS RMS over the utterance, plus unit-RMS ``noise`` at
     ``level_db - snr_db`` dBFS (silence: noise at ``level_db``). A clip whose peak would

@@ -180,9 +180,8 @@ def mean_run_lengths(y: np.ndarray, n_classes: int = len(LABELS)) -> np.ndarray:
     return out
 
 
-
 def context_schedule(n: int, dt: float, contexts: tuple[str, ...], dwell_s: tuple[float, float],
-                      rng: np.random.Generator) -> np.ndarray:
+                     rng: np.random.Generator) -> np.ndarray:
     """int64 (n,) context code per step: dwell times uniform in ``dwell_s``, never the same
     context twice in a row."""
     codes = np.zeros(n, dtype=np.int64)
@@ -197,7 +196,7 @@ def context_schedule(n: int, dt: float, contexts: tuple[str, ...], dwell_s: tupl
 
 
 def snr_track(codes: np.ndarray, centres: np.ndarray, dt: float, transition_s: float,
-               wander_db: float, rng: np.random.Generator) -> np.ndarray:
+              wander_db: float, rng: np.random.Generator) -> np.ndarray:
     """float64 (n,) SNR per step: the context centre, smoothed over ``transition_s`` (an
     exponential glide between contexts), plus a slow AR(1) wander (std ``wander_db``, ~60 s
     correlation) and 1 dB step-to-step jitter."""

@@ -185,7 +185,7 @@ def voice_data_root(voices: list[Voice]) -> Path:
 
 
 def utterance_requests(voices: list[Voice], words: list[str],
-                        rng: np.random.Generator) -> list[tuple]:
+                       rng: np.random.Generator) -> list[tuple]:
     """eSpeak requests: each voice's rate / pitch / range jittered per utterance."""
     reqs = []
     for v, w in zip(voices, words, strict=True):
