@@ -343,8 +343,8 @@ def _tune(task: str, args, **kw) -> tuner.TuneResult:
     model, splits, trained, kind = _model(task, args.quick)
     print(f"[{task}] {kind} weights")
     target = trained if trained is not None else model
-    extra = {} if trained is not None else {"tune_data": splits.tune, "test_data": splits.test}
-    return tuner.tune(target, quick=args.quick, progress=not args.quiet, **extra, **kw)
+    return tuner.tune(target, quick=args.quick, progress=not args.quiet,
+                      tune_data=splits.tune, test_data=splits.test, **kw)
 
 
 def error_section(args) -> pd.DataFrame:

@@ -115,33 +115,32 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "figures":
-        from .figures import make_figures
+        from .figures import make_figures  # = orchestration.figures.make_figures
 
         return make_figures(out_dir=args.out, quick=args.quick, seed=args.seed)
     if args.command == "train":
-        from .models import load_or_train, ship
+        from .models import ship
+        from .orchestration.tasks import prepare
 
-        trained = load_or_train(args.model, quick=args.quick, seed=args.seed,
-                                retrain=args.retrain)
+        _, trained = prepare(args.model, quick=args.quick, seed=args.seed, retrain=args.retrain)
         for key, value in trained.info.items():
             print(f"{key}: {value}")
         if args.ship:
             print(f"shipped {ship(trained)}")
         return 0
     if args.command in ("tune", "profile"):
-        from . import tuner
+        from .orchestration.tasks import tune_task
 
-        result = tuner.tune(args.model, qos_model=args.qos_model,
-                            tuner_threshold=args.tuner_threshold,
-                            keep_threshold=args.keep_threshold, trials=args.trials,
-                            seed=args.seed, quick=args.quick,
-                            executor=_executor(args.scheduler))
+        result = tune_task(args.model, qos_model=args.qos_model,
+                           tuner_threshold=args.tuner_threshold,
+                           keep_threshold=args.keep_threshold, trials=args.trials,
+                           seed=args.seed, quick=args.quick, executor=_executor(args.scheduler))
         print(result.configs.to_string(max_cols=12))
         for path in result.paths.values() if isinstance(result.paths, dict) else result.paths:
             print(f"wrote {path}")
         return 0
     if args.command == "simulate":
-        from . import experiments
+        from .orchestration import experiments
 
         setup = experiments.task_setup(experiments.TRACE_TASK[args.trace], quick=args.quick,
                                        seed=args.seed)

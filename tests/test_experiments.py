@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mobiprox_lab import experiments
 from mobiprox_lab.datasets import Split
 from mobiprox_lab.datasets.traces import Trace
+from mobiprox_lab.orchestration import experiments
 
 
 def _softmax(z):

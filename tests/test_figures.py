@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pngcheck import check_png  # the tests folder is on sys.path (pytest rootdir mode)
 
-from mobiprox_lab import figures
 from mobiprox_lab.evaluation import LOSS_TOLERANCE_PP
+from mobiprox_lab.orchestration import figures, summary
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -17,7 +18,7 @@ def test_quick_pipeline_writes_every_figure(tmp_path):
     status = figures.make_figures(tmp_path, quick=True)
     assert status == 0
     for name in figures.EXPECTED_FIGURES:
-        figures.check_png(tmp_path / f"{name}.png")
+        check_png(tmp_path / f"{name}.png")
     summary = (tmp_path / "summary.md").read_text()
     for heading in ("baseline accuracy", "configurations har", "configurations kws",
                     "candidates har", "controllers", "kernel ratios", "energy law fit",
@@ -28,7 +29,7 @@ def test_quick_pipeline_writes_every_figure(tmp_path):
     assert (table.loc[table["table"] == "energy accounting check", "abs_error"] < 1e-9).all()
     head = json.loads((tmp_path / "headline.json").read_text())
     _check_headline(head)
-    assert figures.results_markdown(head).count("\n") >= 6
+    assert summary.results_markdown(head).count("\n") >= 6
 
 
 def _check_headline(head: dict) -> None:
@@ -54,23 +55,23 @@ def test_readme_results_match_the_committed_headline():
     head = json.loads((REPO / "figures" / "headline.json").read_text())
     _check_headline(head)
     readme = (REPO / "README.md").read_text()
-    block = readme.split(figures.RESULTS_BEGIN, 1)[1].split(figures.RESULTS_END, 1)[0]
-    expected = "\n\n".join(b for b in (figures.results_markdown(head),
-                                         figures.timings_markdown(head)) if b)
+    block = readme.split(summary.RESULTS_BEGIN, 1)[1].split(summary.RESULTS_END, 1)[0]
+    expected = "\n\n".join(b for b in (summary.results_markdown(head),
+                                         summary.timings_markdown(head)) if b)
     assert block.strip() == expected.strip()
 
 
 def test_update_readme_replaces_only_the_block(tmp_path):
     head = json.loads((REPO / "figures" / "headline.json").read_text())
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{figures.RESULTS_BEGIN}\nstale\n{figures.RESULTS_END}\noutro\n")
-    assert figures.update_readme(readme, head)
+    readme.write_text(f"intro\n{summary.RESULTS_BEGIN}\nstale\n{summary.RESULTS_END}\noutro\n")
+    assert summary.update_readme(readme, head)
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "stale" not in text
-    assert not figures.update_readme(readme, head)  # idempotent
+    assert not summary.update_readme(readme, head)  # idempotent
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="readme"):
-        figures.update_readme(readme, head)
+        summary.update_readme(readme, head)
 
 
 def test_check_png_rejects_blank_and_tiny_images(tmp_path):
@@ -82,9 +83,9 @@ def test_check_png_rejects_blank_and_tiny_images(tmp_path):
     fig = plt.figure(figsize=(6, 4), dpi=100)
     fig.savefig(tmp_path / "blank.png")
     with pytest.raises(ValueError, match="blank"):
-        figures.check_png(tmp_path / "blank.png")
+        check_png(tmp_path / "blank.png")
     fig = plt.figure(figsize=(1, 1), dpi=100)
     fig.gca().plot([0, 1], [0, 1])
     fig.savefig(tmp_path / "tiny.png")
     with pytest.raises(ValueError, match="px"):
-        figures.check_png(tmp_path / "tiny.png")
+        check_png(tmp_path / "tiny.png")

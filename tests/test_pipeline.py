@@ -2,7 +2,7 @@
 
 import pytest
 
-from mobiprox_lab.pipeline import Context, Step, outcomes_frame, run_steps
+from mobiprox_lab.orchestration.runner import Context, Step, outcomes_frame, run_steps
 
 
 def test_failure_is_named_dependants_skip_and_the_rest_runs(tmp_path):

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from test_profiler import toy_task  # the tests folder is on sys.path (pytest rootdir mode)
 
 from mobiprox_lab import cache, knobs, tuner
+from mobiprox_lab.orchestration import tasks
 from mobiprox_lab.profiler import CostModel
 from mobiprox_lab.tuner import qos as qos_mod
 from mobiprox_lab.tuner.qos import SingleOpProfile
@@ -494,5 +495,8 @@ def test_tune_validates_arguments(toy):
         tuner.tune(model, prune_top_k=0, tune_data=tune_split, test_data=test_split)
     with pytest.raises(ValueError, match="tune_data, test_data: required"):
         tuner.tune(model)
-    with pytest.raises(ValueError, match="task_or_model: expected one of"):
-        tuner.tune("mnist")
+    with pytest.raises(ValueError, match="task_or_model: expected an ApproxModel or a "
+                                         "TrainedModel .*tune_task"):
+        tuner.tune("har", tune_data=tune_split, test_data=test_split)
+    with pytest.raises(ValueError, match="task: expected one of"):
+        tasks.tune_task("mnist")

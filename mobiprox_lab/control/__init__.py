@@ -62,7 +62,7 @@ from .prepared import PreparedProbs, prepare_probs
 from .simulator import SimResult, simulate, summary_table
 from .synthetic import make_synthetic_probs
 
-#: The former name of :func:`prepare_probs` (``experiments.run_controllers`` still calls it).
+#: The former name of :func:`prepare_probs` (only tests/test_control.py still checks it).
 prepare = prepare_probs
 
 __all__ = [

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
 # The colour of each controller is fixed across every figure and widget.
 CONTROLLER_COLOURS = {
     "none": "#4d4d4d",
@@ -46,10 +44,3 @@ def save(fig, path: str | Path | None, dpi: int = 150):
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return fig
 
-
-def use_headless_backend_if_needed() -> None:
-    """Use Agg when there is no display and no notebook backend was chosen."""
-    import os
-
-    if not os.environ.get("DISPLAY") and "inline" not in matplotlib.get_backend():
-        matplotlib.use("Agg")

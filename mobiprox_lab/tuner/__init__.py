@@ -1,6 +1,8 @@
 """The tuner: QoS models P1 / P2, the NSGA-II search, selection, validation, config files.
 
-``tune(task_or_model, ...)`` runs the whole offline pipeline of Mobiprox / ApproxTuner:
+``tune(model, tune_data=..., test_data=...)`` runs the whole offline pipeline of Mobiprox /
+ApproxTuner on a trained network and its data (a task name is resolved to these by
+:mod:`mobiprox_lab.orchestration`; the tuner imports neither ``datasets`` nor ``models``):
 
 1. single-op profile of the tune set (:mod:`.qos`; cached per (op, knob), resumable,
    parallel through ``executor``);
@@ -128,38 +130,27 @@ class TuneResult:
         return [dict(c) for c in self.configs["config"]]
 
 
-def _resolve(task_or_model, quick: bool, model_seed: int, tune_data, test_data):
-    """(ApproxModel, tune split, test split, label) of a task name, TrainedModel or model."""
-    from .. import datasets
-
+def _resolve(task_or_model, tune_data, test_data):
+    """(ApproxModel, tune split, test split, label) of a TrainedModel or a model; the label
+    names the study (the TrainedModel's task, else "model")."""
     if isinstance(task_or_model, str):
-        if task_or_model not in datasets.TASKS:
-            raise ValueError(f"task_or_model: expected one of {datasets.TASKS}, an "
-                             f"ApproxModel or a TrainedModel, got {task_or_model!r}")
-        from ..models import load_or_train
-
-        splits = None
-        if tune_data is None or test_data is None:
-            splits = datasets.prepare(task_or_model, quick=quick)
-        trained = load_or_train(task_or_model, quick=quick, seed=model_seed, splits=splits)
-        task_or_model = trained
-    if hasattr(task_or_model, "module") and hasattr(task_or_model, "task"):
+        raise ValueError(f"task_or_model: expected an ApproxModel or a TrainedModel (the "
+                         f"tuner takes no task name; for {task_or_model!r} call "
+                         f"mobiprox_lab.orchestration.tasks.tune_task)")
+    is_trained = hasattr(task_or_model, "module") and hasattr(task_or_model, "task")
+    if not is_trained and not (hasattr(task_or_model, "ops") and hasattr(task_or_model, "run")):
+        raise ValueError(f"task_or_model: expected a TrainedModel or an ApproxModel, "
+                         f"got {type(task_or_model).__name__}")
+    if tune_data is None or test_data is None:
+        raise ValueError("tune_data, test_data: required (Splits: e.g. the tune / test of "
+                         "datasets.prepare(task))")
+    if is_trained:
         from ..runtime import ApproxModel
 
         trained = task_or_model
-        if tune_data is None or test_data is None:
-            splits = datasets.prepare(trained.task, quick=bool(trained.info.get("quick", quick)))
-            tune_data = splits.tune if tune_data is None else tune_data
-            test_data = splits.test if test_data is None else test_data
         model = ApproxModel(trained.module, trained.input_shape, backend="numba")
         return model, tune_data, test_data, trained.task
-    if hasattr(task_or_model, "ops") and hasattr(task_or_model, "run"):
-        if tune_data is None or test_data is None:
-            raise ValueError("tune_data, test_data: required when task_or_model is a model "
-                             "(Splits: e.g. datasets.prepare(task).tune / .test)")
-        return task_or_model, tune_data, test_data, "model"
-    raise ValueError(f"task_or_model: expected 'har', 'kws', a TrainedModel or an ApproxModel, "
-                     f"got {type(task_or_model).__name__}")
+    return task_or_model, tune_data, test_data, "model"
 
 
 def _number(name: str, value, minimum: float = 0.0) -> float:
@@ -188,15 +179,15 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
          seed: int = 0, executor=None, scheduler: str | None = None, quick: bool = False,
          tune_data=None, test_data=None, ops=None, population_size: int = 50,
          prune_top_k: int | str | None = None, storage=None, out_dir: str | Path | None = None,
-         measure: bool = True, profile_kwargs: dict | None = None, model_seed: int = 0,
+         measure: bool = True, profile_kwargs: dict | None = None,
          single_op_examples: int | None = SINGLE_OP_EXAMPLES,
          min_gain: float = 0.01, merge_within: float = 0.1, cost_model: str = "measured",
          progress: bool = True) -> TuneResult:
     """Tune a model end to end (see the module doc) and write its configuration files.
 
-    task_or_model : "har" / "kws" (the cached trained model, trained if needed; CLI
-        ``--model``), a ``models.TrainedModel``, or an ``ApproxModel`` with ``tune_data`` and
-        ``test_data``.
+    task_or_model : a ``models.TrainedModel`` or an ``ApproxModel``; tune_data, test_data :
+        its tune and test splits (required). A task name ("har" / "kws", CLI ``--model``) is
+        resolved to these by ``mobiprox_lab.orchestration.tasks.tune_task``.
     qos_model : "p1", "p2" or "empirical" (``--qos-model``).
     tuner_threshold, keep_threshold : pp of QoS loss (``--tuner-threshold``,
         ``--keep-threshold``): the search's constraint; what a kept configuration may lose on
@@ -212,11 +203,11 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
         is within ``merge_within`` pp of the last accepted one replaces it. The rule runs
         on the **measured** speedup of the kept candidates (``measure=True``), as the
         authors ran it on configurations profiled on the device.
-    seed : the search's seed (deterministic for a seed); model_seed: the trained model's.
+    seed : the search's seed (deterministic for a seed).
     executor : ``concurrent.futures`` executor or ``dask.distributed.Client`` for the
         single-op profile, empirical QoS and validation; scheduler : a Dask scheduler
         address (``--scheduler``) to connect a client to instead (closed at the end).
-    quick : small data (task names) and budgets.
+    quick : small budgets.
     ops : op names to tune (default ``model.tunable_ops``; e.g. ``model.op_names("conv")``).
     population_size : NSGA-II generation size. prune_top_k : knobs kept per op and speedup
         level (``search.prune_knobs``, from the single-op profile); None (default) = all
@@ -271,7 +262,7 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
         return _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, int(trials),
                      int(n_nearest), int(seed), executor, quick, tune_data, test_data, ops,
                      population_size, prune_top_k, storage, out_dir, measure, profile_kwargs,
-                     model_seed, single_op_examples, progress, min_gain=min_gain,
+                     single_op_examples, progress, min_gain=min_gain,
                      merge_within=merge_within, cost_model=cost_model)
     finally:
         if client is not None:
@@ -280,7 +271,7 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
 
 def _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, trials, n_nearest, seed,
           executor, quick, tune_data, test_data, ops, population_size, prune_top_k, storage,
-          out_dir, measure, profile_kwargs, model_seed, single_op_examples,
+          out_dir, measure, profile_kwargs, single_op_examples,
           progress, *, min_gain: float, merge_within: float,
           cost_model: str) -> TuneResult:
     timings: dict[str, float] = {}
@@ -292,8 +283,7 @@ def _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, trials, n_n
         timings[stage] = now - clock
         clock = now
 
-    model, tune_data, test_data, label = _resolve(task_or_model, quick, model_seed, tune_data,
-                                                  test_data)
+    model, tune_data, test_data, label = _resolve(task_or_model, tune_data, test_data)
     xt, yt = data_arrays(tune_data, "tune_data")
     data_arrays(test_data, "test_data")
     kw = dict(QUICK_MEASURE if quick else MEASURE_DEFAULTS)
