@@ -156,3 +156,38 @@ def test_har_traces_replay_test_subjects_only():
     day = experiments.build_trace("har_day", setup, quick=True, seed=0)
     test_rows = {row.tobytes() for row in splits.test.x}
     assert all(row.tobytes() in test_rows for row in day.pool_x[np.unique(day.pool_index)])
+
+
+def test_controller_tables_cover_every_trace_once_per_setup(monkeypatch):
+    """The pipeline and notebook 04 share one computation: every trace's runs and
+    aggregate, computed once per setup (a second call rebuilds no trace)."""
+    har, y_pool, pool_probs = _setup()
+    kws, _, _ = _setup(seed=1)
+    kws.task = "kws"
+    built = []
+
+    def build(name, setup, *, quick=False, seed=0, subject=None):
+        built.append((name, seed))
+        return _trace(y_pool, seed=seed)
+
+    monkeypatch.setattr(experiments, "build_trace", build)
+    monkeypatch.setattr(experiments, "trace_units", lambda name, setup, quick=False: [
+        {"seed": 0}, {"seed": 1}])
+    monkeypatch.setattr(experiments, "trace_probs", lambda setup, trace, progress=True:
+                        pool_probs[:, trace.pool_index])
+    runs, tables = experiments.controller_tables({"har": har, "kws": kws}, quick=True,
+                                                 progress=False)
+    assert list(tables) == list(experiments.TRACES)
+    assert len(built) == 2 * len(experiments.TRACES)
+    for name, table in tables.items():
+        assert (table["n_units"] == 2).all() and (table["trace"] == "har_day").all()
+        expected = experiments.aggregate(experiments.controller_runs(name, {
+            "har": har, "kws": kws}[experiments.TRACE_TASK[name]], quick=True))
+        pd.testing.assert_frame_equal(table, expected)
+    assert len(runs) == sum(2 * len(experiments.controller_suite(s)) for s in
+                            (har, har, kws))
+    again, _ = experiments.controller_tables({"har": har, "kws": kws}, quick=True)
+    assert len(built) == 2 * len(experiments.TRACES)  # memoised on the setups
+    pd.testing.assert_frame_equal(again, runs)
+    with pytest.raises(ValueError, match="setups: expected a TaskSetup for each of"):
+        experiments.controller_tables({"har": har})
