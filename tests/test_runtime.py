@@ -316,9 +316,9 @@ def test_generic_fx_model():
 
 def test_pooling_kernel_path_matches_torch(monkeypatch):
     """Large pooling inputs run on kernels.pool2d: same logits as torch."""
-    from mobiprox_lab import runtime
+    from mobiprox_lab.runtime import steps
 
-    monkeypatch.setattr(runtime, "POOL_KERNEL_MIN_SIZE", 0)
+    monkeypatch.setattr(steps, "POOL_KERNEL_MIN_SIZE", 0)
     torch.manual_seed(4)
     net = _perturb_bn(_Residual())
     am = ApproxModel(net, (2, 9, 9))

@@ -29,11 +29,11 @@ __all__ = ["code_fingerprint", "config_key", "cpu_model", "machine_key", "model_
 @functools.cache
 def code_fingerprint() -> str:
     """16 hex digits hashing the sources that set the runtime's speed:
-    ``mobiprox_lab/kernels/*.py`` and ``mobiprox_lab/runtime.py``, read once per process (the
-    code this process runs, even if the files change later)."""
+    ``mobiprox_lab/kernels/*.py`` and ``mobiprox_lab/runtime/*.py``, read once per process
+    (the code this process runs, even if the files change later)."""
     root = Path(__file__).resolve().parent.parent  # the mobiprox_lab package
     h = hashlib.sha256()
-    for f in sorted((root / "kernels").glob("*.py")) + [root / "runtime.py"]:
+    for f in sorted((root / "kernels").glob("*.py")) + sorted((root / "runtime").glob("*.py")):
         h.update(f.relative_to(root).as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
