@@ -426,6 +426,8 @@ def test_prepare_quick(quick_splits: Splits) -> None:
     groups = [set(getattr(sp, n).group.tolist()) for n in kws.SPLIT_NAMES]
     assert not groups[0] & groups[2] and not groups[0] & groups[1]
     assert not set(sp.meta["voices"]["train"]) & set(sp.meta["voices"]["test"])
+    # what the trace cache key reads of the data must not hold the build's duration
+    assert "build_s" not in sp.meta["synth"] and sp.meta["synth"]
 
 
 def test_speech_schedule_persistence_and_shares() -> None:
