@@ -62,8 +62,8 @@ class LayerShape:
 
     @property
     def out_hw(self) -> tuple[int, int]:
-        return ((self.h + 2 * self.padding - self.kh) // self.stride + 1,
-                (self.w + 2 * self.padding - self.kw) // self.stride + 1)
+        return kernels.conv_output_hw((self.h, self.w), (self.kh, self.kw), self.stride,
+                                      self.padding)
 
 
 # HAR MobileNet (CIFAR-style): (out channels, depthwise stride) of its 13 blocks

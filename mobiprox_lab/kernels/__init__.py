@@ -11,14 +11,20 @@ Knob semantics are HPVM / ApproxTuner's, described in :mod:`mobiprox_lab.knobs` 
     ``conv2d`` plus a dict of seconds per phase (``PHASES``).
 ``pool2d(x, mode, kernel, stride, padding=(0, 0), *, count_include_pad=True)``
     max / average pooling (N, C, H, W) -> (N, C, Ho, Wo), like torch's (floor mode).
+``conv_output_hw(hw, kernel, stride=1, padding=0)``
+    (Ho, Wo) of a convolution / pooling window over an (H, W) map.
 ``set_num_threads(n)`` / ``get_num_threads()``
     threads per call (default: Numba's thread count).
+``single_threaded_blas()``
+    context manager: NumPy's / SciPy's BLAS on one thread inside the block (re-entrant);
+    what each kernel call does around its workers, held once for a whole inference.
 """
 
 from ._conv import PHASES, conv2d, conv2d_breakdown
 from ._linear import linear
-from ._pool import get_num_threads, set_num_threads
 from ._pooling import pool2d
+from ._threads import get_num_threads, set_num_threads, single_threaded_blas
+from ._validate import conv_output_hw
 
-__all__ = ["PHASES", "conv2d", "conv2d_breakdown", "get_num_threads", "linear", "pool2d",
-           "set_num_threads"]
+__all__ = ["PHASES", "conv2d", "conv2d_breakdown", "conv_output_hw", "get_num_threads",
+           "linear", "pool2d", "set_num_threads", "single_threaded_blas"]

@@ -25,7 +25,7 @@ Paths (``groups == 1`` unless said):
 * other depthwise / narrow grouped (<= ``DIRECT_MAX_GROUP_WIDTH`` input channels per
   group): a direct Numba loop (channel-vectorised NHWC for small depthwise maps).
 
-Chunks run on ``_pool`` worker threads (serial nogil kernels, single-threaded
+Chunks run on ``_threads`` worker threads (serial nogil kernels, single-threaded
 BLAS per worker). Without timings a chunk is one nogil call (``_fused``, whose
 GEMM is Numba's ``np.dot``, outside any parallel loop); with timings its phases
 run as separate calls so that each can be clocked.
@@ -38,7 +38,7 @@ from time import thread_time  # per-thread CPU seconds: see conv2d(timings=...)
 
 import numpy as np
 
-from . import _plan, _pool
+from . import _plan, _threads
 from ._direct import depthwise_buffer_size, depthwise_nhwc, depthwise_phases, direct_conv
 from ._fused import gemm_chunk, pointwise_chunk, rowblock_chunk, rowblock_gemm
 from ._half import to_half
@@ -87,48 +87,64 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
     out = np.empty((s.n, s.k, s.ho, s.wo), dtype=np.float32)
     if out.size == 0:
         return out
-    kn = s.knob
-    fp16 = kn.is_fp16
+    fp16 = s.knob.is_fp16
     x = to_half(x) if fp16 else np.ascontiguousarray(x)
     has_bias = b is not None
     bias = np.zeros(s.k, np.float32) if b is None else (to_half(b) if fp16 else
                                                         np.ascontiguousarray(b))
-    timing = timings is not None
     cg = s.c // s.groups
-    flops = 2 * s.n * s.k * s.ho * s.wo * cg * s.kh * s.kw
-    small = flops < MIN_PARALLEL_FLOPS
-    workers = 1 if small else _pool.get_num_threads()
-
+    small = 2 * s.n * s.k * s.ho * s.wo * cg * s.kh * s.kw < MIN_PARALLEL_FLOPS
+    workers = 1 if small else _threads.get_num_threads()
+    args = (x, w, out, s, bias, has_bias, workers, timings, t_start, small, relu)
     if (s.groups > 1 and s.k == s.c == s.groups and not fp16
             and s.ho * s.wo > DEPTHWISE_NHWC_MAX_PLANE):
-        _run_depthwise(x, w, out, s, bias, has_bias, workers, timings, t_start, small, relu)
-        return out
+        _run_depthwise(*args)
+    elif s.groups > 1 and cg <= DIRECT_MAX_GROUP_WIDTH:
+        _run_direct(*args)
+    elif _wide_applies(s):
+        _run_wide(*args)
+    elif _strided_pointwise(s) is not None:
+        _run_pointwise(*args)
+    else:
+        _run_reduced(*args)
+    return out
 
-    if s.groups > 1 and cg <= DIRECT_MAX_GROUP_WIDTH:
-        w = to_half(w) if fp16 else np.ascontiguousarray(w)
-        nb = _batch_chunk(s.n, s.n, workers)
-        nhwc = s.k == s.c == s.groups and s.ho * s.wo <= DEPTHWISE_NHWC_MAX_PLANE
 
-        def direct_task(i: int, scratch: dict) -> None:
-            t0 = thread_time() if timing else 0.0
-            n0, n1 = i * nb, min(s.n, (i + 1) * nb)
-            if nhwc:
-                depthwise_nhwc(x, w, out, n0, n1, s.sh, s.sw, s.ph, s.pw, bias, has_bias, fp16)
-            else:
-                direct_conv(x, w, out, n0, n1, s.sh, s.sw, s.ph, s.pw, s.groups, bias,
-                            has_bias, fp16)
-            if timing:
-                _add(scratch, "direct", thread_time() - t0)
+def _run_direct(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
+                small, relu=False) -> None:
+    """Narrow grouped / small depthwise conv by a direct Numba loop (channel-vectorised
+    NHWC for depthwise maps of <= ``DEPTHWISE_NHWC_MAX_PLANE`` outputs), tasks over
+    blocks of samples."""
+    fp16 = s.knob.is_fp16
+    timing = timings is not None
+    w = to_half(w) if fp16 else np.ascontiguousarray(w)
+    nb = _batch_chunk(s.n, s.n, workers)
+    nhwc = s.k == s.c == s.groups and s.ho * s.wo <= DEPTHWISE_NHWC_MAX_PLANE
 
-        _run(_relu_after(direct_task, relu, out, lambda i: (i * nb, min(s.n, (i + 1) * nb), 0,
-                                                              s.k, 0, s.ho * s.wo)),
-             ceil(s.n / nb), workers, timings, t_start, small)
-        return out
+    def direct_task(i: int, scratch: dict) -> None:
+        t0 = thread_time() if timing else 0.0
+        n0, n1 = i * nb, min(s.n, (i + 1) * nb)
+        if nhwc:
+            depthwise_nhwc(x, w, out, n0, n1, s.sh, s.sw, s.ph, s.pw, bias, has_bias, fp16)
+        else:
+            direct_conv(x, w, out, n0, n1, s.sh, s.sw, s.ph, s.pw, s.groups, bias,
+                        has_bias, fp16)
+        if timing:
+            _add(scratch, "direct", thread_time() - t0)
 
-    if _wide_applies(s):
-        _run_wide(x, w, out, s, bias, has_bias, workers, timings, t_start, small, relu)
-        return out
+    _run(_relu_after(direct_task, relu, out, lambda i: (i * nb, min(s.n, (i + 1) * nb), 0,
+                                                          s.k, 0, s.ho * s.wo)),
+         ceil(s.n / nb), workers, timings, t_start, small)
 
+
+def _run_reduced(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
+                 small, relu=False) -> None:
+    """Every other ``groups == 1`` (or wide-group) call: the weights reduced to the kept
+    taps of a filter-sampling knob (and rescaled), then one 1x1 GEMM per sample, row
+    blocks, or reduced-im2col chunks (see the module docstring)."""
+    kn = s.knob
+    fp16 = kn.is_fp16
+    cg = s.c // s.groups
     samp = (kn.stride, kn.offset) if kn.technique == "sampling" else (1, 0)
     kept, chan, krow, kcol = _plan.reduction_plan(cg, s.kh, s.kw, *samp)
     w2 = np.ascontiguousarray(w).reshape(s.k, cg * s.kh * s.kw)
@@ -136,41 +152,52 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
         w2 = np.take(w2, kept, axis=1)
         w2 *= np.float32(kn.stride / (kn.stride - 1))
     w2 = to_half(w2) if fp16 else np.ascontiguousarray(w2)
-
-    if _strided_pointwise(s) is not None:
-        _run_pointwise(x, w, out, s, bias, has_bias, workers, timings, t_start, small, relu)
-        return out
-
     if (s.groups == 1 and s.kh == s.kw == 1 and s.sh == s.sw == 1 and s.ph == s.pw == 0
             and kn.technique == "exact" and s.h * s.w >= ONE_BY_ONE_MIN_PLANE):
-        nb = _batch_chunk(s.n, s.n, workers)
-        plane = s.h * s.w
-
-        def pointwise_task(i: int, scratch: dict) -> None:
-            n0, n1 = i * nb, min(s.n, (i + 1) * nb)
-            if not timing:
-                pointwise_chunk(x, w2, out, n0, n1, bias, has_bias, fp16)
-                return
-            t0 = thread_time()
-            np.matmul(w2, x[n0:n1].reshape(n1 - n0, s.c, plane),
-                      out=out[n0:n1].reshape(n1 - n0, s.k, plane))
-            t1 = thread_time()
-            _add(scratch, "gemm", t1 - t0)
-            if has_bias or fp16:
-                finish(out, n0, n1, 0, s.k, bias, has_bias, fp16)
-                _add(scratch, "interp", thread_time() - t1)
-
-        _run(_relu_after(pointwise_task, relu, out, lambda i: (
-            i * nb, min(s.n, (i + 1) * nb), 0, s.k, 0, s.ho * s.wo)),
-             ceil(s.n / nb), workers, timings, t_start, small)
-        return out
-
-    if (s.groups == 1 and not fp16 and kn.technique != "perforation"
+        _run_one_by_one(x, w2, out, s, bias, has_bias, workers, timings, t_start, small, relu)
+    elif (s.groups == 1 and not fp16 and kn.technique != "perforation"
             and s.ho * s.wo >= ROWBLOCK_MIN_PLANE):
         _run_rowblocks(x, w2, out, s, chan, krow, kcol, bias, has_bias, workers, timings,
                        t_start, small, relu)
-        return out
+    else:
+        _run_chunks(x, w2, out, s, chan, krow, kcol, bias, has_bias, workers, timings,
+                    t_start, small, relu)
 
+
+def _run_one_by_one(x, w2, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
+                    small, relu=False) -> None:
+    """Exact 1x1 stride-1 unpadded conv (fp16 included): one GEMM per sample straight into
+    the output, then bias / half rounding; tasks over blocks of samples."""
+    fp16 = s.knob.is_fp16
+    timing = timings is not None
+    nb = _batch_chunk(s.n, s.n, workers)
+    plane = s.h * s.w
+
+    def pointwise_task(i: int, scratch: dict) -> None:
+        n0, n1 = i * nb, min(s.n, (i + 1) * nb)
+        if not timing:
+            pointwise_chunk(x, w2, out, n0, n1, bias, has_bias, fp16)
+            return
+        t0 = thread_time()
+        np.matmul(w2, x[n0:n1].reshape(n1 - n0, s.c, plane),
+                  out=out[n0:n1].reshape(n1 - n0, s.k, plane))
+        t1 = thread_time()
+        _add(scratch, "gemm", t1 - t0)
+        if has_bias or fp16:
+            finish(out, n0, n1, 0, s.k, bias, has_bias, fp16)
+            _add(scratch, "interp", thread_time() - t1)
+
+    _run(_relu_after(pointwise_task, relu, out, lambda i: (
+        i * nb, min(s.n, (i + 1) * nb), 0, s.k, 0, s.ho * s.wo)),
+         ceil(s.n / nb), workers, timings, t_start, small)
+
+
+def _run_chunks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, workers,
+                timings, t_start, small, relu=False) -> None:
+    """Per group, chunks of samples: reduced im2col -> one GEMM -> scatter into NCHW with
+    the perforation's interpolation and the bias (``_gemm_task``)."""
+    timing = timings is not None
+    cg = s.c // s.groups
     rows = _plan.axis_plan(s.ho, *_axis_pattern(s, "row"))
     col_pattern = _axis_pattern(s, "col")
     geometry = (rows[0] * s.sh - s.ph, rows[1], rows[2],
@@ -182,13 +209,12 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
         w2_g = w2[g * kg:(g + 1) * kg] if s.groups > 1 else w2
         chan_g = chan + g * cg if g else chan
         task, n_tasks, nb = _gemm_task(x, w2_g, out, s, g * kg, chan_g, krow, kcol, geometry,
-                                       bias, has_bias, fp16, timing, workers)
+                                       bias, has_bias, s.knob.is_fp16, timing, workers)
         def region(i: int, _k0=g * kg, _nb=nb) -> tuple:
             return i * _nb, min(s.n, (i + 1) * _nb), _k0, _k0 + kg, 0, s.ho * s.wo
 
         _run(_relu_after(task, relu, out, region), n_tasks, workers, timings, t_start, small)
         t_start = thread_time() if timing else 0.0
-    return out
 
 
 def _strided_pointwise(s: ConvSpec) -> str | None:
@@ -410,10 +436,10 @@ def _run(task, n_tasks: int, workers: int, timings: dict | None, t_start: float,
     """Run the chunks; with ``timings``, add the prep time since ``t_start`` and each
     worker's phase times."""
     if timings is None:
-        _pool.run(task, n_tasks, workers, limit_blas=not small)
+        _threads.run(task, n_tasks, workers, limit_blas=not small)
         return
     timings["prep"] = timings.get("prep", 0.0) + thread_time() - t_start
-    for scratch in _pool.run(task, n_tasks, workers, limit_blas=not small):
+    for scratch in _threads.run(task, n_tasks, workers, limit_blas=not small):
         for phase in PHASES:
             if phase in scratch:
                 timings[phase] = timings.get(phase, 0.0) + scratch[phase]

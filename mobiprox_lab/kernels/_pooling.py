@@ -7,7 +7,8 @@ from math import ceil
 import numpy as np
 from numba import njit, uint64
 
-from . import _pool
+from . import _threads
+from ._validate import conv_output_hw
 
 
 @njit(cache=True, nogil=True)
@@ -77,17 +78,17 @@ def pool2d(x: np.ndarray, mode: str, kernel, stride, padding=(0, 0), *,
         raise ValueError(f"kernel / stride / padding: expected kernel, stride >= 1 and "
                          f"0 <= padding <= kernel / 2, got {kernel}, {stride}, {padding}")
     n, c, h, w = x.shape
-    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    ho, wo = conv_output_hw((h, w), (kh, kw), (sh, sw), (ph, pw))
     if ho < 1 or wo < 1:
         raise ValueError(f"x: a {h}x{w} map is smaller than the {kh}x{kw} window")
     x = np.ascontiguousarray(x)
     out = np.empty((n, c, ho, wo), np.float32)
-    workers = _pool.get_num_threads() if x.size >= 1 << 18 else 1
+    workers = _threads.get_num_threads() if x.size >= 1 << 18 else 1
     nb = max(1, ceil(n / (4 * workers))) if workers > 1 else n
 
     def task(i: int, scratch: dict) -> None:
         _pool_planes(x, out, i * nb, min(n, (i + 1) * nb), kh, kw, sh, sw, ph, pw,
                      mode == "max", count_include_pad)
 
-    _pool.run(task, ceil(n / nb), workers, limit_blas=False)
+    _threads.run(task, ceil(n / nb), workers, limit_blas=False)
     return out

@@ -46,6 +46,16 @@ def _pair(value, name: str, minimum: int, meaning: str) -> tuple[int, int]:
     return pair
 
 
+def conv_output_hw(hw, kernel, stride=1, padding=0) -> tuple[int, int]:
+    """(Ho, Wo) of a convolution or pooling window over an (H, W) map (floor mode):
+    ``(H + 2 * ph - KH) // sh + 1`` and the same along W. ``hw`` / ``kernel``: (h, w)
+    pairs; ``stride`` / ``padding``: int or (h, w). Not checked to be >= 1."""
+    (h, w), (kh, kw) = _pair(hw, "hw", 0, "ints >= 0"), _pair(kernel, "kernel", 1, "ints >= 1")
+    sh, sw = _pair(stride, "stride", 1, "ints >= 1")
+    ph, pw = _pair(padding, "padding", 0, "ints >= 0")
+    return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+
+
 def check_array(a, name: str, ndim: int, layout: str) -> None:
     """``a`` must be a float32 NumPy array of rank ``ndim`` (``layout`` names the axes)."""
     if not isinstance(a, np.ndarray):
@@ -86,8 +96,7 @@ def conv_spec(x, w, b, stride, padding, groups, knob) -> ConvSpec:
     check_bias(b, k)
     sh, sw = _pair(stride, "stride", 1, "ints >= 1")
     ph, pw = _pair(padding, "padding", 0, "ints >= 0")
-    ho = (h + 2 * ph - kh) // sh + 1
-    wo = (wd + 2 * pw - kw) // sw + 1
+    ho, wo = conv_output_hw((h, wd), (kh, kw), (sh, sw), (ph, pw))
     if ho < 1 or wo < 1:
         raise ValueError(f"x: output size would be {ho}x{wo}; expected >= 1x1 (input {h}x{wd}, "
                          f"kernel {kh}x{kw}, padding ({ph}, {pw}), stride ({sh}, {sw}))")

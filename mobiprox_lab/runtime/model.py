@@ -373,11 +373,11 @@ class ApproxModel:
         self._check_backend(backend)
         steps = self._plans[backend]
         times = np.zeros((repeats, len(steps)))
-        from ..kernels import _pool
+        from ..kernels import single_threaded_blas
 
         with contextlib.ExitStack() as stack:
             if backend == "numba":  # as in run(): one BLAS thread per kernel worker
-                stack.enter_context(_pool.single_threaded_blas())
+                stack.enter_context(single_threaded_blas())
             self._time_steps(x, kv, backend, steps, times, clock)
         return pd.DataFrame({"step": [s.label for s in steps],
                              "ops": [[self._op_list[i].name for i in s.ops] for s in steps],
@@ -452,9 +452,9 @@ class ApproxModel:
         if backend == "reference":
             with torch.no_grad():
                 return self._execute(steps, env, kv)
-        from ..kernels import _pool
+        from ..kernels import single_threaded_blas
 
-        with _pool.single_threaded_blas():
+        with single_threaded_blas():
             return self._execute(steps, env, kv)
 
     # ------------------------------------------------------------------ introspection

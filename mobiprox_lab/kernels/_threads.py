@@ -24,23 +24,24 @@ _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 _executor_size = 0
 _blas = None  # threadpoolctl controllers of the BLAS libraries, once looked up
-_threads = max(1, int(numba.config.NUMBA_NUM_THREADS))
+_n_threads = max(1, int(numba.config.NUMBA_NUM_THREADS))
 
 
 def get_num_threads() -> int:
     """How many threads a kernel call uses."""
-    return _threads
+    return _n_threads
 
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads per kernel call (1 = the calling thread only)."""
-    global _threads
+    global _n_threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n: expected a positive int, got {n!r}")
-    _threads = n
+    _n_threads = n
 
 
-def _pool(size: int) -> ThreadPoolExecutor:
+def _shared_executor(size: int) -> ThreadPoolExecutor:
+    """The process-wide worker threads, grown to at least ``size``."""
     global _executor, _executor_size
     with _lock:
         if _executor is None or _executor_size < size:
@@ -123,7 +124,7 @@ def run(task: Callable[[int, dict], None], n_tasks: int, workers: int,
     with single_threaded_blas():
         if workers == 1:
             return [work()]
-        futures = [_pool(workers - 1).submit(work) for _ in range(workers - 1)]
+        futures = [_shared_executor(workers - 1).submit(work) for _ in range(workers - 1)]
         scratches = [work()]
         scratches += [f.result() for f in futures]
     return scratches
