@@ -399,61 +399,22 @@ def fit(
     1.06-1.22, so a and k trade off against each other (large stderr): both laws fit the
     measured range, neither should be extrapolated far beyond it.
     """
-    from scipy.optimize import least_squares
-
-    s = _nonneg("speedup", speedup, positive=True).ravel()
-    e = _nonneg("relative_energy", relative_energy, positive=True).ravel()
-    if s.shape != e.shape:
-        raise ValueError(f"relative_energy: expected length {len(s)} (len(speedup)), got {len(e)}")
-    if fp16_fraction is None:
-        f = np.zeros_like(s)
-    else:
-        f = _fraction("fp16_fraction", fp16_fraction).ravel()
-        if f.shape != s.shape:
-            raise ValueError(f"fp16_fraction: expected length {len(s)} (len(speedup)), "
-                             f"got {len(f)}")
+    s, e, f = _fit_points(speedup, relative_energy, fp16_fraction)
     fit_phi = fp16_fraction is not None and np.any(f > 0) and fp16_energy_factor is None
-    names, x0, lo, hi = [], [], [], []
-    if fixed_cost is None:
-        names.append("a"), x0.append(0.1), lo.append(0.0), hi.append(0.99)
-    elif not 0.0 <= fixed_cost < 1.0:
-        raise ValueError(f"fixed_cost: expected a number in [0, 1), got {fixed_cost!r}")
-    if exponent is None:
-        names.append("k"), x0.append(1.0), lo.append(0.05), hi.append(8.0)
-    elif not exponent > 0:
-        raise ValueError(f"exponent: expected > 0, got {exponent!r}")
-    if fit_phi:
-        names.append("phi"), x0.append(0.5), lo.append(0.0), hi.append(1.0)
-    elif fp16_energy_factor is not None and not 0.0 <= fp16_energy_factor <= 1.0:
-        raise ValueError(f"fp16_energy_factor: expected a number in [0, 1], "
-                         f"got {fp16_energy_factor!r}")
+    names = _free_parameters(fixed_cost, exponent, fp16_energy_factor, fit_phi)
     if len(s) < max(len(names), 1):
         raise ValueError(f"speedup: expected at least {max(len(names), 1)} points, got {len(s)}")
 
-    def unpack(x):
+    def unpack(x) -> tuple[float, float, float]:
         p = dict(zip(names, x, strict=True))
         return (p.get("a", fixed_cost if fixed_cost is not None else 0.0),
                 p.get("k", exponent if exponent is not None else 1.0),
                 p.get("phi", fp16_energy_factor if fp16_energy_factor is not None else np.nan))
 
-    def model(x):
-        a, k, phi = unpack(x)
-        credit = 1.0 - f * (1.0 - (0.0 if np.isnan(phi) else phi)) if np.any(f) else 1.0
-        return a + (1.0 - a) * s ** (-k) * credit
+    def model(x) -> np.ndarray:
+        return _law_values(*unpack(x), s, f)
 
-    stderr = {"a": np.nan, "k": np.nan, "phi": np.nan}
-    if names:
-        sol = least_squares(lambda x: model(x) - e, np.array(x0), bounds=(lo, hi))
-        x = sol.x
-        dof = len(s) - len(names)
-        if dof > 0:
-            jtj = sol.jac.T @ sol.jac
-            if np.linalg.matrix_rank(jtj) == len(names):
-                cov = np.linalg.inv(jtj) * float(np.sum(sol.fun**2)) / dof
-                stderr.update({n_: float(np.sqrt(max(c, 0.0)))
-                               for n_, c in zip(names, np.diag(cov), strict=True)})
-    else:
-        x = np.array([])
+    x, stderr = _least_squares(lambda x: model(x) - e, names, len(s))
     a, k, phi = unpack(x)
     pred = model(x)
     resid = e - pred
@@ -467,6 +428,76 @@ def fit(
         n=len(s),
         stderr=stderr,
     )
+
+
+#: (start, lower bound, upper bound) of each parameter :func:`fit` may fit, in fitting order.
+_PARAMETERS = {"a": (0.1, 0.0, 0.99), "k": (1.0, 0.05, 8.0), "phi": (0.5, 0.0, 1.0)}
+
+
+def _fit_points(speedup, relative_energy, fp16_fraction
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The checked points of :func:`fit`: speedup, relative energy and fp16 share, each
+    float64 (n,) (fp16 share 0 when ``fp16_fraction`` is None)."""
+    s = _nonneg("speedup", speedup, positive=True).ravel()
+    e = _nonneg("relative_energy", relative_energy, positive=True).ravel()
+    if s.shape != e.shape:
+        raise ValueError(f"relative_energy: expected length {len(s)} (len(speedup)), got {len(e)}")
+    if fp16_fraction is None:
+        return s, e, np.zeros_like(s)
+    f = _fraction("fp16_fraction", fp16_fraction).ravel()
+    if f.shape != s.shape:
+        raise ValueError(f"fp16_fraction: expected length {len(s)} (len(speedup)), "
+                         f"got {len(f)}")
+    return s, e, f
+
+
+def _free_parameters(fixed_cost, exponent, fp16_energy_factor, fit_phi: bool) -> list[str]:
+    """Names of the parameters :func:`fit` fits (of "a", "k", "phi", in that order), after
+    checking the ones given fixed."""
+    names = []
+    if fixed_cost is None:
+        names.append("a")
+    elif not 0.0 <= fixed_cost < 1.0:
+        raise ValueError(f"fixed_cost: expected a number in [0, 1), got {fixed_cost!r}")
+    if exponent is None:
+        names.append("k")
+    elif not exponent > 0:
+        raise ValueError(f"exponent: expected > 0, got {exponent!r}")
+    if fit_phi:
+        names.append("phi")
+    elif fp16_energy_factor is not None and not 0.0 <= fp16_energy_factor <= 1.0:
+        raise ValueError(f"fp16_energy_factor: expected a number in [0, 1], "
+                         f"got {fp16_energy_factor!r}")
+    return names
+
+
+def _law_values(a, k, phi, s: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """``a + (1 - a) s^-k (1 - f (1 - phi))`` (no fp16 credit where phi is nan)."""
+    credit = 1.0 - f * (1.0 - (0.0 if np.isnan(phi) else phi)) if np.any(f) else 1.0
+    return a + (1.0 - a) * s ** (-k) * credit
+
+
+def _least_squares(residual, names: list[str], n_points: int
+                   ) -> tuple[np.ndarray, dict[str, float]]:
+    """(fitted values of ``names``, standard error of each of a / k / phi; nan where not
+    fitted or not identifiable) minimising ``residual(x)`` within ``_PARAMETERS``' bounds."""
+    from scipy.optimize import least_squares
+
+    stderr = {"a": np.nan, "k": np.nan, "phi": np.nan}
+    if not names:
+        return np.array([]), stderr
+    x0 = [_PARAMETERS[n][0] for n in names]
+    lo = [_PARAMETERS[n][1] for n in names]
+    hi = [_PARAMETERS[n][2] for n in names]
+    sol = least_squares(residual, np.array(x0), bounds=(lo, hi))
+    dof = n_points - len(names)
+    if dof > 0:
+        jtj = sol.jac.T @ sol.jac
+        if np.linalg.matrix_rank(jtj) == len(names):
+            cov = np.linalg.inv(jtj) * float(np.sum(sol.fun**2)) / dof
+            stderr.update({n_: float(np.sqrt(max(c, 0.0)))
+                           for n_, c in zip(names, np.diag(cov), strict=True)})
+    return sol.x, stderr
 
 
 # --------------------------------------------------------------------------- authors' table
