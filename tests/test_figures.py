@@ -19,11 +19,11 @@ def test_quick_pipeline_writes_every_figure(tmp_path):
     assert status == 0
     for name in figures.EXPECTED_FIGURES:
         check_png(tmp_path / f"{name}.png")
-    summary = (tmp_path / "summary.md").read_text()
+    text = (tmp_path / "summary.md").read_text()
     for heading in ("baseline accuracy", "configurations har", "configurations kws",
                     "candidates har", "controllers", "kernel ratios", "energy law fit",
                     "energy accounting check"):
-        assert f"## {heading}" in summary
+        assert f"## {heading}" in text
     table = pd.read_csv(tmp_path / "summary.csv")
     assert {"controllers", "energy accounting check"} <= set(table["table"])
     assert (table.loc[table["table"] == "energy accounting check", "abs_error"] < 1e-9).all()
