@@ -197,17 +197,17 @@ def test_weights_survive_last_bit_noise_but_not_a_preprocessing_change():
 def test_shipped_weights_are_used_and_checked(tmp_path, monkeypatch):
     """A shipped weights file with a matching key loads without training; a tampered one
     is refused by its checksum; retrain=True ignores it."""
-    from mobiprox_lab import datasets, models
+    from mobiprox_lab import cache, datasets, models
 
     monkeypatch.setenv("MOBIPROX_DATA", str(tmp_path / "data"))
-    monkeypatch.setattr(models, "SHIPPED_DIR", tmp_path / "weights")
-    monkeypatch.setattr(models, "SHIPPED_MANIFEST", tmp_path / "weights" / "manifest.json")
+    monkeypatch.setattr(models.weights, "SHIPPED_DIR", tmp_path / "weights")
+    monkeypatch.setattr(models.weights, "SHIPPED_MANIFEST", tmp_path / "weights" / "manifest.json")
     splits = datasets.prepare("har", quick=True)
     trained = models.load_or_train("har", quick=True, splits=splits, epochs=1, progress=False)
     info = dict(trained.info, quick=False)  # ship() refuses quick weights; pretend
     shipped = models.ship(models.TrainedModel(**{**trained.__dict__, "info": info}))
     entry = models.shipped_manifest()[shipped.name]
-    assert entry["sha256"] == models.cache.file_sha256(shipped) and entry["task"] == "har"
+    assert entry["sha256"] == cache.file_sha256(shipped) and entry["task"] == "har"
     Path(trained.path).unlink()  # nothing cached any more: the shipped file must serve
     again = models.load_or_train("har", quick=True, splits=splits, epochs=1, progress=False)
     assert again.info["shipped"] and again.info["test_acc"] == trained.info["test_acc"]

@@ -1,0 +1,240 @@
+"""Training and evaluating the networks: augmentation, the optimiser loop with early
+stopping on the tune split, and the per-task recipes (:data:`TRAIN_DEFAULTS`)."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from .nets import HarMobileNet
+
+
+def _check_split(split, name: str) -> tuple[np.ndarray, np.ndarray]:
+    x, y = getattr(split, "x", None), getattr(split, "y", None)
+    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype != np.float32:
+        raise ValueError(f"{name}.x: expected a float32 array (N, C, H, W), got "
+                         f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
+    if not isinstance(y, np.ndarray) or y.shape != (len(x),):
+        raise ValueError(f"{name}.y: expected an int array of shape ({len(x)},), got "
+                         f"{getattr(y, 'shape', type(y).__name__)}")
+    return x, y.astype(np.int64, copy=False)
+
+
+@torch.no_grad()
+def predict_logits(module: nn.Module, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """float32 (N, n_classes) logits of ``module`` (put in eval mode) on ``x`` (N, C, H, W)."""
+    module.eval()
+    out = [module(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size]))).numpy()
+           for i in range(0, len(x), batch_size)]
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def evaluate(module: nn.Module, split, batch_size: int = 512) -> float:
+    """Top-1 accuracy (fraction in [0, 1]) of ``module`` on a ``Split`` (``.x``, ``.y``)."""
+    x, y = _check_split(split, "split")
+    if len(y) == 0:
+        return float("nan")
+    return float((predict_logits(module, x, batch_size).argmax(1) == y).mean())
+
+
+@contextlib.contextmanager
+def _deterministic() -> Iterator[None]:
+    prev = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+
+
+_IMAGE_AXES = (0, 1, 2, 1, 0, 2, 0, 1)  # axis of each row of an 8-row signal-image group
+
+
+def _image_to_raw(img: torch.Tensor) -> torch.Tensor:
+    """HAR signal images (N, 3, 32, 32) -> windows (N, 3 sensors, 3 axes, 128 samples)."""
+    n = img.shape[0]
+    g = img.reshape(n, 3, 4, 8, 32)[:, :, :, :3, :]  # rows 0, 1, 2 of a group: x, y, z
+    return g.permute(0, 1, 3, 2, 4).reshape(n, 3, 3, 128)
+
+
+def _raw_to_image(raw: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`_image_to_raw` (the authors' row layout x,y,z,y,x,z,x,y)."""
+    n = raw.shape[0]
+    g = raw.reshape(n, 3, 3, 4, 32)[:, :, list(_IMAGE_AXES)]  # (N, 3, 8, 4, 32)
+    return g.permute(0, 1, 3, 2, 4).reshape(n, 3, 32, 32)
+
+
+def _rotations(n: int, max_deg: float, gen: torch.Generator) -> torch.Tensor:
+    """(n, 3, 3) rotation matrices from uniform angles in [-max_deg, max_deg] about x, y, z."""
+    a = (torch.rand(n, 3, generator=gen) * 2 - 1) * np.deg2rad(max_deg)
+    c, s = torch.cos(a), torch.sin(a)
+    one, zero = torch.ones(n), torch.zeros(n)
+    rx = torch.stack([one, zero, zero, zero, c[:, 0], -s[:, 0], zero, s[:, 0], c[:, 0]], 1)
+    ry = torch.stack([c[:, 1], zero, s[:, 1], zero, one, zero, -s[:, 1], zero, c[:, 1]], 1)
+    rz = torch.stack([c[:, 2], -s[:, 2], zero, s[:, 2], c[:, 2], zero, zero, zero, one], 1)
+    return rx.view(n, 3, 3) @ ry.view(n, 3, 3) @ rz.view(n, 3, 3)
+
+
+def _augment(xb: torch.Tensor, kind: str | None, gen: torch.Generator) -> torch.Tensor:
+    """Light, label-preserving augmentation of a batch (N, C, H, W).
+
+    "har" (signal images): unfold to the 3x3x128 windows, then per example a time warp
+    (speed x0.8-1.25 plus a shift of up to +-16 samples: people move at different paces
+    and phases), a small rotation of the x/y/z axes (up to 15 deg about each axis: the
+    device sits differently on each body; on HAPT, dropping it lost 1 pp), a per-sensor
+    gain (+-10 %) and noise; fold
+    back. "kws" (MFCC): a time shift of up to +-10 frames and light noise.
+    """
+    if not kind:
+        return xb
+    n = xb.shape[0]
+    if kind == "har":
+        if xb.shape[1:] != (3, 32, 32):
+            raise ValueError(f"augment: 'har' expects (N, 3, 32, 32) signal images, "
+                             f"got {tuple(xb.shape)}")
+        raw = _image_to_raw(xb)
+        scale = torch.exp((torch.rand(n, 1, generator=gen) * 2 - 1) * np.log(1.25))
+        shift = (torch.rand(n, 1, generator=gen) * 2 - 1) * 16
+        pos = ((torch.arange(128.0) - 63.5) * scale + 63.5 + shift).clamp(0, 127)
+        i0 = pos.floor().long().clamp(max=126)
+        frac = (pos - i0).view(n, 1, 1, 128)
+        idx0 = i0.view(n, 1, 1, 128).expand(n, 3, 3, 128)
+        raw = torch.gather(raw, 3, idx0) * (1 - frac) + torch.gather(raw, 3, idx0 + 1) * frac
+        raw = torch.einsum("nij,nsjt->nsit", _rotations(n, 15.0, gen), raw)
+        raw = raw * (1.0 + 0.1 * torch.randn(n, 3, 1, 1, generator=gen))
+        raw = raw + 0.05 * torch.randn(raw.shape, generator=gen)
+        return _raw_to_image(raw).contiguous()
+    if kind == "kws":
+        # time shift of up to +-10 frames (zero filled) and light noise: voices differ in timing
+        shifts = torch.randint(-10, 11, (n,), generator=gen)
+        out = torch.zeros_like(xb)
+        t = xb.shape[2]
+        for i, s in enumerate(shifts.tolist()):
+            if s >= 0:
+                out[i, :, s:] = xb[i, :, :t - s]
+            else:
+                out[i, :, :t + s] = xb[i, :, -s:]
+        return out + 0.05 * torch.randn(xb.shape, generator=gen) * xb.std()
+    raise ValueError(f"augment: expected None, 'har' or 'kws', got {kind!r}")
+
+
+def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
+          batch_size: int = 64, seed: int = 0, patience: int = 6,
+          weight_decay: float = 1e-4, augment: str | None = None,
+          label_smoothing: float = 0.0, warmup_epochs: int = 0, num_threads: int | None = 1,
+          progress: bool = True) -> tuple[nn.Module, list[dict]]:
+    """Train ``model`` on ``splits.train`` with AdamW + cosine learning rate, early stopping
+    on ``splits.tune`` accuracy (the best weights are kept).
+
+    Deterministic for a ``seed``: the initial weights are re-drawn from it, the data order
+    and augmentation come from seeded generators, and torch's deterministic algorithms are on.
+    ``augment``: None, "har" or "kws" (see :func:`_augment`). ``warmup_epochs``: linear
+    learning-rate warm-up (the KWS CNN has no batch norm and dies at full lr from step 1).
+    ``num_threads``: torch threads while training (default 1: on the shared 2-core box two
+    threads oversubscribe and ran an epoch ~10x slower, and one thread makes the result
+    independent of the core count; None keeps torch's setting).
+    Returns (model in eval mode, history: one dict per epoch).
+    """
+    for name, v, lo in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
+                        ("patience", patience, 1)):
+        if not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
+    if not lr > 0:
+        raise ValueError(f"lr: expected a positive float, got {lr!r}")
+    xtr, ytr = _check_split(splits.train, "splits.train")
+    _check_split(splits.tune, "splits.tune")
+    if len(ytr) == 0:
+        raise ValueError("splits.train: expected at least one example, got 0")
+
+    prev_threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(int(num_threads))
+    try:
+        return _train(model, splits, xtr, ytr, epochs=epochs, lr=lr, batch_size=batch_size,
+                      seed=seed, patience=patience, weight_decay=weight_decay, augment=augment,
+                      label_smoothing=label_smoothing, warmup_epochs=warmup_epochs,
+                      progress=progress)
+    finally:
+        torch.set_num_threads(prev_threads)
+
+
+def _train(model, splits, xtr, ytr, *, epochs, lr, batch_size, seed, patience, weight_decay,
+           augment, label_smoothing, warmup_epochs, progress):
+    from tqdm.auto import tqdm
+
+    with _deterministic():
+        torch.manual_seed(seed)
+        for m in model.modules():  # re-initialise from the seed
+            if m is not model and hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        if isinstance(model, HarMobileNet):
+            for m in model.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        gen = torch.Generator().manual_seed(seed)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        xt, yt = torch.from_numpy(xtr), torch.from_numpy(ytr)
+        best_acc, best_state, best_epoch, history = -1.0, None, 0, []
+        bar = tqdm(range(epochs), desc=f"train {type(model).__name__}", disable=not progress)
+        for epoch in bar:
+            t0 = time.perf_counter()
+            model.train()
+            order = torch.randperm(len(yt), generator=gen)
+            total, correct, loss_sum = 0, 0, 0.0
+            n_batches = (len(order) + batch_size - 1) // batch_size
+            for b, i in enumerate(range(0, len(order), batch_size)):
+                if epoch < warmup_epochs:  # linear warm-up per batch, ends at the base lr
+                    frac = (epoch * n_batches + b + 1) / (warmup_epochs * n_batches)
+                    for pg in opt.param_groups:
+                        pg["lr"] = lr * frac
+                idx = order[i:i + batch_size]
+                if len(idx) < 2 and total > 0:  # a batch of 1 breaks batch norm
+                    continue
+                xb = _augment(xt[idx], augment, gen)
+                out = model(xb)
+                loss = loss_fn(out, yt[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += len(idx)
+                loss_sum += float(loss.detach()) * len(idx)
+                correct += int((out.argmax(1) == yt[idx]).sum())
+            sched.step()
+            tune_acc = evaluate(model, splits.tune)
+            rec = {"epoch": epoch + 1, "loss": loss_sum / max(total, 1),
+                   "train_acc": correct / max(total, 1), "tune_acc": tune_acc,
+                   "seconds": time.perf_counter() - t0}
+            history.append(rec)
+            if tune_acc > best_acc:
+                best_acc, best_epoch = tune_acc, epoch + 1
+                best_state = copy.deepcopy(model.state_dict())
+            bar.set_postfix(loss=f"{rec['loss']:.3f}", tune=f"{tune_acc:.3f}",
+                            best=f"{best_acc:.3f}")
+            if epoch + 1 - best_epoch >= patience:
+                break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+    model.eval()
+    return model, history
+
+
+
+TRAIN_DEFAULTS: dict[str, dict] = {
+    "har": {"epochs": 12, "lr": 2e-3, "batch_size": 64, "patience": 6, "augment": "har",
+            "weight_decay": 0.05, "label_smoothing": 0.1},
+    "kws": {"epochs": 4, "lr": 3e-3, "batch_size": 64, "patience": 3, "augment": "kws",
+            "weight_decay": 0.01, "label_smoothing": 0.1, "warmup_epochs": 1,
+            "num_threads": 2},
+}
+QUICK_EPOCHS = 10
+QUICK_BATCH_SIZE = 16
+
