@@ -4,6 +4,7 @@ Needs Debian's Chromium (``.ci/run`` installs it) driven by Playwright; skips wi
 the reason where either is missing. The screenshot is kept in ``test-artifacts/``.
 """
 
+import json
 import os
 import shutil
 import socket
@@ -40,11 +41,24 @@ def lab_server(tmp_path):
     nb = work / NOTEBOOK
     # Quick mode, as in the notebook tests: set the parameter in the copy only.
     nb.write_text(nb.read_text().replace('"QUICK = False', '"QUICK = True'))
+    # every cell stays in the page: with JupyterLab's default windowing, "run all" scrolls to
+    # the last cell and the playground's output above it leaves the DOM (seen in CI: all
+    # cells ran, the metrics never showed)
+    settings = tmp_path / "lab-settings"
+    tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"windowingMode": "none"}))
+    news = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    news.parent.mkdir(parents=True)
+    news.write_text(json.dumps({"fetchNews": "false"}))
     port = _free_port()
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
            "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}",
            f"--ServerApp.root_dir={work}", "--ServerApp.disable_check_xsrf=True",
-           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+           "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           # window.jupyterapp: run commands and read the kernel's state without menus
+           "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={settings}",
+           f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}"]
     if os.geteuid() == 0:
         cmd.append("--allow-root")
     env = dict(os.environ, MPLBACKEND="Agg", JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"))
@@ -72,15 +86,47 @@ def lab_server(tmp_path):
     log.close()
 
 
+_KERNEL_READY = """() => {
+    const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    const k = w && w.sessionContext && w.sessionContext.session
+        && w.sessionContext.session.kernel;
+    return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
+}"""
+
+
 def _run_all_cells(page) -> None:
-    """Restart the kernel and run every cell from the notebook toolbar, confirming the
-    dialog (the toolbar button is steadier across JupyterLab versions than the menus)."""
-    page.locator(".jp-Notebook").first.click()
-    button = page.locator("jp-button[data-command='notebook:restart-run-all'], "
-                          "button[data-command='notebook:restart-run-all']").first
-    button.wait_for(timeout=60_000)
-    button.click()
-    page.locator(".jp-Dialog .jp-mod-accept").first.click(timeout=60_000)
+    """Run every cell of the open notebook in its fresh kernel once that kernel is connected
+    and idle. (Clicking "restart and run all" while the new kernel was still connecting made
+    the server drop the restarted kernel's websocket, seen in CI: no cell ever ran.)"""
+    page.wait_for_function(_KERNEL_READY, timeout=120_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    # execution must start: a prompt shows [*] or a number
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-InputPrompt')]"
+        ".some(e => /\\[(\\*|\\d+)\\]/.test(e.innerText))", timeout=60_000)
+
+
+def _notebook_errors(page) -> str:
+    """The text of every error output the notebook shows (empty when none)."""
+    return "\n".join(page.locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'],"
+        " .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
+    ).all_inner_texts())
+
+
+def _wait_or_report(page, script: str, timeout_ms: int, arg=None) -> None:
+    """Wait for ``script`` to hold; fail at once with the notebook's error output when a cell
+    raised, and with it after the timeout."""
+    deadline = time.time() + timeout_ms / 1000
+    while time.time() < deadline:
+        if page.evaluate(script, arg):
+            return
+        if page.locator(".jp-OutputArea-output[data-mime-type="
+                        "'application/vnd.jupyter.error']").count():
+            pytest.fail(f"a notebook cell raised:\n{_notebook_errors(page)[-3000:]}")
+        page.wait_for_timeout(1000)
+    pytest.fail(f"waited {timeout_ms / 1000:.0f} s for {script!r}; notebook errors:\n"
+                f"{_notebook_errors(page)[-3000:] or '(none)'}")
 
 
 def test_playground_metrics_follow_a_slider(lab_server):
@@ -100,14 +146,11 @@ def test_playground_metrics_follow_a_slider(lab_server):
                                    timeout=120_000)
             _run_all_cells(page)
             metrics = page.locator(".mobiprox-metrics").first
-            metrics.wait_for(timeout=300_000)
-            page.wait_for_function(
-                "() => { const m = document.querySelector('.mobiprox-metrics');"
-                " return m && /energy/i.test(m.innerText); }", timeout=300_000)
+            _wait_or_report(page, "() => { const m = document.querySelector('.mobiprox-metrics');"
+                            " return !!m && /energy/i.test(m.innerText); }", 600_000)
             # let every cell finish (no "[*]" prompt left) so the layout stops moving
-            page.wait_for_function(
-                "() => ![...document.querySelectorAll('.jp-InputPrompt')]"
-                ".some(e => e.innerText.includes('*'))", timeout=600_000)
+            _wait_or_report(page, "() => ![...document.querySelectorAll('.jp-InputPrompt')]"
+                            ".some(e => e.innerText.includes('*'))", 600_000)
             # the static controller: its index slider moves the energy for sure
             pick = page.locator(".widget-dropdown select").filter(
                 has=page.locator("option", has_text="static")).first
