@@ -462,8 +462,10 @@ def test_tune_end_to_end_and_resume(toy, tmp_path):
     more = tuner.tune(model, trials=160, **kw)
     assert len(more.trials) == 160
     _same(more.trials.iloc[:120], r.trials)
-    # by predicted speedup (no measurement) the toy has configurations worth keeping
-    pred = tuner.tune(model, trials=120, **{**kw, "measure": False})
+    # by predicted speedup (no measurement) under the FLOPs cost model the toy has
+    # configurations worth keeping (the default measured latency table of a toy network is
+    # overhead-dominated timing noise: some runs predicted no speedup above 1.01 at all)
+    pred = tuner.tune(model, trials=120, **{**kw, "measure": False, "cost_model": "flops"})
     assert len(pred.configs) >= 2
     assert np.all(np.diff(pred.configs["predicted_speedup"]) > 0.01)
 
