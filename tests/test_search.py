@@ -12,6 +12,7 @@ from test_tuner import synthetic_problem  # the tests folder is on sys.path (pyt
 
 from mobiprox_lab import tuner
 from mobiprox_lab.tuner import front as front_mod
+from mobiprox_lab.tuner import nsga
 from mobiprox_lab.tuner import search as search_mod
 
 
@@ -114,11 +115,11 @@ def test_constrained_ranks_and_crowding_by_hand():
     q = np.array([90.0, 89.0, 88.0, 89.0, 80.0, 70.0])
     s = np.array([1.0, 1.5, 1.2, 1.1, 3.0, 4.0])
     viol = np.maximum(0.0, (90 - q) - 5)  # 80 % and 70 % are infeasible
-    rank = search_mod._ranks(q, s, viol)
+    rank = nsga.ranks(q, s, viol)
     assert list(rank) == [0, 0, 1, 1, 2, 3]
-    crowd = search_mod._crowding(q, s, rank)
+    crowd = nsga.crowding(q, s, rank)
     assert np.isinf(crowd).all()  # fronts of <= 2 points
-    assert list(search_mod._survive(q, s, viol, 3)) == [0, 1, 2]  # ties by index
+    assert list(nsga.survive(q, s, viol, 3)) == [0, 1, 2]  # ties by index
 
 
 def quick_search(tmp_path, trials, *, seed=0, evaluate=None, name="s", pop=10, seeds=None,
@@ -256,15 +257,15 @@ def test_search_reaches_the_exact_front_of_a_larger_additive_problem(tmp_path):
 
 def test_surrogate_fit_recovers_additive_terms():
     space = search_mod.SearchSpace(["a", "b", "c"], [(11, 12, 121), (11, 12), (11, 151, 231)])
-    engine = search_mod._Engine(space)
-    sur = search_mod._AdditiveSurrogate(engine, ridge=1e-9)
+    engine = nsga.Engine(space)
+    sur = nsga.AdditiveSurrogate(engine, ridge=1e-9)
     X = np.array(list(itertools.product(range(3), range(2), range(3))))
     terms = np.array([0.5, -1.0, 2.0, 0.25, -3.0])  # a:12, a:121, b:12, c:151, c:231
     cols = sur.columns(X)  # -1 where the op is exact
     y = 7.0 + np.where(cols >= 0, terms[np.maximum(cols, 0)], 0.0).sum(axis=1)
     sur.sync(X[:7])
     sur.sync(X)  # incremental = all at once
-    whole = search_mod._AdditiveSurrogate(engine, ridge=1e-9)
+    whole = nsga.AdditiveSurrogate(engine, ridge=1e-9)
     whole.sync(X)
     np.testing.assert_array_equal(sur.gram, whole.gram)
     (c,), w = sur.fit(X, y[:, None])
