@@ -28,6 +28,7 @@ from .orchestration.experiments import (
     headline,
     run_controllers,
     task_setup,
+    trace_data,
     trace_probs,
     trace_units,
 )
@@ -37,5 +38,5 @@ __all__ = [
     "TRACES", "TRACE_SEEDS", "TRACE_TASK", "TaskSetup", "aggregate", "best_controller",
     "build_trace", "controller_runs", "controller_suite", "controller_tables",
     "energy_accounting_check", "energy_shares", "headline", "run_controllers", "task_setup",
-    "trace_probs", "trace_units",
+    "trace_data", "trace_probs", "trace_units",
 ]

@@ -1,8 +1,8 @@
 """ipywidgets panels: the controller playground and the configuration explorer.
 
 Both only arrange package results; everything they show comes from
-:mod:`mobiprox_lab.control`, :mod:`mobiprox_lab.experiments` and
-:mod:`mobiprox_lab.plots`.
+:mod:`mobiprox_lab.control` and :mod:`mobiprox_lab.plots`, on data the caller passes
+(``experiments.trace_data`` builds a :class:`TraceData` from a task setup).
 """
 
 from __future__ import annotations
@@ -43,16 +43,6 @@ class TraceData:
     @property
     def n_configs(self) -> int:
         return self.probs.n_configs
-
-
-def trace_data(setup, trace) -> TraceData:
-    """A :class:`TraceData` from an ``experiments.TaskSetup`` and one of its traces."""
-    from . import experiments
-
-    probs = control.prepare_probs(experiments.trace_probs(setup, trace, progress=False))
-    conf_correct, conf_wrong = setup.confidence_tables()
-    return TraceData(trace, probs, setup.relative_energy, conf_correct, conf_wrong,
-                     dict(setup.shares))
 
 
 def _slider(kind, description, **kw):

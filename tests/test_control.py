@@ -579,7 +579,6 @@ def test_builtins_registry_builds_every_builtin_with_a_compiled_rule():
         assert type(c) is cls
         assert isinstance(c.kernel_spec(2), control.KernelSpec)
     assert control.Controller(3).kernel_spec(2) is None
-    assert control.prepare is control.prepare_probs  # the former name still works
 
 
 def test_a_user_controller_can_reuse_a_builtin_rule_through_kernel_spec():

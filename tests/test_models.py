@@ -129,6 +129,8 @@ def test_load_or_train_caches(tmp_path, monkeypatch):
     assert third.info["key"] != info["key"]
     with pytest.raises(ValueError, match="task"):
         load_or_train("asr", splits=splits)
+    with pytest.raises(ValueError, match="splits: expected the task's datasets.Splits"):
+        load_or_train("kws", None)
 
 
 @pytest.mark.training
@@ -141,7 +143,9 @@ def test_default_models_reach_target_accuracy(task, floor):
     synthetic voices). The floors guard against regressions below what the data and budget
     give. Trains on a cold cache (~2 min HAR, ~6 min KWS on the idle box); loads otherwise.
     """
-    trained = load_or_train(task, progress=False)
+    from mobiprox_lab import datasets
+
+    trained = load_or_train(task, datasets.prepare(task), progress=False)
     print(task, trained.info)
     assert trained.info["test_acc"] >= floor, trained.info
 

@@ -62,9 +62,6 @@ from .prepared import PreparedProbs, prepare_probs
 from .simulator import SimResult, simulate, summary_table
 from .synthetic import make_synthetic_probs
 
-#: The former name of :func:`prepare_probs` (only tests/test_control.py still checks it).
-prepare = prepare_probs
-
 __all__ = [
     "BUILTINS",
     "BudgetController",
@@ -86,7 +83,6 @@ __all__ = [
     "make_synthetic_probs",
     "oracle_frontier",
     "oracle_indices",
-    "prepare",
     "prepare_probs",
     "simulate",
     "summary_table",

@@ -28,7 +28,7 @@
   3.6 pp in the last epoch (training accuracy 0.84 in train mode), so more epochs are the
   next lever. Without batch norm the former budget reached 0.49.
 
-``load_or_train(task)`` trains once per (model, data, seed) configuration and then loads
+``load_or_train(task, splits)`` trains once per (model, data, seed) configuration and then loads
 from ``cache_dir("models")``. This module knows nothing about approximation knobs.
 
 Rooms: :mod:`.nets` (the architectures), :mod:`.training` (training and evaluation),

@@ -190,13 +190,14 @@ def weights_key(model: nn.Module, splits, *, seed: int, quick: bool,
                            version=2)
 
 
-def load_or_train(task: str, *, quick: bool = False, seed: int = 0, splits=None,
+def load_or_train(task: str, splits, *, quick: bool = False, seed: int = 0,
                   model_kwargs: dict | None = None, progress: bool = True,
                   retrain: bool = False, **train_kwargs) -> TrainedModel:
     """The trained network of ``task`` ("har" / "kws"), trained once and then loaded from
     ``cache_dir("models")``.
 
-    ``splits`` defaults to ``datasets.prepare(task, quick=quick)``. The cache key covers the
+    ``splits``: the task's ``datasets.Splits`` (``orchestration.tasks.prepare`` loads both;
+    this module does not load data). The cache key covers the
     model class and hyper-parameters (``model_kwargs``, e.g. ``{"width": 1.0}``), a content
     fingerprint of the data, ``seed``, ``quick`` and the training arguments but the thread
     count (defaults in :data:`TRAIN_DEFAULTS`; ``quick`` caps epochs at :data:`QUICK_EPOCHS`
@@ -210,10 +211,9 @@ def load_or_train(task: str, *, quick: bool = False, seed: int = 0, splits=None,
     """
     if task not in TRAIN_DEFAULTS:
         raise ValueError(f"task: expected one of {tuple(TRAIN_DEFAULTS)}, got {task!r}")
-    if splits is None:
-        from .. import datasets
-
-        splits = datasets.prepare(task, quick=quick)
+    if not all(hasattr(splits, n) for n in ("train", "tune", "test", "labels")):
+        raise ValueError(f"splits: expected the task's datasets.Splits, got "
+                         f"{type(splits).__name__}")
     tkw = {**TRAIN_DEFAULTS[task], **train_kwargs}
     if quick:  # a few hundred examples: small batches, or the optimiser takes ~30 steps
         tkw["epochs"] = min(tkw["epochs"], QUICK_EPOCHS)

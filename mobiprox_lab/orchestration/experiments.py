@@ -40,7 +40,7 @@ __all__ = [
     "TRACES", "TRACE_SEEDS", "TRACE_TASK", "TaskSetup", "aggregate", "best_controller",
     "build_trace", "controller_runs", "controller_suite", "controller_tables",
     "energy_accounting_check", "energy_shares", "headline", "run_controllers", "task_setup",
-    "trace_probs", "trace_units",
+    "trace_data", "trace_probs", "trace_units",
 ]
 
 TRACES = ("har_sessions", "har_day", "kws_context")
@@ -110,6 +110,18 @@ def trace_probs(setup: TaskSetup, trace, *, progress: bool = True) -> np.ndarray
 #: baselines.
 STEPPING_ENGINES = tuple(name for name in control.BUILTINS
                          if name not in ("none", "static", "confidence"))
+
+
+def trace_data(setup: TaskSetup, trace):
+    """A ``widgets.TraceData`` of ``trace`` for the controller playground: the softmax of
+    every configuration on every step, the setup's relative energy, tune-split confidence
+    tables and energy shares."""
+    from ..widgets import TraceData
+
+    probs = control.prepare_probs(trace_probs(setup, trace, progress=False))
+    conf_correct, conf_wrong = setup.confidence_tables()
+    return TraceData(trace, probs, setup.relative_energy, conf_correct, conf_wrong,
+                     dict(setup.shares))
 
 
 def controller_suite(setup: TaskSetup) -> dict[str, tuple[control.Controller, float]]:
