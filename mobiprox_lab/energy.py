@@ -60,9 +60,8 @@ Phone profile (``PHONE`` / ``PHONE_KWS``; approximate, not a measurement)
 
 Energy counters
 ---------------
-:class:`EnergyMeter`, :func:`counters_available` and :func:`rapl_available` (hardware
-counters read through Zeus) live in :mod:`mobiprox_lab.profiler.meter` and are importable
-from here as before.
+``EnergyMeter``, ``counters_available`` and ``rapl_available`` (hardware counters read
+through Zeus) live in :mod:`mobiprox_lab.profiler.meter`: they measure, this module models.
 """
 
 from __future__ import annotations
@@ -539,19 +538,3 @@ def load_authors_har_table(path: str | Path | None = None):
         raise ValueError(f"path: {where} must have columns {sorted(need)}, "
                          f"got {list(df.columns)}")
     return df
-
-
-# --------------------------------------------------------------------------- counters
-
-_METER_NAMES = ("Availability", "EnergyMeter", "counters_available", "rapl_available")
-
-
-def __getattr__(name: str):
-    """The energy counters live in :mod:`mobiprox_lab.profiler.meter` (they measure; this
-    module models); their names stay importable from here, loaded on first use (not in
-    ``__all__``: importing the profiler package loads torch, which this module does not)."""
-    if name in _METER_NAMES:
-        from .profiler import meter
-
-        return getattr(meter, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

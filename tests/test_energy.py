@@ -11,6 +11,7 @@ import pytest
 
 from mobiprox_lab import energy
 from mobiprox_lab.energy import EnergyLaw, PowerProfile
+from mobiprox_lab.profiler import meter
 
 # P_base .5 W, P_active 2 W, one inference per second.
 P = PowerProfile("test", p_base_w=0.5, p_active_w=2.0, window_s=1.0)
@@ -229,11 +230,11 @@ def fake_zeus(monkeypatch):
 
 
 def test_meter_reads_zeus_windows(fake_zeus):
-    avail = energy.counters_available()
+    avail = meter.counters_available()
     assert avail and "CPU packages [0, 1]" in avail.reason
     ok, reason = avail
     assert ok is True
-    with energy.EnergyMeter() as m:
+    with meter.EnergyMeter() as m:
         pass
     assert m.joules == {"cpu0": 2.0, "cpu1": 1.5, "dram0": 0.25}
     assert m.total_j == pytest.approx(3.75) and m.elapsed_s == 0.5
@@ -247,17 +248,17 @@ def test_meter_reads_zeus_windows(fake_zeus):
 
 def test_meter_without_counters(fake_zeus, monkeypatch):
     monkeypatch.setattr(fake_zeus, "cpus", [])
-    avail = energy.counters_available()
+    avail = meter.counters_available()
     assert not avail and "no energy counters" in avail.reason
     with pytest.raises(RuntimeError, match="counters: unavailable"):
-        energy.EnergyMeter()
+        meter.EnergyMeter()
 
 
 def test_counters_on_this_machine():
     """Runs without counters (and without zeus): the law is used, never a made-up joule."""
-    avail = energy.counters_available()
+    avail = meter.counters_available()
     print(f"\nenergy counters here: {avail}")
-    assert bool(energy.rapl_available()) == bool(avail)
+    assert bool(meter.rapl_available()) == bool(avail)
     if not avail:
         with pytest.raises(RuntimeError, match="counters: unavailable"):
-            energy.EnergyMeter()
+            meter.EnergyMeter()
