@@ -21,30 +21,30 @@ ApproxTuner on a trained network and its data (a task name is resolved to these 
 7. the list is written as HPVM text, JSON and CSV (:mod:`.configfile`).
 
 QoS is accuracy in %; QoS losses and thresholds are percentage points below the exact
-network's accuracy on the same data.
+network's accuracy on the same data. The steps are functions of :mod:`.pipeline`.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from .. import cache
-from ..profiler import (
-    PROFILE_BATCH_SIZE,
-    CostModel,
-    data_arrays,
-    model_fingerprint,
-    profile,
-    profile_probs,
-    softmax_stats,
-)
 from .configfile import ConfigFile, knob_name, read_configs, write_configs
+from .pipeline import (  # noqa: F401 - tuner.<name> too: benchmarks read the defaults
+    AUTO_PRUNE_FACTOR,
+    AUTO_TOP_K,
+    COST_MODELS,
+    DEFAULT_TRIALS,
+    MEASURE_DEFAULTS,
+    N_NEAREST,
+    QOS_MODELS,
+    QUICK_MEASURE,
+    QUICK_TRIALS,
+    SINGLE_OP_EXAMPLES,
+    TuneResult,
+    check_settings,
+    run_pipeline,
+    stratified_subset,
+)
 from .qos import SingleOpProfile, empirical_qos, single_op_profile
 from .search import (
     SearchResult,
@@ -73,105 +73,6 @@ __all__ = [
     "run_search", "select_candidates", "single_op_profile", "trials_frame", "tune",
     "write_configs",
 ]
-
-QOS_MODELS = ("p1", "p2", "empirical")
-COST_MODELS = ("measured", "flops")
-DEFAULT_TRIALS = {"p1": 10_000, "p2": 10_000, "empirical": 300}
-QUICK_TRIALS = {"p1": 400, "p2": 400, "empirical": 40}
-#: Examples of the tune set the single-op profile runs on (class-stratified subset).
-SINGLE_OP_EXAMPLES = 600
-#: Non-Pareto candidates nearest the front validated besides the front (the authors
-#: validated the best 50-200 of each search).
-N_NEAREST = 150
-AUTO_TOP_K, AUTO_PRUNE_FACTOR = 3, 100  # prune_top_k="auto": see tune()
-MEASURE_DEFAULTS = {"batch_size": 32, "warmup": 1, "repeats": 3}
-QUICK_MEASURE = {"batch_size": 8, "warmup": 1, "repeats": 2}
-
-
-@dataclass
-class TuneResult:
-    """What :func:`tune` returns.
-
-    configs : the final list conf0 (exact) .. confN, one row each: name, config (dict of
-        non-exact knobs), predicted_speedup, fp16_fraction, qos_pred (the search's QoS model,
-        tune set, %), qos_tune / qos_loss_tune (validated on the tune set), qos_test /
-        qos_loss_test, then the profile of the test set (see ``profiler.profile``: speedup
-        (measured), accuracy, qos_loss, latency_s, confidences, per-class columns,
-        rel_inference_energy, rel_system_energy_continuous / _duty_cycled ...) and
-        relative_energy (= rel_inference_energy).
-        Without measurement, speedup = predicted_speedup and the energy columns are NaN.
-    candidates : every validated candidate: qos_pred (search), qos_p1 / qos_p2 where a
-        single-op profile exists, qos_tune / qos_test and their losses, predicted_speedup,
-        speedup (measured; NaN unless kept and measured), ``kept`` (within the keep
-        threshold on both sets) and ``decision`` (why it is or is not in the final list).
-    trials : every finished search trial (``search.SearchResult.trials``).
-    study : the search's ``search.SearchArchive`` (``open_study``); study_name its name.
-    paths : {"txt", "json", "csv"} -> written configuration files.
-    baseline : exact accuracies {"tune": %, "test": %}.
-    timings : seconds per stage; n_evaluations : QoS-model evaluations in this call.
-    """
-
-    configs: pd.DataFrame
-    candidates: pd.DataFrame
-    trials: pd.DataFrame
-    study: object
-    study_name: str
-    paths: dict[str, Path]
-    baseline: dict[str, float]
-    space: SearchSpace
-    single_op: SingleOpProfile | None
-    model: object
-    timings: dict[str, float] = field(default_factory=dict)
-    n_evaluations: int = 0
-
-    @property
-    def config_list(self) -> list[dict[str, int]]:
-        """The final configurations (conf0 .. confN), as mappings of non-exact knobs."""
-        return [dict(c) for c in self.configs["config"]]
-
-
-def _resolve(task_or_model, tune_data, test_data):
-    """(ApproxModel, tune split, test split, label) of a TrainedModel or a model; the label
-    names the study (the TrainedModel's task, else "model")."""
-    if isinstance(task_or_model, str):
-        raise ValueError(f"task_or_model: expected an ApproxModel or a TrainedModel (the "
-                         f"tuner takes no task name; for {task_or_model!r} call "
-                         f"mobiprox_lab.orchestration.tasks.tune_task)")
-    is_trained = hasattr(task_or_model, "module") and hasattr(task_or_model, "task")
-    if not is_trained and not (hasattr(task_or_model, "ops") and hasattr(task_or_model, "run")):
-        raise ValueError(f"task_or_model: expected a TrainedModel or an ApproxModel, "
-                         f"got {type(task_or_model).__name__}")
-    if tune_data is None or test_data is None:
-        raise ValueError("tune_data, test_data: required (Splits: e.g. the tune / test of "
-                         "datasets.prepare(task))")
-    if is_trained:
-        from ..runtime import ApproxModel
-
-        trained = task_or_model
-        model = ApproxModel(trained.module, trained.input_shape, backend="numba")
-        return model, tune_data, test_data, trained.task
-    return task_or_model, tune_data, test_data, "model"
-
-
-def _number(name: str, value, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-            or not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{name}: expected a number >= {minimum}, got {value!r}")
-    return float(value)
-
-
-def stratified_subset(y: np.ndarray, n: int | None, seed: int = 0) -> np.ndarray:
-    """Sorted indices of at most ``n`` examples of labels ``y`` (N,), every class keeping
-    its share (rounded, at least one example); all of them if ``n`` is None or >= N."""
-    y = np.asarray(y)
-    if n is None or n >= len(y):
-        return np.arange(len(y))
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(y, return_counts=True)
-    take = np.maximum(1, np.floor(counts * n / len(y)).astype(int))
-    picked = [rng.choice(np.flatnonzero(y == c), k, replace=False)
-              for c, k in zip(classes, np.minimum(take, counts), strict=True)]
-    return np.sort(np.concatenate(picked))
 
 
 def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
@@ -226,31 +127,12 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
         to 2.3 min (measured). The search's constraint is then relative to the subset's
         baseline, and the validation (empirical re-measure) uses the whole tune and test sets.
     """
-    if qos_model not in QOS_MODELS:
-        raise ValueError(f"qos_model: expected one of {QOS_MODELS}, got {qos_model!r}")
-    tuner_threshold = _number("tuner_threshold", tuner_threshold)
-    keep_threshold = _number("keep_threshold", keep_threshold)
-    if trials is None:
-        trials = (QUICK_TRIALS if quick else DEFAULT_TRIALS)[qos_model]
-    if isinstance(trials, bool) or not isinstance(trials, (int, np.integer)) or trials < 1:
-        raise ValueError(f"trials: expected an int >= 1, got {trials!r}")
-    if isinstance(n_nearest, bool) or not isinstance(n_nearest, (int, np.integer)) \
-            or n_nearest < 0:
-        raise ValueError(f"n_nearest: expected an int >= 0, got {n_nearest!r}")
-    if not (prune_top_k is None or prune_top_k == "auto" or (
-            isinstance(prune_top_k, (int, np.integer)) and not isinstance(prune_top_k, bool)
-            and prune_top_k >= 1)):
-        raise ValueError(f"prune_top_k: expected an int >= 1, 'auto' or None, "
-                         f"got {prune_top_k!r}")
-    if single_op_examples is not None and (
-            isinstance(single_op_examples, bool)
-            or not isinstance(single_op_examples, (int, np.integer)) or single_op_examples < 1):
-        raise ValueError(f"single_op_examples: expected an int >= 1 or None, "
-                         f"got {single_op_examples!r}")
-    if cost_model not in COST_MODELS:
-        raise ValueError(f"cost_model: expected one of {COST_MODELS}, got {cost_model!r}")
-    min_gain = _number("min_gain", min_gain)
-    merge_within = _number("merge_within", merge_within)
+    s = check_settings(
+        qos_model=qos_model, tuner_threshold=tuner_threshold, keep_threshold=keep_threshold,
+        trials=trials, n_nearest=n_nearest, seed=seed, quick=quick,
+        population_size=population_size, prune_top_k=prune_top_k, measure=measure,
+        profile_kwargs=profile_kwargs, single_op_examples=single_op_examples,
+        min_gain=min_gain, merge_within=merge_within, cost_model=cost_model, progress=progress)
     if executor is not None and scheduler is not None:
         raise ValueError("scheduler: give either executor or scheduler, not both")
     client = None
@@ -259,157 +141,8 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
 
         executor = client = Client(scheduler)
     try:
-        return _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, int(trials),
-                     int(n_nearest), int(seed), executor, quick, tune_data, test_data, ops,
-                     population_size, prune_top_k, storage, out_dir, measure, profile_kwargs,
-                     single_op_examples, progress, min_gain=min_gain,
-                     merge_within=merge_within, cost_model=cost_model)
+        return run_pipeline(task_or_model, tune_data, test_data, s, ops=ops, executor=executor,
+                            storage=storage, out_dir=out_dir)
     finally:
         if client is not None:
             client.close()
-
-
-def _tune(task_or_model, qos_model, tuner_threshold, keep_threshold, trials, n_nearest, seed,
-          executor, quick, tune_data, test_data, ops, population_size, prune_top_k, storage,
-          out_dir, measure, profile_kwargs, single_op_examples,
-          progress, *, min_gain: float, merge_within: float,
-          cost_model: str) -> TuneResult:
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = now - clock
-        clock = now
-
-    model, tune_data, test_data, label = _resolve(task_or_model, tune_data, test_data)
-    xt, yt = data_arrays(tune_data, "tune_data")
-    data_arrays(test_data, "test_data")
-    kw = dict(QUICK_MEASURE if quick else MEASURE_DEFAULTS)
-    kw.update(profile_kwargs or {})
-    if cost_model == "measured":
-        cost = CostModel.measured(model, batch_size=kw.get("batch_size", PROFILE_BATCH_SIZE),
-                                  repeats=kw.get("repeats", 3), progress=progress)
-    else:
-        cost = CostModel.of(model)
-    ops = list(model.tunable_ops if ops is None else ops)
-    lap("setup")
-
-    if prune_top_k == "auto":
-        unpruned = build_space(cost, ops).size
-        prune_top_k = AUTO_TOP_K if unpruned > AUTO_PRUNE_FACTOR * trials else None
-    single = None
-    if qos_model in ("p1", "p2") or prune_top_k is not None:
-        idx = stratified_subset(yt, single_op_examples, seed=0)
-        single = single_op_profile(model, (xt[idx], yt[idx]), ops=ops, executor=executor,
-                                   progress=progress)
-        ops = single.ops
-    lap("single_op_profile")
-    space = build_space(cost, ops, single, prune_top_k)
-
-    def speedup(K: np.ndarray) -> np.ndarray:
-        return cost.speedups(space.embed(K, cost.names))
-
-    if qos_model in ("p1", "p2"):
-        baseline_qos = single.baseline_accuracy
-
-        def evaluate(K: np.ndarray) -> np.ndarray:
-            return single.predict(space.embed(K, single.ops), qos_model)
-    else:
-        baseline_qos = float(empirical_qos(model, [{}], tune_data, executor=executor,
-                                           progress=False)[0])
-
-        def evaluate(K: np.ndarray) -> np.ndarray:
-            return empirical_qos(model, [space.config(r) for r in K], tune_data,
-                                 executor=executor, progress=False)
-
-    key = cache.cache_key(model=model_fingerprint(model), data=cache.cache_key(x=xt, y=yt),
-                          qos_model=qos_model, tuner_threshold=tuner_threshold,
-                          space=space.key, seed=seed, population_size=int(population_size))
-    study_name = f"{label}-{qos_model}-{key}"
-    seeds = default_seeds(space, single, max_seeds=max(1, trials // 4),
-                          cost=cost if single is not None else None,
-                          front=30 if single is not None else 0,
-                          max_loss=1.5 * tuner_threshold)
-    result = run_search(space, evaluate, speedup, baseline_qos=baseline_qos,
-                        tuner_threshold=tuner_threshold, trials=trials, study_name=study_name,
-                        storage=storage, seed=seed, population_size=population_size,
-                        seeds=seeds, progress=progress)
-    lap("search")
-
-    cands = select_candidates(result.trials, baseline_qos=baseline_qos,
-                              keep_threshold=keep_threshold, n_nearest=n_nearest)
-    cands = cands[[not is_exact(c) for c in cands["config"]]]
-    configs = [{}] + [dict(c) for c in cands["config"]]
-    table = pd.DataFrame({
-        "config": configs,
-        "trial": [-1] + list(cands["trial"]),
-        "pareto": [True] + list(cands["pareto"]),
-        "qos_pred": [baseline_qos] + list(cands["qos"]),
-    })
-    Kc = cost.matrix(configs)
-    table["predicted_speedup"] = cost.speedups(Kc)
-    table["fp16_fraction"] = cost.fp16_fractions(Kc)
-    if single is not None:
-        Kp = single.matrix(configs)
-        table["qos_p1"] = single.predict_p1(Kp)
-        table["qos_p2"] = single.predict_p2(Kp)
-    for name, data in (("tune", tune_data), ("test", test_data)):
-        acc = empirical_qos(model, configs, data, executor=executor, progress=progress)
-        table[f"qos_{name}"] = acc
-        table[f"qos_loss_{name}"] = acc[0] - acc
-    ok_tune = table["qos_loss_tune"] <= keep_threshold + 1e-9
-    ok_test = table["qos_loss_test"] <= keep_threshold + 1e-9
-    table["kept"] = ok_tune & ok_test
-    table["decision"] = np.where(~ok_tune, f"loss > {keep_threshold:g} pp on tune",
-                                 np.where(~ok_test, f"loss > {keep_threshold:g} pp on test", ""))
-    baseline = {"tune": float(table.at[0, "qos_tune"]), "test": float(table.at[0, "qos_test"])}
-    lap("validate")
-
-    table["speedup"] = np.nan  # measured, for the kept candidates
-    kept = table[table["kept"]].reset_index()
-    if measure:
-        # the authors applied the final rule to configurations profiled on the device:
-        # measure every kept candidate (exact and all, round-robin) and rule on that
-        prof = profile(model, list(kept["config"]), test_data, progress=progress,
-                       cost_model=cost, **kw)
-        prof = prof.drop(columns=["name", "config", "predicted_speedup", "fp16_fraction"])
-        kept = pd.concat([kept.drop(columns="speedup"), prof], axis=1)
-        table.loc[kept["index"], "speedup"] = kept["speedup"].to_numpy()
-        rule_speedup = "speedup"
-    else:
-        rule_speedup = "predicted_speedup"
-    accepted, why = final_rule_decisions(kept, loss="qos_loss_tune", speedup=rule_speedup,
-                                         min_gain=min_gain, merge_within=merge_within)
-    table.loc[kept["index"], "decision"] = why
-    final = kept.loc[accepted].drop(columns=["index", "kept", "decision"]).reset_index(drop=True)
-    final.insert(0, "name", [f"conf{i}" for i in range(len(final))])
-    if measure:
-        final["relative_energy"] = final["rel_inference_energy"]
-        latency_ms = float(final.at[0, "latency_s"]) * 1e3
-    else:
-        x_test, y_test = data_arrays(test_data, "test_data")
-        probs = profile_probs(model, list(final["config"]), x_test, progress=False)
-        stats = [softmax_stats(p, y_test) for p in probs]
-        final["speedup"] = final["predicted_speedup"]
-        final["accuracy"] = [s["accuracy"] for s in stats]
-        final["qos_loss"] = stats[0]["accuracy"] - final["accuracy"]
-        for c in ("conf_mean", "conf_correct", "conf_wrong"):
-            final[c] = [s[c] for s in stats]
-        for k in range(probs.shape[2]):
-            for c in ("acc", "conf_mean", "conf_correct", "conf_wrong"):
-                final[f"{c}_c{k}"] = [s[f"{c}_class"][k] for s in stats]
-        final["relative_energy"] = math.nan
-        latency_ms = math.nan
-    lap("profile")
-
-    folder = Path(out_dir) if out_dir is not None else cache.cache_dir("tuning", study_name)
-    cf = ConfigFile(final, list(zip(model.ops["name"], model.ops["kind"], strict=True)),
-                    latency_ms, {"study": study_name, "qos_model": qos_model,
-                                 "tuner_threshold": tuner_threshold,
-                                 "keep_threshold": keep_threshold, "baseline": baseline})
-    paths = {ext: write_configs(folder / f"configs.{ext}", cf) for ext in ("txt", "json", "csv")}
-    lap("write")
-    return TuneResult(final, table, result.trials, result.study, study_name, paths, baseline,
-                      space, single, model, timings, result.n_evaluations)

@@ -1,0 +1,433 @@
+"""The steps of :func:`mobiprox_lab.tuner.tune`, run in order by :func:`run_pipeline`.
+
+setup (model, data, cost model) -> single-op profile -> search (space, QoS objective,
+study) -> validation of the candidates on the tune / test sets -> the final list (measured
+or predicted) -> configuration files. The package doc of :mod:`mobiprox_lab.tuner` says
+what each step does; QoS is accuracy in %, losses and thresholds in percentage points.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .. import cache
+from ..profiler import (
+    PROFILE_BATCH_SIZE,
+    CostModel,
+    data_arrays,
+    model_fingerprint,
+    profile,
+    profile_probs,
+    softmax_stats,
+)
+from .configfile import ConfigFile, write_configs
+from .qos import SingleOpProfile, empirical_qos, single_op_profile
+from .search import SearchResult, SearchSpace, build_space, default_seeds, run_search
+from .select import final_rule_decisions, is_exact, select_candidates
+
+QOS_MODELS = ("p1", "p2", "empirical")
+COST_MODELS = ("measured", "flops")
+DEFAULT_TRIALS = {"p1": 10_000, "p2": 10_000, "empirical": 300}
+QUICK_TRIALS = {"p1": 400, "p2": 400, "empirical": 40}
+#: Examples of the tune set the single-op profile runs on (class-stratified subset).
+SINGLE_OP_EXAMPLES = 600
+#: Non-Pareto candidates nearest the front validated besides the front (the authors
+#: validated the best 50-200 of each search).
+N_NEAREST = 150
+AUTO_TOP_K, AUTO_PRUNE_FACTOR = 3, 100  # prune_top_k="auto": see tune()
+MEASURE_DEFAULTS = {"batch_size": 32, "warmup": 1, "repeats": 3}
+QUICK_MEASURE = {"batch_size": 8, "warmup": 1, "repeats": 2}
+
+
+@dataclass
+class TuneResult:
+    """What :func:`tune` returns.
+
+    configs : the final list conf0 (exact) .. confN, one row each: name, config (dict of
+        non-exact knobs), predicted_speedup, fp16_fraction, qos_pred (the search's QoS model,
+        tune set, %), qos_tune / qos_loss_tune (validated on the tune set), qos_test /
+        qos_loss_test, then the profile of the test set (see ``profiler.profile``: speedup
+        (measured), accuracy, qos_loss, latency_s, confidences, per-class columns,
+        rel_inference_energy, rel_system_energy_continuous / _duty_cycled ...) and
+        relative_energy (= rel_inference_energy).
+        Without measurement, speedup = predicted_speedup and the energy columns are NaN.
+    candidates : every validated candidate: qos_pred (search), qos_p1 / qos_p2 where a
+        single-op profile exists, qos_tune / qos_test and their losses, predicted_speedup,
+        speedup (measured; NaN unless kept and measured), ``kept`` (within the keep
+        threshold on both sets) and ``decision`` (why it is or is not in the final list).
+    trials : every finished search trial (``search.SearchResult.trials``).
+    study : the search's ``search.SearchArchive`` (``open_study``); study_name its name.
+    paths : {"txt", "json", "csv"} -> written configuration files.
+    baseline : exact accuracies {"tune": %, "test": %}.
+    timings : seconds per stage; n_evaluations : QoS-model evaluations in this call.
+    """
+
+    configs: pd.DataFrame
+    candidates: pd.DataFrame
+    trials: pd.DataFrame
+    study: object
+    study_name: str
+    paths: dict[str, Path]
+    baseline: dict[str, float]
+    space: SearchSpace
+    single_op: SingleOpProfile | None
+    model: object
+    timings: dict[str, float] = field(default_factory=dict)
+    n_evaluations: int = 0
+
+    @property
+    def config_list(self) -> list[dict[str, int]]:
+        """The final configurations (conf0 .. confN), as mappings of non-exact knobs."""
+        return [dict(c) for c in self.configs["config"]]
+
+
+# ------------------------------------------------------------------------ arguments
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The checked options of :func:`tune` (same names and meaning; see its docstring)."""
+
+    qos_model: str
+    tuner_threshold: float
+    keep_threshold: float
+    trials: int
+    n_nearest: int
+    seed: int
+    quick: bool
+    population_size: int
+    prune_top_k: int | str | None
+    measure: bool
+    profile_kwargs: dict | None
+    single_op_examples: int | None
+    min_gain: float
+    merge_within: float
+    cost_model: str
+    progress: bool
+
+    @property
+    def measure_kwargs(self) -> dict:
+        """``profiler.profile`` keywords: the (quick) defaults updated by profile_kwargs."""
+        kw = dict(QUICK_MEASURE if self.quick else MEASURE_DEFAULTS)
+        kw.update(self.profile_kwargs or {})
+        return kw
+
+
+def _number(name: str, value, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+            or not math.isfinite(value) or value < minimum:
+        raise ValueError(f"{name}: expected a number >= {minimum}, got {value!r}")
+    return float(value)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_settings(*, qos_model, tuner_threshold, keep_threshold, trials, n_nearest, seed,
+                   quick, population_size, prune_top_k, measure, profile_kwargs,
+                   single_op_examples, min_gain, merge_within, cost_model,
+                   progress) -> Settings:
+    """:class:`Settings` of tune's options, or a ValueError naming the first bad one
+    (trials None -> the default budget of qos_model, quick or not)."""
+    if qos_model not in QOS_MODELS:
+        raise ValueError(f"qos_model: expected one of {QOS_MODELS}, got {qos_model!r}")
+    tuner_threshold = _number("tuner_threshold", tuner_threshold)
+    keep_threshold = _number("keep_threshold", keep_threshold)
+    if trials is None:
+        trials = (QUICK_TRIALS if quick else DEFAULT_TRIALS)[qos_model]
+    if not _is_int(trials) or trials < 1:
+        raise ValueError(f"trials: expected an int >= 1, got {trials!r}")
+    if not _is_int(n_nearest) or n_nearest < 0:
+        raise ValueError(f"n_nearest: expected an int >= 0, got {n_nearest!r}")
+    if not (prune_top_k is None or prune_top_k == "auto"
+            or (_is_int(prune_top_k) and prune_top_k >= 1)):
+        raise ValueError(f"prune_top_k: expected an int >= 1, 'auto' or None, "
+                         f"got {prune_top_k!r}")
+    if single_op_examples is not None and (
+            not _is_int(single_op_examples) or single_op_examples < 1):
+        raise ValueError(f"single_op_examples: expected an int >= 1 or None, "
+                         f"got {single_op_examples!r}")
+    if cost_model not in COST_MODELS:
+        raise ValueError(f"cost_model: expected one of {COST_MODELS}, got {cost_model!r}")
+    return Settings(
+        qos_model=qos_model, tuner_threshold=tuner_threshold, keep_threshold=keep_threshold,
+        trials=int(trials), n_nearest=int(n_nearest), seed=int(seed), quick=quick,
+        population_size=population_size, prune_top_k=prune_top_k, measure=measure,
+        profile_kwargs=profile_kwargs, single_op_examples=single_op_examples,
+        min_gain=_number("min_gain", min_gain),
+        merge_within=_number("merge_within", merge_within), cost_model=cost_model,
+        progress=progress)
+
+
+def resolve_model(task_or_model, tune_data, test_data):
+    """(ApproxModel, tune split, test split, label) of a TrainedModel or a model; the label
+    names the study (the TrainedModel's task, else "model")."""
+    if isinstance(task_or_model, str):
+        raise ValueError(f"task_or_model: expected an ApproxModel or a TrainedModel (the "
+                         f"tuner takes no task name; for {task_or_model!r} call "
+                         f"mobiprox_lab.orchestration.tasks.tune_task)")
+    is_trained = hasattr(task_or_model, "module") and hasattr(task_or_model, "task")
+    if not is_trained and not (hasattr(task_or_model, "ops") and hasattr(task_or_model, "run")):
+        raise ValueError(f"task_or_model: expected a TrainedModel or an ApproxModel, "
+                         f"got {type(task_or_model).__name__}")
+    if tune_data is None or test_data is None:
+        raise ValueError("tune_data, test_data: required (Splits: e.g. the tune / test of "
+                         "datasets.prepare(task))")
+    if is_trained:
+        from ..runtime import ApproxModel
+
+        trained = task_or_model
+        model = ApproxModel(trained.module, trained.input_shape, backend="numba")
+        return model, tune_data, test_data, trained.task
+    return task_or_model, tune_data, test_data, "model"
+
+
+def stratified_subset(y: np.ndarray, n: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of at most ``n`` examples of labels ``y`` (N,), every class keeping
+    its share (rounded, at least one example); all of them if ``n`` is None or >= N."""
+    y = np.asarray(y)
+    if n is None or n >= len(y):
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    take = np.maximum(1, np.floor(counts * n / len(y)).astype(int))
+    picked = [rng.choice(np.flatnonzero(y == c), k, replace=False)
+              for c, k in zip(classes, np.minimum(take, counts), strict=True)]
+    return np.sort(np.concatenate(picked))
+
+
+# ------------------------------------------------------------------------ the steps
+
+
+class _Laps:
+    """Seconds per stage: ``lap(stage)`` records the time since the previous lap."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def __call__(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = now - self._clock
+        self._clock = now
+
+
+@dataclass
+class _Problem:
+    """What every step reads: the model, its data and cost model, the ops being tuned."""
+
+    model: object
+    tune_data: object
+    test_data: object
+    label: str  # names the study
+    xt: np.ndarray  # tune-set inputs / labels
+    yt: np.ndarray
+    cost: CostModel
+    ops: list[str]
+    executor: object
+
+
+def _setup(task_or_model, tune_data, test_data, ops, executor, s: Settings) -> _Problem:
+    """Resolve the model, check the data, build the cost model ("measured" or "flops")."""
+    model, tune_data, test_data, label = resolve_model(task_or_model, tune_data, test_data)
+    xt, yt = data_arrays(tune_data, "tune_data")
+    data_arrays(test_data, "test_data")
+    if s.cost_model == "measured":
+        kw = s.measure_kwargs
+        cost = CostModel.measured(model, batch_size=kw.get("batch_size", PROFILE_BATCH_SIZE),
+                                  repeats=kw.get("repeats", 3), progress=s.progress)
+    else:
+        cost = CostModel.of(model)
+    ops = list(model.tunable_ops if ops is None else ops)
+    return _Problem(model, tune_data, test_data, label, xt, yt, cost, ops, executor)
+
+
+def _auto_prune_top_k(p: _Problem, s: Settings) -> int | None:
+    """prune_top_k with "auto" resolved: AUTO_TOP_K when the unpruned space holds more than
+    AUTO_PRUNE_FACTOR x trials configurations, else None."""
+    if s.prune_top_k != "auto":
+        return s.prune_top_k
+    unpruned = build_space(p.cost, p.ops).size
+    return AUTO_TOP_K if unpruned > AUTO_PRUNE_FACTOR * s.trials else None
+
+
+def _single_op(p: _Problem, s: Settings, prune_top_k) -> SingleOpProfile | None:
+    """The single-op profile on a stratified subset of the tune set, when P1 / P2 or the
+    knob pruning needs it (else None); the profiled ops become ``p.ops``."""
+    if not (s.qos_model in ("p1", "p2") or prune_top_k is not None):
+        return None
+    idx = stratified_subset(p.yt, s.single_op_examples, seed=0)
+    single = single_op_profile(p.model, (p.xt[idx], p.yt[idx]), ops=p.ops, executor=p.executor,
+                               progress=s.progress)
+    p.ops = single.ops
+    return single
+
+
+def _qos_objective(p: _Problem, s: Settings, space: SearchSpace,
+                   single: SingleOpProfile | None) -> tuple[float, Callable]:
+    """(baseline QoS %, evaluate: knob-index rows (n, n_ops) -> QoS % (n,)) of the search:
+    the P1 / P2 prediction from the single-op profile, or empirical QoS on the tune set."""
+    if s.qos_model in ("p1", "p2"):
+        def predicted(K: np.ndarray) -> np.ndarray:
+            return single.predict(space.embed(K, single.ops), s.qos_model)
+
+        return single.baseline_accuracy, predicted
+    baseline_qos = float(empirical_qos(p.model, [{}], p.tune_data, executor=p.executor,
+                                       progress=False)[0])
+
+    def empirical(K: np.ndarray) -> np.ndarray:
+        return empirical_qos(p.model, [space.config(r) for r in K], p.tune_data,
+                             executor=p.executor, progress=False)
+
+    return baseline_qos, empirical
+
+
+def study_name_of(p: _Problem, s: Settings, space: SearchSpace) -> str:
+    """The study's name, ``{label}-{qos_model}-{key}``: the key covers the model, the tune
+    data, the QoS model, the threshold, the space, the seed and the generation size."""
+    key = cache.cache_key(model=model_fingerprint(p.model),
+                          data=cache.cache_key(x=p.xt, y=p.yt),
+                          qos_model=s.qos_model, tuner_threshold=s.tuner_threshold,
+                          space=space.key, seed=s.seed, population_size=int(s.population_size))
+    return f"{p.label}-{s.qos_model}-{key}"
+
+
+def _search(p: _Problem, s: Settings, space: SearchSpace, single: SingleOpProfile | None,
+            storage) -> tuple[float, str, SearchResult]:
+    """(baseline QoS %, study name, search result): the seeded, checkpointed search."""
+    baseline_qos, evaluate = _qos_objective(p, s, space, single)
+
+    def speedup(K: np.ndarray) -> np.ndarray:
+        return p.cost.speedups(space.embed(K, p.cost.names))
+
+    study_name = study_name_of(p, s, space)
+    seeds = default_seeds(space, single, max_seeds=max(1, s.trials // 4),
+                          cost=p.cost if single is not None else None,
+                          front=30 if single is not None else 0,
+                          max_loss=1.5 * s.tuner_threshold)
+    result = run_search(space, evaluate, speedup, baseline_qos=baseline_qos,
+                        tuner_threshold=s.tuner_threshold, trials=s.trials,
+                        study_name=study_name, storage=storage, seed=s.seed,
+                        population_size=s.population_size, seeds=seeds, progress=s.progress)
+    return baseline_qos, study_name, result
+
+
+def _validate(p: _Problem, s: Settings, trials: pd.DataFrame, baseline_qos: float,
+              single: SingleOpProfile | None) -> tuple[pd.DataFrame, dict[str, float]]:
+    """(candidates table, exact accuracies {"tune", "test"} %): the exact model (row 0) and
+    the selected non-exact candidates, predicted, then run on the tune and test sets;
+    ``kept`` = within keep_threshold on both, ``decision`` says which set a drop failed."""
+    cands = select_candidates(trials, baseline_qos=baseline_qos,
+                              keep_threshold=s.keep_threshold, n_nearest=s.n_nearest)
+    cands = cands[[not is_exact(c) for c in cands["config"]]]
+    configs = [{}] + [dict(c) for c in cands["config"]]
+    table = pd.DataFrame({
+        "config": configs,
+        "trial": [-1] + list(cands["trial"]),
+        "pareto": [True] + list(cands["pareto"]),
+        "qos_pred": [baseline_qos] + list(cands["qos"]),
+    })
+    Kc = p.cost.matrix(configs)
+    table["predicted_speedup"] = p.cost.speedups(Kc)
+    table["fp16_fraction"] = p.cost.fp16_fractions(Kc)
+    if single is not None:
+        Kp = single.matrix(configs)
+        table["qos_p1"] = single.predict_p1(Kp)
+        table["qos_p2"] = single.predict_p2(Kp)
+    for name, data in (("tune", p.tune_data), ("test", p.test_data)):
+        acc = empirical_qos(p.model, configs, data, executor=p.executor, progress=s.progress)
+        table[f"qos_{name}"] = acc
+        table[f"qos_loss_{name}"] = acc[0] - acc
+    keep = s.keep_threshold
+    ok_tune = table["qos_loss_tune"] <= keep + 1e-9
+    ok_test = table["qos_loss_test"] <= keep + 1e-9
+    table["kept"] = ok_tune & ok_test
+    table["decision"] = np.where(~ok_tune, f"loss > {keep:g} pp on tune",
+                                 np.where(~ok_test, f"loss > {keep:g} pp on test", ""))
+    baseline = {"tune": float(table.at[0, "qos_tune"]), "test": float(table.at[0, "qos_test"])}
+    return table, baseline
+
+
+def _final_list(p: _Problem, s: Settings, table: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    """(final list conf0..confN, exact latency ms or NaN): the authors' final rule on the
+    kept candidates, by measured speedup (``measure``) or else predicted speedup. Fills
+    ``table``'s speedup (measured) and decision of the kept candidates in place."""
+    table["speedup"] = np.nan  # measured, for the kept candidates
+    kept = table[table["kept"]].reset_index()
+    if s.measure:
+        # the authors applied the final rule to configurations profiled on the device:
+        # measure every kept candidate (exact and all, round-robin) and rule on that
+        prof = profile(p.model, list(kept["config"]), p.test_data, progress=s.progress,
+                       cost_model=p.cost, **s.measure_kwargs)
+        prof = prof.drop(columns=["name", "config", "predicted_speedup", "fp16_fraction"])
+        kept = pd.concat([kept.drop(columns="speedup"), prof], axis=1)
+        table.loc[kept["index"], "speedup"] = kept["speedup"].to_numpy()
+    accepted, why = final_rule_decisions(
+        kept, loss="qos_loss_tune", speedup="speedup" if s.measure else "predicted_speedup",
+        min_gain=s.min_gain, merge_within=s.merge_within)
+    table.loc[kept["index"], "decision"] = why
+    final = kept.loc[accepted].drop(columns=["index", "kept", "decision"]).reset_index(drop=True)
+    final.insert(0, "name", [f"conf{i}" for i in range(len(final))])
+    if s.measure:
+        final["relative_energy"] = final["rel_inference_energy"]
+        return final, float(final.at[0, "latency_s"]) * 1e3
+    _add_test_statistics(p, final)
+    return final, math.nan
+
+
+def _add_test_statistics(p: _Problem, final: pd.DataFrame) -> None:
+    """Unmeasured final list: speedup = predicted_speedup, accuracy, qos_loss and
+    confidences (overall and per class) on the test set, relative_energy NaN (in place)."""
+    x_test, y_test = data_arrays(p.test_data, "test_data")
+    probs = profile_probs(p.model, list(final["config"]), x_test, progress=False)
+    stats = [softmax_stats(pr, y_test) for pr in probs]
+    final["speedup"] = final["predicted_speedup"]
+    final["accuracy"] = [st["accuracy"] for st in stats]
+    final["qos_loss"] = stats[0]["accuracy"] - final["accuracy"]
+    for c in ("conf_mean", "conf_correct", "conf_wrong"):
+        final[c] = [st[c] for st in stats]
+    for k in range(probs.shape[2]):
+        for c in ("acc", "conf_mean", "conf_correct", "conf_wrong"):
+            final[f"{c}_c{k}"] = [st[f"{c}_class"][k] for st in stats]
+    final["relative_energy"] = math.nan
+
+
+def _write(p: _Problem, s: Settings, final: pd.DataFrame, latency_ms: float,
+           baseline: dict[str, float], study_name: str, out_dir) -> dict[str, Path]:
+    """configs.txt / .json / .csv in out_dir (default ``cache_dir("tuning", study)``)."""
+    folder = Path(out_dir) if out_dir is not None else cache.cache_dir("tuning", study_name)
+    cf = ConfigFile(final, list(zip(p.model.ops["name"], p.model.ops["kind"], strict=True)),
+                    latency_ms, {"study": study_name, "qos_model": s.qos_model,
+                                 "tuner_threshold": s.tuner_threshold,
+                                 "keep_threshold": s.keep_threshold, "baseline": baseline})
+    return {ext: write_configs(folder / f"configs.{ext}", cf) for ext in ("txt", "json", "csv")}
+
+
+def run_pipeline(task_or_model, tune_data, test_data, s: Settings, *, ops=None, executor=None,
+                 storage=None, out_dir=None) -> TuneResult:
+    """:func:`tune` after its arguments are checked (and its Dask client connected)."""
+    lap = _Laps()
+    p = _setup(task_or_model, tune_data, test_data, ops, executor, s)
+    lap("setup")
+    prune_top_k = _auto_prune_top_k(p, s)
+    single = _single_op(p, s, prune_top_k)
+    lap("single_op_profile")
+    space = build_space(p.cost, p.ops, single, prune_top_k)
+    baseline_qos, study_name, result = _search(p, s, space, single, storage)
+    lap("search")
+    table, baseline = _validate(p, s, result.trials, baseline_qos, single)
+    lap("validate")
+    final, latency_ms = _final_list(p, s, table)
+    lap("profile")
+    paths = _write(p, s, final, latency_ms, baseline, study_name, out_dir)
+    lap("write")
+    return TuneResult(final, table, result.trials, result.study, study_name, paths, baseline,
+                      space, single, p.model, lap.timings, result.n_evaluations)
