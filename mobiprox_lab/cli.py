@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     if args.command == "figures":
-        from .figures import make_figures  # = orchestration.figures.make_figures
+        from .orchestration.figures import make_figures
 
         return make_figures(out_dir=args.out, quick=args.quick, seed=args.seed)
     if args.command == "train":

@@ -51,7 +51,7 @@ def test_cli_rejects_bad_options_by_name(argv, option, capsys):
 
 
 def test_cli_ctrl_c_exits_130_with_a_resume_hint(monkeypatch, capsys):
-    import mobiprox_lab.figures as figures
+    import mobiprox_lab.orchestration.figures as figures
 
     def interrupted(**kwargs):
         raise KeyboardInterrupt

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-from ._scatter import _finish
+from ._scatter import finish_value
 
 
 @njit(cache=True, nogil=True)
@@ -56,7 +56,7 @@ def direct_conv(x, w, out, n0, n1, sh, sw, ph, pw, groups, bias, has_bias, fp16)
         if fp16 or has_bias:
             bv = bias[k]
             for j in range(uint64(ho_n * wo_n)):
-                of[uint64(o0) + j] = _finish(of[uint64(o0) + j], bv, has_bias, fp16)
+                of[uint64(o0) + j] = finish_value(of[uint64(o0) + j], bv, has_bias, fp16)
 
 
 @njit(cache=True, nogil=True)
@@ -106,7 +106,7 @@ def depthwise_nhwc(x, w, out, n0, n1, sh, sw, ph, pw, bias, has_bias, fp16):
         if has_bias or fp16:
             for j in range(pl):
                 for c in range(cu):
-                    of[d + c * pl + j] = _finish(acc[j * cu + c], bias[c], has_bias, fp16)
+                    of[d + c * pl + j] = finish_value(acc[j * cu + c], bias[c], has_bias, fp16)
         else:
             for j in range(pl):
                 for c in range(cu):

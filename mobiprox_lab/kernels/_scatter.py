@@ -14,7 +14,7 @@ _U1, _U2 = np.uint64(1), np.uint64(2)
 
 
 @njit(cache=True, inline="always")
-def _finish(v, bias, has_bias, fp16):
+def finish_value(v, bias, has_bias, fp16):
     # fp16: the conv value is rounded to half, then HPVM's separate half bias add
     # (``bias`` already half) is rounded again.
     if fp16:
@@ -59,7 +59,7 @@ def scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, 
             if col_full and a == b:
                 if fp16 or has_bias:
                     for wo in range(uint64(wo_n)):
-                        of[d + wo] = _finish(rf[a + wo], bv, has_bias, fp16)
+                        of[d + wo] = finish_value(rf[a + wo], bv, has_bias, fp16)
                 else:
                     for wo in range(uint64(wo_n)):
                         of[d + wo] = rf[a + wo]
@@ -67,17 +67,17 @@ def scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, 
                 if fp16:
                     for wo in range(uint64(wo_n)):
                         u = _HALF * (f16(rf[a + wo]) + f16(rf[b + wo]))
-                        of[d + wo] = _finish(u, bv, has_bias, True)
+                        of[d + wo] = finish_value(u, bv, has_bias, True)
                 else:
                     for wo in range(uint64(wo_n)):
                         u = _HALF * (rf[a + wo] + rf[b + wo])
-                        of[d + wo] = _finish(u, bv, has_bias, False)
+                        of[d + wo] = finish_value(u, bv, has_bias, False)
             elif fp16:  # column perforation (rows are not perforated: a == b)
                 for wo in range(uint64(wo_n)):
                     u = f16(rf[a + col_a[wo]])
                     if col_a[wo] != col_b[wo]:
                         u = _HALF * (u + f16(rf[a + col_b[wo]]))
-                    of[d + wo] = _finish(u, bv, has_bias, True)
+                    of[d + wo] = finish_value(u, bv, has_bias, True)
             elif col_s2 >= 0:  # stride-2 columns: interleaved loops (bias 0 adds nothing but
                 # the sign of a zero, and keeps the loops branch-free)
                 bz = bv if has_bias else np.float32(0.0)
@@ -103,7 +103,7 @@ def scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, 
                     u = rf[a + col_a[wo]]
                     v = rf[a + col_b[wo]]
                     u = u if col_a[wo] == col_b[wo] else _HALF * (u + v)
-                    of[d + wo] = _finish(u, bv, has_bias, False)
+                    of[d + wo] = finish_value(u, bv, has_bias, False)
 
 
 @njit(cache=True, nogil=True)
@@ -120,7 +120,7 @@ def finish(out, n0, n1, k0, k1, bias, has_bias, fp16):
             bv = bias[k]
             d = uint64((n * k_ + k) * plane)
             for j in range(uint64(plane)):
-                of[d + j] = _finish(of[d + j], bv, has_bias, fp16)
+                of[d + j] = finish_value(of[d + j], bv, has_bias, fp16)
 
 
 @njit(cache=True, nogil=True)
