@@ -43,19 +43,20 @@ def run_rule(spec: KernelSpec, n_configs: int, factor: int, pred: np.ndarray, co
     """Replay ``spec`` from its reset state over a trace: int64 (T,) config indices used.
 
     pred / conf : (n_configs, T) predicted class / its softmax value per config and step.
-    budget : None, or (e_rel (n_configs,), target, gain, initial slack) of a
-        ``BudgetController`` capping the rule's choices.
+    budget : None, or (energy_by_config (n_configs,) relative to config 0, target, gain,
+        initial slack) of a ``BudgetController`` capping the rule's choices.
     """
     out = np.empty(pred.shape[1], dtype=np.int64)
-    e_rel, target, gain, slack0 = (_NO_ENERGY, 0.0, 0.0, 0.0) if budget is None else budget
+    no_budget = (_NO_ENERGY, 0.0, 0.0, 0.0)
+    energy_by_config, target, gain, slack0 = no_budget if budget is None else budget
     _rule_loop(spec.kind, n_configs, factor, spec.ints, spec.floats, pred, conf, spec.lower,
-               spec.upper, budget is not None, e_rel, target, gain, slack0, out)
+               spec.upper, budget is not None, energy_by_config, target, gain, slack0, out)
     return out
 
 
 @njit(cache=True)
-def _rule_loop(kind, n_configs, factor, ip, fp, pred, conf, lo, hi, budget, e_rel, target,
-               gain, slack0, out):  # pragma: no cover - compiled
+def _rule_loop(kind, n_configs, factor, ip, fp, pred, conf, lo, hi, budget, energy_by_config,
+               target, gain, slack0, out):  # pragma: no cover - compiled
     """Every rule in one loop: the state stays in locals (a call per step would not)."""
     T = pred.shape[1]
     n = n_configs - 1
@@ -77,16 +78,16 @@ def _rule_loop(kind, n_configs, factor, ip, fp, pred, conf, lo, hi, budget, e_re
     cheapest = 0
     if budget:
         for k in range(n_configs):
-            if e_rel[k] < e_rel[cheapest]:
+            if energy_by_config[k] < energy_by_config[cheapest]:
                 cheapest = k
     for t in range(T):
         j = i
         if budget:
             cap = target + gain * slack
-            if e_rel[i] > cap:
+            if energy_by_config[i] > cap:
                 j = cheapest
                 for k in range(n_configs):
-                    if e_rel[k] <= cap:
+                    if energy_by_config[k] <= cap:
                         j = k
                         break
         out[t] = j
@@ -133,7 +134,7 @@ def _rule_loop(kind, n_configs, factor, ip, fp, pred, conf, lo, hi, budget, e_re
             i = i // 2
             step = 1
         if budget:
-            slack += target - e_rel[j]
+            slack += target - energy_by_config[j]
     return out
 
 

@@ -30,6 +30,8 @@ class BudgetController(Controller):
 
     inner : the controller whose choices are capped. Its own state steps on its own index;
     it sees the softmax of (and, for Confidence, the tables of) the config actually used.
+    energy_by_config : (n_configs,) energies, kept relative to config 0 (``e / e[0]``, the
+    unit of the target and the slack).
     """
 
     def __init__(self, inner: Controller, energy_by_config, target_relative_energy: float,
@@ -40,17 +42,21 @@ class BudgetController(Controller):
         e = check_energy(energy_by_config, n)
         self.inner = inner
         self._inner_takes_used = "used_index" in inspect.signature(inner.update).parameters
-        self.energy_by_config = e
-        self.e_rel = e / e[0]
-        lo = float(self.e_rel.min())
+        self.energy_by_config = e / e[0]
+        lo = float(self.energy_by_config.min())
         self.target = checks.number("target_relative_energy", target_relative_energy)
         if self.target < lo:
             raise ValueError(f"target_relative_energy: expected >= {lo:.4g} (the cheapest "
                              f"config's relative energy), got {self.target!r}")
         self.gain = checks.number("gain", gain, 0.0)
         self.initial_slack = checks.number("initial_slack", initial_slack)
-        self._cheapest = int(np.argmin(self.e_rel))
+        self._cheapest = int(np.argmin(self.energy_by_config))
         super().__init__(n, 1)
+
+    @property
+    def e_rel(self) -> np.ndarray:
+        """Former name of ``energy_by_config`` (relative to config 0), still read by a test."""
+        return self.energy_by_config
 
     @property
     def name(self) -> str:
@@ -62,10 +68,10 @@ class BudgetController(Controller):
 
     def _effective(self, i: int) -> int:
         cap = self.target + self.gain * self.slack
-        if self.e_rel[i] <= cap:
+        if self.energy_by_config[i] <= cap:
             return i
         for k in range(self.n_configs):
-            if self.e_rel[k] <= cap:
+            if self.energy_by_config[k] <= cap:
                 return k
         return self._cheapest
 
@@ -86,7 +92,7 @@ class BudgetController(Controller):
             self.inner.update(probs, used_index=used)
         else:
             self.inner.update(probs)
-        self.slack += self.target - self.e_rel[used]
+        self.slack += self.target - self.energy_by_config[used]
         self.index = self._effective(self.inner.index)
         return self.index
 
@@ -99,6 +105,6 @@ class BudgetController(Controller):
         spec = self.inner.kernel_spec(prep.n_classes)
         if spec is None:
             return None
-        budget = (self.e_rel, self.target, self.gain, self.initial_slack)
+        budget = (self.energy_by_config, self.target, self.gain, self.initial_slack)
         return _loops.run_rule(spec, self.n_configs, self.inner.factor, prep.pred, prep.conf,
                                budget)
