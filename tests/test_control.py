@@ -411,7 +411,7 @@ def test_jitted_path_equals_python_path(seed, n_configs, T, K, quantised):
         b = control.simulate(prep, c, e, y, fast=False)
         assert np.array_equal(a.index, b.index), c.name
         if isinstance(c, BudgetController):  # the documented worst case over T steps
-            worst = c.target + max(0.0, c.e_rel.max() - c.target) / T
+            worst = c.target + max(0.0, c.energy_by_config.max() - c.target) / T
             assert a.summary()["relative_inference_energy"] <= worst + 1e-12, c.name
 
 

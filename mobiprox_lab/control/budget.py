@@ -54,11 +54,6 @@ class BudgetController(Controller):
         super().__init__(n, 1)
 
     @property
-    def e_rel(self) -> np.ndarray:
-        """Former name of ``energy_by_config`` (relative to config 0), still read by a test."""
-        return self.energy_by_config
-
-    @property
     def name(self) -> str:
         return f"Budget {self.target:.2f} ({self.inner.name})"
 
