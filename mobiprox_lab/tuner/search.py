@@ -230,8 +230,7 @@ def run_search(space: SearchSpace, evaluate: Callable[[np.ndarray], np.ndarray],
         to every trial so far, and the exact front of that fit); 0 for plain NSGA-II.
     surrogate_every : refit every this many generations, proposing for all of them at once
         (default: one generation per 1,000 fitted terms, rounded, at least 1: 1 for KWS's
-        116 terms and HAR's 815; on HAR under P2, 10,000 trials, refitting every 4
-        generations reached 0.986 of the exact front's hypervolume, every generation 1.0).
+        116 terms and HAR's 815).
     """
     trials = checks.integer("trials", trials, 1)
     population_size = checks.integer("population_size", population_size, 2)
