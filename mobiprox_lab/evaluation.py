@@ -1,6 +1,6 @@
 """Metrics for judging controllers: static baselines, time-shares, temperature, intervals.
 
-Small pure functions on arrays; :mod:`mobiprox_lab.experiments` composes them into the
+Small pure functions on arrays; :mod:`mobiprox_lab.orchestration.experiments` composes them into the
 controller tables and the headline. Conventions:
 
 - ``probs_by_config`` float (C, T, K): softmax of each of the C configurations (0 = exact)

@@ -25,8 +25,9 @@ SCRIPT = r'''
 import io, sys, time
 from pathlib import Path
 import numpy as np
-from mobiprox_lab import cache, figures
-from mobiprox_lab.pipeline import Step
+from mobiprox_lab import cache
+from mobiprox_lab.orchestration import figures
+from mobiprox_lab.orchestration.runner import Step
 
 LOG, READY, SLOW = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "slow"
 

@@ -68,7 +68,7 @@ def plot_controller_comparison(table: pd.DataFrame, *, regime: str = "continuous
     the baselines: each static configuration, the best static time-share (the lower convex
     hull of the statics, drawn as a line) and the oracle.
 
-    ``table`` is :func:`mobiprox_lab.experiments.aggregate`'s (means over units with
+    ``table`` is :func:`mobiprox_lab.orchestration.experiments.aggregate`'s (means over units with
     ``_lo`` / ``_hi`` 95% intervals): columns trace, controller, kind, loss_pp,
     relative_inference_energy, saving_<regime> (+ _lo / _hi), n_units.
     """
