@@ -119,9 +119,9 @@ def test_dask_local_cluster_matches_serial(toy):
     distributed = pytest.importorskip("distributed")
     model, tune, _ = toy
     serial = tuner.single_op_profile(model, tune, cache=False, progress=False)
-    # map_logits ships the model and inputs as a task's result (not scatter()), so the
-    # scheduler recomputes them if the workers die (scattered data lost with every replica
-    # cancelled the tasks once in a cold CI run); no retry.
+    # both calls below ask for the exact configuration: with argument-derived task keys the
+    # first call's clean-up cancelled the second's task (FutureCancelledError; fixed in
+    # map_logits: fresh keys per call, only unfinished tasks cancelled); no retry
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:

@@ -121,7 +121,12 @@ def map_logits(model, configs: Sequence[Mapping[str, int]], x: np.ndarray, *, ex
             payload = scattered[payload.key]
         else:
             from concurrent.futures import as_completed
-        futures = {executor.submit(_remote_logits, payload, cfg, backend, batch_size): i
+        # pure=False: every call gets fresh task keys. With dask's default (keys from the
+        # arguments) a configuration asked for again (the exact one, by the profile and then
+        # by the validation) reused the key whose cancellation below, still in flight to
+        # the scheduler, then cancelled the new task (FutureCancelledError, seen in CI)
+        extra = {"pure": False} if is_dask else {}
+        futures = {executor.submit(_remote_logits, payload, cfg, backend, batch_size, **extra): i
                    for i, cfg in enumerate(configs)}
         try:
             for fut in as_completed(list(futures)):
@@ -129,6 +134,7 @@ def map_logits(model, configs: Sequence[Mapping[str, int]], x: np.ndarray, *, ex
                 bar.update()
         finally:
             for fut in futures:
-                fut.cancel()
+                if not fut.done():  # only what the consumer left unfinished
+                    fut.cancel()
     finally:
         bar.close()
