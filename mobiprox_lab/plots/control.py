@@ -50,6 +50,7 @@ def plot_adaptation_trace(trace, result, *, start: int = 0, steps: int | None = 
     ax.step(t, result.index[sl], where="post", color=colour, lw=1.2)
     n_configs = len(result.energy_by_config)
     ax.set_ylim(-0.5, n_configs - 0.5)
+    ax.set_yticks(range(n_configs))  # indices are whole numbers
     ax.set_ylabel("config index\n(0 = exact)")
     ax = axes[2]
     ax.plot(t, 100 * result.cumulative_saving[sl], color=colour, lw=1.5)
