@@ -7,7 +7,7 @@ import numpy as np
 from .. import knobs
 
 __all__ = ["CLOCKS", "EXACT", "MAX_KNOB", "PROFILE_BATCH_SIZE", "SMALL_BATCH_REPEATS",
-           "check_clock", "data_arrays", "positive_int"]
+           "check_clock", "data_arrays"]
 
 EXACT = knobs.EXACT
 MAX_KNOB = max(knobs.KNOBS) + 1
@@ -29,14 +29,6 @@ def check_clock(clock) -> str:
     if clock not in CLOCKS:
         raise ValueError(f"clock: expected one of {CLOCKS}, got {clock!r}")
     return clock
-
-
-def positive_int(name: str, value, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum`` (bools refused), else a ValueError naming ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-            or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def data_arrays(data, name: str = "data") -> tuple[np.ndarray, np.ndarray]:

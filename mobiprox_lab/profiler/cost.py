@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import knobs
-from .common import EXACT, MAX_KNOB, PROFILE_BATCH_SIZE, positive_int
+from .. import checks, knobs
+from .common import EXACT, MAX_KNOB, PROFILE_BATCH_SIZE
 from .latency import LatencyTable, measure_latency_table
 
 __all__ = ["CostModel", "config_cost", "fp16_fraction", "predicted_speedup"]
@@ -102,7 +102,7 @@ class CostModel:
         """The measured model of an ``ApproxModel`` at ``batch_size`` (table cached; measured
         with ``measure_latency_table(model, batch_sizes=(batch_size, 1), **measure_kwargs)``
         when ``latency`` is not given)."""
-        batch_size = positive_int("batch_size", batch_size)
+        batch_size = checks.integer("batch_size", batch_size, 1)
         if latency is None:
             sizes = (batch_size,) if batch_size == 1 else (batch_size, 1)
             latency = measure_latency_table(model, batch_sizes=sizes, **measure_kwargs)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import knobs
+from .. import checks, knobs
 from ..cache import cache_dir, cache_key, save_json
 from .common import (
     EXACT,
@@ -38,7 +38,6 @@ from .common import (
     PROFILE_BATCH_SIZE,
     SMALL_BATCH_REPEATS,
     check_clock,
-    positive_int,
 )
 from .fingerprint import machine_key, structure_fingerprint
 
@@ -155,11 +154,11 @@ def measure_latency_table(model, *, batch_sizes: Sequence[int] = (PROFILE_BATCH_
         keyed by batch sizes, repeats, warmup, seed and :func:`machine_key`.
     See the module doc for the design. Returns a :class:`LatencyTable`.
     """
-    sizes = [positive_int("batch_sizes[]", b) for b in batch_sizes]
+    sizes = [checks.integer("batch_sizes[]", b, 1) for b in batch_sizes]
     if not sizes or len(set(sizes)) != len(sizes):
         raise ValueError(f"batch_sizes: expected distinct ints >= 1, got {batch_sizes!r}")
-    repeats = positive_int("repeats", repeats)
-    warmup = positive_int("warmup", warmup, 0)
+    repeats = checks.integer("repeats", repeats, 1)
+    warmup = checks.integer("warmup", warmup, 0)
     clock = check_clock(clock)
     ops = getattr(model, "ops", None)
     if not isinstance(ops, pd.DataFrame) or not hasattr(model, "time_steps"):

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .. import checks
 from ..cache import cache_dir, cache_key, save_json
 from ..runtime import softmax
 from .common import (
@@ -35,7 +36,6 @@ from .common import (
     SMALL_BATCH_REPEATS,
     check_clock,
     data_arrays,
-    positive_int,
 )
 from .cost import CostModel
 from .fingerprint import config_key, machine_key, model_fingerprint
@@ -100,9 +100,9 @@ def profile(model, configs, data, *, batch_size: int = PROFILE_BATCH_SIZE, warmu
         raise ValueError(f"cost_model: expected a CostModel, got {type(cost).__name__}")
     cfgs, names = as_configs(configs, cost)
     x, y = data_arrays(data)
-    batch_size = positive_int("batch_size", batch_size)
-    warmup = positive_int("warmup", warmup, 0)
-    repeats = positive_int("repeats", repeats)
+    batch_size = checks.integer("batch_size", batch_size, 1)
+    warmup = checks.integer("warmup", warmup, 0)
+    repeats = checks.integer("repeats", repeats, 1)
     clock = check_clock(clock)
     prof = energy.PHONE if energy_profile is None else energy_profile
     if not isinstance(prof, energy.PowerProfile):

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import cache
+from .. import cache, checks
 from ..runtime import softmax
-from .common import positive_int
 from .cost import CostModel
 from .fingerprint import config_key, model_fingerprint
 from .parallel import map_logits
@@ -72,7 +71,7 @@ def profile_probs(model, configs, x: np.ndarray, *, backend: str = "reference",
     """
     cost = CostModel.of(model)
     cfgs, _ = as_configs(configs, cost)
-    batch_size = positive_int("batch_size", batch_size)
+    batch_size = checks.integer("batch_size", batch_size, 1)
     x = np.asarray(x)
     if x.dtype != np.float32 or x.ndim < 2 or len(x) < 1:
         raise ValueError(f"x: expected float32 (N, C, H, W) with N >= 1, got {x.dtype} {x.shape}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import cache
+from .. import cache, checks
 from ..profiler import (
     PROFILE_BATCH_SIZE,
     CostModel,
@@ -143,10 +143,8 @@ def check_settings(*, qos_model, tuner_threshold, keep_threshold, trials, n_near
     keep_threshold = _number("keep_threshold", keep_threshold)
     if trials is None:
         trials = (QUICK_TRIALS if quick else DEFAULT_TRIALS)[qos_model]
-    if not _is_int(trials) or trials < 1:
-        raise ValueError(f"trials: expected an int >= 1, got {trials!r}")
-    if not _is_int(n_nearest) or n_nearest < 0:
-        raise ValueError(f"n_nearest: expected an int >= 0, got {n_nearest!r}")
+    trials = checks.integer("trials", trials, 1)
+    n_nearest = checks.integer("n_nearest", n_nearest, 0)
     if not (prune_top_k is None or prune_top_k == "auto"
             or (_is_int(prune_top_k) and prune_top_k >= 1)):
         raise ValueError(f"prune_top_k: expected an int >= 1, 'auto' or None, "
