@@ -82,43 +82,65 @@ def pointwise_sampled(x, wcls, out, n0, n1, k0, k1, s, offset, bias, has_bias):
 
 
 @njit(cache=True, nogil=True)
+def _gather_pixels(x, n, hsrc, wsrc, step, xb, d0, ld):
+    """Copy the kept pixels (rows ``hsrc`` x columns ``wsrc``) of every input channel of
+    sample ``n`` into ``xb``: channel ``c`` at ``xb[d0 + c*ld :]``. ``step``: the constant
+    distance between kept columns (0 if none). Kept rows that are whole rows of a plane
+    with all rows kept (stride-2 column perforation of an even width) are one strided run."""
+    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    hk, wk = hsrc.shape[0], wsrc.shape[0]
+    xf = x.reshape(-1)
+    flat = step > 0 and hk == h_ and wk * step == w_
+    for c in range(c_):
+        s0 = (n * c_ + c) * h_ * w_
+        dc = d0 + c * ld
+        if flat:
+            src = uint64(s0 + wsrc[0])
+            st = uint64(step)
+            for j in range(uint64(hk * wk)):
+                xb[uint64(dc) + j] = xf[src + j * st]
+            continue
+        for i in range(hk):
+            src = uint64(s0 + hsrc[i] * w_ + wsrc[0])
+            d = uint64(dc + i * wk)
+            if step == 1:
+                for j in range(uint64(wk)):
+                    xb[d + j] = xf[src + j]
+            elif step > 0:
+                st = uint64(step)
+                for j in range(uint64(wk)):
+                    xb[d + j] = xf[src + j * st]
+            else:
+                src = uint64(s0 + hsrc[i] * w_)
+                for j in range(wk):
+                    xb[d + uint64(j)] = xf[src + uint64(wsrc[j])]
+
+
+@njit(cache=True, nogil=True)
 def pointwise_gathered(x, w2, out, n0, n1, k0, k1, hsrc, wsrc, row_a, row_b, col_a, col_b,
                        col_s2, bias, has_bias, xbuf, rbuf):
-    """``out[n0:n1, k0:k1]`` of a 1x1 conv perforated along rows or columns, one sample at a
-    time: copy the kept pixels (rows ``hsrc`` x columns ``wsrc``) into ``xbuf`` (C, kept),
-    one contiguous GEMM into ``rbuf`` (K, kept), then ``scatter`` fills the output plane
-    (``row_a`` ... ``col_s2`` as in ``_scatter.scatter``). Per sample, so that the buffers
-    and the sample's output stay in cache."""
-    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    """``out[n0:n1, k0:k1]`` of a 1x1 conv perforated along rows or columns, ``m`` samples
+    at a time (``m`` = what ``xbuf`` holds, at least ``C*kept``, and ``rbuf`` at least
+    ``(k1-k0)*m*kept``): copy their kept pixels (rows ``hsrc`` x columns ``wsrc``) into
+    ``xbuf`` (C, m*kept), one GEMM into ``rbuf`` (K, m*kept), then ``scatter`` fills their
+    output planes (``row_a`` ... ``col_s2`` as in ``_scatter.scatter``). Several samples per
+    GEMM: its width ``m*kept`` is what keeps the GEMM efficient on small maps; the caller
+    sizes the buffers so that they and the samples' output stay in cache."""
+    c_ = x.shape[1]
     hk, wk = hsrc.shape[0], wsrc.shape[0]
     kp = hk * wk
     kc = k1 - k0
-    xf, wf = x.reshape(-1), w2.reshape(-1)
-    xb = xbuf[:c_ * kp]
-    res = rbuf[:kc * kp].reshape(kc, kp)
-    rf = rbuf[:kc * kp]
+    m = max(1, min(xbuf.shape[0] // max(1, c_ * kp), rbuf.shape[0] // max(1, kc * kp)))
+    wf = w2.reshape(-1)
     step = wsrc[1] - wsrc[0] if wk > 1 else 1
     for j in range(1, wk):
         if wsrc[j] - wsrc[j - 1] != step:
             step = 0
-    for n in range(n0, n1):
-        for c in range(c_):
-            s0 = (n * c_ + c) * h_ * w_
-            d0 = c * kp
-            for i in range(hk):
-                src = uint64(s0 + hsrc[i] * w_ + wsrc[0])
-                d = uint64(d0 + i * wk)
-                if step == 1:
-                    for j in range(uint64(wk)):
-                        xb[d + j] = xf[src + j]
-                elif step > 0:
-                    st = uint64(step)
-                    for j in range(uint64(wk)):
-                        xb[d + j] = xf[src + j * st]
-                else:
-                    src = uint64(s0 + hsrc[i] * w_)
-                    for j in range(wk):
-                        xb[d + uint64(j)] = xf[src + uint64(wsrc[j])]
-        sgemm(wf[k0 * c_:], c_, xb, kp, rf, kp, kc, kp, c_, np.float32(0.0))
-        scatter(res, out, n, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, has_bias,
-                False)
+    for nb in range(n0, n1, m):
+        mm = min(m, n1 - nb)
+        wid = mm * kp
+        for s in range(mm):
+            _gather_pixels(x, nb + s, hsrc, wsrc, step, xbuf, s * kp, wid)
+        sgemm(wf[k0 * c_:], c_, xbuf, wid, rbuf, wid, kc, wid, c_, np.float32(0.0))
+        scatter(rbuf[:kc * wid].reshape(kc, wid), out, nb, k0, hk, wk, row_a, row_b, col_a,
+                col_b, col_s2, bias, has_bias, False)

@@ -36,8 +36,11 @@ def scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, 
     is perforated: output ``(ho, wo)`` is the mean of the kept entries
     ``(row_a[ho], col_a[wo])`` and ``(row_b[ho], col_b[wo])``, a copy when they
     coincide (``col_a`` / ``col_b`` are uint64). ``col_s2``: the offset (0 or 1) of
-    a stride-2 column perforation, which gets an interleaved loop, else -1.
+    a stride-2 column perforation, which gets interleaved loops, else -1.
     ``bias`` (K,) is added after the fill.
+
+    fp32 loops add the bias unconditionally (0 without one: it changes nothing but the
+    sign of a zero) so that no flag is tested per element and the loops vectorise.
     """
     kc, width = res.shape[0], res.shape[1]
     k_, ho_n, wo_n = out.shape[1], out.shape[2], out.shape[3]
@@ -52,58 +55,122 @@ def scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, 
         src0 = k * width + s * plane
         dst0 = ((n0 + s) * k_ + k0 + k) * ho_n * wo_n
         bv = bias[k0 + k]
-        for ho in range(ho_n):
-            a = uint64(src0 + row_a[ho] * wk)
-            b = uint64(src0 + row_b[ho] * wk)
-            d = uint64(dst0 + ho * wo_n)
-            if col_full and a == b:
-                if fp16 or has_bias:
+        if fp16:
+            _plane_fp16(rf, of, src0, dst0, ho_n, wo_n, wk, row_a, row_b, col_a, col_b,
+                        bv, has_bias)
+            continue
+        bz = bv if has_bias else np.float32(0.0)
+        if col_full:
+            _rows_fp32(rf, of, src0, dst0, ho_n, wo_n, row_a, row_b, bz, has_bias)
+        elif col_s2 >= 0 and wo_n % 2 == 0:
+            _cols_s2_plane(rf, of, src0, dst0, ho_n * wk, wk, col_s2, bz)
+        else:
+            for ho in range(ho_n):
+                a = uint64(src0 + row_a[ho] * wk)
+                d = uint64(dst0 + ho * wo_n)
+                if col_s2 >= 0:
+                    _cols_s2_row(rf, of, a, d, wo_n, wk, col_s2, bz)
+                else:  # branch-free select: gathers and contiguous stores vectorise
                     for wo in range(uint64(wo_n)):
-                        of[d + wo] = finish_value(rf[a + wo], bv, has_bias, fp16)
-                else:
-                    for wo in range(uint64(wo_n)):
-                        of[d + wo] = rf[a + wo]
-            elif col_full:  # an interpolated row
-                if fp16:
-                    for wo in range(uint64(wo_n)):
-                        u = _HALF * (f16(rf[a + wo]) + f16(rf[b + wo]))
-                        of[d + wo] = finish_value(u, bv, has_bias, True)
-                else:
-                    for wo in range(uint64(wo_n)):
-                        u = _HALF * (rf[a + wo] + rf[b + wo])
-                        of[d + wo] = finish_value(u, bv, has_bias, False)
-            elif fp16:  # column perforation (rows are not perforated: a == b)
-                for wo in range(uint64(wo_n)):
-                    u = f16(rf[a + col_a[wo]])
-                    if col_a[wo] != col_b[wo]:
-                        u = _HALF * (u + f16(rf[a + col_b[wo]]))
-                    of[d + wo] = finish_value(u, bv, has_bias, True)
-            elif col_s2 >= 0:  # stride-2 columns: interleaved loops (bias 0 adds nothing but
-                # the sign of a zero, and keeps the loops branch-free)
-                bz = bv if has_bias else np.float32(0.0)
-                if col_s2 == 0:  # kept odd columns: out[2p+1] = r[p], out[2p] = mean(r[p-1], r[p])
-                    for p in range(_U1, uint64(wk)):
-                        u, v = rf[a + p - _U1], rf[a + p]
-                        of[d + _U2 * p] = _HALF * (u + v) + bz
-                        of[d + _U2 * p + _U1] = v + bz
-                    of[d] = of[d + _U1] = rf[a] + bz
-                    if wo_n % 2:
-                        of[d + uint64(wo_n - 1)] = rf[a + uint64(wk - 1)] + bz
-                else:  # kept even columns: out[2p] = r[p], out[2p+1] = mean(r[p], r[p+1])
-                    for p in range(uint64(wk - 1)):
-                        u, v = rf[a + p], rf[a + p + _U1]
-                        of[d + _U2 * p] = u + bz
-                        of[d + _U2 * p + _U1] = _HALF * (u + v) + bz
-                    last = rf[a + uint64(wk - 1)] + bz
-                    of[d + uint64(2 * (wk - 1))] = last
-                    if wo_n % 2 == 0:
-                        of[d + uint64(wo_n - 1)] = last
-            else:  # branch-free select: gathers and contiguous stores vectorise
-                for wo in range(uint64(wo_n)):
-                    u = rf[a + col_a[wo]]
-                    v = rf[a + col_b[wo]]
-                    u = u if col_a[wo] == col_b[wo] else _HALF * (u + v)
-                    of[d + wo] = finish_value(u, bv, has_bias, False)
+                        u = rf[a + col_a[wo]]
+                        v = rf[a + col_b[wo]]
+                        u = u if col_a[wo] == col_b[wo] else _HALF * (u + v)
+                        of[d + wo] = u + bz
+
+
+@njit(cache=True, nogil=True)
+def _rows_fp32(rf, of, src0, dst0, ho_n, wo_n, row_a, row_b, bz, has_bias):
+    """One output plane, columns complete: each row a copy of a kept row or the mean of
+    two, plus ``bz`` (copies without a bias stay plain copies: exact outputs are bit for
+    bit the GEMM's)."""
+    uw = uint64(wo_n)
+    d = uint64(dst0)
+    for ho in range(ho_n):
+        a = uint64(src0 + row_a[ho] * wo_n)
+        b = uint64(src0 + row_b[ho] * wo_n)
+        if a == b and has_bias:
+            for j in range(uw):
+                of[d + j] = rf[a + j] + bz
+        elif a == b:
+            for j in range(uw):
+                of[d + j] = rf[a + j]
+        else:
+            for j in range(uw):
+                of[d + j] = _HALF * (rf[a + j] + rf[b + j]) + bz
+        d += uw
+
+
+@njit(cache=True, nogil=True)
+def _cols_s2_plane(rf, of, src0, dst0, half, wk, off, bz):
+    """One output plane of even width under stride-2 column perforation with offset
+    ``off``: its ``half`` kept values (``wk`` per row) interleaved with their means in one
+    loop over the whole plane, then the edge columns (copies) of each row fixed."""
+    a, d = uint64(src0), uint64(dst0)
+    uh = uint64(half)
+    if off == 0:  # kept odd columns: out[2p+1] = r[p], out[2p] = mean(r[p-1], r[p])
+        for p in range(_U1, uh):
+            u, v = rf[a + p - _U1], rf[a + p]
+            of[d + _U2 * p] = _HALF * (u + v) + bz
+            of[d + _U2 * p + _U1] = v + bz
+        of[d + _U1] = rf[a] + bz
+        for p in range(0, half, wk):  # column 0 of each row copies column 1
+            of[d + uint64(2 * p)] = rf[a + uint64(p)] + bz
+    else:  # kept even columns: out[2p] = r[p], out[2p+1] = mean(r[p], r[p+1])
+        for p in range(uh - _U1):
+            u, v = rf[a + p], rf[a + p + _U1]
+            of[d + _U2 * p] = u + bz
+            of[d + _U2 * p + _U1] = _HALF * (u + v) + bz
+        for p in range(wk - 1, half, wk):  # the last column of each row copies the one before
+            v = rf[a + uint64(p)] + bz
+            of[d + uint64(2 * p)] = v
+            of[d + uint64(2 * p + 1)] = v
+
+
+@njit(cache=True, nogil=True)
+def _cols_s2_row(rf, of, a, d, wo_n, wk, off, bz):
+    """One output row (any width) under stride-2 column perforation with offset ``off``."""
+    if off == 0:  # kept odd columns: out[2p+1] = r[p], out[2p] = mean(r[p-1], r[p])
+        for p in range(_U1, uint64(wk)):
+            u, v = rf[a + p - _U1], rf[a + p]
+            of[d + _U2 * p] = _HALF * (u + v) + bz
+            of[d + _U2 * p + _U1] = v + bz
+        of[d] = of[d + _U1] = rf[a] + bz
+        if wo_n % 2:
+            of[d + uint64(wo_n - 1)] = rf[a + uint64(wk - 1)] + bz
+    else:  # kept even columns: out[2p] = r[p], out[2p+1] = mean(r[p], r[p+1])
+        for p in range(uint64(wk - 1)):
+            u, v = rf[a + p], rf[a + p + _U1]
+            of[d + _U2 * p] = u + bz
+            of[d + _U2 * p + _U1] = _HALF * (u + v) + bz
+        last = rf[a + uint64(wk - 1)] + bz
+        of[d + uint64(2 * (wk - 1))] = last
+        if wo_n % 2 == 0:
+            of[d + uint64(wo_n - 1)] = last
+
+
+@njit(cache=True, nogil=True)
+def _plane_fp16(rf, of, src0, dst0, ho_n, wo_n, wk, row_a, row_b, col_a, col_b, bv,
+                has_bias):
+    """One output plane in half precision: the kept values rounded to half before the
+    mean, the result (and the bias sum) rounded again."""
+    col_full = wk == wo_n
+    for ho in range(ho_n):
+        a = uint64(src0 + row_a[ho] * wk)
+        b = uint64(src0 + row_b[ho] * wk)
+        d = uint64(dst0 + ho * wo_n)
+        if col_full and a == b:
+            for wo in range(uint64(wo_n)):
+                of[d + wo] = finish_value(rf[a + wo], bv, has_bias, True)
+        elif col_full:  # an interpolated row
+            for wo in range(uint64(wo_n)):
+                u = _HALF * (f16(rf[a + wo]) + f16(rf[b + wo]))
+                of[d + wo] = finish_value(u, bv, has_bias, True)
+        else:  # column perforation (rows are not perforated: a == b)
+            for wo in range(uint64(wo_n)):
+                u = f16(rf[a + col_a[wo]])
+                if col_a[wo] != col_b[wo]:
+                    u = _HALF * (u + f16(rf[a + col_b[wo]]))
+                of[d + wo] = finish_value(u, bv, has_bias, True)
 
 
 @njit(cache=True, nogil=True)
