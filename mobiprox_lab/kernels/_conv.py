@@ -55,6 +55,7 @@ ROWBLOCK_MIN_PLANE = 256  # unperforated maps of at least this many outputs: row
 POINTWISE_MIN_PLANE = 64  # 1x1 maps of at least this many pixels: GEMMs on strided views
 POINTWISE_GEMM_WIDTH = 128  # perforated 1x1: samples per GEMM to reach this many columns
 POINTWISE_BUFFER_BYTES = 1 << 19  # ... while its kept pixels and results fit in this
+POINTWISE_ROW_GEMM_MIN_MACS = 1 << 18  # row-perforated 1x1 with K*C*Wo >= this: row GEMMs
 DIRECT_MAX_GROUP_WIDTH = 8
 DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
 TASKS_PER_WORKER = 4  # chunks per thread at least, for balance when a core is busy
@@ -251,8 +252,9 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         kept_px = hsrc.shape[0] * wsrc.shape[0]
     nb, n_blocks, kb, kblocks = _blocks(s.n, s.k, workers, small)
     if kind == "gathered":  # samples per GEMM: wide enough, buffers in cache
-        m = max(1, min(nb, ceil(POINTWISE_GEMM_WIDTH / kept_px),
-                       POINTWISE_BUFFER_BYTES // (4 * (s.c + kb) * kept_px)))
+        row_gemms = (kn.axis == "row" and kb * s.c * s.wo >= POINTWISE_ROW_GEMM_MIN_MACS)
+        m = 0 if row_gemms else max(1, min(nb, ceil(POINTWISE_GEMM_WIDTH / kept_px),
+                                           POINTWISE_BUFFER_BYTES // (4 * (s.c + kb) * kept_px)))
     timing = timings is not None
 
     def task(i: int, scratch: dict) -> None:
@@ -269,7 +271,8 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
                 scratch["xbuf"] = np.empty(s.c * m * kept_px, np.float32)
                 scratch["rbuf"] = np.empty(kb * m * kept_px, np.float32)
             pointwise_gathered(x, w2, out, n0, n1, k0, k1, hsrc, wsrc, row_a, row_b, col_a,
-                               col_b, col_s2, bias, has_bias, scratch["xbuf"], scratch["rbuf"])
+                               col_b, col_s2, bias, has_bias, scratch["xbuf"], scratch["rbuf"],
+                               row_gemms)
         if timing:
             _add(scratch, "gemm", thread_time() - t0)
 

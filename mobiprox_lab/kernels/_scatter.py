@@ -49,6 +49,7 @@ def scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, 
     col_full = wk == wo_n  # no column perforation
     rf = res.reshape(-1)
     of = out.reshape(-1)
+    row_s2 = _stride2_offset(row_a, row_b, ho_n) if col_full and hk < ho_n else -1
     for t in range(m * kc):
         s = t // kc
         k = t - s * kc
@@ -60,7 +61,9 @@ def scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, 
                         bv, has_bias)
             continue
         bz = bv if has_bias else np.float32(0.0)
-        if col_full:
+        if row_s2 >= 0:
+            _rows_s2_plane(rf, of, src0, dst0, ho_n, wo_n, hk, row_s2, bz)
+        elif col_full:
             _rows_fp32(rf, of, src0, dst0, ho_n, wo_n, row_a, row_b, bz, has_bias)
         elif col_s2 >= 0 and wo_n % 2 == 0:
             _cols_s2_plane(rf, of, src0, dst0, ho_n * wk, wk, col_s2, bz)
@@ -98,6 +101,59 @@ def _rows_fp32(rf, of, src0, dst0, ho_n, wo_n, row_a, row_b, bz, has_bias):
             for j in range(uw):
                 of[d + j] = _HALF * (rf[a + j] + rf[b + j]) + bz
         d += uw
+
+
+@njit(cache=True, nogil=True)
+def _stride2_offset(row_a, row_b, ho_n):
+    """The offset (0 or 1) if ``row_a`` / ``row_b`` are the plan of a stride-2 row
+    perforation of ``ho_n`` rows, else -1."""
+    for off in range(2):
+        pos = 0  # kept rows before row r
+        same = True
+        for r in range(ho_n):
+            if r >= off and (r - off) % 2 == 0:  # skipped
+                if r == 0:
+                    a = b = 0
+                elif r == ho_n - 1:
+                    a = b = pos - 1
+                else:
+                    a, b = pos - 1, pos
+            else:
+                a = b = pos
+                pos += 1
+            if row_a[r] != a or row_b[r] != b:
+                same = False
+                break
+        if same:
+            return off
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def _rows_s2_plane(rf, of, src0, dst0, ho_n, wo_n, hk, off, bz):
+    """One output plane under stride-2 row perforation with offset ``off``: kept row ``i``
+    is output row ``2i + 1 - off``; each is written in one loop with the skipped row above
+    it (the mean of kept rows ``i - 1`` and ``i``), which halves the short row loops."""
+    uw = uint64(wo_n)
+    a, d = uint64(src0), uint64(dst0)
+    r0 = uint64(1 - off)  # output row of kept row 0
+    for j in range(uw):  # kept row 0; with offset 0, row 0 above it is its copy
+        v = rf[a + j] + bz
+        of[d + j] = v
+        of[d + r0 * uw + j] = v
+    for i in range(_U1, uint64(hk)):
+        ka = a + i * uw
+        dk = d + (_U2 * i + r0) * uw
+        for j in range(uw):
+            u, v = rf[ka - uw + j], rf[ka + j]
+            of[dk - uw + j] = _HALF * (u + v) + bz
+            of[dk + j] = v + bz
+    last = uint64(2 * (hk - 1)) + r0  # output row of the last kept row
+    if last + _U1 < uint64(ho_n):  # the last row is skipped: a copy of the one above
+        ka = a + uint64(hk - 1) * uw
+        dk = d + (last + _U1) * uw
+        for j in range(uw):
+            of[dk + j] = rf[ka + j] + bz
 
 
 @njit(cache=True, nogil=True)

@@ -1,0 +1,135 @@
+"""The perforation fast paths against the reference simulation: 1x1 convolutions by one GEMM
+per kept row with the skipped rows filled in place, the batched gather for the rest, and the
+stride-2 fills of the scatter (whole-plane column interleave, row pairs), on shapes that
+reach them: odd sizes, the smallest outputs (2x2, 2x1, 1x2), batch 1 and several, offsets,
+bias or none, one and two threads."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from mobiprox_lab import kernels, knobs
+from mobiprox_lab.kernels import _conv, _plan, _scatter
+
+reference = pytest.importorskip("mobiprox_lab.reference")
+
+PERF_KNOBS = [k for k in knobs.CONV_KNOB_IDS
+              if knobs.get(k).technique == "perforation" and not knobs.get(k).is_fp16]
+SETTINGS = settings(max_examples=40, deadline=None,
+                    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+
+
+@contextlib.contextmanager
+def _forced(threads: int, **limits):
+    before = kernels.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_conv, "MIN_PARALLEL_FLOPS", 0)
+        for name, value in limits.items():
+            mp.setattr(_conv, name, value)
+        kernels.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            kernels.set_num_threads(before)
+
+
+def _data(seed, n, c, h, w, k, kh, kw, bias):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w), dtype=np.float32)
+    wt = rng.standard_normal((k, c, kh, kw), dtype=np.float32)
+    return x, wt, (rng.standard_normal(k, dtype=np.float32) if bias else None)
+
+
+def _close(got, want):
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want).max()))
+
+
+@pytest.mark.parametrize("row_gemm_macs", [0, 10**12], ids=["row-gemms", "gathered"])
+@SETTINGS
+@given(n=st.integers(1, 5), c=st.integers(1, 9), k=st.integers(1, 20), h=st.integers(1, 11),
+       w=st.integers(1, 11), kid=st.sampled_from(PERF_KNOBS), bias=st.booleans(),
+       threads=st.sampled_from([1, 2]), width=st.sampled_from([1, 7, 128]),
+       seed=st.integers(0, 2**31 - 1))
+def test_pointwise_perforation_matches_reference(row_gemm_macs, n, c, k, h, w, kid, bias,
+                                                 threads, width, seed):
+    """Both 1x1 perforation kernels, and one or several samples per gathered GEMM."""
+    assume(knobs.applicable(kid, "conv", (h, w)))
+    x, wt, b = _data(seed, n, c, h, w, k, 1, 1, bias)
+    with _forced(threads, POINTWISE_MIN_PLANE=1, POINTWISE_ROW_GEMM_MIN_MACS=row_gemm_macs,
+                 POINTWISE_GEMM_WIDTH=width):
+        got = kernels.conv2d(x, wt, b, knob=kid)
+        relu = kernels.conv2d(x, wt, b, knob=kid, relu=True)
+    _close(got, reference.conv2d(x, wt, b, knob=kid))
+    np.testing.assert_array_equal(relu, np.maximum(got, 0))
+
+
+@pytest.mark.parametrize("kid", [121, 122, 123, 124])
+@pytest.mark.parametrize("hw", [(2, 2), (2, 1), (1, 2), (2, 3), (3, 2), (8, 8), (9, 7)])
+@pytest.mark.parametrize("row_gemm_macs", [0, 10**12])
+def test_pointwise_stride2_smallest_and_odd(kid, hw, row_gemm_macs):
+    if not knobs.applicable(kid, "conv", hw):
+        pytest.skip("knob not applicable to this output")
+    x, wt, b = _data(7, 3, 5, *hw, 6, 1, 1, True)
+    with _forced(1, POINTWISE_MIN_PLANE=1, POINTWISE_ROW_GEMM_MIN_MACS=row_gemm_macs):
+        got = kernels.conv2d(x, wt, b, knob=kid)
+    _close(got, reference.conv2d(x, wt, b, knob=kid))
+
+
+def test_har_pointwise_layer_takes_the_row_gemms():
+    """A HAR-sized pointwise layer (128 -> 256 channels, 8x8) runs row perforation as row
+    GEMMs, column perforation through the gather (on one thread, whose tasks hold all
+    output channels)."""
+    x, wt, b = _data(1, 2, 128, 8, 8, 256, 1, 1, True)
+    seen = []
+    real = _conv.pointwise_gathered
+
+    def spy(*args):
+        seen.append(args[-1])
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as mp, _forced(1):  # one thread: all channels a task
+        mp.setattr(_conv, "pointwise_gathered", spy)
+        for kid in (123, 121):
+            got = kernels.conv2d(x, wt, b, knob=kid)
+            _close(got, reference.conv2d(x, wt, b, knob=kid))
+    assert seen == [True, False]
+
+
+@SETTINGS
+@given(n=st.integers(1, 3), c=st.integers(1, 4), k=st.integers(1, 6), kh=st.integers(1, 3),
+       kw=st.integers(1, 3), ho=st.integers(1, 9), wo=st.integers(1, 9), pad=st.integers(0, 1),
+       kid=st.sampled_from(PERF_KNOBS), bias=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_chunked_perforation_matches_reference(n, c, k, kh, kw, ho, wo, pad, kid, bias, seed):
+    """The im2col -> GEMM -> scatter path (the scatter's stride-2 row and column fills)."""
+    assume(knobs.applicable(kid, "conv", (ho, wo)))
+    h, w = ho + kh - 1 - 2 * pad, wo + kw - 1 - 2 * pad
+    assume(h >= 1 and w >= 1)
+    x, wt, b = _data(seed, n, c, h, w, k, kh, kw, bias)
+    with _forced(1, POINTWISE_MIN_PLANE=10**9):
+        got = kernels.conv2d(x, wt, b, padding=pad, knob=kid)
+    _close(got, reference.conv2d(x, wt, b, padding=pad, knob=kid))
+
+
+def test_stride2_plan_detection():
+    """The scatter's stride-2 row fill is taken exactly for plans equal to a stride-2 one."""
+    for ho in range(2, 14):
+        for stride in (2, 3, 4):
+            for off in range(min(stride, ho)):
+                kept, a, b = _plan.axis_plan(ho, stride, off)
+                if not 0 < kept.size < ho or not knobs.applicable(
+                        {2: 123, 3: 128, 4: 135}[stride] + off, "conv", (ho, 3)):
+                    continue
+                same = set()  # stride-2 offsets with the same plan (both, for 2 rows)
+                for o in (0, 1):
+                    if knobs.applicable(123 + o, "conv", (ho, 3)):
+                        _, a2, b2 = _plan.axis_plan(ho, 2, o)
+                        if np.array_equal(a, a2) and np.array_equal(b, b2):
+                            same.add(o)
+                got = _scatter._stride2_offset(a, b, ho)
+                assert got in same if same else got == -1, (ho, stride, off)
