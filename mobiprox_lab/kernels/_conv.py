@@ -49,6 +49,7 @@ from ._validate import ConvSpec, conv_spec
 from ._wide import wide_conv
 
 CHUNK_BYTES = 1 << 20  # im2col + GEMM result of one chunk: one core's L2
+PERFORATED_CHUNK_COLUMNS = 1024  # perforated chunks: at most this many kept pixels
 ONE_BY_ONE_MIN_PLANE = 256
 WIDE_MIN_REDUCTION = 128  # exact stride-1 unpadded convs with C*KW >= this: wide rows
 ROWBLOCK_MIN_PLANE = 256  # unperforated maps of at least this many outputs: row blocks
@@ -461,7 +462,10 @@ def _gemm_task(x, w2, out, s: ConvSpec, k0, chan, krow, kcol, geometry, bias, ha
     r_, kc = chan.shape[0], w2.shape[0]
     hk, wk = hsrc.shape[0], wsrc.shape[0]
     plane = hk * wk
-    nb = _batch_chunk(s.n, CHUNK_BYTES // (4 * (r_ + kc) * plane), workers)
+    fit = CHUNK_BYTES // (4 * (r_ + kc) * plane)
+    if plane < s.ho * s.wo:  # perforated: the chunk's output is written too, keep it small
+        fit = min(fit, max(1, PERFORATED_CHUNK_COLUMNS // plane))
+    nb = _batch_chunk(s.n, fit, workers)
     direct_out = nb == 1 and hk == s.ho and wk == s.wo
 
     def task(i: int, scratch: dict) -> None:
