@@ -133,3 +133,51 @@ def test_stride2_plan_detection():
                             same.add(o)
                 got = _scatter._stride2_offset(a, b, ho)
                 assert got in same if same else got == -1, (ho, stride, off)
+
+
+COL_KNOBS = [k for k in PERF_KNOBS if knobs.get(k).axis == "col"]
+
+
+@SETTINGS
+@given(n=st.integers(1, 3), c=st.integers(1, 4), k=st.integers(1, 6), kh=st.integers(1, 3),
+       kw=st.integers(1, 3), sh=st.integers(1, 2), sw=st.integers(1, 2), ho=st.integers(1, 9),
+       wo=st.integers(1, 9), data=st.data(), bias=st.booleans(),
+       threads=st.sampled_from([1, 2]), block=st.sampled_from([1, 3, 1024]),
+       seed=st.integers(0, 2**31 - 1))
+def test_column_perforation_by_row_blocks(n, c, k, kh, kw, sh, sw, ho, wo, data, bias, threads,
+                                          block, seed):
+    """Column perforation by blocks of output rows (im2col of the kept columns -> GEMM ->
+    the rows filled), one or several blocks per sample, timed and untimed."""
+    kid = data.draw(st.sampled_from(COL_KNOBS))
+    assume(knobs.applicable(kid, "conv", (ho, wo)))
+    ph = data.draw(st.integers(0, kh - 1))
+    pw = data.draw(st.integers(0, kw - 1))
+    h = max(1, (ho - 1) * sh + kh - 2 * ph)
+    w = max(1, (wo - 1) * sw + kw - 2 * pw)
+    x, wt, b = _data(seed, n, c, h, w, k, kh, kw, bias)
+    args = {"stride": (sh, sw), "padding": (ph, pw), "knob": kid}
+    with _forced(threads, ROWBLOCK_MIN_PLANE=1, WIDE_MIN_REDUCTION=10**9,
+                 POINTWISE_MIN_PLANE=10**9, PERFORATED_CHUNK_COLUMNS=block):
+        got = kernels.conv2d(x, wt, b, **args)
+        timed, phases = kernels.conv2d_breakdown(x, wt, b, **args)
+    want = reference.conv2d(x, wt, b, **args)
+    _close(got, want)
+    np.testing.assert_array_equal(timed, got)
+    assert phases["interp"] > 0
+
+
+def test_har_first_layer_column_perforation_takes_row_blocks():
+    x, wt, b = _data(2, 2, 3, 32, 32, 8, 3, 3, True)
+    calls = []
+    real = _conv.rowblock_columns_chunk
+
+    def spy(*args):
+        calls.append(1)
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_conv, "rowblock_columns_chunk", spy)
+        for kid in (121, 122, 125):
+            _close(kernels.conv2d(x, wt, b, padding=1, knob=kid),
+                   reference.conv2d(x, wt, b, padding=1, knob=kid))
+    assert calls

@@ -4,8 +4,11 @@ Paths (``groups == 1`` unless said):
 
 * 1x1, stride 1, no padding, fp32, maps of >= ``POINTWISE_MIN_PLANE`` pixels
   (``_pointwise``): exact and filter-sampled, GEMMs straight on (strided views of) the
-  input into the output; perforated, per sample a copy of the kept pixels, one GEMM
-  and the fill, all in cache. Tasks are blocks of samples x blocks of output channels.
+  input into the output; row-perforated with ``K*C*Wo >= POINTWISE_ROW_GEMM_MIN_MACS``,
+  one GEMM per kept row straight into the output and the skipped rows filled in place;
+  other perforation, the kept pixels of a few samples (``POINTWISE_GEMM_WIDTH``) copied,
+  one GEMM and the fill, all in cache. Tasks are blocks of samples x blocks of output
+  channels.
 * the same in fp16, exact, maps of >= ``ONE_BY_ONE_MIN_PLANE`` pixels: one GEMM per
   sample straight into the output, then the half rounding.
 * fp32 exact (or sampled with a column-only pattern), stride 1, no padding,
@@ -14,10 +17,13 @@ Paths (``groups == 1`` unless said):
 * unperforated fp32 (exact or sampled) with ``groups == 1`` and maps of >=
   ``ROWBLOCK_MIN_PLANE`` outputs: tasks are blocks of output rows of one sample; the
   im2col of a block stays in cache and one GEMM writes it straight into the output.
+  Column perforation likewise (blocks of ``PERFORATED_CHUNK_COLUMNS`` kept pixels), its
+  GEMM into a buffer that fills the block's rows.
 * everything else with ``groups == 1`` (and wide groups, one group at a time):
   per chunk of samples, a reduced im2col -> one GEMM -> scatter into NCHW with
   interpolation and bias. Chunks keep the im2col buffer and the GEMM result
-  cache-resident (``CHUNK_BYTES``); an unperforated chunk of one sample is
+  cache-resident (``CHUNK_BYTES``; perforated, at most ``PERFORATED_CHUNK_COLUMNS``
+  kept pixels, as the chunk's output is written too); an unperforated chunk of one sample is
   written by the GEMM straight into the output.
 * depthwise, fp32, more than ``DEPTHWISE_NHWC_MAX_PLANE`` outputs per map: each
   input plane split into its stride phases, every tap one contiguous vectorised
@@ -40,11 +46,17 @@ import numpy as np
 
 from . import _plan, _threads
 from ._direct import depthwise_buffer_size, depthwise_nhwc, depthwise_phases, direct_conv
-from ._fused import gemm_chunk, pointwise_chunk, rowblock_chunk, rowblock_gemm
+from ._fused import (
+    gemm_chunk,
+    pointwise_chunk,
+    rowblock_chunk,
+    rowblock_columns_chunk,
+    rowblock_gemm,
+)
 from ._half import to_half
 from ._im2col import im2col
 from ._pointwise import pointwise_exact, pointwise_gathered, pointwise_sampled
-from ._scatter import finish, relu_block, scatter
+from ._scatter import fill_column_rows, finish, relu_block, scatter
 from ._validate import ConvSpec, conv_spec
 from ._wide import wide_conv
 
@@ -159,8 +171,8 @@ def _run_reduced(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_sta
     if (s.groups == 1 and s.kh == s.kw == 1 and s.sh == s.sw == 1 and s.ph == s.pw == 0
             and kn.technique == "exact" and s.h * s.w >= ONE_BY_ONE_MIN_PLANE):
         _run_one_by_one(x, w2, out, s, bias, has_bias, workers, timings, t_start, small, relu)
-    elif (s.groups == 1 and not fp16 and kn.technique != "perforation"
-            and s.ho * s.wo >= ROWBLOCK_MIN_PLANE):
+    elif (s.groups == 1 and not fp16 and s.ho * s.wo >= ROWBLOCK_MIN_PLANE
+            and (kn.technique != "perforation" or kn.axis == "col")):
         _run_rowblocks(x, w2, out, s, chan, krow, kcol, bias, has_bias, workers, timings,
                        t_start, small, relu)
     else:
@@ -283,13 +295,22 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
 
 def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, workers,
                    timings, t_start, small, relu=False) -> None:
-    """Unperforated conv by blocks of output rows of one sample: im2col of the block (sized
-    to stay in cache), one GEMM straight into the output. Blocks are also what spreads a
-    single sample over several threads."""
+    """Unperforated (or column-perforated) conv by blocks of output rows of one sample:
+    im2col of the block (of its kept columns), sized to stay in cache, then one GEMM
+    straight into the output (or into a buffer that fills the block's rows while in
+    cache). Blocks are also what spreads a single sample over several threads."""
     r_ = chan.shape[0]
     hsrc = np.arange(s.ho, dtype=np.int64) * s.sh - s.ph
-    wsrc = np.arange(s.wo, dtype=np.int64) * s.sw - s.pw
-    rows = max(1, min(s.ho, CHUNK_BYTES // (4 * max(1, r_) * s.wo)))
+    col_pattern = _axis_pattern(s, "col")
+    wsrc = _plan.axis_plan(s.wo, *col_pattern)[0] * s.sw - s.pw
+    wk = wsrc.shape[0]
+    perforated = wk < s.wo
+    if perforated:
+        col_a, col_b = _plan.column_sources(s.wo, *col_pattern)
+        col_s2 = col_pattern[1] if col_pattern[0] == 2 else -1
+        rows = max(1, min(s.ho, PERFORATED_CHUNK_COLUMNS // wk))
+    else:
+        rows = max(1, min(s.ho, CHUNK_BYTES // (4 * max(1, r_) * s.wo)))
     if not small and workers > 1:
         rows = min(rows, max(1, ceil(s.ho / ceil(TASKS_PER_WORKER * workers / s.n))))
     per_sample = ceil(s.ho / rows)
@@ -299,19 +320,33 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
         n, j = divmod(i, per_sample)
         r0, r1 = j * rows, min(s.ho, (j + 1) * rows)
         if "cols" not in scratch:
-            scratch["cols"] = np.empty(r_ * rows * s.wo, np.float32)
+            scratch["cols"] = np.empty(r_ * rows * wk, np.float32)
+            scratch["res"] = np.empty(s.k * rows * wk if perforated else 0, np.float32)
         if not timing:
-            rowblock_chunk(x, n, r0, r1, chan, krow, kcol, hsrc, wsrc, w2, scratch["cols"],
-                           out, bias, has_bias)
+            if perforated:
+                rowblock_columns_chunk(x, n, r0, r1, chan, krow, kcol, hsrc, wsrc, w2,
+                                       scratch["cols"], scratch["res"], out, col_a, col_b,
+                                       col_s2, bias, has_bias)
+            else:
+                rowblock_chunk(x, n, r0, r1, chan, krow, kcol, hsrc, wsrc, w2,
+                               scratch["cols"], out, bias, has_bias)
             return
         t0 = thread_time()
-        width = (r1 - r0) * s.wo
-        im2col(x, n, 1, chan, krow, kcol, hsrc[r0:r1], wsrc,
-               scratch["cols"][:r_ * width].reshape(r_, width))
+        width = (r1 - r0) * wk
+        cols = scratch["cols"][:r_ * width].reshape(r_, width)
+        im2col(x, n, 1, chan, krow, kcol, hsrc[r0:r1], wsrc, cols)
         t1 = thread_time()
-        rowblock_gemm(scratch["cols"], w2, out, n, r0, r1, bias, has_bias)
+        if perforated:
+            res = scratch["res"][:s.k * width].reshape(s.k, width)
+            np.dot(w2, cols, out=res)
+            t2 = thread_time()
+            fill_column_rows(res, out, n, r0, r1, col_a, col_b, col_s2, bias, has_bias)
+            _add(scratch, "interp", thread_time() - t2)
+        else:
+            rowblock_gemm(scratch["cols"], w2, out, n, r0, r1, bias, has_bias)
+            t2 = thread_time()
         _add(scratch, "im2col", t1 - t0)
-        _add(scratch, "gemm", thread_time() - t1)
+        _add(scratch, "gemm", t2 - t1)
 
     def region(i: int) -> tuple:
         n, j = divmod(i, per_sample)

@@ -13,7 +13,7 @@ from numba import njit, uint64
 
 from ._blas import sgemm
 from ._im2col import im2col
-from ._scatter import finish, scatter
+from ._scatter import fill_column_rows, finish, scatter
 
 
 @njit(cache=True, nogil=True)
@@ -88,3 +88,18 @@ def rowblock_gemm(cols_buf, w2, out, n, r0, r1, bias, has_bias):
             d = uint64(start + k * plane)
             for j in range(uint64(width)):
                 of[d + j] += bv
+
+
+@njit(cache=True, nogil=True)
+def rowblock_columns_chunk(x, n, r0, r1, chan, krow, kcol, hsrc, wsrc, w2, cols_buf, res_buf,
+                           out, col_a, col_b, col_s2, bias, has_bias):
+    """Output rows ``r0 .. r1-1`` of sample ``n`` under column perforation (fp32): im2col of
+    their kept columns ``wsrc`` into ``cols_buf``, one GEMM into ``res_buf``, then the rows
+    filled (``_scatter.fill_column_rows``), the three in cache."""
+    r_, kc, wk = chan.shape[0], w2.shape[0], wsrc.shape[0]
+    width = (r1 - r0) * wk
+    cols = cols_buf[:r_ * width].reshape(r_, width)
+    im2col(x, n, 1, chan, krow, kcol, hsrc[r0:r1], wsrc, cols)
+    res = res_buf[:kc * width].reshape(kc, width)
+    np.dot(w2, cols, res)
+    fill_column_rows(res, out, n, r0, r1, col_a, col_b, col_s2, bias, has_bias)

@@ -65,20 +65,43 @@ def scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, 
             _rows_s2_plane(rf, of, src0, dst0, ho_n, wo_n, hk, row_s2, bz)
         elif col_full:
             _rows_fp32(rf, of, src0, dst0, ho_n, wo_n, row_a, row_b, bz, has_bias)
-        elif col_s2 >= 0 and wo_n % 2 == 0:
-            _cols_s2_plane(rf, of, src0, dst0, ho_n * wk, wk, col_s2, bz)
         else:
-            for ho in range(ho_n):
-                a = uint64(src0 + row_a[ho] * wk)
-                d = uint64(dst0 + ho * wo_n)
-                if col_s2 >= 0:
-                    _cols_s2_row(rf, of, a, d, wo_n, wk, col_s2, bz)
-                else:  # branch-free select: gathers and contiguous stores vectorise
-                    for wo in range(uint64(wo_n)):
-                        u = rf[a + col_a[wo]]
-                        v = rf[a + col_b[wo]]
-                        u = u if col_a[wo] == col_b[wo] else _HALF * (u + v)
-                        of[d + wo] = u + bz
+            _cols_rows(rf, of, src0, dst0, ho_n, wo_n, wk, col_a, col_b, col_s2, bz)
+
+
+@njit(cache=True, nogil=True)
+def fill_column_rows(res, out, n, r0, r1, col_a, col_b, col_s2, bias, has_bias):
+    """Rows ``r0 .. r1-1`` of ``out[n]`` (N, K, Ho, Wo), every channel, from ``res``
+    (K, (r1-r0)*wk) holding their kept columns (column perforation; fp32), bias after."""
+    kc, width = res.shape[0], res.shape[1]
+    k_, ho_n, wo_n = out.shape[1], out.shape[2], out.shape[3]
+    wk = width // (r1 - r0)
+    rf = res.reshape(-1)
+    of = out.reshape(-1)
+    for k in range(kc):
+        bz = bias[k] if has_bias else np.float32(0.0)
+        _cols_rows(rf, of, k * width, ((n * k_ + k) * ho_n + r0) * wo_n, r1 - r0, wo_n, wk,
+                   col_a, col_b, col_s2, bz)
+
+
+@njit(cache=True, nogil=True)
+def _cols_rows(rf, of, src0, dst0, rows, wo_n, wk, col_a, col_b, col_s2, bz):
+    """``rows`` consecutive output rows under column perforation, from their kept columns
+    (``wk`` a row, consecutive from ``rf[src0]``), plus ``bz``."""
+    if col_s2 >= 0 and wo_n % 2 == 0:
+        _cols_s2_plane(rf, of, src0, dst0, rows * wk, wk, col_s2, bz)
+        return
+    for ho in range(rows):
+        a = uint64(src0 + ho * wk)
+        d = uint64(dst0 + ho * wo_n)
+        if col_s2 >= 0:
+            _cols_s2_row(rf, of, a, d, wo_n, wk, col_s2, bz)
+        else:  # branch-free select: gathers and contiguous stores vectorise
+            for wo in range(uint64(wo_n)):
+                u = rf[a + col_a[wo]]
+                v = rf[a + col_b[wo]]
+                u = u if col_a[wo] == col_b[wo] else _HALF * (u + v)
+                of[d + wo] = u + bz
 
 
 @njit(cache=True, nogil=True)
