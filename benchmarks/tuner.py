@@ -16,14 +16,16 @@ front (KWS CNN, P1)
     tunable op) and compares the search's front with the exhaustive one: hypervolume ratio
     (reference point: QoS = baseline - tuner threshold, speedup 1.0) at a budget of
     ``--budget`` (default 5 %) of the space, unpruned, over ``--seeds`` seeds (target: worst
-    seed >= 0.99), for plain NSGA-II, NSGA-II + additive surrogate (the default), and both
-    with seeds from the exact P2 front. Also the evaluations needed to reach 0.99.
+    seed >= 0.99), for the ``SEARCHES``: plain NSGA-II, NSGA-II + additive surrogate, and
+    the profile-guided search with one layer of P2's front or with ``tuner.tune``'s
+    default layers. Also the evaluations needed to reach 0.99.
 harfront (HAR MobileNet, P2 + linear cost)
     The exact Pareto front of the whole HAR space under P2 and the linear cost model,
     computed op by op (``tuner.front.exact_front``), then the hypervolume ratio of
     ``--trials`` (default 10,000) P2 search trials against it (target >= 0.99): plain
-    NSGA-II, with the additive surrogate, and with seeds from the exact front (which makes
-    the ratio trivially ~1: a sanity check of the pipeline, not of the search).
+    NSGA-II and with the additive surrogate measure the search; the guided variants take
+    P2 itself as seeds and prior, which makes the ratio trivially ~1 (a sanity check of
+    the pipeline, not of the search).
 prune
     HAR MobileNet: hypervolume found by 3,000 P1 trials with the knobs pruned to the top 2
     / top 3 per op and speed level, and unpruned.
@@ -126,11 +128,18 @@ def _objectives(space: tuner.SearchSpace, single: tuner.SingleOpProfile, cost: C
 
 
 def _search(space, single, cost, *, trials, seed, qos_model="p1", population_size=50,
-            seeds=None, **kw):
-    """One search in a temporary study; (SearchResult, seconds)."""
+            seeds=None, guided=True, **kw):
+    """One search in a temporary study; (SearchResult, seconds). ``guided`` (what
+    ``tuner.tune`` does): seeds and surrogate prior from the profile (``tuner.guided_start``);
+    else the plain seeds (exact + uniform levels) unless ``seeds`` are given."""
     evaluate, speedup = _objectives(space, single, cost, qos_model)
-    if seeds is None:
-        seeds = tuner.default_seeds(space, single, max_seeds=max(1, trials // 4))
+    max_seeds = max(1, trials // 4)
+    if guided:
+        seeds, prior = tuner.guided_start(space, single, cost, max_seeds=max_seeds,
+                                          max_loss=1.5 * TUNER_THRESHOLD)
+        kw.setdefault("prior", prior)
+    elif seeds is None:
+        seeds = tuner.default_seeds(space, single, max_seeds=max_seeds)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         res = tuner.run_search(space, evaluate, speedup, baseline_qos=single.baseline_accuracy,
@@ -139,6 +148,28 @@ def _search(space, single, cost, *, trials, seed, qos_model="p1", population_siz
                                population_size=population_size, seeds=seeds, progress=False,
                                **kw)
         return res, time.perf_counter() - t0
+
+
+# The search variants compared by the front sections: plain NSGA-II; with the additive
+# surrogate alone (the search before profile guidance); guided as ``tuner.tune`` runs it
+# (seeds from the first LAYERS layers of P2's front, P2 as the surrogate's prior, proposals
+# from LAYERS layers of the fit's front); and guided with one layer (P2's front only).
+SEARCHES = {
+    "nsga2": {"guided": False, "surrogate": 0.0},
+    "nsga2+surrogate": {"guided": False, "surrogate_depth": 1},
+    "guided, 1 layer": {"guided": "1 layer"},
+    "guided (tuner default)": {},
+}
+
+
+def _variant(space, single, cost, spec: dict, budget: int) -> dict:
+    """``_search`` keywords of a ``SEARCHES`` entry."""
+    kw = dict(spec)
+    if kw.get("guided") == "1 layer":
+        seeds, prior = tuner.guided_start(space, single, cost, max_seeds=max(1, budget // 4),
+                                          max_loss=1.5 * TUNER_THRESHOLD, depth=1)
+        kw.update(guided=False, seeds=seeds, prior=prior, surrogate_depth=1)
+    return kw
 
 
 def _hv_curve(trials: pd.DataFrame, ref_qos: float, checkpoints: np.ndarray) -> np.ndarray:
@@ -236,20 +267,11 @@ def front_section(args) -> pd.DataFrame:
               f"hypervolume {hv_ex:.4f}", flush=True)
         budget = max(2, math.ceil(args.budget * space.size))
         pop = min(50, max(10, budget // 8))
-        variants = {
-            "nsga2": {"surrogate": 0.0},
-            "nsga2+surrogate": {},
-            "nsga2+front-seeds": {"surrogate": 0.0, "front": 30},
-            "nsga2+surrogate+front-seeds": {"front": 30},
-        }
-        for name, kw in variants.items():
-            kw = dict(kw)
-            n_front = kw.pop("front", 0)
-            seeds = tuner.default_seeds(space, single, max_seeds=max(1, budget // 4), cost=cost,
-                                        front=n_front, max_loss=TUNER_THRESHOLD * 1.5)
+        for name, spec in SEARCHES.items():
+            kw = _variant(space, single, cost, spec, budget)
             for seed in range(args.seeds):
                 res, secs = _search(space, single, cost, trials=budget, seed=seed,
-                                    population_size=pop, seeds=seeds, **kw)
+                                    population_size=pop, **kw)
                 checkpoints = np.unique(np.linspace(1, len(res.trials), 60).astype(int))
                 curve = _hv_curve(res.trials, ref, checkpoints) / hv_ex if hv_ex > 0 else \
                     np.ones(len(checkpoints))
@@ -298,16 +320,13 @@ def harfront_section(args) -> pd.DataFrame:
           f"{fs.max():.3f}, hypervolume {hv_ex:.4f}; P2 / cost model re-evaluated on its "
           f"configurations: max abs difference {err:.2g})", flush=True)
     rows = []
-    variants = {"nsga2": {"surrogate": 0.0}, "nsga2+surrogate": {},
-                "nsga2+surrogate+front-seeds (circular)": {"front": 50}}
-    for name, kw in variants.items():
-        kw = dict(kw)
-        n_front = kw.pop("front", 0)
-        seeds = tuner.default_seeds(space, single, cost=cost, front=n_front,
-                                    max_loss=TUNER_THRESHOLD)
+    for name, spec in SEARCHES.items():
+        if "guided" in name:
+            name += " (circular under P2: its prior is P2)"
+        kw = _variant(space, single, cost, spec, args.trials)
         for seed in range(args.har_seeds):
             res, secs = _search(space, single, cost, trials=args.trials, seed=seed,
-                                qos_model="p2", seeds=seeds, **kw)
+                                qos_model="p2", **kw)
             t = res.trials
             row = {"search": name, "seed": seed, "trials": len(t), "seconds": secs,
                    "hv_ratio": front_mod.hypervolume_ratio(t["qos"], t["speedup"], front.qos,
@@ -327,8 +346,7 @@ def prune_section(args) -> pd.DataFrame:
     for top_k in (2, tuner.AUTO_TOP_K, None):
         space = tuner.build_space(cost, single.ops, single, top_k=top_k)
         for seed in range(args.seeds):
-            res, secs = _search(space, single, cost, trials=3000, seed=seed,
-                                seeds=tuner.default_seeds(space, single))
+            res, secs = _search(space, single, cost, trials=3000, seed=seed)
             t = res.trials
             row = {"pruning": f"top-{top_k}" if top_k else "none", "space": f"{space.size:.3g}",
                    "seed": seed, "hypervolume": tuner.hypervolume_2d(t["qos"], t["speedup"], ref),

@@ -14,6 +14,7 @@ from mobiprox_lab import tuner
 from mobiprox_lab.tuner import front as front_mod
 from mobiprox_lab.tuner import nsga
 from mobiprox_lab.tuner import search as search_mod
+from mobiprox_lab.tuner import space as space_mod
 
 
 @pytest.fixture(autouse=True)
@@ -67,6 +68,67 @@ def test_exact_front_float_problem_matches_brute_force():
     f = front_mod.exact_front(gains, costs)
     ref = brute_front([g.tolist() for g in gains], [c.tolist() for c in costs])
     np.testing.assert_allclose(np.column_stack([f.qos, f.cost]), np.array(ref), atol=1e-9)
+
+
+def brute_layers(points, depth):
+    """Non-dominated sorting of distinct (qos, cost) points by hand: {point: layer}."""
+    rest, out = set(points), {}
+    for layer in range(depth):
+        top = {p for p in rest
+               if not any(o[0] >= p[0] and o[1] <= p[1] and o != p for o in rest)}
+        out.update(dict.fromkeys(top, layer))
+        rest -= top
+    return out
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.integers(1, 5), min_size=1, max_size=4), st.integers(1, 4),
+       st.integers(0, 2**31 - 1), st.booleans())
+def test_exact_front_layers_equal_brute_force(sizes, depth, seed, with_min):
+    """Continuous random terms (distinct sums): the first ``depth`` layers op by op are the
+    first ``depth`` layers of non-dominated sorting of every combination."""
+    rng = np.random.default_rng(seed)
+    gains = [rng.normal(0, 1, k) for k in sizes]
+    costs = [rng.uniform(0, 1, k) for k in sizes]
+    min_qos = float(rng.normal(0, 1)) if with_min else None
+    combos = list(itertools.product(*[range(k) for k in sizes]))
+    pts = {}
+    for combo in combos:
+        q = sum(g[c] for g, c in zip(gains, combo, strict=True))
+        k = sum(cs[c] for cs, c in zip(costs, combo, strict=True))
+        if min_qos is None or q >= min_qos:
+            pts[(round(q, 9), round(k, 9))] = combo
+    want = brute_layers(list(pts), depth)
+    f = front_mod.exact_front(gains, costs, min_qos=min_qos, depth=depth)
+    got = {(round(q, 9), round(k, 9)): int(layer)
+           for q, k, layer in zip(f.qos, f.cost, f.layer, strict=True)}
+    assert got == want
+    assert len(f) == len(got)  # one configuration per point
+    order = np.lexsort((f.cost, f.layer))
+    np.testing.assert_array_equal(order, np.arange(len(f)))  # by layer, then cost
+    if depth == 1:
+        np.testing.assert_array_equal(f.layer, 0)
+
+
+def test_layers_spread_and_pick():
+    q = np.array([3.0, 2.0, 1.0, 2.5, 0.5, 3.0])
+    c = np.array([3.0, 2.0, 1.0, 3.0, 2.0, 3.0])
+    # front: (1,1) (2,2) (3,3); then the twin of (3,3) and (0.5,2); then (2.5,3), which
+    # the twin dominates
+    np.testing.assert_array_equal(front_mod.layers(q, c, 5), [0, 0, 0, 2, 1, 1])
+    np.testing.assert_array_equal(front_mod.layers(q, c, 2), [0, 0, 0, 2, 1, 1])
+    np.testing.assert_array_equal(front_mod.layers(q, c, 1), [0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(front_mod.spread(10, 3), [0, 4, 9])
+    np.testing.assert_array_equal(front_mod.spread(10, 2, start=0.5), [2, 7])
+    assert len(front_mod.spread(3, 5)) == 3 and len(front_mod.spread(0, 2)) == 0
+    f = front_mod.AdditiveFront(np.arange(7.0), np.arange(7.0), np.zeros((7, 1), np.int64),
+                                np.array([0, 0, 1, 1, 1, 1, 2]))
+    assert list(f.pick(2)) == [0, 1]
+    assert list(f.pick(4)) == [0, 1, 2, 5]  # layer 0 whole, layer 1 spread
+    assert list(f.pick(9)) == list(range(7))
+    assert list(f.pick(2, rows=[2, 3, 6])) == [2, 3]
+    with pytest.raises(ValueError, match="depth: expected an int >= 1"):
+        front_mod.exact_front([[0.0]], [[0.0]], depth=0)
 
 
 def test_nondominated_and_validation():
@@ -271,6 +333,55 @@ def test_surrogate_fit_recovers_additive_terms():
     (c,), w = sur.fit(X, y[:, None])
     assert c == pytest.approx(7.0, abs=1e-6)
     np.testing.assert_allclose(w[:, 0], terms, atol=1e-6)
+
+
+def test_surrogate_prior_holds_where_the_trials_say_nothing():
+    """Trials that never try knob 121 of op "a": its fitted QoS term is the prior's (the
+    residual is shrunk to 0), 0 without a prior; the terms the trials determine are
+    recovered either way."""
+    space = search_mod.SearchSpace(["a", "b"], [(11, 12, 121), (11, 12, 151)])
+    engine = nsga.Engine(space)
+    true = [np.array([0.0, -1.0, -2.0]), np.array([0.0, -0.5, -3.0])]
+    cost = [np.array([0.0, -0.2, -0.3]), np.array([0.0, -0.1, -0.4])]
+    X = np.array([[a, b] for a in (0, 1) for b in range(3)])  # never a = 2 (knob 121)
+    q = 80.0 + true[0][X[:, 0]] + true[1][X[:, 1]]
+    s = 1.0 / (1.0 + cost[0][X[:, 0]] + cost[1][X[:, 1]])
+    prior = [true[0] + [0.0, 0.3, 0.0], true[1] - [0.0, 0.0, 0.4]]  # off where data speaks
+    for with_prior in (True, False):
+        sur = nsga.AdditiveSurrogate(engine, ridge=1e-9, prior=prior if with_prior else None)
+        q0, c0, gains, costs = sur.terms(X, q, s)
+        assert q0 == pytest.approx(80.0, abs=1e-5) and c0 == pytest.approx(1.0, abs=1e-5)
+        np.testing.assert_allclose(gains[0][:2], true[0][:2], atol=1e-5)
+        np.testing.assert_allclose(gains[1], true[1], atol=1e-5)
+        np.testing.assert_allclose(costs[1], cost[1], atol=1e-5)
+        assert gains[0][2] == pytest.approx(-2.0 if with_prior else 0.0, abs=1e-5)
+    with pytest.raises(ValueError, match=r"prior: expected 2 per-op arrays"):
+        nsga.AdditiveSurrogate(engine, prior=prior[:1])
+    with pytest.raises(ValueError, match=r"prior\[1\]: expected 3 finite QoS terms"):
+        nsga.AdditiveSurrogate(engine, prior=[prior[0], np.zeros(2)])
+
+
+def test_guided_start_seeds_deeper_layers_and_gives_p2_as_prior():
+    cost, prof = synthetic_problem()
+    space = tuner.build_space(cost, prof.ops, prof, top_k=None)
+    seeds, prior = tuner.guided_start(space, prof, cost, max_seeds=500, max_loss=5.0)
+    gains = front_mod.additive_tables(space, prof, cost)[0]
+    assert len(prior) == len(space.ops)
+    for a, b in zip(prior, gains, strict=True):
+        np.testing.assert_array_equal(a, b)
+    shallow = tuner.default_seeds(space, prof, cost=cost, front=space_mod.FRONT_SEEDS,
+                                  max_loss=5.0)
+    plain = tuner.default_seeds(space, prof)  # exact and the uniform levels come first
+    assert seeds[:len(plain)] == shallow[:len(plain)] == plain
+    # the extra seeds come from P2's deeper layers: some are off P2's own front
+    Kall = np.concatenate(list(space.grid()))
+    qa, sa = prof.predict_p2(Kall), cost.speedups(Kall)
+    K = space.matrix(seeds)
+    q, s = prof.predict_p2(K), cost.speedups(K)
+    dominated = [bool(np.any((qa >= qi - 1e-9) & (sa >= si - 1e-12) &
+                             ((qa > qi + 1e-9) | (sa > si + 1e-12))))
+                 for qi, si in zip(q, s, strict=True)]
+    assert any(dominated) and len(seeds) > len(shallow)
 
 
 def test_default_seeds_from_the_additive_front():

@@ -8,8 +8,9 @@ ApproxTuner on a trained network and its data (a task name is resolved to these 
    parallel through ``executor``);
 2. search over one knob per tunable op (:mod:`.search`, :func:`run_search`: a batched
    NSGA-II with an additive surrogate over predicted (QoS, speedup) under the tuner
-   threshold, seeded with uniform configurations and the exact front of the additive
-   P2 model; checkpointed per generation, so a killed search resumes);
+   threshold, seeded with uniform configurations and the first layers of the exact front
+   of the additive P2 model, whose per-op terms are also the surrogate's prior;
+   checkpointed per generation, so a killed search resumes);
 3. selection (:mod:`.select`): the Pareto set of the trials within the keep threshold plus
    the ``n_nearest`` points nearest to it;
 4. validation: each candidate is run on the tune set ("validated") and on the test set;
@@ -51,6 +52,7 @@ from .search import (
     SearchSpace,
     build_space,
     default_seeds,
+    guided_start,
     open_study,
     prune_knobs,
     run_search,
@@ -68,7 +70,7 @@ from .select import (
 __all__ = [
     "QOS_MODELS", "ConfigFile", "SearchResult", "SearchSpace", "SingleOpProfile", "TuneResult",
     "build_space", "default_seeds", "empirical_qos", "final_rule", "final_rule_decisions",
-    "hypervolume_2d",
+    "guided_start", "hypervolume_2d",
     "is_exact", "knob_name", "open_study", "pareto_mask", "prune_knobs", "read_configs",
     "run_search", "select_candidates", "single_op_profile", "trials_frame", "tune",
     "write_configs",

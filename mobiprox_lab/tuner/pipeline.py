@@ -29,7 +29,15 @@ from ..profiler import (
 )
 from .configfile import ConfigFile, write_configs
 from .qos import SingleOpProfile, empirical_qos, single_op_profile
-from .search import SearchResult, SearchSpace, build_space, default_seeds, run_search
+from .search import (
+    SEARCH_VERSION,
+    SearchResult,
+    SearchSpace,
+    build_space,
+    default_seeds,
+    guided_start,
+    run_search,
+)
 from .select import final_rule_decisions, is_exact, select_candidates
 
 QOS_MODELS = ("p1", "p2", "empirical")
@@ -294,7 +302,8 @@ def study_name_of(p: _Problem, s: Settings, space: SearchSpace) -> str:
     key = cache.cache_key(model=model_fingerprint(p.model),
                           data=cache.cache_key(x=p.xt, y=p.yt),
                           qos_model=s.qos_model, tuner_threshold=s.tuner_threshold,
-                          space=space.key, seed=s.seed, population_size=int(s.population_size))
+                          space=space.key, seed=s.seed, population_size=int(s.population_size),
+                          search=SEARCH_VERSION)
     return f"{p.label}-{s.qos_model}-{key}"
 
 
@@ -307,14 +316,17 @@ def _search(p: _Problem, s: Settings, space: SearchSpace, single: SingleOpProfil
         return p.cost.speedups(space.embed(K, p.cost.names))
 
     study_name = study_name_of(p, s, space)
-    seeds = default_seeds(space, single, max_seeds=max(1, s.trials // 4),
-                          cost=p.cost if single is not None else None,
-                          front=30 if single is not None else 0,
-                          max_loss=1.5 * s.tuner_threshold)
+    max_seeds = max(1, s.trials // 4)
+    if single is not None:
+        seeds, prior = guided_start(space, single, p.cost, max_seeds=max_seeds,
+                                    max_loss=1.5 * s.tuner_threshold)
+    else:
+        seeds, prior = default_seeds(space, max_seeds=max_seeds), None
     result = run_search(space, evaluate, speedup, baseline_qos=baseline_qos,
                         tuner_threshold=s.tuner_threshold, trials=s.trials,
                         study_name=study_name, storage=storage, seed=s.seed,
-                        population_size=s.population_size, seeds=seeds, progress=s.progress)
+                        population_size=s.population_size, seeds=seeds, progress=s.progress,
+                        prior=prior)
     return baseline_qos, study_name, result
 
 

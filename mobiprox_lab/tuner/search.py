@@ -23,20 +23,26 @@ import pandas as pd
 
 from .. import checks, knobs
 from .archive import SearchArchive, open_study, trials_frame
+from .front import LAYERS
 from .nsga import AdditiveSurrogate, Engine, crowding, distinct, qos_step, ranks, row_keys, survive
 from .space import (
     SearchSpace,
     additive_front_seeds,
     build_space,
     default_seeds,
+    guided_start,
     prune_knobs,
 )
 
-__all__ = ["SearchArchive", "SearchResult", "SearchSpace", "additive_front_seeds", "build_space",
-           "default_seeds", "open_study", "prune_knobs", "run_search", "trials_frame"]
+__all__ = ["SEARCH_VERSION", "SearchArchive", "SearchResult", "SearchSpace",
+           "additive_front_seeds", "build_space", "default_seeds", "guided_start", "open_study",
+           "prune_knobs", "run_search", "trials_frame"]
 
 EXACT = knobs.EXACT
 DIRECTIONS = ("maximize", "maximize")  # (QoS %, predicted speedup)
+# Part of a study's name: a study of an older search resumes under its own name only.
+# 2: surrogate with a prior and proposals from LAYERS layers of its front.
+SEARCH_VERSION = 2
 
 
 @dataclass
@@ -70,13 +76,14 @@ class _Run:
     def __init__(self, space: SearchSpace, evaluate, speedup, archive: SearchArchive, *,
                  seeds, seed: int, population_size: int, baseline_qos: float,
                  tuner_threshold: float, crossover: float, rate: float, surrogate: float,
-                 every: int | None) -> None:
+                 every: int | None, prior=None, depth: int = 1) -> None:
         self.space, self.evaluate, self.speedup, self.archive = space, evaluate, speedup, archive
         self.seeds, self.seed, self.population_size = seeds, seed, population_size
         self.baseline_qos, self.tuner_threshold = baseline_qos, tuner_threshold
         self.crossover, self.rate = crossover, rate
         self.engine = engine = Engine(space)
-        self.surrogate = AdditiveSurrogate(engine) if surrogate > 0 else None
+        self.surrogate = AdditiveSurrogate(engine, prior=prior, depth=depth) \
+            if surrogate > 0 else None
         self.every = (1 if self.surrogate is None else
                       max(1, round(self.surrogate.n_params / 1000))) if every is None else every
         self.n_sur = int(round(surrogate * population_size))
@@ -213,7 +220,9 @@ def run_search(space: SearchSpace, evaluate: Callable[[np.ndarray], np.ndarray],
                seed: int = 0, population_size: int = 50,
                seeds: Sequence[Mapping[str, int]] = (), progress: bool = True,
                crossover: float = 0.9, mutation: float | None = None,
-               surrogate: float = 0.5, surrogate_every: int | None = None) -> SearchResult:
+               surrogate: float = 0.5, surrogate_every: int | None = None,
+               prior: Sequence[np.ndarray] | None = None,
+               surrogate_depth: int = LAYERS) -> SearchResult:
     """Run (or resume) the NSGA-II search until the study holds ``trials`` finished trials
     (or every configuration of ``space`` has been evaluated).
 
@@ -231,6 +240,11 @@ def run_search(space: SearchSpace, evaluate: Callable[[np.ndarray], np.ndarray],
     surrogate_every : refit every this many generations, proposing for all of them at once
         (default: one generation per 1,000 fitted terms, rounded, at least 1: 1 for KWS's
         116 terms and HAR's 815).
+    prior : per op of ``space``, float (len(choices),) QoS terms (pp) the surrogate's fit
+        starts from (it fits the residual), e.g. P2's single-op accuracy changes
+        (:func:`.front.additive_tables`); None: from zero.
+    surrogate_depth : the surrogate proposes from this many layers of its fit's front (the
+        front, then the front of the rest, ...), not only from the front itself.
     """
     trials = checks.integer("trials", trials, 1)
     population_size = checks.integer("population_size", population_size, 2)
@@ -248,6 +262,7 @@ def run_search(space: SearchSpace, evaluate: Callable[[np.ndarray], np.ndarray],
         raise ValueError(f"surrogate: expected a share in [0, 1], got {surrogate!r}")
     if surrogate_every is not None:
         surrogate_every = checks.integer("surrogate_every", surrogate_every, 1)
+    surrogate_depth = checks.integer("surrogate_depth", surrogate_depth, 1)
     archive = open_study(study_name, storage)
     archive.start({"space": space.key, "ops": list(space.ops), "seed": seed,
                    "population_size": population_size, "baseline_qos": float(baseline_qos),
@@ -255,7 +270,7 @@ def run_search(space: SearchSpace, evaluate: Callable[[np.ndarray], np.ndarray],
     run = _Run(space, evaluate, speedup, archive, seeds=seeds, seed=seed,
                population_size=population_size, baseline_qos=baseline_qos,
                tuner_threshold=tuner_threshold, crossover=crossover, rate=rate,
-               surrogate=surrogate, every=surrogate_every)
+               surrogate=surrogate, every=surrogate_every, prior=prior, depth=surrogate_depth)
     run.run(trials, progress)
     return SearchResult(archive, trials_frame(archive, baseline_qos, tuner_threshold),
                         run.n_eval, space, study_name, run.timings)

@@ -26,13 +26,14 @@ import numpy as np
 
 from .. import knobs
 from ..profiler import CostModel
-from .front import additive_tables, exact_front
+from .front import LAYERS, additive_tables, exact_front
 from .qos import SingleOpProfile
 
-__all__ = ["EXACT", "SearchSpace", "additive_front_seeds", "build_space", "default_seeds",
-           "prune_knobs"]
+__all__ = ["EXACT", "FRONT_SEEDS", "SearchSpace", "additive_front_seeds", "build_space",
+           "default_seeds", "guided_start", "prune_knobs"]
 
 EXACT = knobs.EXACT
+FRONT_SEEDS = 30  # P2 front configurations among the seeds of a profiled search
 
 
 @dataclass
@@ -158,36 +159,37 @@ def build_space(cost: CostModel, ops: Sequence[str], profile: SingleOpProfile | 
 
 
 def additive_front_seeds(space: SearchSpace, profile: SingleOpProfile, cost, n: int, *,
-                         max_loss: float | None = None) -> list[dict[str, int]]:
-    """``n`` configurations spread along the exact front of P2 (single-op accuracy changes,
+                         max_loss: float | None = None, depth: int = 1) -> list[dict[str, int]]:
+    """``n`` configurations from the exact front of P2 (single-op accuracy changes,
     additive) and the additive cost ``cost`` (a CostModel or a per-(op, knob) table, see
     :func:`.front.additive_tables`), among those losing at most ``max_loss`` pp under P2;
-    evenly spaced by cost, the fastest and the slowest included. Under P1 / empirical QoS
-    they are informed starting points, not the answer."""
+    with ``depth`` k > 1 from its first k non-dominated layers, the front first. The last
+    layer taken is evenly spaced by cost, its fastest and slowest included. Under P1 /
+    empirical QoS they are informed starting points, not the answer: P2's near-misses
+    (deeper layers) are where P1's front points often sit."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n: expected an int >= 0, got {n!r}")
     if n == 0:
         return []
     gains, costs, base, offset = additive_tables(space, profile, cost)
     min_qos = None if max_loss is None else base - float(max_loss)
-    front = exact_front(gains, costs, qos_offset=base, cost_offset=offset, min_qos=min_qos)
-    if not len(front):
-        return []
-    pick = np.unique(np.round(np.linspace(0, len(front) - 1, min(int(n), len(front))))
-                     .astype(int))  # the front is sorted by cost: fastest first
+    front = exact_front(gains, costs, qos_offset=base, cost_offset=offset, min_qos=min_qos,
+                        depth=depth)
     return [{op: int(ch[c]) for op, ch, c in zip(space.ops, space.choices, front.choice[i],
                                                   strict=True) if ch[c] != EXACT}
-            for i in pick]
+            for i in front.pick(int(n))]
 
 
 def default_seeds(space: SearchSpace, profile: SingleOpProfile | None = None, *,
                   singles: bool = False, max_seeds: int | None = None, cost=None,
-                  front: int = 0, max_loss: float | None = None) -> list[dict[str, int]]:
+                  front: int = 0, max_loss: float | None = None,
+                  depth: int = 1) -> list[dict[str, int]]:
     """Configurations to evaluate first: exact; per nominal-speedup level the "uniform"
     configuration (every op at its fastest knobs no faster than the level, the most
     accurate of them alone when ``profile`` is given, else the first listed); with
     ``front`` > 0 (needs ``profile`` and ``cost``) that many configurations of the exact
-    additive front (:func:`additive_front_seeds`, P2 loss <= ``max_loss``); with
+    additive front (:func:`additive_front_seeds`, P2 loss <= ``max_loss``, its first
+    ``depth`` layers); with
     ``singles`` then the single-knob configurations, most accurate first. Duplicates
     dropped; truncated to ``max_seeds``."""
     def acc(op: str, k: int) -> float:
@@ -209,7 +211,8 @@ def default_seeds(space: SearchSpace, profile: SingleOpProfile | None = None, *,
     if front:
         if profile is None or cost is None:
             raise ValueError("front: additive-front seeds need both profile and cost")
-        seeds += additive_front_seeds(space, profile, cost, front, max_loss=max_loss)
+        seeds += additive_front_seeds(space, profile, cost, front, max_loss=max_loss,
+                                      depth=depth)
     one_knob = [(-acc(op, k), i, {op: k}) for i, (op, ch) in
                 enumerate(zip(space.ops, space.choices, strict=True)) for k in ch[1:]]
     if singles:
@@ -222,3 +225,16 @@ def default_seeds(space: SearchSpace, profile: SingleOpProfile | None = None, *,
             unique.append(cfg)
     return unique if max_seeds is None else unique[:max_seeds]
 
+
+
+def guided_start(space: SearchSpace, profile: SingleOpProfile, cost, *, max_seeds: int,
+                 max_loss: float, depth: int = LAYERS
+                 ) -> tuple[list[dict[str, int]], list[np.ndarray]]:
+    """(seeds, prior) of a search guided by the single-op profile: :func:`default_seeds`
+    with ``FRONT_SEEDS`` configurations from the first ``depth`` layers of the P2 front
+    (P2 loss <= ``max_loss`` pp), and P2's per-op accuracy changes as the surrogate's prior
+    (``run_search(prior=...)``). Both only decide what is evaluated first; every trial is
+    still scored by the search's own QoS model."""
+    seeds = default_seeds(space, profile, max_seeds=max_seeds, cost=cost, front=FRONT_SEEDS,
+                          max_loss=max_loss, depth=depth)
+    return seeds, additive_tables(space, profile, cost)[0]
