@@ -181,3 +181,14 @@ def test_har_first_layer_column_perforation_takes_row_blocks():
             _close(kernels.conv2d(x, wt, b, padding=1, knob=kid),
                    reference.conv2d(x, wt, b, padding=1, knob=kid))
     assert calls
+
+
+@pytest.mark.parametrize("kid", [121, 122])
+@pytest.mark.parametrize("k", [8, 80])  # 8 x 16x8 kept values a sample: one loop; 80 x: per plane
+def test_pointwise_stride2_columns_both_fills(kid, k):
+    x, wt, b = _data(9, 3, 5, 16, 16, k, 1, 1, True)
+    with _forced(1):
+        got = kernels.conv2d(x, wt, b, knob=kid)
+        relu = kernels.conv2d(x, wt, b, knob=kid, relu=True)
+    _close(got, reference.conv2d(x, wt, b, knob=kid))
+    np.testing.assert_array_equal(relu, np.maximum(got, 0))

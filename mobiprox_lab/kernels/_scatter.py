@@ -206,6 +206,38 @@ def _cols_s2_plane(rf, of, src0, dst0, half, wk, off, bz):
 
 
 @njit(cache=True, nogil=True)
+def columns_s2_sample(rf, of, dst0, n_kept, off, bvec, edge):
+    """Planes of even width under stride-2 column perforation with offset ``off``, written
+    from ``rf``'s first ``n_kept`` values (consecutive planes' kept values, in order) to
+    ``of[dst0:]`` in one loop: kept value ``q`` is output ``2q + 1 - off``, its skipped
+    neighbour (``2q`` or ``2q + 1``) the mean of it and the kept value beyond, or a copy
+    where ``edge[q]`` (column 0 / Wo-1). ``bvec[q]``: the bias to add."""
+    d = uint64(dst0)
+    n = uint64(n_kept)
+    if off == 0:  # kept odd columns: out[2q+1] = r[q], out[2q] = mean(r[q-1], r[q])
+        for q in range(_U1, n):
+            u, v = rf[q - _U1], rf[q]
+            b = bvec[q]
+            m = v if edge[q] else _HALF * (u + v)
+            of[d + _U2 * q] = m + b
+            of[d + _U2 * q + _U1] = v + b
+        v = rf[0] + bvec[0]
+        of[d] = v
+        of[d + _U1] = v
+    else:  # kept even columns: out[2q] = r[q], out[2q+1] = mean(r[q], r[q+1])
+        for q in range(n - _U1):
+            u, v = rf[q], rf[q + _U1]
+            b = bvec[q]
+            m = u if edge[q] else _HALF * (u + v)
+            of[d + _U2 * q] = u + b
+            of[d + _U2 * q + _U1] = m + b
+        last = n - _U1
+        v = rf[last] + bvec[last]
+        of[d + _U2 * last] = v
+        of[d + _U2 * last + _U1] = v
+
+
+@njit(cache=True, nogil=True)
 def _cols_s2_row(rf, of, a, d, wo_n, wk, off, bz):
     """One output row (any width) under stride-2 column perforation with offset ``off``."""
     if off == 0:  # kept odd columns: out[2p+1] = r[p], out[2p] = mean(r[p-1], r[p])
