@@ -9,6 +9,7 @@ from ._half import f16
 
 # Flat arrays and unsigned offsets in the inner loops, as in ``_im2col``.
 _HALF = np.float32(0.5)  # keeps the mean in float32, as the reference computes it
+FLAT_FILL_MAX_PLANE = 16  # perforated planes of at most this many outputs: one loop a sample
 # uint64 constants: an int literal mixed with a uint64 index makes Numba compute in float64
 _U1, _U2 = np.uint64(1), np.uint64(2)
 
@@ -49,6 +50,10 @@ def scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, 
     col_full = wk == wo_n  # no column perforation
     rf = res.reshape(-1)
     of = out.reshape(-1)
+    if not fp16 and plane < ho_n * wo_n and ho_n * wo_n <= FLAT_FILL_MAX_PLANE:
+        _perforated_small_planes(rf, of, n0, k0, k_, kc, width, hk, wk, ho_n, wo_n, row_a,
+                                 row_b, col_a, col_b, bias, has_bias)
+        return
     row_s2 = _stride2_offset(row_a, row_b, ho_n) if col_full and hk < ho_n else -1
     for t in range(m * kc):
         s = t // kc
@@ -67,6 +72,37 @@ def scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, 
             _rows_fp32(rf, of, src0, dst0, ho_n, wo_n, row_a, row_b, bz, has_bias)
         else:
             _cols_rows(rf, of, src0, dst0, ho_n, wo_n, wk, col_a, col_b, col_s2, bz)
+
+
+@njit(cache=True, nogil=True)
+def _perforated_small_planes(rf, of, n0, k0, k_, kc, width, hk, wk, ho_n, wo_n, row_a, row_b,
+                             col_a, col_b, bias, has_bias):
+    """``scatter`` of a perforated result onto planes of a few pixels (fp32): a plane-long
+    loop costs more to start than its handful of outputs, so each sample's channels
+    ``k0 .. k0+kc`` (consecutive planes of the output) are written in one loop, its sources
+    looked up in per-output index tables built once per call."""
+    plane = ho_n * wo_n
+    kept = hk * wk
+    size = kc * plane
+    ia = np.empty(size, np.uint64)
+    ib = np.empty(size, np.uint64)
+    bvec = np.empty(size, np.float32)
+    for k in range(kc):
+        bz = bias[k0 + k] if has_bias else np.float32(0.0)
+        for ho in range(ho_n):
+            for wo in range(wo_n):
+                o = k * plane + ho * wo_n + wo
+                ia[o] = uint64(k * width + row_a[ho] * wk) + col_a[wo]
+                ib[o] = uint64(k * width + row_b[ho] * wk) + col_b[wo]
+                bvec[o] = bz
+    for s in range(width // kept):
+        a = uint64(s * kept)
+        d = uint64(((n0 + s) * k_ + k0) * plane)
+        for o in range(uint64(size)):
+            u = rf[a + ia[o]]
+            v = rf[a + ib[o]]
+            u = u if ia[o] == ib[o] else _HALF * (u + v)
+            of[d + o] = u + bvec[o]
 
 
 @njit(cache=True, nogil=True)
