@@ -157,7 +157,7 @@ def test_column_perforation_by_row_blocks(n, c, k, kh, kw, sh, sw, ho, wo, data,
     x, wt, b = _data(seed, n, c, h, w, k, kh, kw, bias)
     args = {"stride": (sh, sw), "padding": (ph, pw), "knob": kid}
     with _forced(threads, ROWBLOCK_MIN_PLANE=1, WIDE_MIN_REDUCTION=10**9,
-                 POINTWISE_MIN_PLANE=10**9, PERFORATED_CHUNK_COLUMNS=block):
+                 POINTWISE_MIN_PLANE=10**9, COLUMN_BLOCK_COLUMNS=block):
         got = kernels.conv2d(x, wt, b, **args)
         timed, phases = kernels.conv2d_breakdown(x, wt, b, **args)
     want = reference.conv2d(x, wt, b, **args)

@@ -17,7 +17,8 @@ Paths (``groups == 1`` unless said):
 * unperforated fp32 (exact or sampled) with ``groups == 1`` and maps of >=
   ``ROWBLOCK_MIN_PLANE`` outputs: tasks are blocks of output rows of one sample; the
   im2col of a block stays in cache and one GEMM writes it straight into the output.
-  Column perforation likewise (blocks of ``PERFORATED_CHUNK_COLUMNS`` kept pixels), its
+  Column perforation likewise (blocks of ``COLUMN_BLOCK_COLUMNS`` kept pixels: a whole
+  sample of the HAR / KWS first layers, whose output then streams out in order), its
   GEMM into a buffer that fills the block's rows.
 * everything else with ``groups == 1`` (and wide groups, one group at a time):
   per chunk of samples, a reduced im2col -> one GEMM -> scatter into NCHW with
@@ -62,6 +63,7 @@ from ._wide import wide_conv
 
 CHUNK_BYTES = 1 << 20  # im2col + GEMM result of one chunk: one core's L2
 PERFORATED_CHUNK_COLUMNS = 1024  # perforated chunks: at most this many kept pixels
+COLUMN_BLOCK_COLUMNS = 4096  # column-perforated row blocks: at most this many kept pixels
 ONE_BY_ONE_MIN_PLANE = 256
 WIDE_MIN_REDUCTION = 128  # exact stride-1 unpadded convs with C*KW >= this: wide rows
 ROWBLOCK_MIN_PLANE = 256  # unperforated maps of at least this many outputs: row blocks
@@ -308,7 +310,7 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
     if perforated:
         col_a, col_b = _plan.column_sources(s.wo, *col_pattern)
         col_s2 = col_pattern[1] if col_pattern[0] == 2 else -1
-        rows = max(1, min(s.ho, PERFORATED_CHUNK_COLUMNS // wk))
+        rows = max(1, min(s.ho, COLUMN_BLOCK_COLUMNS // wk))
     else:
         rows = max(1, min(s.ho, CHUNK_BYTES // (4 * max(1, r_) * s.wo)))
     if not small and workers > 1:
