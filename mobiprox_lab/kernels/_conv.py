@@ -55,7 +55,7 @@ from ._fused import (
     rowblock_gemm,
 )
 from ._half import to_half
-from ._im2col import im2col
+from ._im2col import im2col, im2col_column_phases, split_column_phases
 from ._pointwise import pointwise_exact, pointwise_gathered, pointwise_sampled
 from ._scatter import fill_column_rows, finish, relu_block, scatter
 from ._validate import ConvSpec, conv_spec
@@ -313,6 +313,7 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
         rows = max(1, min(s.ho, COLUMN_BLOCK_COLUMNS // wk))
     else:
         rows = max(1, min(s.ho, CHUNK_BYTES // (4 * max(1, r_) * s.wo)))
+    phases = perforated and col_s2 >= 0 and s.sw == 1  # kept input columns 2 apart
     if not small and workers > 1:
         rows = min(rows, max(1, ceil(s.ho / ceil(TASKS_PER_WORKER * workers / s.n))))
     per_sample = ceil(s.ho / rows)
@@ -324,11 +325,13 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
         if "cols" not in scratch:
             scratch["cols"] = np.empty(r_ * rows * wk, np.float32)
             scratch["res"] = np.empty(s.k * rows * wk if perforated else 0, np.float32)
+            scratch["xph"] = np.empty(s.c * s.h * 2 * ((s.w + 1) // 2) if phases else 0,
+                                      np.float32)
         if not timing:
             if perforated:
                 rowblock_columns_chunk(x, n, r0, r1, chan, krow, kcol, hsrc, wsrc, w2,
                                        scratch["cols"], scratch["res"], out, col_a, col_b,
-                                       col_s2, bias, has_bias)
+                                       col_s2, bias, has_bias, scratch["xph"])
             else:
                 rowblock_chunk(x, n, r0, r1, chan, krow, kcol, hsrc, wsrc, w2,
                                scratch["cols"], out, bias, has_bias)
@@ -336,7 +339,12 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
         t0 = thread_time()
         width = (r1 - r0) * wk
         cols = scratch["cols"][:r_ * width].reshape(r_, width)
-        im2col(x, n, 1, chan, krow, kcol, hsrc[r0:r1], wsrc, cols)
+        if phases:
+            split_column_phases(x, n, scratch["xph"])
+            im2col_column_phases(scratch["xph"], s.h, s.w, chan, krow, kcol, hsrc[r0:r1],
+                                 int(wsrc[0]), wk, cols)
+        else:
+            im2col(x, n, 1, chan, krow, kcol, hsrc[r0:r1], wsrc, cols)
         t1 = thread_time()
         if perforated:
             res = scratch["res"][:s.k * width].reshape(s.k, width)

@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, uint64
 
 from ._blas import sgemm
-from ._im2col import im2col
+from ._im2col import im2col, im2col_column_phases, split_column_phases
 from ._scatter import fill_column_rows, finish, scatter
 
 
@@ -92,14 +92,21 @@ def rowblock_gemm(cols_buf, w2, out, n, r0, r1, bias, has_bias):
 
 @njit(cache=True, nogil=True)
 def rowblock_columns_chunk(x, n, r0, r1, chan, krow, kcol, hsrc, wsrc, w2, cols_buf, res_buf,
-                           out, col_a, col_b, col_s2, bias, has_bias):
+                           out, col_a, col_b, col_s2, bias, has_bias, xph):
     """Output rows ``r0 .. r1-1`` of sample ``n`` under column perforation (fp32): im2col of
     their kept columns ``wsrc`` into ``cols_buf``, one GEMM into ``res_buf``, then the rows
-    filled (``_scatter.fill_column_rows``), the three in cache."""
+    filled (``_scatter.fill_column_rows``), the three in cache. ``xph`` non-empty (stride-2
+    pattern, stride-1 conv): the im2col reads the sample's column phases, split into it
+    first, so that every tap's kept columns are one contiguous run."""
     r_, kc, wk = chan.shape[0], w2.shape[0], wsrc.shape[0]
     width = (r1 - r0) * wk
     cols = cols_buf[:r_ * width].reshape(r_, width)
-    im2col(x, n, 1, chan, krow, kcol, hsrc[r0:r1], wsrc, cols)
+    if xph.shape[0]:
+        split_column_phases(x, n, xph)
+        im2col_column_phases(xph, x.shape[2], x.shape[3], chan, krow, kcol, hsrc[r0:r1],
+                             wsrc[0], wk, cols)
+    else:
+        im2col(x, n, 1, chan, krow, kcol, hsrc[r0:r1], wsrc, cols)
     res = res_buf[:kc * width].reshape(kc, width)
     np.dot(w2, cols, res)
     fill_column_rows(res, out, n, r0, r1, col_a, col_b, col_s2, bias, has_bias)

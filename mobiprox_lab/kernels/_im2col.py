@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
+_U1, _U2 = np.uint64(1), np.uint64(2)
+
 # Inner loops use flat arrays and unsigned offsets: no per-row array views (their
 # reference counting costs more than a short row copy) and no negative-index
 # wraparound, so LLVM vectorises the copies. Measured ~2x faster than views.
@@ -84,3 +86,56 @@ def im2col(x, n0, m, chan, krow, kcol, hsrc, wsrc, cols):
             else:
                 for j in range(uint64(j0), uint64(j1)):
                     cf[d + j] = xf[srow + off[j]]
+
+
+@njit(cache=True, nogil=True)
+def split_column_phases(x, n, xph):
+    """Sample ``n`` of ``x`` (N, C, H, W) split into its even and odd columns:
+    ``xph[(c*H + h)*2*half + p*half + q] = x[n, c, h, 2q + p]``, ``half = ceil(W / 2)``
+    (an odd width leaves the last odd slot unused)."""
+    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    half = (w_ + 1) // 2
+    xf = x.reshape(-1)
+    for row in range(c_ * h_):
+        s = uint64((n * c_ * h_ + row) * w_)
+        d = uint64(row * 2 * half)
+        for q in range(uint64(w_ // 2)):
+            xph[d + q] = xf[s + _U2 * q]
+            xph[d + uint64(half) + q] = xf[s + _U2 * q + _U1]
+        if w_ % 2:
+            xph[d + uint64(half - 1)] = xf[s + uint64(w_ - 1)]
+
+
+@njit(cache=True, nogil=True)
+def im2col_column_phases(xph, h_, w_, chan, krow, kcol, hsrc, w0, wk, cols):
+    """``im2col`` of one sample for kept output columns two input columns apart (stride-2
+    column perforation of a stride-1 conv), from its column phases (``split_column_phases``):
+    the kept columns of every filter tap are then one contiguous run.
+
+    ``cols[r, i*wk + j] = x[chan[r], hsrc[i] + krow[r], w0 + kcol[r] + 2j]`` (0 outside);
+    ``w0``: the input column of kept output column 0 at tap column 0."""
+    half = (w_ + 1) // 2
+    r_, hk = chan.shape[0], hsrc.shape[0]
+    width = cols.shape[1]
+    cf = cols.reshape(-1)
+    for r in range(r_):
+        c0 = w0 + kcol[r]  # input column of kept column 0: its parity is the phase
+        p = c0 & 1
+        q0 = (c0 - p) // 2
+        j0 = 0 if q0 >= 0 else -q0
+        j1 = min(wk, (w_ - p + 1) // 2 - q0)  # q0 + j < number of columns of phase p
+        j1 = max(j0, j1)
+        for i in range(hk):
+            d = uint64(r * width + i * wk)
+            ih = hsrc[i] + krow[r]
+            if ih < 0 or ih >= h_:
+                for j in range(uint64(wk)):
+                    cf[d + j] = 0.0
+                continue
+            if j0 > 0 or j1 < wk:  # padding: zeros around the run
+                for j in range(uint64(wk)):
+                    cf[d + j] = 0.0
+            s = uint64(((chan[r] * h_ + ih) * 2 + p) * half + q0 + j0)
+            dd = d + uint64(j0)
+            for j in range(uint64(j1 - j0)):
+                cf[dd + j] = xph[s + j]
