@@ -106,6 +106,28 @@ def test_train_validation():
         train(HarMobileNet(3, width=0.125), bad, epochs=1)
 
 
+def test_train_keep_last_returns_the_final_epochs_weights(monkeypatch):
+    import mobiprox_lab.models.training as training
+
+    splits = _tiny_splits(n=32)
+
+    def run(tune_accs, keep, patience=3):
+        accs = iter(tune_accs)  # the tune accuracy of each epoch, in order
+        monkeypatch.setattr(training, "evaluate", lambda module, split: next(accs))
+        m, hist = train(HarMobileNet(3, width=0.125), splits, epochs=3, lr=3e-3, batch_size=16,
+                        seed=5, patience=patience, keep=keep, progress=False)
+        return _weights(m), hist
+
+    final, _ = run([0.1, 0.2, 0.3], "best_tune")  # best on tune = the last epoch
+    last, hist = run([0.3, 0.2, 0.1], "last")  # best on tune = epoch 1
+    first, _ = run([0.3, 0.2, 0.1], "best_tune")
+    assert [r["epoch"] for r in hist] == [1, 2, 3]  # patience >= epochs: no early stop
+    assert all(torch.equal(a, b) for a, b in zip(last, final, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(last, first, strict=True))
+    with pytest.raises(ValueError, match=r"keep: expected one of \('best_tune', 'last'\)"):
+        train(HarMobileNet(3, width=0.125), splits, epochs=1, keep="best")
+
+
 def test_load_or_train_caches(tmp_path, monkeypatch):
     monkeypatch.setenv("MOBIPROX_DATA", str(tmp_path))
     splits = _tiny_splits(shape=(1, 45, 20), n_classes=3, n=32)  # small MFCC: fast
