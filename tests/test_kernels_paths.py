@@ -28,7 +28,7 @@ SETTINGS = settings(max_examples=25, deadline=None,
 
 
 @contextlib.contextmanager
-def _forced(threads: int, **limits):
+def forced_paths(threads: int, **limits):
     """Lower the path thresholds of ``_conv`` (and parallelise tiny calls) inside the block."""
     before = kernels.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
@@ -94,7 +94,7 @@ def test_sgemm_on_offset_strided_views(beta):
 def test_pointwise_paths_match_reference(n, c, k, h, w, kid, bias, threads, seed):
     assume(knobs.applicable(kid, "conv", (h, w)))
     x, wt, b = _data(seed, n, c, h, w, k, c, 1, 1, bias)
-    with _forced(threads, POINTWISE_MIN_PLANE=1):
+    with forced_paths(threads, POINTWISE_MIN_PLANE=1):
         got = kernels.conv2d(x, wt, b, knob=kid)
     _close(got, reference.conv2d(x, wt, b, knob=kid))
 
@@ -125,7 +125,7 @@ def test_depthwise_phases_match_torch(n, c, kh, kw, sh, sw, ho, wo, data, bias, 
     w = max(1, (wo - 1) * sw + kw - 2 * pw + data.draw(st.integers(0, sw - 1)))
     assume((h + 2 * ph - kh) // sh + 1 >= 1 and (w + 2 * pw - kw) // sw + 1 >= 1)
     x, wt, b = _data(seed, n, c, h, w, c, 1, kh, kw, bias)
-    with _forced(threads, DEPTHWISE_NHWC_MAX_PLANE=0), _spy("_run_depthwise") as calls:
+    with forced_paths(threads, DEPTHWISE_NHWC_MAX_PLANE=0), _spy("_run_depthwise") as calls:
         got = kernels.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), groups=c)
     assert calls
     with torch.no_grad():
@@ -161,7 +161,7 @@ def test_row_blocks_match_reference(n, c, k, kh, kw, sh, sw, ho, wo, data, bias,
     assume(knobs.applicable(kid, "conv", (ho, wo)))
     x, wt, b = _data(seed, n, c, h, w, k, c, kh, kw, bias)
     # a few hundred bytes of im2col per block: several blocks per sample
-    with _forced(threads, ROWBLOCK_MIN_PLANE=1, WIDE_MIN_REDUCTION=10**9,
+    with forced_paths(threads, ROWBLOCK_MIN_PLANE=1, WIDE_MIN_REDUCTION=10**9,
                  POINTWISE_MIN_PLANE=10**9, CHUNK_BYTES=4 * c * kh * kw * 2 * wo):
         got = kernels.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), knob=kid)
     _close(got, reference.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), knob=kid))
@@ -176,7 +176,7 @@ def test_wide_rows_match_reference(n, c, k, kh, kw, ho, wo, kid, bias, threads, 
     kn = knobs.get(kid)
     assume(kn.technique == "exact" or kw % kn.stride == 0)
     x, wt, b = _data(seed, n, c, ho + kh - 1, wo + kw - 1, k, c, kh, kw, bias)
-    with _forced(threads, WIDE_MIN_REDUCTION=1, ROWBLOCK_MIN_PLANE=1), \
+    with forced_paths(threads, WIDE_MIN_REDUCTION=1, ROWBLOCK_MIN_PLANE=1), \
             _spy("_run_wide") as calls:
         got = kernels.conv2d(x, wt, b, knob=kid)
     assert calls
@@ -197,7 +197,7 @@ def test_kws_second_layer_takes_the_wide_path():
 def test_sampling_that_keeps_nothing_gives_the_bias(limits):
     """One input channel, 1x1 kernel, sampling offset 0 skips it: the conv is 0 (+ bias)."""
     x, wt, b = _data(4, 2, 1, 9, 9, 3, 1, 1, 1, True)
-    with _forced(1, **limits):
+    with forced_paths(1, **limits):
         got = kernels.conv2d(x, wt, b, knob=231)
     _close(got, reference.conv2d(x, wt, b, knob=231))
     np.testing.assert_array_equal(got, np.broadcast_to(b[None, :, None, None], got.shape))
@@ -232,7 +232,7 @@ def test_fused_relu_is_relu_of_the_output(case, threads):
     wt = rng.standard_normal(ws, dtype=np.float32)
     b = rng.standard_normal(ws[0], dtype=np.float32)
     args = {"stride": stride, "padding": padding, "groups": groups, "knob": kid}
-    with _forced(threads, **limits):
+    with forced_paths(threads, **limits):
         plain = kernels.conv2d(x, wt, b, **args)
         fused = kernels.conv2d(x, wt, b, relu=True, **args)
         _, phases = kernels.conv2d_breakdown(x, wt, b, relu=True, **args)

@@ -6,12 +6,11 @@ bias or none, one and two threads."""
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from test_kernels_paths import forced_paths  # the tests folder is on sys.path (rootdir)
 
 from mobiprox_lab import kernels, knobs
 from mobiprox_lab.kernels import _conv, _plan, _scatter
@@ -22,20 +21,6 @@ PERF_KNOBS = [k for k in knobs.CONV_KNOB_IDS
               if knobs.get(k).technique == "perforation" and not knobs.get(k).is_fp16]
 SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
-
-
-@contextlib.contextmanager
-def _forced(threads: int, **limits):
-    before = kernels.get_num_threads()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_conv, "MIN_PARALLEL_FLOPS", 0)
-        for name, value in limits.items():
-            mp.setattr(_conv, name, value)
-        kernels.set_num_threads(threads)
-        try:
-            yield
-        finally:
-            kernels.set_num_threads(before)
 
 
 def _data(seed, n, c, h, w, k, kh, kw, bias):
@@ -61,7 +46,7 @@ def test_pointwise_perforation_matches_reference(row_gemm_macs, n, c, k, h, w, k
     """Both 1x1 perforation kernels, and one or several samples per gathered GEMM."""
     assume(knobs.applicable(kid, "conv", (h, w)))
     x, wt, b = _data(seed, n, c, h, w, k, 1, 1, bias)
-    with _forced(threads, POINTWISE_MIN_PLANE=1, POINTWISE_ROW_GEMM_MIN_MACS=row_gemm_macs,
+    with forced_paths(threads, POINTWISE_MIN_PLANE=1, POINTWISE_ROW_GEMM_MIN_MACS=row_gemm_macs,
                  POINTWISE_GEMM_WIDTH=width):
         got = kernels.conv2d(x, wt, b, knob=kid)
         relu = kernels.conv2d(x, wt, b, knob=kid, relu=True)
@@ -74,7 +59,7 @@ def test_pointwise_perforation_matches_reference(row_gemm_macs, n, c, k, h, w, k
 @pytest.mark.parametrize("row_gemm_macs", [0, 10**12])
 def test_pointwise_stride2_smallest_and_odd(kid, hw, row_gemm_macs):
     x, wt, b = _data(7, 3, 5, *hw, 6, 1, 1, True)
-    with _forced(1, POINTWISE_MIN_PLANE=1, POINTWISE_ROW_GEMM_MIN_MACS=row_gemm_macs):
+    with forced_paths(1, POINTWISE_MIN_PLANE=1, POINTWISE_ROW_GEMM_MIN_MACS=row_gemm_macs):
         if not knobs.applicable(kid, "conv", hw):  # e.g. columns of a 1-wide output
             with pytest.raises(ValueError, match=f"knob: {kid} .* is not applicable"):
                 kernels.conv2d(x, wt, b, knob=kid)
@@ -95,7 +80,7 @@ def test_har_pointwise_layer_takes_the_row_gemms():
         seen.append(args[-1])
         return real(*args)
 
-    with pytest.MonkeyPatch.context() as mp, _forced(1):  # one thread: all channels a task
+    with pytest.MonkeyPatch.context() as mp, forced_paths(1):  # one thread: all channels a task
         mp.setattr(_conv, "pointwise_gathered", spy)
         for kid in (123, 121):
             got = kernels.conv2d(x, wt, b, knob=kid)
@@ -113,7 +98,7 @@ def test_chunked_perforation_matches_reference(n, c, k, kh, kw, ho, wo, pad, kid
     h, w = ho + kh - 1 - 2 * pad, wo + kw - 1 - 2 * pad
     assume(h >= 1 and w >= 1)
     x, wt, b = _data(seed, n, c, h, w, k, kh, kw, bias)
-    with _forced(1, POINTWISE_MIN_PLANE=10**9):
+    with forced_paths(1, POINTWISE_MIN_PLANE=10**9):
         got = kernels.conv2d(x, wt, b, padding=pad, knob=kid)
     _close(got, reference.conv2d(x, wt, b, padding=pad, knob=kid))
 
@@ -158,7 +143,7 @@ def test_column_perforation_by_row_blocks(n, c, k, kh, kw, sh, sw, ho, wo, data,
     w = max(1, (wo - 1) * sw + kw - 2 * pw)
     x, wt, b = _data(seed, n, c, h, w, k, kh, kw, bias)
     args = {"stride": (sh, sw), "padding": (ph, pw), "knob": kid}
-    with _forced(threads, ROWBLOCK_MIN_PLANE=1, WIDE_MIN_REDUCTION=10**9,
+    with forced_paths(threads, ROWBLOCK_MIN_PLANE=1, WIDE_MIN_REDUCTION=10**9,
                  POINTWISE_MIN_PLANE=10**9, COLUMN_BLOCK_COLUMNS=block):
         got = kernels.conv2d(x, wt, b, **args)
         timed, phases = kernels.conv2d_breakdown(x, wt, b, **args)
@@ -189,7 +174,7 @@ def test_har_first_layer_column_perforation_takes_row_blocks():
 @pytest.mark.parametrize("k", [8, 80])  # 8 x 16x8 kept values a sample: one loop; 80 x: per plane
 def test_pointwise_stride2_columns_both_fills(kid, k):
     x, wt, b = _data(9, 3, 5, 16, 16, k, 1, 1, True)
-    with _forced(1):
+    with forced_paths(1):
         got = kernels.conv2d(x, wt, b, knob=kid)
         relu = kernels.conv2d(x, wt, b, knob=kid, relu=True)
     _close(got, reference.conv2d(x, wt, b, knob=kid))
