@@ -48,6 +48,7 @@ import numpy as np
 from . import _plan, _threads
 from ._direct import depthwise_buffer_size, depthwise_nhwc, depthwise_phases, direct_conv
 from ._fused import (
+    dot_into,
     gemm_chunk,
     pointwise_chunk,
     rowblock_chunk,
@@ -348,7 +349,7 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
         t1 = thread_time()
         if perforated:
             res = scratch["res"][:s.k * width].reshape(s.k, width)
-            np.dot(w2, cols, out=res)
+            dot_into(w2, cols, res)
             t2 = thread_time()
             fill_column_rows(res, out, n, r0, r1, col_a, col_b, col_s2, bias, has_bias)
             _add(scratch, "interp", thread_time() - t2)
@@ -529,13 +530,13 @@ def _gemm_task(x, w2, out, s: ConvSpec, k0, chan, krow, kcol, geometry, bias, ha
         im2col(x, n0, m, chan, krow, kcol, hsrc, wsrc, patches)
         t1 = thread_time()
         if direct_out:
-            np.dot(w2, patches, out=out[n0, k0:k0 + kc].reshape(kc, plane))
+            dot_into(w2, patches, out[n0, k0:k0 + kc].reshape(kc, plane))
             t2 = thread_time()
             if has_bias or fp16:
                 finish(out, n0, n0 + 1, k0, k0 + kc, bias, has_bias, fp16)
         else:
             res = scratch["res"][:kc * m * plane].reshape(kc, m * plane)
-            np.dot(w2, patches, out=res)
+            dot_into(w2, patches, res)
             t2 = thread_time()
             scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias,
                     has_bias, fp16)

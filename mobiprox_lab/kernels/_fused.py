@@ -17,6 +17,14 @@ from ._scatter import fill_column_rows, finish, scatter
 
 
 @njit(cache=True, nogil=True)
+def dot_into(a, b, out):
+    """``out = a @ b`` through Numba's ``np.dot``: the timed phases call this, so their GEMM
+    goes through the same BLAS as the fused chunks (SciPy's; NumPy's own build can round
+    a small product differently, and timed results must equal untimed ones bit for bit)."""
+    np.dot(a, b, out)
+
+
+@njit(cache=True, nogil=True)
 def gemm_chunk(x, n0, m, chan, krow, kcol, hsrc, wsrc, w2, cols_buf, res_buf, out, k0, row_a,
                row_b, col_a, col_b, col_s2, bias, has_bias, fp16):
     """Samples ``n0 .. n0+m-1``, output channels ``k0 .. k0+len(w2)`` (see ``_conv``).
