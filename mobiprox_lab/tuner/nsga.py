@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import knobs
+from .. import kernels, knobs
 from .front import exact_front
 from .space import EXACT, SearchSpace
 
@@ -252,7 +252,9 @@ class AdditiveSurrogate:
         reg = self.ridge * max(1.0, float(np.mean(np.diag(self.gram))))
         G = self.gram + reg * np.eye(len(self.gram))
         G[-1, -1] -= reg  # the intercept is not shrunk (G stays positive definite)
-        with _one_blas_thread():
+        # one BLAS thread: the Cholesky (HAR: 816 x 816) gains nothing from more, and with the
+        # box's cores busy two spinning OpenBLAS threads made 10,000 HAR trials take 77 s, not 8
+        with kernels.single_threaded_blas():
             w = cho_solve(cho_factor(G), rhs)
         return w[-1], w[:-1]
 
@@ -289,21 +291,6 @@ class AdditiveSurrogate:
         if not fresh or n <= 0:
             return np.zeros((0, self.engine.d), np.int64)
         return f.choice[f.pick(n, fresh, start=rng.random())]
-
-
-_BLAS = None  # threadpoolctl's controller, looked up once
-
-
-def _one_blas_thread():
-    """A context that runs BLAS on one thread. The surrogate's Cholesky (HAR: 816 x 816)
-    gains nothing from more; with the box's cores busy (load 3-4 on 2 cores), two spinning
-    OpenBLAS threads made it ~0.5 s a call and 10,000 HAR trials took 77 s instead of 8."""
-    global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def qos_step(qos: np.ndarray, tuner_threshold: float) -> float:
