@@ -64,7 +64,7 @@ def _data(seed, n, c, h, w, k, cg, kh, kw, bias):
     return x, wt, (rng.standard_normal(k, dtype=np.float32) if bias else None)
 
 
-def _close(got, want):
+def assert_close(got, want):
     assert got.dtype == np.float32 and got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want).max()))
 
@@ -96,7 +96,7 @@ def test_pointwise_paths_match_reference(n, c, k, h, w, kid, bias, threads, seed
     x, wt, b = _data(seed, n, c, h, w, k, c, 1, 1, bias)
     with forced_paths(threads, POINTWISE_MIN_PLANE=1):
         got = kernels.conv2d(x, wt, b, knob=kid)
-    _close(got, reference.conv2d(x, wt, b, knob=kid))
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
 
 @pytest.mark.parametrize("kid,path", [(11, "pointwise_exact"), (231, "pointwise_sampled"),
@@ -108,7 +108,7 @@ def test_pointwise_layer_takes_its_path(kid, path):
     with _spy(path) as calls:
         got = kernels.conv2d(x, wt, b, knob=kid)
     assert calls
-    _close(got, reference.conv2d(x, wt, b, knob=kid))
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
 
 # ---- depthwise -------------------------------------------------------------------------
@@ -132,7 +132,7 @@ def test_depthwise_phases_match_torch(n, c, kh, kw, sh, sw, ho, wo, data, bias, 
         want = F.conv2d(torch.from_numpy(x), torch.from_numpy(wt),
                         None if b is None else torch.from_numpy(b), stride=(sh, sw),
                         padding=(ph, pw), groups=c).numpy()
-    _close(got, want)
+    assert_close(got, want)
 
 
 def test_depthwise_har_layer_matches_torch():
@@ -141,7 +141,7 @@ def test_depthwise_har_layer_matches_torch():
         got = kernels.conv2d(x, wt, b, stride=stride, padding=1, groups=32)
         want = F.conv2d(torch.from_numpy(x), torch.from_numpy(wt), torch.from_numpy(b),
                         stride=stride, padding=1, groups=32).numpy()
-        _close(got, want)
+        assert_close(got, want)
 
 
 # ---- row blocks and wide rows (regular convolutions) -------------------------------------
@@ -164,7 +164,7 @@ def test_row_blocks_match_reference(n, c, k, kh, kw, sh, sw, ho, wo, data, bias,
     with forced_paths(threads, ROWBLOCK_MIN_PLANE=1, WIDE_MIN_REDUCTION=10**9,
                  POINTWISE_MIN_PLANE=10**9, CHUNK_BYTES=4 * c * kh * kw * 2 * wo):
         got = kernels.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), knob=kid)
-    _close(got, reference.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), knob=kid))
+    assert_close(got, reference.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), knob=kid))
 
 
 @SETTINGS
@@ -180,7 +180,7 @@ def test_wide_rows_match_reference(n, c, k, kh, kw, ho, wo, kid, bias, threads, 
             _spy("_run_wide") as calls:
         got = kernels.conv2d(x, wt, b, knob=kid)
     assert calls
-    _close(got, reference.conv2d(x, wt, b, knob=kid))
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
 
 def test_kws_second_layer_takes_the_wide_path():
@@ -189,7 +189,7 @@ def test_kws_second_layer_takes_the_wide_path():
         with _spy("_run_wide") as calls:
             got = kernels.conv2d(x, wt, b, knob=kid)
         assert calls
-        _close(got, reference.conv2d(x, wt, b, knob=kid))
+        assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
 
 @pytest.mark.parametrize("limits", [{"POINTWISE_MIN_PLANE": 1},
@@ -199,7 +199,7 @@ def test_sampling_that_keeps_nothing_gives_the_bias(limits):
     x, wt, b = _data(4, 2, 1, 9, 9, 3, 1, 1, 1, True)
     with forced_paths(1, **limits):
         got = kernels.conv2d(x, wt, b, knob=231)
-    _close(got, reference.conv2d(x, wt, b, knob=231))
+    assert_close(got, reference.conv2d(x, wt, b, knob=231))
     np.testing.assert_array_equal(got, np.broadcast_to(b[None, :, None, None], got.shape))
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from test_kernels_paths import forced_paths  # the tests folder is on sys.path (rootdir)
+from test_kernels_paths import assert_close, forced_paths  # tests folder on sys.path
 
 from mobiprox_lab import kernels, knobs
 from mobiprox_lab.kernels import _conv, _plan, _scatter
@@ -30,11 +30,6 @@ def _data(seed, n, c, h, w, k, kh, kw, bias):
     return x, wt, (rng.standard_normal(k, dtype=np.float32) if bias else None)
 
 
-def _close(got, want):
-    assert got.dtype == np.float32 and got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want).max()))
-
-
 @pytest.mark.parametrize("row_gemm_macs", [0, 10**12], ids=["row-gemms", "gathered"])
 @SETTINGS
 @given(n=st.integers(1, 5), c=st.integers(1, 9), k=st.integers(1, 20), h=st.integers(1, 11),
@@ -50,7 +45,7 @@ def test_pointwise_perforation_matches_reference(row_gemm_macs, n, c, k, h, w, k
                  POINTWISE_GEMM_WIDTH=width):
         got = kernels.conv2d(x, wt, b, knob=kid)
         relu = kernels.conv2d(x, wt, b, knob=kid, relu=True)
-    _close(got, reference.conv2d(x, wt, b, knob=kid))
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
     np.testing.assert_array_equal(relu, np.maximum(got, 0))
 
 
@@ -65,7 +60,7 @@ def test_pointwise_stride2_smallest_and_odd(kid, hw, row_gemm_macs):
                 kernels.conv2d(x, wt, b, knob=kid)
             return
         got = kernels.conv2d(x, wt, b, knob=kid)
-    _close(got, reference.conv2d(x, wt, b, knob=kid))
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
 
 def test_har_pointwise_layer_takes_the_row_gemms():
@@ -84,7 +79,7 @@ def test_har_pointwise_layer_takes_the_row_gemms():
         mp.setattr(_conv, "pointwise_gathered", spy)
         for kid in (123, 121):
             got = kernels.conv2d(x, wt, b, knob=kid)
-            _close(got, reference.conv2d(x, wt, b, knob=kid))
+            assert_close(got, reference.conv2d(x, wt, b, knob=kid))
     assert seen == [True, False]
 
 
@@ -100,7 +95,7 @@ def test_chunked_perforation_matches_reference(n, c, k, kh, kw, ho, wo, pad, kid
     x, wt, b = _data(seed, n, c, h, w, k, kh, kw, bias)
     with forced_paths(1, POINTWISE_MIN_PLANE=10**9):
         got = kernels.conv2d(x, wt, b, padding=pad, knob=kid)
-    _close(got, reference.conv2d(x, wt, b, padding=pad, knob=kid))
+    assert_close(got, reference.conv2d(x, wt, b, padding=pad, knob=kid))
 
 
 def test_stride2_plan_detection():
@@ -148,7 +143,7 @@ def test_column_perforation_by_row_blocks(n, c, k, kh, kw, sh, sw, ho, wo, data,
         got = kernels.conv2d(x, wt, b, **args)
         timed, phases = kernels.conv2d_breakdown(x, wt, b, **args)
     want = reference.conv2d(x, wt, b, **args)
-    _close(got, want)
+    assert_close(got, want)
     np.testing.assert_array_equal(timed, got)
     assert phases["interp"] > 0
 
@@ -165,7 +160,7 @@ def test_har_first_layer_column_perforation_takes_row_blocks():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_conv, "rowblock_columns_chunk", spy)
         for kid in (121, 122, 125):
-            _close(kernels.conv2d(x, wt, b, padding=1, knob=kid),
+            assert_close(kernels.conv2d(x, wt, b, padding=1, knob=kid),
                    reference.conv2d(x, wt, b, padding=1, knob=kid))
     assert calls
 
@@ -177,5 +172,5 @@ def test_pointwise_stride2_columns_both_fills(kid, k):
     with forced_paths(1):
         got = kernels.conv2d(x, wt, b, knob=kid)
         relu = kernels.conv2d(x, wt, b, knob=kid, relu=True)
-    _close(got, reference.conv2d(x, wt, b, knob=kid))
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
     np.testing.assert_array_equal(relu, np.maximum(got, 0))
