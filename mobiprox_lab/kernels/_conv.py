@@ -60,6 +60,7 @@ from ._im2col import im2col, im2col_column_phases, split_column_phases
 from ._pointwise import pointwise_exact, pointwise_gathered, pointwise_sampled
 from ._scatter import fill_column_rows, finish, relu_block, scatter
 from ._validate import ConvSpec, conv_spec
+from ._weights import gather_columns
 from ._wide import wide_conv
 
 CHUNK_BYTES = 1 << 20  # im2col + GEMM result of one chunk: one core's L2
@@ -152,7 +153,7 @@ def _run_direct(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_star
             _add(scratch, "direct", thread_time() - t0)
 
     _run(_relu_after(direct_task, relu, out, lambda i: (i * nb, min(s.n, (i + 1) * nb), 0,
-                                                          s.k, 0, s.ho * s.wo)),
+                                                          s.k, 0, s.ho * s.wo), timing),
          ceil(s.n / nb), workers, timings, t_start, small)
 
 
@@ -168,8 +169,7 @@ def _run_reduced(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_sta
     kept, chan, krow, kcol = _plan.reduction_plan(cg, s.kh, s.kw, *samp)
     w2 = np.ascontiguousarray(w).reshape(s.k, cg * s.kh * s.kw)
     if kn.technique == "sampling":
-        w2 = np.take(w2, kept, axis=1)
-        w2 *= np.float32(kn.stride / (kn.stride - 1))
+        w2 = gather_columns(w2, kept, np.float32(kn.stride / (kn.stride - 1)))
     w2 = to_half(w2) if fp16 else np.ascontiguousarray(w2)
     if (s.groups == 1 and s.kh == s.kw == 1 and s.sh == s.sw == 1 and s.ph == s.pw == 0
             and kn.technique == "exact" and s.h * s.w >= ONE_BY_ONE_MIN_PLANE):
@@ -207,7 +207,7 @@ def _run_one_by_one(x, w2, out, s: ConvSpec, bias, has_bias, workers, timings, t
             _add(scratch, "interp", thread_time() - t1)
 
     _run(_relu_after(pointwise_task, relu, out, lambda i: (
-        i * nb, min(s.n, (i + 1) * nb), 0, s.k, 0, s.ho * s.wo)),
+        i * nb, min(s.n, (i + 1) * nb), 0, s.k, 0, s.ho * s.wo), timing),
          ceil(s.n / nb), workers, timings, t_start, small)
 
 
@@ -232,7 +232,8 @@ def _run_chunks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, worke
         def region(i: int, _k0=g * kg, _nb=nb) -> tuple:
             return i * _nb, min(s.n, (i + 1) * _nb), _k0, _k0 + kg, 0, s.ho * s.wo
 
-        _run(_relu_after(task, relu, out, region), n_tasks, workers, timings, t_start, small)
+        _run(_relu_after(task, relu, out, region, timing), n_tasks, workers, timings, t_start,
+             small)
         t_start = thread_time() if timing else 0.0
 
 
@@ -256,9 +257,7 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
     if kind == "sampling":
         st, off = kn.stride, kn.offset
-        w2 = np.concatenate([w2[:, r::st] for r in range(st) if r != off and r < s.c]
-                            or [w2[:, :0]], axis=1)
-        w2 = np.ascontiguousarray(w2 * np.float32(st / (st - 1)))
+        w2 = gather_columns(w2, _plan.channel_classes(s.c, st, off), np.float32(st / (st - 1)))
     elif kind == "gathered":
         hsrc, row_a, row_b = _plan.axis_plan(s.ho, *_axis_pattern(s, "row"))
         col_pattern = _axis_pattern(s, "col")
@@ -292,8 +291,8 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         if timing:
             _add(scratch, "gemm", thread_time() - t0)
 
-    _run(_relu_after(task, relu, out, _block_region(s, nb, kb, kblocks)), n_blocks * kblocks,
-         workers, timings, t_start, small)
+    _run(_relu_after(task, relu, out, _block_region(s, nb, kb, kblocks), timing),
+         n_blocks * kblocks, workers, timings, t_start, small)
 
 
 def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, workers,
@@ -363,8 +362,8 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
         n, j = divmod(i, per_sample)
         return n, n + 1, 0, s.k, j * rows * s.wo, min(s.ho, (j + 1) * rows) * s.wo
 
-    _run(_relu_after(task, relu, out, region), s.n * per_sample, workers, timings, t_start,
-         small)
+    _run(_relu_after(task, relu, out, region, timing), s.n * per_sample, workers, timings,
+         t_start, small)
 
 
 def _wide_applies(s: ConvSpec) -> bool:
@@ -402,8 +401,8 @@ def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
         if timing:
             _add(scratch, "gemm", thread_time() - t0)
 
-    _run(_relu_after(task, relu, out, _block_region(s, nb, kb, kblocks)), n_blocks * kblocks,
-         workers, timings, t_start, small)
+    _run(_relu_after(task, relu, out, _block_region(s, nb, kb, kblocks), timing),
+         n_blocks * kblocks, workers, timings, t_start, small)
 
 
 def _block_region(s: ConvSpec, nb: int, kb: int, kblocks: int):
@@ -414,16 +413,20 @@ def _block_region(s: ConvSpec, nb: int, kb: int, kblocks: int):
     return region
 
 
-def _relu_after(task, relu: bool, out: np.ndarray, region):
-    """``task``, followed by ReLU on its output block ``region(i)`` when ``relu``."""
+def _relu_after(task, relu: bool, out: np.ndarray, region, timing: bool = True):
+    """``task``, followed by ReLU on its output block ``region(i)`` when ``relu``; its time
+    added to the "interp" phase when ``timing``."""
     if not relu:
         return task
 
     def with_relu(i: int, scratch: dict) -> None:
         task(i, scratch)
+        if not timing:
+            relu_block(out, *region(i))
+            return
         t0 = thread_time()
         relu_block(out, *region(i))
-        _add(scratch, "interp", thread_time() - t0)  # ignored unless timings are asked for
+        _add(scratch, "interp", thread_time() - t0)
     return with_relu
 
 
@@ -458,8 +461,8 @@ def _run_depthwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         if timing:
             _add(scratch, "direct", thread_time() - t0)
 
-    _run(_relu_after(task, relu, out, _block_region(s, nb, kb, kblocks)), n_blocks * kblocks,
-         workers, timings, t_start, small)
+    _run(_relu_after(task, relu, out, _block_region(s, nb, kb, kblocks), timing),
+         n_blocks * kblocks, workers, timings, t_start, small)
 
 
 def conv2d_breakdown(x, w, b=None, **kwargs) -> tuple[np.ndarray, dict[str, float]]:

@@ -74,3 +74,11 @@ def column_sources(n: int, stride: int, offset: int) -> tuple[np.ndarray, np.nda
     """``(src_a, src_b)`` of :func:`axis_plan` as uint64 (unsigned indices for the scatter)."""
     _, src_a, src_b = axis_plan(n, stride, offset)
     return src_a.astype(np.uint64), src_b.astype(np.uint64)
+
+
+@lru_cache(maxsize=512)
+def channel_classes(c: int, stride: int, offset: int) -> np.ndarray:
+    """The input channels a 1x1 sampling knob keeps, grouped by residue class: classes
+    ``r != offset`` (``r < c``) in increasing order, each in channel order (int64)."""
+    parts = [np.arange(r, c, stride) for r in range(stride) if r != offset and r < c]
+    return np.concatenate(parts) if parts else np.arange(0)

@@ -185,11 +185,14 @@ def _columns_s2_samples(x, w2, out, n0, n1, k0, k1, wsrc, off, bias, has_bias, x
     hs = np.arange(h_)
     bvec = np.empty(kc * kp, np.float32)  # the bias of each kept value, 0 without one
     edge = np.empty(kc * kp, np.bool_)  # kept values next to a copied edge column
+    e = 0 if off == 0 else wk - 1
     for k in range(kc):
         bv = bias[k0 + k] if has_bias else np.float32(0.0)
-        for q in range(kp):
-            bvec[k * kp + q] = bv
-            edge[k * kp + q] = q % wk == (0 if off == 0 else wk - 1)
+        for i in range(h_):
+            q0 = k * kp + i * wk
+            for j in range(wk):
+                bvec[q0 + j] = bv
+                edge[q0 + j] = j == e
     for n in range(n0, n1):
         _gather_pixels(x, n, hs, wsrc, 2, xbuf, 0, kp)
         sgemm(wf[k0 * c_:], c_, xbuf, kp, rbuf, kp, kc, kp, c_, np.float32(0.0))

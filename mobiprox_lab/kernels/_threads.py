@@ -119,8 +119,8 @@ def run(task: Callable[[int, dict], None], n_tasks: int, workers: int,
             task(i, scratch)
         return scratch
 
-    if workers == 1 and not limit_blas:
-        return [work()]
+    if workers == 1 and (not limit_blas or getattr(_blas_depth, "n", 0)):
+        return [work()]  # no BLAS limit to set, or already set by an enclosing block
     with single_threaded_blas():
         if workers == 1:
             return [work()]

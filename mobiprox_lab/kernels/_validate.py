@@ -76,8 +76,38 @@ def check_bias(b, k: int) -> None:
         raise ValueError(f"b: expected shape ({k},) (one bias per output channel), got {b.shape}")
 
 
+_SPEC_CACHE: dict[tuple, ConvSpec] = {}  # validated calls by what their checks read
+_SPEC_CACHE_MAX = 4096
+
+
+def _plain(v) -> bool:
+    """``v`` is an exact int or a pair of exact ints (not bool, not a NumPy scalar)."""
+    return type(v) is int or (type(v) is tuple and len(v) == 2 and type(v[0]) is int
+                              and type(v[1]) is int)
+
+
 def conv_spec(x, w, b, stride, padding, groups, knob) -> ConvSpec:
-    """Validate a :func:`conv2d` call and return its geometry."""
+    """Validate a :func:`conv2d` call and return its geometry.
+
+    Calls with plain arguments (ndarrays, exact ints / int pairs) are remembered by the
+    arrays' shapes and dtypes and the other arguments, which is all the checks read: a
+    repeated call skips them (~12 us of a ~30 us batch-1 HAR layer, 1 thread)."""
+    key = None
+    if (type(x) is np.ndarray and type(w) is np.ndarray
+            and (b is None or type(b) is np.ndarray) and _plain(stride) and _plain(padding)
+            and type(groups) is int and type(knob) is int):
+        key = (x.shape, x.dtype, w.shape, w.dtype, None if b is None else (b.shape, b.dtype),
+               stride, padding, groups, knob)
+        spec = _SPEC_CACHE.get(key)
+        if spec is not None:
+            return spec
+    spec = _conv_spec(x, w, b, stride, padding, groups, knob)
+    if key is not None and len(_SPEC_CACHE) < _SPEC_CACHE_MAX:
+        _SPEC_CACHE[key] = spec
+    return spec
+
+
+def _conv_spec(x, w, b, stride, padding, groups, knob) -> ConvSpec:
     check_array(x, "x", 4, "(N, C, H, W)")
     check_array(w, "w", 4, "(K, C // groups, KH, KW)")
     if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)) \
