@@ -72,7 +72,9 @@ ROWBLOCK_MIN_PLANE = 256  # unperforated maps of at least this many outputs: row
 POINTWISE_MIN_PLANE = 64  # 1x1 maps of at least this many pixels: GEMMs on strided views
 POINTWISE_GEMM_WIDTH = 128  # perforated 1x1: samples per GEMM to reach this many columns
 POINTWISE_BUFFER_BYTES = 1 << 19  # ... while its kept pixels and results fit in this
-POINTWISE_ROW_GEMM_MIN_MACS = 1 << 18  # row-perforated 1x1 with K*C*Wo >= this: row GEMMs
+# row-perforated 1x1 with K*C*Wo >= this: row GEMMs (HAR pw2, 64 -> 128 on 16x16, is 2^17:
+# 1.96x over exact with them, 1.50x gathered; pw1, 32 -> 64 on 32x32, 2^16: 0.99x vs 1.41x)
+POINTWISE_ROW_GEMM_MIN_MACS = 1 << 17
 DIRECT_MAX_GROUP_WIDTH = 8
 DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
 TASKS_PER_WORKER = 4  # chunks per thread at least, for balance when a core is busy

@@ -1,0 +1,30 @@
+"""Which 1x1 layers run row perforation as row GEMMs: the HAR MobileNet's 64 -> 128 layer on
+16x16 maps does (measured faster), the 32 -> 64 one on 32x32 keeps the gather."""
+
+from __future__ import annotations
+
+import pytest
+from test_kernels_paths import _data, assert_close, forced_paths
+
+from mobiprox_lab import kernels
+from mobiprox_lab.kernels import _conv
+
+reference = pytest.importorskip("mobiprox_lab.reference")
+
+
+@pytest.mark.parametrize("c,k,hw,row_gemms", [(64, 128, 16, True), (32, 64, 32, False)])
+@pytest.mark.parametrize("kid", [123, 124])
+def test_har_pointwise_row_perforation_path(c, k, hw, row_gemms, kid):
+    x, wt, b = _data(3, 2, c, hw, hw, k, c, 1, 1, True)
+    seen = []
+    real = _conv.pointwise_gathered
+
+    def spy(*args):
+        seen.append(args[-1])
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as mp, forced_paths(1):
+        mp.setattr(_conv, "pointwise_gathered", spy)
+        got = kernels.conv2d(x, wt, b, knob=kid)
+    assert seen == [row_gemms]
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
