@@ -32,10 +32,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mobiprox_lab import knobs  # noqa: E402
+from mobiprox_lab.kernelbench import settle  # noqa: E402
 from mobiprox_lab.models import build_model, cached_model  # noqa: E402
 from mobiprox_lab.runtime import ApproxModel  # noqa: E402
 
 SHAPES = {"har": ((3, 32, 32), 7), "kws": ((1, 101, 40), 12)}
+TORCH_RUNS = ("torch eager", "exact, reference backend")  # candidates that run torch ops
 
 
 def _model(task: str):
@@ -81,7 +83,7 @@ def predicted_speedup(am: ApproxModel, config: dict[str, int]) -> float:
 
 def _median_times(fns: dict, budget: float, min_rounds: int = 3,
                   max_rounds: int = 200, clock=time.perf_counter,
-                  warm: int = 3) -> dict[str, float]:
+                  warm: int = 3, spinning=TORCH_RUNS) -> dict[str, float]:
     """Median seconds per call of each function, timed round-robin (one call of each per
     round) so that load drifts on a shared machine hit every candidate alike; each timed
     call follows ``warm`` untimed calls of the same function, so that it starts from its
@@ -89,7 +91,10 @@ def _median_times(fns: dict, budget: float, min_rounds: int = 3,
     run comes right after the torch ones: HAR at batch 1 (1 thread, CPU time, median of
     300) measured 0.533 ms after one warm call, 0.496 ms after three, 0.494 ms after a
     perforated run (which shares its weights); with no warm call the exact run was the
-    slowest of all and every speedup over it inflated. ``clock``: ``time.perf_counter``
+    slowest of all and every speedup over it inflated. After the functions in
+    ``spinning`` (torch's) the next one starts when torch's OpenMP threads have stopped
+    spinning (``kernelbench.settle``), else on several threads they hold a core during the
+    next candidate's calls. ``clock``: ``time.perf_counter``
     (wall) or ``time.thread_time`` (CPU time of the calling thread, robust to other
     processes' load when everything runs on that one thread)."""
     for fn in fns.values():
@@ -104,6 +109,8 @@ def _median_times(fns: dict, budget: float, min_rounds: int = 3,
             t0 = clock()
             fn()
             times[k].append(clock() - t0)
+            if k in spinning:
+                settle()
         rounds += 1
     return {k: statistics.median(v) for k, v in times.items()}
 

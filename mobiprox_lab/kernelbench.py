@@ -27,7 +27,8 @@ import pandas as pd
 
 from . import cache, kernels, knobs
 
-BENCH_VERSION = 2  # 2: each timed call after an untimed one of the same variant
+BENCH_VERSION = 3  # 2: each timed call after an untimed one of the same variant;
+# 3: after a torch call, wait for its OpenMP threads to stop spinning (settle)
 BATCH = 64
 # variant label -> knob id (None: torch's exact conv2d)
 APPROX_VARIANTS: dict[str, int] = {
@@ -245,14 +246,32 @@ def _calls(layer: LayerShape, x: np.ndarray, w: np.ndarray) -> dict:
             for variant, kid in _variants(layer).items()}
 
 
-def _time_interleaved(calls: dict, repeats: int, warmup: int = 2
+def settle(max_s: float = 0.1, step_s: float = 0.002, idle_cpu_s: float = 2e-4) -> float:
+    """Wait (at most ``max_s`` seconds) until this process's threads stop using CPU, and
+    return the seconds waited. torch's OpenMP workers spin after a parallel call: after a
+    HAR pw2 conv on 2 threads the process burnt a median 7.7 ms (3-10 ms) of CPU during
+    the next 50 ms of sleep (0.05 ms after ours), which took a core from whatever ran next."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < max_s:
+        cpu = time.process_time()
+        time.sleep(step_s)
+        if time.process_time() - cpu < idle_cpu_s:
+            break
+    return time.perf_counter() - start
+
+
+def _time_interleaved(calls: dict, repeats: int, warmup: int = 2, spinning=("torch exact",)
                       ) -> dict[str, tuple[list[float], list[float]]]:
     """variant -> (wall seconds, process CPU seconds) of each repeat.
 
     Each timed call follows an untimed call of the same variant: every variant is timed
     with its own data in cache, not with what the variant before it left there (torch's
     exact conv ran before ours and left it a cold cache: on the HAR 32x32 pointwise layer
-    our exact measured ~40 % slower after it, inflating every speedup over it)."""
+    our exact measured ~40 % slower after it, inflating every speedup over it). After the
+    variants in ``spinning`` (torch's) the next one starts when their threads have stopped
+    spinning (:func:`settle`): on 2 threads, our exact and perf row s2, the two variants
+    right after torch's, had quartile spreads (q75 / q25 of wall time) of 1.6-2.1 on HAR
+    pw2, pw4, pw12 and dw2-dw6, the later variants about 1.05."""
     for call in calls.values():
         for _ in range(warmup):
             call()
@@ -264,6 +283,8 @@ def _time_interleaved(calls: dict, repeats: int, warmup: int = 2
             call()
             samples[name][0].append(time.perf_counter() - start)
             samples[name][1].append(time.process_time() - cpu)
+            if name in spinning:
+                settle()
     return samples
 
 
