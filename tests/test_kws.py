@@ -247,6 +247,23 @@ def test_synth_deterministic_and_seeded(small_synth) -> None:
     np.testing.assert_array_equal(cached.audio, ds.audio)
 
 
+def test_babble_behind_each_split_is_that_splits_voices(monkeypatch) -> None:
+    from mobiprox_lab.datasets import kws_synth
+
+    used = []
+    real = kws_synth.babble_speech
+
+    def spy(talkers, seed, **kw):
+        used.append({v.split for v in talkers})
+        return real(talkers, seed, **kw)
+
+    monkeypatch.setattr(kws_synth, "babble_speech", spy)
+    ds = kws.synth_keywords(N_SMALL, seed=0, noise_types=("babble",), use_cache=False,
+                            progress=False)
+    assert used == [{"train"}, {"tune"}, {"test"}]
+    assert set(ds.noise) == {"babble"}
+
+
 def test_synth_balance_format_and_snr(small_synth) -> None:
     ds, seconds = small_synth
     print(f"synth_keywords({N_SMALL}) cold: {seconds:.1f} s")
@@ -327,7 +344,7 @@ def test_synth_validation() -> None:
 
 def test_noise_types_unit_rms_and_coloured() -> None:
     rng = np.random.default_rng(0)
-    speech = kws.babble_speech(0)
+    speech = kws.babble_speech(kws.split_voices(kws.synth_voices(0), "train"), 0)
     spectra = {}
     for kind in kws.NOISE_TYPES:
         x = kws.make_noise(kind, 6, rng, speech)
@@ -339,6 +356,16 @@ def test_noise_types_unit_rms_and_coloured() -> None:
     assert spectra["white"] < spectra["pink"] < spectra["brown"]
     with pytest.raises(ValueError, match="babble_speech"):
         kws.make_noise("babble", 2, rng)
+
+
+def test_babble_talkers_come_from_one_split() -> None:
+    voices = kws.synth_voices(0)
+    mixed = kws.split_voices(voices, "train")[:6] + kws.split_voices(voices, "test")[:6]
+    with pytest.raises(ValueError, match=r"talkers: expected the voices of one split"):
+        kws.babble_speech(mixed, 0)
+    with pytest.raises(ValueError, match="split"):
+        kws.split_voices(voices, "validation")
+    assert {v.split for v in kws.split_voices(voices, "tune")} == {"tune"}
 
 
 def test_espeak_generated_variant_and_unknown_variant(tmp_path: Path) -> None:

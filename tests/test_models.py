@@ -156,14 +156,15 @@ def test_load_or_train_caches(tmp_path, monkeypatch):
 
 
 @pytest.mark.training
-@pytest.mark.parametrize("task, floor", [("har", 0.80), ("kws", 0.75)])
+@pytest.mark.parametrize("task, floor", [("har", 0.83), ("kws", 0.83)])
 def test_default_models_reach_target_accuracy(task, floor):
     """Held-out (unseen subjects / voices) accuracy of the default models.
 
-    The aims are 0.85 (HAR) and 0.90 (KWS); measured with seed 0: HAR 0.832 (6 training
-    subjects only), KWS 0.780 (8 epochs of the 96 MFLOP Honk CNN on 2 CPU cores; unseen
-    synthetic voices). The floors guard against regressions below what the data and budget
-    give. Trains on a cold cache (~2 min HAR, ~6 min KWS on the idle box); loads otherwise.
+    The aims are 0.90 for both; measured with seed 0: HAR 0.855 (test subjects 2, 4, 9,
+    10, 12), KWS 0.860 (16 epochs of the 96 MFLOP Honk CNN with time / coefficient
+    masks; unseen synthetic voices). The floors guard against regressions below what the
+    data and budget give. Loads the shipped weights; on a cold cache without them it
+    trains (HAR ~12 min, KWS ~50 min on one thread of the loaded 2-core box).
     """
     from mobiprox_lab import datasets
 
@@ -251,3 +252,19 @@ def test_shipped_weights_are_used_and_checked(tmp_path, monkeypatch):
     fresh = models.load_or_train("har", quick=True, splits=splits, epochs=1, progress=False,
                                  retrain=True)
     assert not fresh.info["cached"]
+
+
+def test_kws_masks_zero_bounded_bands_and_follow_the_seed():
+    from mobiprox_lab.models import training
+
+    x = torch.ones(64, 1, 101, 40)
+    out = training._masks(x, torch.Generator().manual_seed(3))
+    again = training._masks(x, torch.Generator().manual_seed(3))
+    assert torch.equal(out, again) and out.shape == x.shape
+    zero = out == 0
+    frames = zero.all(dim=3).squeeze(1)  # (64, 101): whole frames masked
+    coefs = zero.all(dim=2).squeeze(1)  # (64, 40): whole coefficients masked
+    # outside the masked frames and coefficients nothing changes
+    assert torch.equal(zero, frames[:, None, :, None] | coefs[:, None, None, :])
+    assert int(frames.sum(1).max()) <= 20 and int(coefs.sum(1).max()) <= 10
+    assert frames.any() and coefs.any()  # masks are drawn, not all empty

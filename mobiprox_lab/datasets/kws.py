@@ -64,6 +64,7 @@ from .kws_synth import (
     PRESET_VARIANTS,
     Voice,
     babble_speech,
+    split_voices,
     synth_keywords,
     synth_voices,
     utterance_requests,
@@ -78,7 +79,7 @@ __all__ = [
     "STREAM_DEFAULTS", "STREAM_MAX", "SYNTH_PER_WORD", "UNKNOWN", "UNKNOWN_WORDS", "AudioSet",
     "Voice", "babble_speech", "context_trace", "fit_standardisation", "load_speech_commands",
     "make_noise", "mean_run_lengths", "mfcc", "model_inputs", "noise_stream", "prepare",
-    "speech_schedule", "synth_keywords", "synth_voices", "voice_data_root",
+    "speech_schedule", "split_voices", "synth_keywords", "synth_voices", "voice_data_root",
 ]
 
 #: examples per class of the synthetic default, (train, tune, test), and of its quick
@@ -339,6 +340,14 @@ def _trace_speakers(splits: Splits, params: dict, progress: bool
     return None, voices, every
 
 
+def _babble_talkers(voices: list[Voice] | None, params: dict) -> list[Voice]:
+    """Who babbles behind a context trace: held-out (test) voices only, the synthetic test
+    voices of the trace's own set, or of the default voice set behind real clips."""
+    if voices is not None:
+        return voices
+    return split_voices(synth_voices(int(params["seed"])), "test")
+
+
 def _trace_background(n: int, contexts: tuple[str, ...], params: dict,
                       rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(context code int64 (n,), SNR track float64 (n,) dB, noise type str (n,)) of each
@@ -403,7 +412,8 @@ def _build_trace(splits: Splits, n: int, contexts: tuple[str, ...], params: dict
     word = np.array(["_silence_"] * n, dtype=object)
     clips, job = _trace_utterances(real, voices, every, y, sched, words_idx, rng, speaker, word)
     try:
-        stream = babble_speech(seed) if "babble" in kinds else None
+        stream = (babble_speech(_babble_talkers(voices, params), seed)
+                  if "babble" in kinds else None)
         noise = noise_matrix(kinds, np.random.default_rng([seed, 7]), stream)
     except BaseException:
         if job is not None:

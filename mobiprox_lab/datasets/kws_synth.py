@@ -6,7 +6,8 @@
   a speaking rate, pitch, pitch range and vocal-tract warp; shuffled into train / tune /
   test so the test set holds unseen voices.
 - ``utterance_requests``: one eSpeak request per utterance, the voice jittered.
-- ``babble_speech(seed)``: sentences read by 12 voices, the source of "babble" noise.
+- ``babble_speech(talkers, seed)``: sentences read by 12 voices of one split, the source of
+  that split's "babble" noise.
 - ``synth_keywords()``: the 12-class task (silence, unknown = ``UNKNOWN_WORDS``, ten
   keywords), each utterance shifted at random in its 1-s clip and mixed with background
   noise (``kws_noise``) over a range of SNRs; cached.
@@ -197,28 +198,43 @@ def utterance_requests(voices: list[Voice], words: list[str],
     return reqs
 
 
-def babble_speech(seed: int) -> np.ndarray:
-    """float32 (m,) ~1-2 minutes of sentences read by 12 voices, each utterance unit RMS."""
+def babble_speech(talkers: list[Voice], seed: int, *, n_talkers: int = 12) -> np.ndarray:
+    """float32 (m,) ~1-2 minutes of sentences read by ``n_talkers`` of ``talkers`` (all of
+    them when fewer), each utterance unit RMS; cached.
+
+    ``talkers`` must be the voices of one split: a split's babble noise comes from that
+    split's own speakers, so no voice is heard in two splits (a test voice babbling behind
+    training clips would be a leak)."""
     from ._espeak import synthesize
 
-    key = cache.cache_key(seed=seed, f=CACHE_FORMAT)
+    splits = sorted({v.split for v in talkers})
+    if len(splits) != 1:
+        raise ValueError(f"talkers: expected the voices of one split, got splits {splits}")
+    n_talkers = checks.integer("n_talkers", n_talkers, lo=1)
+    key = cache.cache_key(seed=seed, talkers=sorted(v.name for v in talkers),
+                          n_talkers=n_talkers, f=CACHE_FORMAT)
     path = cache.cache_dir("datasets") / f"kws_babble_{key}.npz"
     if path.exists():
         return cache.load_npz(path)["stream"]
-    voices = synth_voices(seed)
     rng = np.random.default_rng([seed, 2])
-    pick = rng.choice(len(voices), 12, replace=False)
+    pick = rng.choice(len(talkers), min(n_talkers, len(talkers)), replace=False)
     reqs = []
     for k, i in enumerate(pick):
+        v = talkers[i]
         for s in range(2):
             text = BABBLE_TEXT[(2 * k + s) % len(BABBLE_TEXT)]
-            reqs.append((text, voices[i].name, voices[i].rate, voices[i].pitch,
-                         voices[i].pitch_range, int(rng.integers(0, 2**31 - 1)),
-                         voices[i].warp))
-    clips = [unit_rms(c) for c in synthesize(reqs, voice_data_root(voices)) if len(c)]
+            reqs.append((text, v.name, v.rate, v.pitch, v.pitch_range,
+                         int(rng.integers(0, 2**31 - 1)), v.warp))
+    clips = [unit_rms(c) for c in synthesize(reqs, voice_data_root(talkers)) if len(c)]
     stream = np.concatenate(clips).astype(np.float32)
     cache.save_npz(path, stream=stream)
     return stream
+
+
+def split_voices(voices: list[Voice], split: str) -> list[Voice]:
+    """The voices of ``voices`` in ``split`` ("train", "tune" or "test")."""
+    checks.choice("split", split, SPLIT_NAMES)
+    return [v for v in voices if v.split == split]
 
 
 def _split_counts(n: int, fractions) -> list[int]:
@@ -334,11 +350,12 @@ def _synth_audio(rows: list[tuple], draws: dict, voices: list[Voice], seed: int,
     n, kinds = len(rows), draws["kinds"]
     job = SynthesisJob(draws["reqs"], voice_data_root(voices))
     try:
-        stream = babble_speech(seed) if "babble" in kinds else None
         split_of = np.array([r[0] for r in rows])
         noise = np.empty((n, CLIP), dtype=np.float32)
         for k, split in enumerate(SPLIT_NAMES):
             idx = np.flatnonzero(split_of == split)
+            stream = (babble_speech(split_voices(voices, split), seed)
+                      if "babble" in kinds[idx] else None)
             noise[idx] = noise_matrix(kinds[idx], np.random.default_rng([seed, 4, k]), stream)
     except BaseException:
         job.close()

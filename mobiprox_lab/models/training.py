@@ -89,8 +89,8 @@ def _augment(xb: torch.Tensor, kind: str | None, gen: torch.Generator) -> torch.
     (speed x0.8-1.25 plus a shift of up to +-16 samples: people move at different paces
     and phases), a small rotation of the x/y/z axes (up to 15 deg about each axis: the
     device sits differently on each body; on HAPT, dropping it lost 1 pp), a per-sensor
-    gain (+-10 %) and noise; fold
-    back. "kws" (MFCC): a time shift of up to +-10 frames and light noise.
+    gain (+-10 %) and noise; fold back. "kws" (MFCC): a time shift of up to +-10 frames
+    and light noise; "kws_masks" adds time and coefficient masks (:func:`_masks`).
     """
     if not kind:
         return xb
@@ -111,7 +111,7 @@ def _augment(xb: torch.Tensor, kind: str | None, gen: torch.Generator) -> torch.
         raw = raw * (1.0 + 0.1 * torch.randn(n, 3, 1, 1, generator=gen))
         raw = raw + 0.05 * torch.randn(raw.shape, generator=gen)
         return _raw_to_image(raw).contiguous()
-    if kind == "kws":
+    if kind in ("kws", "kws_masks"):
         # time shift of up to +-10 frames (zero filled) and light noise: voices differ in timing
         shifts = torch.randint(-10, 11, (n,), generator=gen)
         out = torch.zeros_like(xb)
@@ -121,8 +121,28 @@ def _augment(xb: torch.Tensor, kind: str | None, gen: torch.Generator) -> torch.
                 out[i, :, s:] = xb[i, :, :t - s]
             else:
                 out[i, :, :t + s] = xb[i, :, -s:]
-        return out + 0.05 * torch.randn(xb.shape, generator=gen) * xb.std()
-    raise ValueError(f"augment: expected None, 'har' or 'kws', got {kind!r}")
+        out = out + 0.05 * torch.randn(xb.shape, generator=gen) * xb.std()
+        return _masks(out, gen) if kind == "kws_masks" else out
+    raise ValueError(f"augment: expected None, 'har', 'kws' or 'kws_masks', got {kind!r}")
+
+
+def _masks(xb: torch.Tensor, gen: torch.Generator, max_frames: int = 10,
+           max_coefs: int = 5) -> torch.Tensor:
+    """SpecAugment-style masking of standardised MFCC (N, 1, frames, coefficients): per
+    example two time masks of 0..``max_frames`` frames and two masks of 0..``max_coefs``
+    coefficients, set to 0 (the training mean): a word stays recognisable when part of
+    it is buried in noise."""
+    n, _, t, f = xb.shape
+    keep = torch.ones(n, 1, t, f)
+    for size, axis in ((max_frames, 2), (max_frames, 2), (max_coefs, 3), (max_coefs, 3)):
+        extent = xb.shape[axis]
+        length = torch.randint(0, min(size, extent) + 1, (n,), generator=gen)
+        start = (torch.rand(n, generator=gen) * (extent - length + 1)).long()
+        pos = torch.arange(extent)[None]
+        masked = (pos >= start[:, None]) & (pos < (start + length)[:, None])  # (n, extent)
+        shape = (n, 1, extent, 1) if axis == 2 else (n, 1, 1, extent)
+        keep = keep * (~masked).float().view(shape)
+    return xb * keep
 
 
 def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
@@ -135,8 +155,9 @@ def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
 
     Deterministic for a ``seed``: the initial weights are re-drawn from it, the data order
     and augmentation come from seeded generators, and torch's deterministic algorithms are on.
-    ``augment``: None, "har" or "kws" (see :func:`_augment`). ``warmup_epochs``: linear
-    learning-rate warm-up (the KWS CNN has no batch norm and dies at full lr from step 1).
+    ``augment``: None, "har", "kws" or "kws_masks" (see :func:`_augment`).
+    ``warmup_epochs``: linear learning-rate warm-up (the KWS CNN has no batch norm and
+    dies at full lr from step 1).
     ``num_threads``: torch threads while training (default 1: on the shared 2-core box two
     threads oversubscribe and ran an epoch ~10x slower, and one thread makes the result
     independent of the core count; None keeps torch's setting).
@@ -239,7 +260,7 @@ KEEP_CHOICES = ("best_tune", "last")
 TRAIN_DEFAULTS: dict[str, dict] = {
     "har": {"epochs": 12, "lr": 2e-3, "batch_size": 64, "patience": 6, "augment": "har",
             "weight_decay": 0.05, "label_smoothing": 0.1},
-    "kws": {"epochs": 4, "lr": 3e-3, "batch_size": 64, "patience": 3, "augment": "kws",
+    "kws": {"epochs": 16, "lr": 3e-3, "batch_size": 64, "patience": 16, "augment": "kws_masks",
             "weight_decay": 0.01, "label_smoothing": 0.1, "warmup_epochs": 1,
             "num_threads": 2},
 }
