@@ -23,6 +23,7 @@ __all__ = [
     "agreement_loss_pp",
     "best_timeshare_energy",
     "fit_temperature",
+    "grouped_accuracy_ci",
     "mean_ci",
     "schedule_relative_energy",
     "static_points",
@@ -192,3 +193,28 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
         return m, math.nan, math.nan
     half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
     return m, m - half, m + half
+
+
+def grouped_accuracy_ci(correct, groups, level: float = 0.95, n_boot: int = 4000,
+                        seed: int = 0) -> tuple[float, float, float]:
+    """(accuracy, low, high): accuracy of ``correct`` (bool (N,)) with a percentile
+    bootstrap interval that resamples whole ``groups`` (int (N,): subjects, voices) with
+    replacement, so the interval shows how much the figure depends on who was held out.
+    The interval is NaN with fewer than two groups."""
+    c = np.asarray(correct, dtype=bool).ravel()
+    g = np.asarray(groups).ravel()
+    if g.shape != c.shape or not len(c):
+        raise ValueError(f"correct, groups: expected two non-empty arrays of one length, got "
+                         f"{c.shape} and {g.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"level: expected a float in (0, 1), got {level!r}")
+    _, inverse = np.unique(g, return_inverse=True)
+    hits = np.bincount(inverse, weights=c.astype(np.float64))
+    counts = np.bincount(inverse).astype(np.float64)
+    acc = float(hits.sum() / counts.sum())
+    if len(counts) < 2:
+        return acc, math.nan, math.nan
+    draw = np.random.default_rng(seed).integers(0, len(counts), (int(n_boot), len(counts)))
+    boot = hits[draw].sum(axis=1) / counts[draw].sum(axis=1)
+    lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return acc, float(lo), float(hi)

@@ -102,3 +102,22 @@ def test_mean_ci():
     assert m - lo == pytest.approx(hi - m)
     m, lo, hi = ev.mean_ci([5.0])
     assert m == 5.0 and math.isnan(lo) and math.isnan(hi)
+
+
+def test_grouped_accuracy_ci_resamples_whole_groups():
+    # three groups: 10/10, 5/10 and 0/20 correct -> 15/40 overall
+    correct = np.r_[np.ones(10), np.ones(5), np.zeros(5), np.zeros(20)].astype(bool)
+    groups = np.r_[np.full(10, 7), np.full(10, 3), np.full(20, 9)]
+    acc, lo, hi = ev.grouped_accuracy_ci(correct, groups, n_boot=2000)
+    assert acc == pytest.approx(15 / 40)
+    # a resample holds only these groups: its accuracy lies between the worst and best group
+    assert 0.0 <= lo < acc < hi <= 1.0
+    # every group alike: no spread between groups, so none in the interval
+    same = ev.grouped_accuracy_ci(np.tile([True, False], 20), np.repeat(np.arange(4), 10))
+    assert same == pytest.approx((0.5, 0.5, 0.5))
+    one = ev.grouped_accuracy_ci(correct, np.zeros(40))
+    assert one[0] == pytest.approx(15 / 40) and math.isnan(one[1]) and math.isnan(one[2])
+    with pytest.raises(ValueError, match="correct, groups"):
+        ev.grouped_accuracy_ci(correct, groups[:-1])
+    with pytest.raises(ValueError, match="level"):
+        ev.grouped_accuracy_ci(correct, groups, level=1.5)

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from mobiprox_lab.datasets import Split
 from mobiprox_lab.datasets.traces import Trace
@@ -28,8 +29,15 @@ def _setup(n_configs=4, n_classes=3, seed=0):
 
     y_tune = rng.integers(0, n_classes, 300)
     y_pool = rng.integers(0, n_classes, 200)
+    # test inputs are the logits themselves (the "network" flattens them): subject 1 right
+    # on all 30, subject 2 on 10 of 20
+    y_test = np.arange(50) % n_classes
+    logits = np.eye(n_classes, dtype=np.float32)[y_test]
+    logits[40:] = np.eye(n_classes, dtype=np.float32)[(y_test[40:] + 1) % n_classes]
     splits = SimpleNamespace(tune=Split(np.zeros((300, 1, 1, 1), np.float32), y_tune,
                                         np.zeros(300, np.int64)),
+                             test=Split(logits[:, :, None, None], y_test,
+                                        np.r_[np.ones(30), np.full(20, 2)].astype(np.int64)),
                              labels=tuple("abc"))
     configs = pd.DataFrame({"name": [f"conf{i}" for i in range(n_configs)],
                             "speedup": np.linspace(1, 1.6, n_configs),
@@ -37,7 +45,9 @@ def _setup(n_configs=4, n_classes=3, seed=0):
                             "speedup_b1": np.linspace(1, 0.9, n_configs),
                             "qos_loss_test": np.linspace(0, 3, n_configs)})
     setup = experiments.TaskSetup(
-        task="har", trained=SimpleNamespace(info={"test_acc": 0.9}), tuned=None, model=None,
+        task="har", trained=SimpleNamespace(
+            module=torch.nn.Flatten(), info={"train_acc": 0.95, "tune_acc": 0.9,
+                                             "test_acc": 0.8}), tuned=None, model=None,
         splits=splits, configs=configs,
         relative_energy=np.linspace(1, 1.6, n_configs) ** -1.3,
         # alone (batch 1) the approximate configurations run slower than exact
@@ -121,6 +131,11 @@ def test_aggregate_intervals_and_headline():
     head = experiments.headline({"har": setup}, {"har_day": agg})
     h = head["har"]
     assert h["n_configs"] == 4 and h["relative_energy"][0] == 1.0
+    # test accuracy measured in the run, its interval over the two test subjects
+    assert h["test_accuracy"] == pytest.approx(40 / 50) and h["test_groups"] == 2
+    lo, hi = h["test_accuracy_ci"]
+    assert 10 / 20 <= lo < 40 / 50 < hi <= 1.0
+    assert (h["train_accuracy"], h["tune_accuracy"]) == (0.95, 0.9)
     assert h["cost_model_median_error"] == pytest.approx(
         np.median(np.abs(setup.configs["predicted_speedup"] - setup.configs["speedup"])
                   / setup.configs["speedup"]))

@@ -37,6 +37,9 @@ def _check_headline(head: dict) -> None:
     for task in ("har", "kws"):
         h = head[task]
         assert 0 <= h["test_accuracy"] <= 1
+        lo, hi = h["test_accuracy_ci"]  # bootstrap over the held-out subjects / voices
+        assert 0 <= lo <= h["test_accuracy"] <= hi <= 1 and h["test_groups"] >= 2
+        assert 0 <= h["train_accuracy"] <= 1 and 0 <= h["tune_accuracy"] <= 1
         assert h["n_configs"] == len(h["measured_speedup"]) == len(h["relative_energy"])
         assert h["measured_speedup"][0] == 1.0 and h["relative_energy"][0] == 1.0
         assert h["cost_model_median_error"] >= 0
