@@ -104,6 +104,25 @@ def test_train_validation():
                                            splits.train.group), splits.tune, splits.test)
     with pytest.raises(ValueError, match=r"splits.train.x: expected a float32 array"):
         train(HarMobileNet(3, width=0.125), bad, epochs=1)
+    with pytest.raises(ValueError, match=r"max_rotation_deg: expected degrees in \[0, 180\]"):
+        train(HarMobileNet(3, width=0.125), splits, epochs=1, max_rotation_deg=-5)
+
+
+def test_har_augmentation_rotation_limit():
+    """With ``max_rotation_deg=0`` the axes are not rotated: a window of gravity alone (x
+    axis of total_acc) keeps its direction; at 15 degrees it tilts."""
+    from mobiprox_lab.datasets import har
+    from mobiprox_lab.models import training
+
+    raw = np.zeros((8, 9, 128), np.float32)
+    raw[:, 6] = 1.0  # total_acc x = 1 g, nothing else
+    img = torch.from_numpy(har.signal_image(raw))
+    tilt = {}
+    for deg in (0.0, 15.0):
+        out = training._augment(img, "har", torch.Generator().manual_seed(0), deg)
+        g = out.reshape(8, 3, 4, 8, 32)[:, 2, :, :3, :].mean(dim=(1, 3))  # total_acc x, y, z
+        tilt[deg] = float(torch.rad2deg(torch.atan2(g[:, 1:].norm(dim=1), g[:, 0])).max())
+    assert tilt[0.0] < 3.0 < tilt[15.0]  # noise only vs a real tilt
 
 
 def test_train_keep_last_returns_the_final_epochs_weights(monkeypatch):

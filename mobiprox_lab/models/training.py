@@ -82,12 +82,13 @@ def _rotations(n: int, max_deg: float, gen: torch.Generator) -> torch.Tensor:
     return rx.view(n, 3, 3) @ ry.view(n, 3, 3) @ rz.view(n, 3, 3)
 
 
-def _augment(xb: torch.Tensor, kind: str | None, gen: torch.Generator) -> torch.Tensor:
+def _augment(xb: torch.Tensor, kind: str | None, gen: torch.Generator,
+             max_rotation_deg: float = 15.0) -> torch.Tensor:
     """Light, label-preserving augmentation of a batch (N, C, H, W).
 
     "har" (signal images): unfold to the 3x3x128 windows, then per example a time warp
     (speed x0.8-1.25 plus a shift of up to +-16 samples: people move at different paces
-    and phases), a small rotation of the x/y/z axes (up to 15 deg about each axis: the
+    and phases), a small rotation of the x/y/z axes (up to ``max_rotation_deg`` about each axis: the
     device sits differently on each body; on HAPT, dropping it lost 1 pp), a per-sensor
     gain (+-10 %) and noise; fold back. "kws" (MFCC): a time shift of up to +-10 frames
     and light noise; "kws_masks" adds time and coefficient masks (:func:`_masks`).
@@ -107,7 +108,7 @@ def _augment(xb: torch.Tensor, kind: str | None, gen: torch.Generator) -> torch.
         frac = (pos - i0).view(n, 1, 1, 128)
         idx0 = i0.view(n, 1, 1, 128).expand(n, 3, 3, 128)
         raw = torch.gather(raw, 3, idx0) * (1 - frac) + torch.gather(raw, 3, idx0 + 1) * frac
-        raw = torch.einsum("nij,nsjt->nsit", _rotations(n, 15.0, gen), raw)
+        raw = torch.einsum("nij,nsjt->nsit", _rotations(n, max_rotation_deg, gen), raw)
         raw = raw * (1.0 + 0.1 * torch.randn(n, 3, 1, 1, generator=gen))
         raw = raw + 0.05 * torch.randn(raw.shape, generator=gen)
         return _raw_to_image(raw).contiguous()
@@ -148,6 +149,7 @@ def _masks(xb: torch.Tensor, gen: torch.Generator, max_frames: int = 10,
 def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
           batch_size: int = 64, seed: int = 0, patience: int = 6,
           weight_decay: float = 1e-4, augment: str | None = None,
+          max_rotation_deg: float = 15.0,
           label_smoothing: float = 0.0, warmup_epochs: int = 0, num_threads: int | None = 1,
           keep: str = "best_tune", progress: bool = True) -> tuple[nn.Module, list[dict]]:
     """Train ``model`` on ``splits.train`` with AdamW + cosine learning rate, early stopping
@@ -155,7 +157,8 @@ def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
 
     Deterministic for a ``seed``: the initial weights are re-drawn from it, the data order
     and augmentation come from seeded generators, and torch's deterministic algorithms are on.
-    ``augment``: None, "har", "kws" or "kws_masks" (see :func:`_augment`).
+    ``augment``: None, "har", "kws" or "kws_masks" (see :func:`_augment`);
+    ``max_rotation_deg``: the largest axis rotation of "har" (degrees about each axis).
     ``warmup_epochs``: linear learning-rate warm-up (the KWS CNN has no batch norm and
     dies at full lr from step 1).
     ``num_threads``: torch threads while training (default 1: on the shared 2-core box two
@@ -173,6 +176,9 @@ def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
             raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
     if not lr > 0:
         raise ValueError(f"lr: expected a positive float, got {lr!r}")
+    if not 0 <= max_rotation_deg <= 180:
+        raise ValueError(f"max_rotation_deg: expected degrees in [0, 180], got "
+                         f"{max_rotation_deg!r}")
     if keep not in KEEP_CHOICES:
         raise ValueError(f"keep: expected one of {KEEP_CHOICES}, got {keep!r}")
     xtr, ytr = _check_split(splits.train, "splits.train")
@@ -186,6 +192,7 @@ def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
     try:
         return _train(model, splits, xtr, ytr, epochs=epochs, lr=lr, batch_size=batch_size,
                       seed=seed, patience=patience, weight_decay=weight_decay, augment=augment,
+                      max_rotation_deg=max_rotation_deg,
                       label_smoothing=label_smoothing, warmup_epochs=warmup_epochs,
                       keep=keep, progress=progress)
     finally:
@@ -193,7 +200,7 @@ def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
 
 
 def _train(model, splits, xtr, ytr, *, epochs, lr, batch_size, seed, patience, weight_decay,
-           augment, label_smoothing, warmup_epochs, keep, progress):
+           augment, max_rotation_deg, label_smoothing, warmup_epochs, keep, progress):
     from tqdm.auto import tqdm
 
     with _deterministic():
@@ -226,7 +233,7 @@ def _train(model, splits, xtr, ytr, *, epochs, lr, batch_size, seed, patience, w
                 idx = order[i:i + batch_size]
                 if len(idx) < 2 and total > 0:  # a batch of 1 breaks batch norm
                     continue
-                xb = _augment(xt[idx], augment, gen)
+                xb = _augment(xt[idx], augment, gen, max_rotation_deg)
                 out = model(xb)
                 loss = loss_fn(out, yt[idx])
                 opt.zero_grad(set_to_none=True)
