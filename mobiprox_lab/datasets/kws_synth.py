@@ -299,7 +299,7 @@ def _example_rows(voices: list[Voice], per_split: list[int], split_fractions,
     class per split, said by that split's voices in turn (silence: no voice)."""
     rows = []
     for split, count in zip(SPLIT_NAMES, per_split, strict=True):
-        pool = [v for v in voices if v.split == split]
+        pool = split_voices(voices, split)
         if not pool:
             raise ValueError(f"split_fractions: no voice falls in the {split!r} split with "
                              f"{split_fractions!r}; expected larger fractions")
