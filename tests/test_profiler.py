@@ -336,6 +336,29 @@ def test_profile_probs_matches_predict_proba_and_caches(toy):
                                                          progress=False), probs)
 
 
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+def test_shared_prefix_logits_match_separate_runs(backend):
+    """The prefix-sharing walk gives each configuration's batched_logits bit for bit, in
+    any grouping: shared first layers, a lone configuration, duplicates, the exact one."""
+    from mobiprox_lab.profiler.parallel import batched_logits, shared_prefix_logits
+
+    model = small_net(3)
+    convs = model.op_names("conv")
+    configs = [{}, {convs[1]: 121}, {convs[1]: 121, convs[2]: 151}, {convs[0]: 12},
+               {convs[0]: 12, convs[2]: 151}, {convs[1]: 121}, {convs[2]: 121}, {}]
+    x = np.random.default_rng(0).normal(size=(37, 2, 24, 24)).astype(np.float32)
+    got = list(shared_prefix_logits(model, configs, x, backend=backend, batch_size=16))
+    assert sorted(i for i, _ in got) == list(range(len(configs)))
+    for i, logits in got:
+        np.testing.assert_array_equal(
+            logits, batched_logits(model, x, configs[i], backend=backend, batch_size=16))
+    one = list(shared_prefix_logits(model, configs[2:3], x, backend=backend))
+    np.testing.assert_array_equal(one[0][1], batched_logits(model, x, configs[2],
+                                                            backend=backend))
+    with pytest.raises(ValueError, match="config"):
+        list(shared_prefix_logits(model, [{"no_such_op": 12}], x, backend=backend))
+
+
 def test_fingerprint_follows_the_weights(toy):
     model, _, _ = toy
     fp = profiler.model_fingerprint(model)

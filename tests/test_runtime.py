@@ -369,6 +369,35 @@ def test_partial_runs_match_run(backend):
         am.run_from([x], cfg)
 
 
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+def test_branch_continues_without_touching_its_parent(backend):
+    """branch: a new state advanced from a shared prefix; the parent still gives its own
+    configuration's logits afterwards (numba steps may work in place on their input)."""
+    torch.manual_seed(7)
+    am = ApproxModel(_perturb_bn(_Residual()), (2, 8, 8))
+    x = _x((2, 8, 8), 3)
+    cfg = {n: 12 for n in am.tunable_ops} | {"conv2": 233}
+    parent = am.run_prefix(x, 1, cfg, backend=backend)
+    child = am.branch(parent, None, steps=2)
+    assert (parent.step, child.step) == (1, 3) and child is not parent
+    np.testing.assert_array_equal(am.run_from(parent, cfg), am.run(x, cfg, backend=backend))
+    np.testing.assert_array_equal(am.run_from(child, None),
+                                  am.run_from(am.advance(am.run_prefix(x, 1, cfg,
+                                                                       backend=backend),
+                                                         None, steps=2), None))
+    for s in range(len(am.step_ops())):  # a standalone ReLU runs in place on numba
+        state = am.run_prefix(x, s, cfg, backend=backend)
+        before = [np.array(v) if v is not None else None for v in state.values]
+        am.branch(state, None)  # exact: no fp16 rounding copies the ReLU's input first
+        for v, was in zip(state.values, before, strict=True):
+            if was is not None:
+                np.testing.assert_array_equal(np.asarray(v), was)
+    with pytest.raises(ValueError, match="steps: expected an int in"):
+        am.branch(parent, cfg, steps=len(am.step_ops()))
+    with pytest.raises(ValueError, match="state: expected a RunState"):
+        am.branch(x, cfg)
+
+
 def test_named_tensors_cover_weights_and_bn_statistics():
     torch.manual_seed(7)
     net = _perturb_bn(_Residual())

@@ -16,8 +16,9 @@ One concept per module; every public name is re-exported here
     :func:`profile_probs`: the softmax of every configuration on every input, cached under
     ``cache_dir("profiles", <model fingerprint>)``.
 ``parallel``
-    :func:`map_logits` / :func:`batched_logits`: logits of many configurations, here or on a
-    ``concurrent.futures`` executor or a Dask client.
+    :func:`map_logits` / :func:`batched_logits`: logits of many configurations, here (the
+    steps that configurations run under the same knobs computed once,
+    :func:`shared_prefix_logits`) or on a ``concurrent.futures`` executor or a Dask client.
 ``stats``
     :func:`softmax_stats`, :func:`per_class`, :func:`confidence_arrays`: accuracy and
     confidence statistics.
@@ -54,7 +55,7 @@ from .fingerprint import (
 )
 from .latency import LatencyTable, measure_latency_table
 from .measure import profile
-from .parallel import batched_logits, map_logits
+from .parallel import batched_logits, map_logits, shared_prefix_logits
 from .probs import profile_probs, softmax
 from .stats import confidence_arrays, per_class, softmax_stats
 
@@ -81,6 +82,7 @@ __all__ = [
     "predicted_speedup",
     "profile",
     "profile_probs",
+    "shared_prefix_logits",
     "softmax",
     "softmax_stats",
     "structure_fingerprint",

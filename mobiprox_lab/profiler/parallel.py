@@ -12,7 +12,7 @@ import numpy as np
 from .. import cache
 from .fingerprint import model_fingerprint
 
-__all__ = ["batched_logits", "map_logits"]
+__all__ = ["batched_logits", "map_logits", "shared_prefix_logits"]
 
 
 def batched_logits(model, x: np.ndarray, config=None, *, backend: str = "reference",
@@ -22,6 +22,48 @@ def batched_logits(model, x: np.ndarray, config=None, *, backend: str = "referen
     for i in range(0, len(x), batch_size):
         out[i:i + batch_size] = model.run(x[i:i + batch_size], config, backend=backend)
     return out
+
+
+def shared_prefix_logits(model, configs: Sequence[Mapping[str, int]], x: np.ndarray, *,
+                         backend: str = "reference", batch_size: int = 256
+                         ) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(i, logits float32 (N, n_classes))`` for every configuration, the same
+    logits as :func:`batched_logits`, each execution step computed once per distinct prefix.
+
+    Configurations that run the first steps under the same knobs share those steps
+    (``ApproxModel.run_prefix`` / ``branch`` on every batch of ``x``): a depth-first walk of
+    the prefix tree, so a configuration is yielded as soon as its leaf is reached. Memory:
+    the intermediate values of ``x`` along one branch of the tree (at most one value per
+    step depth is alive).
+    """
+    steps = model.step_ops()
+    full = [model.validate_config(c) for c in configs]
+    paths = [tuple(tuple(f[op] for op in ops) for ops in steps) for f in full]
+    roots = [model.run_prefix(x[i:i + batch_size], 0, None, backend=backend)
+             for i in range(0, len(x), batch_size)]
+    yield from _walk(model, roots, list(range(len(configs))), full, paths, 0, len(steps))
+
+
+def _walk(model, states: list, members: list[int], full: list[dict], paths: list[tuple],
+          depth: int, n_steps: int) -> Iterator[tuple[int, np.ndarray]]:
+    """The subtree of the configurations ``members``, which agree on steps < ``depth``
+    (``states``: one per batch, ``depth`` steps done)."""
+    if len(members) == 1 or depth == n_steps:
+        logits = np.concatenate([model.run_from(st, full[members[0]]) for st in states])
+        for i in members:  # equal configurations share every step
+            yield i, logits
+        return
+    groups: dict[tuple, list[int]] = {}
+    for i in members:
+        groups.setdefault(paths[i][depth], []).append(i)
+    for group in groups.values():
+        # advance over every step the whole group agrees on, in one branch
+        end = depth + 1
+        while end < n_steps and len({paths[i][end] for i in group}) == 1:
+            end += 1
+        child = [model.branch(st, full[group[0]], steps=end - depth) for st in states]
+        yield from _walk(model, child, group, full, paths, end, n_steps)
+        del child
 
 
 class _Payload:
@@ -85,7 +127,8 @@ def map_logits(model, configs: Sequence[Mapping[str, int]], x: np.ndarray, *, ex
                desc: str = "configs") -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(i, logits float32 (N, n_classes))`` for every configuration, as each finishes.
 
-    executor : None (run here, in order), a ``concurrent.futures`` executor, or a
+    executor : None (run here, sharing the execution steps that configurations run under
+        the same knobs, :func:`shared_prefix_logits`), a ``concurrent.futures`` executor, or a
         ``dask.distributed.Client`` (the model and ``x`` are shipped once per client as a
         task's result, kept for later calls with the same model and inputs, and recomputed
         by the scheduler if the workers holding them die).
@@ -98,8 +141,15 @@ def map_logits(model, configs: Sequence[Mapping[str, int]], x: np.ndarray, *, ex
     bar = tqdm(total=len(configs), desc=desc, disable=not progress or not configs, leave=False)
     try:
         if executor is None:
-            for i, cfg in enumerate(configs):
-                yield i, batched_logits(model, x, cfg, backend=backend, batch_size=batch_size)
+            if hasattr(model, "branch") and len(configs) > 1:
+                done = shared_prefix_logits(model, configs, x, backend=backend,
+                                            batch_size=batch_size)
+            else:
+                done = ((i, batched_logits(model, x, cfg, backend=backend,
+                                           batch_size=batch_size))
+                        for i, cfg in enumerate(configs))
+            for i, logits in done:
+                yield i, logits
                 bar.update()
             return
         if not hasattr(executor, "submit"):

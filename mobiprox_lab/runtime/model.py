@@ -420,9 +420,7 @@ class ApproxModel:
 
     def advance(self, state: RunState, config=None, *, steps: int = 1) -> RunState:
         """Run the next ``steps`` execution steps of ``state`` in place under ``config``."""
-        if not isinstance(state, RunState):
-            raise ValueError(f"state: expected a RunState (run_prefix), got "
-                             f"{type(state).__name__}")
+        self._check_state(state)
         plan = self._plans[state.backend]
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0 \
                 or state.step + steps > len(plan):
@@ -434,22 +432,33 @@ class ApproxModel:
         state.step += int(steps)
         return state
 
-    def run_from(self, state: RunState, config=None) -> np.ndarray:
-        """Logits float32 (N, n_classes) of the remaining steps of ``state`` under ``config``
-        (as :meth:`run` returns them); ``state`` itself is left as it was."""
-        if not isinstance(state, RunState):
-            raise ValueError(f"state: expected a RunState (run_prefix), got "
-                             f"{type(state).__name__}")
+    def branch(self, state: RunState, config=None, *, steps: int = 1) -> RunState:
+        """A new state: ``state`` advanced by ``steps`` execution steps under ``config``;
+        ``state`` itself is left as it was, so several configurations can continue from one
+        shared prefix."""
+        self._check_state(state)
         values = list(state.values)
         if state.backend == "numba":  # numba steps may overwrite an input they alone use
             values = [v.copy() if isinstance(v, np.ndarray) and i else v
                       for i, v in enumerate(values)]
-        kv = self._kv if config is None else self._vector(config)
-        out = self._execute_steps(self._plans[state.backend][state.step:], values, kv,
-                                  state.backend)
+        child = RunState(state.backend, state.step, values)
+        return self.advance(child, config, steps=steps)
+
+    def run_from(self, state: RunState, config=None) -> np.ndarray:
+        """Logits float32 (N, n_classes) of the remaining steps of ``state`` under ``config``
+        (as :meth:`run` returns them); ``state`` itself is left as it was."""
+        self._check_state(state)
+        done = self.branch(state, config, steps=len(self._plans[state.backend]) - state.step)
+        out = done.values[self._out_slot]
         if state.backend == "reference":
             return out.numpy().astype(np.float32, copy=False)
         return np.ascontiguousarray(out, np.float32)
+
+    @staticmethod
+    def _check_state(state) -> None:
+        if not isinstance(state, RunState):
+            raise ValueError(f"state: expected a RunState (run_prefix), got "
+                             f"{type(state).__name__}")
 
     def _execute_steps(self, steps: list[Step], env: list, kv: tuple[int, ...], backend: str):
         """``_execute`` under ``run``'s execution context: no grad (reference) or one BLAS
