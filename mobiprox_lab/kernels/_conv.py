@@ -13,7 +13,10 @@ Paths (``groups == 1`` unless said):
   sample straight into the output, then the half rounding.
 * fp32 exact (or sampled with a column-only pattern), stride 1, no padding,
   ``C*KW >= WIDE_MIN_REDUCTION`` (the KWS CNN's second layer): KH GEMMs on wide rows
-  accumulated in cache (``_wide``).
+  accumulated in cache (``_wide``). Tasks are blocks of samples (x blocks of output
+  channels); below ``WIDE_ROW_SPLIT_SAMPLES`` samples per thread, blocks of output rows
+  with every channel instead (batch 1: two channel blocks of 16 each rebuilt the shifted
+  input and ran thin GEMMs).
 * unperforated fp32 (exact or sampled) with ``groups == 1`` and maps of >=
   ``ROWBLOCK_MIN_PLANE`` outputs: tasks are blocks of output rows of one sample; the
   im2col of a block stays in cache and one GEMM writes it straight into the output.
@@ -68,6 +71,8 @@ PERFORATED_CHUNK_COLUMNS = 1024  # perforated chunks: at most this many kept pix
 COLUMN_BLOCK_COLUMNS = 4096  # column-perforated row blocks: at most this many kept pixels
 ONE_BY_ONE_MIN_PLANE = 256
 WIDE_MIN_REDUCTION = 128  # exact stride-1 unpadded convs with C*KW >= this: wide rows
+WIDE_ROW_SPLIT_SAMPLES = 4  # wide rows, fewer samples than this per thread: split the rows
+WIDE_ROW_TASKS = 2  # ... into about this many tasks per thread
 ROWBLOCK_MIN_PLANE = 256  # unperforated maps of at least this many outputs: row blocks
 POINTWISE_MIN_PLANE = 64  # 1x1 maps of at least this many pixels: GEMMs on strided views
 POINTWISE_GEMM_WIDTH = 128  # perforated 1x1: samples per GEMM to reach this many columns
@@ -389,22 +394,36 @@ def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
         pc, pj = pc[keep], pj[keep]
         wr = wr[:, :, keep] * np.float32(kn.stride / (kn.stride - 1))
     wr = np.ascontiguousarray(wr, dtype=np.float32)
-    nb, n_blocks, kb, kblocks = _blocks(s.n, s.k, workers, small)
+    if small or workers == 1 or s.n >= WIDE_ROW_SPLIT_SAMPLES * workers:
+        nb, n_blocks, kb, kblocks = _blocks(s.n, s.k, workers, small)
+        rows = s.ho
+    else:  # few samples: split each one's output rows, every task all the channels
+        nb, n_blocks, kb, kblocks = 1, s.n, s.k, 1
+        rows = ceil(s.ho / min(s.ho, ceil(WIDE_ROW_TASKS * workers / s.n)))
+    hblocks = ceil(s.ho / rows)
     timing = timings is not None
 
     def task(i: int, scratch: dict) -> None:
         t0 = thread_time() if timing else 0.0
-        b, j = divmod(i, kblocks)
+        b, rest = divmod(i, kblocks * hblocks)
+        j, h = divmod(rest, hblocks)
         if "p" not in scratch:
-            scratch["p"] = np.empty(pc.shape[0] * s.h * s.w, np.float32)
-            scratch["acc"] = np.empty(kb * s.ho * s.w, np.float32)
+            scratch["p"] = np.empty(pc.shape[0] * (rows + s.kh - 1) * s.w, np.float32)
+            scratch["acc"] = np.empty(kb * rows * s.w, np.float32)
         wide_conv(x, wr, pc, pj, out, b * nb, min(s.n, (b + 1) * nb), j * kb,
-                  min(s.k, (j + 1) * kb), bias, has_bias, scratch["p"], scratch["acc"])
+                  min(s.k, (j + 1) * kb), h * rows, min(s.ho, (h + 1) * rows), bias,
+                  has_bias, scratch["p"], scratch["acc"])
         if timing:
             _add(scratch, "gemm", thread_time() - t0)
 
-    _run(_relu_after(task, relu, out, _block_region(s, nb, kb, kblocks), timing),
-         n_blocks * kblocks, workers, timings, t_start, small)
+    def region(i: int) -> tuple:
+        b, rest = divmod(i, kblocks * hblocks)
+        j, h = divmod(rest, hblocks)
+        return (b * nb, min(s.n, (b + 1) * nb), j * kb, min(s.k, (j + 1) * kb),
+                h * rows * s.wo, min(s.ho, (h + 1) * rows) * s.wo)
+
+    _run(_relu_after(task, relu, out, region, timing), n_blocks * kblocks * hblocks, workers,
+         timings, t_start, small)
 
 
 def _block_region(s: ConvSpec, nb: int, kb: int, kblocks: int):

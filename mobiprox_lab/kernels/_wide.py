@@ -24,38 +24,41 @@ from ._blas import sgemm
 
 
 @njit(cache=True, nogil=True)
-def wide_conv(x, wr, pc, pj, out, n0, n1, k0, k1, bias, has_bias, pbuf, abuf):
-    """``out[n0:n1, k0:k1]``; ``P`` has the rows ``(pc[r], pj[r])`` (channel, kernel column);
-    ``wr`` (KH, K, R): ``wr[i, k, r]`` = the weight of kernel row ``i`` at that channel and
-    column (all ``C*KW`` rows for the exact conv; the kept ones, rescaled, for filter
-    sampling whose pattern depends on the column only).
+def wide_conv(x, wr, pc, pj, out, n0, n1, k0, k1, h0, h1, bias, has_bias, pbuf, abuf):
+    """``out[n0:n1, k0:k1, h0:h1]``; ``P`` has the rows ``(pc[r], pj[r])`` (channel, kernel
+    column); ``wr`` (KH, K, R): ``wr[i, k, r]`` = the weight of kernel row ``i`` at that
+    channel and column (all ``C*KW`` rows for the exact conv; the kept ones, rescaled, for
+    filter sampling whose pattern depends on the column only). Only the columns of ``P``
+    that output rows ``h0:h1`` read are built: ``(h1 - h0 + KH - 1) * W`` per row.
 
-    ``pbuf``: at least ``R*H*W`` float32; ``abuf``: at least ``(k1-k0)*Ho*W``.
+    ``pbuf``: at least ``R*(h1-h0+KH-1)*W`` float32; ``abuf``: at least ``(k1-k0)*(h1-h0)*W``.
     """
     c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
     kh_, k_, red = wr.shape[0], wr.shape[1], wr.shape[2]
     ho_n, wo_n = out.shape[2], out.shape[3]
     plane = h_ * w_
-    width = ho_n * w_
+    q0 = h0 * w_
+    span = (h1 - h0 + kh_ - 1) * w_  # columns of P built: q0 .. q0 + span
+    width = (h1 - h0) * w_
     kc = k1 - k0
     xf, of, wf = x.reshape(-1), out.reshape(-1), wr.reshape(-1)
     for n in range(n0, n1):
         for r in range(red):
-            src = uint64((n * c_ + pc[r]) * plane + pj[r])
-            d = uint64(r * plane)
-            m = uint64(plane - pj[r])
+            src = uint64((n * c_ + pc[r]) * plane + pj[r] + q0)
+            d = uint64(r * span)
+            m = uint64(min(span, plane - pj[r] - q0))  # the rest reads past the plane
             for q in range(m):
                 pbuf[d + q] = xf[src + q]
-            for q in range(m, uint64(plane)):
+            for q in range(m, uint64(span)):
                 pbuf[d + q] = 0.0
         for i in range(kh_):
-            sgemm(wf[(i * k_ + k0) * red:], red, pbuf[i * w_:], plane, abuf, width, kc, width,
+            sgemm(wf[(i * k_ + k0) * red:], red, pbuf[i * w_:], span, abuf, width, kc, width,
                   red, np.float32(0.0 if i == 0 else 1.0))
         for k in range(kc):
             bv = bias[k0 + k] if has_bias else np.float32(0.0)
             d0 = ((n * k_ + k0 + k) * ho_n) * wo_n
-            for ho in range(ho_n):
+            for ho in range(h0, h1):
                 d = uint64(d0 + ho * wo_n)
-                s = uint64(k * width + ho * w_)
+                s = uint64(k * width + (ho - h0) * w_)
                 for j in range(uint64(wo_n)):
                     of[d + j] = abuf[s + j] + bv
