@@ -359,6 +359,31 @@ def test_shared_prefix_logits_match_separate_runs(backend):
         list(shared_prefix_logits(model, [{"no_such_op": 12}], x, backend=backend))
 
 
+def test_map_logits_shares_prefixes_only_within_the_memory_limit(monkeypatch):
+    from mobiprox_lab.profiler import parallel
+
+    model = small_net(4)
+    convs = model.op_names("conv")
+    configs = [{}, {convs[2]: 121}, {convs[2]: 151}]
+    x = np.random.default_rng(1).normal(size=(9, 2, 24, 24)).astype(np.float32)
+    # float32 step outputs of one input: 16*24*24, 32*24*24, 32*12*12, 32*12*12, 32, 32, 4
+    assert parallel.prefix_bytes(model, 9) == 4 * 9 * (16 * 576 + 32 * 576 + 2 * 32 * 144
+                                                        + 32 + 32 + 4)
+    branches = []
+    real_branch = model.branch
+    monkeypatch.setattr(model, "branch", lambda *a, **k: branches.append(1) or
+                        real_branch(*a, **k))
+    shared = dict(parallel.map_logits(model, configs, x, progress=False))
+    assert branches
+    branches.clear()
+    monkeypatch.setattr(parallel, "SHARED_PREFIX_MAX_BYTES",
+                        parallel.prefix_bytes(model, 9) - 1)
+    separate = dict(parallel.map_logits(model, configs, x, progress=False))
+    assert not branches
+    for i in range(len(configs)):
+        np.testing.assert_array_equal(shared[i], separate[i])
+
+
 def test_fingerprint_follows_the_weights(toy):
     model, _, _ = toy
     fp = profiler.model_fingerprint(model)

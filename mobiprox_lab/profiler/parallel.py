@@ -12,7 +12,12 @@ import numpy as np
 from .. import cache
 from .fingerprint import model_fingerprint
 
-__all__ = ["batched_logits", "map_logits", "shared_prefix_logits"]
+__all__ = ["SHARED_PREFIX_MAX_BYTES", "batched_logits", "map_logits", "prefix_bytes",
+           "shared_prefix_logits"]
+
+#: ``map_logits`` shares prefixes only while the intermediate values of ``x`` along one
+#: branch of the prefix tree (:func:`prefix_bytes`) fit in this; else one run per config.
+SHARED_PREFIX_MAX_BYTES = 2 << 30
 
 
 def batched_logits(model, x: np.ndarray, config=None, *, backend: str = "reference",
@@ -42,6 +47,13 @@ def shared_prefix_logits(model, configs: Sequence[Mapping[str, int]], x: np.ndar
     roots = [model.run_prefix(x[i:i + batch_size], 0, None, backend=backend)
              for i in range(0, len(x), batch_size)]
     yield from _walk(model, roots, list(range(len(configs))), full, paths, 0, len(steps))
+
+
+def prefix_bytes(model, n: int) -> int:
+    """Bytes of float32 step outputs of ``n`` inputs summed over every execution step: a
+    bound on what :func:`shared_prefix_logits` holds at once (one value per step depth)."""
+    out = model.ops.set_index("name")["out_shape"]
+    return 4 * n * sum(int(np.prod(out[ops[-1]])) for ops in model.step_ops())
 
 
 def _walk(model, states: list, members: list[int], full: list[dict], paths: list[tuple],
@@ -128,7 +140,8 @@ def map_logits(model, configs: Sequence[Mapping[str, int]], x: np.ndarray, *, ex
     """Yield ``(i, logits float32 (N, n_classes))`` for every configuration, as each finishes.
 
     executor : None (run here, sharing the execution steps that configurations run under
-        the same knobs, :func:`shared_prefix_logits`), a ``concurrent.futures`` executor, or a
+        the same knobs, :func:`shared_prefix_logits`, within ``SHARED_PREFIX_MAX_BYTES``),
+        a ``concurrent.futures`` executor, or a
         ``dask.distributed.Client`` (the model and ``x`` are shipped once per client as a
         task's result, kept for later calls with the same model and inputs, and recomputed
         by the scheduler if the workers holding them die).
@@ -141,7 +154,8 @@ def map_logits(model, configs: Sequence[Mapping[str, int]], x: np.ndarray, *, ex
     bar = tqdm(total=len(configs), desc=desc, disable=not progress or not configs, leave=False)
     try:
         if executor is None:
-            if hasattr(model, "branch") and len(configs) > 1:
+            if (hasattr(model, "branch") and len(configs) > 1
+                    and prefix_bytes(model, len(x)) <= SHARED_PREFIX_MAX_BYTES):
                 done = shared_prefix_logits(model, configs, x, backend=backend,
                                             batch_size=batch_size)
             else:
