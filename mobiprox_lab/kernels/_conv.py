@@ -403,24 +403,23 @@ def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
     hblocks = ceil(s.ho / rows)
     timing = timings is not None
 
-    def task(i: int, scratch: dict) -> None:
-        t0 = thread_time() if timing else 0.0
-        b, rest = divmod(i, kblocks * hblocks)
-        j, h = divmod(rest, hblocks)
-        if "p" not in scratch:
-            scratch["p"] = np.empty(pc.shape[0] * (rows + s.kh - 1) * s.w, np.float32)
-            scratch["acc"] = np.empty(kb * rows * s.w, np.float32)
-        wide_conv(x, wr, pc, pj, out, b * nb, min(s.n, (b + 1) * nb), j * kb,
-                  min(s.k, (j + 1) * kb), h * rows, min(s.ho, (h + 1) * rows), bias,
-                  has_bias, scratch["p"], scratch["acc"])
-        if timing:
-            _add(scratch, "gemm", thread_time() - t0)
-
     def region(i: int) -> tuple:
+        """Task -> its output block (n0, n1, k0, k1, first pixel, end pixel)."""
         b, rest = divmod(i, kblocks * hblocks)
         j, h = divmod(rest, hblocks)
         return (b * nb, min(s.n, (b + 1) * nb), j * kb, min(s.k, (j + 1) * kb),
                 h * rows * s.wo, min(s.ho, (h + 1) * rows) * s.wo)
+
+    def task(i: int, scratch: dict) -> None:
+        t0 = thread_time() if timing else 0.0
+        n0, n1, k0, k1, p0, p1 = region(i)
+        if "p" not in scratch:
+            scratch["p"] = np.empty(pc.shape[0] * (rows + s.kh - 1) * s.w, np.float32)
+            scratch["acc"] = np.empty(kb * rows * s.w, np.float32)
+        wide_conv(x, wr, pc, pj, out, n0, n1, k0, k1, p0 // s.wo, p1 // s.wo, bias, has_bias,
+                  scratch["p"], scratch["acc"])
+        if timing:
+            _add(scratch, "gemm", thread_time() - t0)
 
     _run(_relu_after(task, relu, out, region, timing), n_blocks * kblocks * hblocks, workers,
          timings, t_start, small)
