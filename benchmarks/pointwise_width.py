@@ -1,94 +1,58 @@
 """Stride-2 perforation on the HAR MobileNet's 1x1 layers: shipped width vs full width.
 
-    .venv/bin/python benchmarks/pointwise_width.py [--widths 0.25 1.0] [--batch 64]
-        [--rounds 5] [--threads 2]
+    .venv/bin/python benchmarks/pointwise_width.py [--widths 0.25 1.0] [--threads 2]
+        [--quick] [--refresh]
 
 The kernel benchmark (``benchmarks/kernels.py``) times the full-width (1.0) MobileNet's
 layers; the shipped HAR network is width 0.25 (``models.DEFAULT_HAR_WIDTH``), whose 1x1
 convolutions have a quarter of the channels and a sixteenth of the multiply-adds per
-output value written. This script times every distinct 1x1 layer shape of each width
-(exact, row / column perforation at stride 2, filter sampling at stride 2; ReLU fused as in
-the runtime), alternating the variants over ``--rounds`` rounds, and prints the median
-times and each approximation's speedup over exact side by side: how much of the nominal
-2x a layer of that size can give on this machine.
+output value written. This script runs ``kernelbench.bench_layers`` (batch 64, variants
+interleaved, cached) on the 1x1 layers of each width and prints each stride-2
+approximation's speedup over our exact conv side by side, with the geometric mean per
+width: how much of the nominal 2x a layer of that size can give on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import pandas as pd
 
-from mobiprox_lab import kernels
-from mobiprox_lab.models import build_model
+from mobiprox_lab import kernelbench
 
-VARIANTS = {"exact": 11, "perf row s2": 123, "perf col s2": 121, "samp s2": 231}
-
-
-def pointwise_shapes(width: float) -> list[tuple[int, int, int]]:
-    """Distinct (in channels, out channels, map side) of the 1x1 convs at ``width``."""
-    from torch import nn
-
-    net = build_model("har", 6, (3, 32, 32), width=width)
-    side, shapes = 32, []
-    for module in net.modules():
-        if isinstance(module, nn.Conv2d) and module.groups > 1:
-            side = (side + 2 - 3) // module.stride[0] + 1  # depthwise 3x3, padding 1
-        elif isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1):
-            shape = (module.in_channels, module.out_channels, side)
-            if shape not in shapes:
-                shapes.append(shape)
-    return shapes
-
-
-def median_ms(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)) * 1e3
+STRIDE2 = ["perf row s2", "perf col s2", "samp s2"]
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--widths", type=float, nargs="+", default=[0.25, 1.0])
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--repeats", type=int, default=20, help="timed calls per variant and round")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats")
+    ap.add_argument("--refresh", action="store_true", help="ignore cached results")
     args = ap.parse_args(argv)
-    kernels.set_num_threads(args.threads)
-    rng = np.random.default_rng(0)
-    rows = []
+    tables = []
     for width in args.widths:
-        for c, k, side in pointwise_shapes(width):
-            x = rng.standard_normal((args.batch, c, side, side)).astype(np.float32)
-            w = rng.standard_normal((k, c, 1, 1)).astype(np.float32)
-            b = rng.standard_normal(k).astype(np.float32)
-            times: dict[str, list[float]] = {v: [] for v in VARIANTS}
-            for _ in range(args.rounds):
-                for name, knob in VARIANTS.items():
-                    def call(knob=knob, x=x, w=w, b=b):
-                        return kernels.conv2d(x, w, b, knob=knob, relu=True)
-                    call()  # warm: this variant's weights and buffers in cache
-                    times[name].append(median_ms(call, args.repeats))
-            ms = {v: float(np.median(t)) for v, t in times.items()}
-            rows.append({"width": width, "layer": f"{c}->{k} @ {side}x{side}",
-                         **{f"{v} ms": round(t, 3) for v, t in ms.items()},
-                         **{f"{v} speedup": round(ms["exact"] / ms[v], 2)
-                            for v in VARIANTS if v != "exact"}})
-    table = pd.DataFrame(rows)
+        pointwise = [lay for lay in kernelbench.layer_shapes(width) if lay.kh == 1 == lay.kw]
+        df = kernelbench.bench_layers(quick=args.quick, threads=args.threads,
+                                      layers=[lay.name for lay in pointwise], har_width=width,
+                                      refresh=args.refresh)
+        sp = kernelbench.speedups(df)
+        sp = sp[sp["variant"].isin(STRIDE2)]
+        table = sp.pivot_table(index="layer", columns="variant", values="speedup", sort=False)
+        shape = {lay.name: f"{lay.c}->{lay.k} @ {lay.h}x{lay.w}" for lay in pointwise}
+        table.insert(0, "shape", table.index.map(shape))
+        table.insert(0, "width", width)
+        table["exact ms"] = sp.groupby("layer", sort=False)["exact_s"].first() * 1e3
+        tables.append(table[["width", "shape", "exact ms", *STRIDE2]])
+    table = pd.concat(tables)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(f"batch {args.batch}, {args.threads} kernel threads, median of {args.rounds} "
-              f"rounds x {args.repeats} calls, ReLU fused")
-        print(table.to_string(index=False))
-        speed = [c for c in table.columns if c.endswith("speedup")]
+        print(f"batch {kernelbench.BATCH}, {args.threads} threads; speedup over our exact "
+              f"conv (median wall time)")
+        print(table.round(3).to_string())
         print("geo mean speedup by width:")
-        print(table.groupby("width")[speed].agg(lambda s: float(np.exp(np.log(s).mean())))
-              .round(2).to_string())
+        print(table.groupby("width")[STRIDE2]
+              .agg(lambda s: float(np.exp(np.log(s).mean()))).round(2).to_string())
 
 
 if __name__ == "__main__":

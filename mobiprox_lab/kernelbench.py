@@ -72,18 +72,27 @@ MOBILENET_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (
                     (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1))
 
 
-def layer_shapes() -> list[LayerShape]:
+def layer_shapes(har_width: float = 1.0) -> list[LayerShape]:
     """The distinct convolution layers of the HAR MobileNet and the KWS CNN.
 
     HAR: conv1 (3->32, 3x3, pad 1, 32x32), then per block a depthwise 3x3 (pad 1)
     and a pointwise 1x1; blocks repeating an earlier shape are left out and each
-    layer is named after the first block that has its shape. KWS: conv1 1->64
-    20x8 on 101x40, conv2 64->64 10x4 on 41x16 (after 2x2 max pooling).
+    layer is named after the first block that has its shape. ``har_width`` scales the
+    HAR channel counts as ``HarMobileNet(width=...)`` does (rounded, at least 1; the
+    shipped network is width 0.25). KWS: conv1 1->64 20x8 on 101x40, conv2 64->64 10x4
+    on 41x16 (after 2x2 max pooling).
     """
-    layers = [LayerShape("har.conv1", "har", "conv", 3, 32, 32, 32, 3, 3, 1, 1)]
+    if not 0 < har_width <= 4:
+        raise ValueError(f"har_width: expected a float in (0, 4], got {har_width!r}")
+
+    def scaled(channels: int) -> int:
+        return max(1, int(round(channels * har_width)))
+
+    c, hw = scaled(32), 32
+    layers = [LayerShape("har.conv1", "har", "conv", 3, 32, 32, c, 3, 3, 1, 1)]
     seen: set[tuple] = set()
-    c, hw = 32, 32
     for block, (k, s) in enumerate(MOBILENET_BLOCKS, start=1):
+        k = scaled(k)
         if ("dw", c, hw, s) not in seen:
             seen.add(("dw", c, hw, s))
             layers.append(LayerShape(f"har.dw{block}", "har", "depthwise", c, hw, hw, c, 3, 3,
@@ -98,8 +107,8 @@ def layer_shapes() -> list[LayerShape]:
     return layers
 
 
-def _select(layers) -> list[LayerShape]:
-    every = {layer.name: layer for layer in layer_shapes()}
+def _select(layers, har_width: float = 1.0) -> list[LayerShape]:
+    every = {layer.name: layer for layer in layer_shapes(har_width)}
     if layers is None:
         return list(every.values())
     unknown = [name for name in layers if name not in every]
@@ -186,7 +195,8 @@ def _knob_columns(variant: str, kid: int | None) -> dict:
 
 
 def bench_layers(*, quick: bool = False, batch: int = BATCH, threads: int = 2, layers=None,
-                 seed: int = 0, refresh: bool = False, progress: bool = True) -> pd.DataFrame:
+                 seed: int = 0, refresh: bool = False, progress: bool = True,
+                 har_width: float = 1.0) -> pd.DataFrame:
     """Median wall time of every variant on every layer (one call = the whole batch).
 
     Variants: "torch exact" (``torch.nn.functional.conv2d``), "exact" (knob 11) and,
@@ -194,7 +204,8 @@ def bench_layers(*, quick: bool = False, batch: int = BATCH, threads: int = 2, l
     (offset 0; knob ids in ``APPROX_VARIANTS``). Each is warmed up, then the
     variants are timed in turn ``repeats`` times (interleaved, so that load from
     other processes hits all alike). torch and our kernels both run on
-    ``threads`` threads. ``quick``: fewer repeats.
+    ``threads`` threads. ``quick``: fewer repeats. ``har_width``: the HAR layers'
+    channel width (:func:`layer_shapes`).
 
     Columns: layer, net, kind, c, h, w, k, kh, kw, stride, padding, batch, groups,
     ho, wo, in_elems, out_elems, flops, variant, impl ("torch" | "numba"), knob,
@@ -203,7 +214,7 @@ def bench_layers(*, quick: bool = False, batch: int = BATCH, threads: int = 2, l
     processes' load when run on one thread; with several threads it also counts
     idle spinning), repeats, torch_threads, kernel_threads.
     """
-    chosen = _select(layers)
+    chosen = _select(layers, har_width)
     repeats = 3 if quick else 9
 
     def compute() -> pd.DataFrame:
@@ -232,7 +243,7 @@ def bench_layers(*, quick: bool = False, batch: int = BATCH, threads: int = 2, l
         return pd.DataFrame(rows)
 
     return _cached("layers", compute, refresh, quick=quick, batch=batch, threads=threads,
-                   layers=[layer.name for layer in chosen], seed=seed)
+                   layers=[layer.name for layer in chosen], seed=seed, har_width=har_width)
 
 
 def _calls(layer: LayerShape, x: np.ndarray, w: np.ndarray) -> dict:
