@@ -358,6 +358,19 @@ def test_noise_types_unit_rms_and_coloured() -> None:
         kws.make_noise("babble", 2, rng)
 
 
+def test_babble_is_a_crowd_with_no_dominant_talker() -> None:
+    """An impulse as "speech" shows each talker: BABBLE_CROWD copies, none more than
+    BABBLE_SPREAD_DB above another, so any one lies >= 10 dB below the rest together."""
+    speech = np.zeros(200_000, dtype=np.float32)
+    speech[0] = 1.0
+    x = kws.noise_stream("babble", len(speech), np.random.default_rng(3), speech)
+    talkers = np.abs(x[np.flatnonzero(x)])
+    assert len(talkers) == kws.BABBLE_CROWD
+    assert 20 * np.log10(talkers.max() / talkers.min()) <= kws.BABBLE_SPREAD_DB + 1e-3
+    power = talkers.astype(np.float64) ** 2
+    assert 10 * np.log10(power.max() / (power.sum() - power.max())) <= -10.0
+
+
 def test_babble_talkers_come_from_one_split() -> None:
     voices = kws.synth_voices(0)
     mixed = kws.split_voices(voices, "train")[:6] + kws.split_voices(voices, "test")[:6]

@@ -46,7 +46,16 @@ from .kws_audio import (
     AudioSet,
 )
 from .kws_features import MFCC_PARAMS, N_FRAMES, fit_standardisation, mfcc, model_inputs
-from .kws_noise import NOISE_TYPES, STREAM_MAX, make_noise, noise_matrix, noise_stream, render
+from .kws_noise import (
+    BABBLE_CROWD,
+    BABBLE_SPREAD_DB,
+    NOISE_TYPES,
+    STREAM_MAX,
+    make_noise,
+    noise_matrix,
+    noise_stream,
+    render,
+)
 from .kws_schedule import (
     CONTEXTS,
     SEGMENTS,
@@ -73,7 +82,8 @@ from .kws_synth import (
 from .speech_commands import BACKGROUND, check_layout, clip_files, load_speech_commands
 
 __all__ = [
-    "ACCENTS_EN", "ACCENTS_FOREIGN", "BABBLE_TEXT", "BACKGROUND", "CLIP", "CONTEXTS",
+    "ACCENTS_EN", "ACCENTS_FOREIGN", "BABBLE_CROWD", "BABBLE_SPREAD_DB", "BABBLE_TEXT",
+    "BACKGROUND", "CLIP", "CONTEXTS",
     "KEYWORDS", "LABELS", "MFCC_PARAMS", "NOISE_TYPES", "N_FRAMES", "N_SPEAKERS",
     "PRESET_VARIANTS", "QUICK_PER_WORD", "SAMPLE_RATE", "SEGMENTS", "SILENCE", "SPLIT_NAMES",
     "STREAM_DEFAULTS", "STREAM_MAX", "SYNTH_PER_WORD", "UNKNOWN", "UNKNOWN_WORDS", "AudioSet",

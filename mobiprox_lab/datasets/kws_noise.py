@@ -1,11 +1,11 @@
 """Background noise for the KWS clips, and mixing utterances into it.
 
 ``noise_stream(kind, length, rng)`` makes continuous noise of one of ``NOISE_TYPES``
-(white, pink, brown, babble = six time-shifted talkers, street = traffic rumble, hiss,
-clatter and horns); ``make_noise`` crops 1-s clips from it the way the Speech Commands
-recipe crops its background recordings. ``render`` places each utterance in its 1-s clip
-and mixes it with unit-RMS noise at a speech level and an SNR (convention in
-``kws_audio``), quantised to 16 bits like a WAV.
+(white, pink, brown, babble = a crowd of ``BABBLE_CROWD`` time-shifted talkers, street =
+traffic rumble, hiss, clatter and horns); ``make_noise`` crops 1-s clips from it the way
+the Speech Commands recipe crops its background recordings. ``render`` places each
+utterance in its 1-s clip and mixes it with unit-RMS noise at a speech level and an SNR
+(convention in ``kws_audio``), quantised to 16 bits like a WAV.
 """
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ from .kws_audio import CLIP, SAMPLE_RATE
 
 NOISE_TYPES = ("white", "pink", "brown", "babble", "street")
 STREAM_MAX = 2**20  # samples (~65 s): longest noise stream generated at once
+#: Babble is a crowd: this many simultaneous talkers, each within ``BABBLE_SPREAD_DB`` of the
+#: loudest, so any one talker lies >= 10 dB below the others together and no word of it is
+#: intelligible (a "silence" clip must hold no word; "unknown" is for a word). Format 6 had
+#: six talkers at -8..0 dB, where the loudest stood only ~3 dB below the rest.
+BABBLE_CROWD = 16
+BABBLE_SPREAD_DB = 3.0
 
 
 def unit_rms(x: np.ndarray) -> np.ndarray:
@@ -41,14 +47,15 @@ def _coloured_stream(length: int, rng: np.random.Generator, exponent: float,
 
 def _babble_stream_noise(length: int, rng: np.random.Generator,
                          speech: np.ndarray) -> np.ndarray:
-    """float32 (length,): six talkers (time-shifted copies of ``speech``, -8..0 dB each)."""
+    """float32 (length,): ``BABBLE_CROWD`` talkers, time-shifted copies of ``speech`` at
+    -``BABBLE_SPREAD_DB``..0 dB each."""
     if len(speech) < CLIP:
         raise ValueError(f"babble_speech: expected at least {CLIP} samples of 16 kHz speech, "
                          f"got {len(speech)}")
     base = np.resize(np.asarray(speech, dtype=np.float32), length)
     out = np.zeros(length, dtype=np.float32)
-    for _ in range(6):
-        out += np.float32(10.0 ** (rng.uniform(-8.0, 0.0) / 20.0)) * np.roll(
+    for _ in range(BABBLE_CROWD):
+        out += np.float32(10.0 ** (rng.uniform(-BABBLE_SPREAD_DB, 0.0) / 20.0)) * np.roll(
             base, int(rng.integers(len(speech))))
     return unit_rms(out)
 
