@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-DEFAULT_HAR_WIDTH = 0.25
+DEFAULT_HAR_WIDTH = 0.5
 HAR_BLOCKS: tuple[tuple[int, int], ...] = (
     (64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
     (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1),
