@@ -63,7 +63,15 @@ Round 4, registered before its runs (2026-12-05 12:10 UTC): width 0.5 now ships 
 chosen by the time budget), so it is the baseline (``--baseline w050``). rot5 lost every
 fold, so wider rotations may carry over to unseen subjects better: ``w050rot30`` /
 ``w050rot45`` rotate by up to 30 / 45 deg; same folds, seeds and rule (``--recipes w050
-w050rot30 w050rot45 --baseline w050 --seeds 0 1``).
+w050rot30 w050rot45 --baseline w050 --seeds 0 1``; two runs side by side, one thread each):
+
+    recipe      fold0   fold1   fold2    mean     std  d_mean   d_min   d_max seeds  s/run
+    w050       0.9033  0.9368  0.9414  0.9272  0.0208 +0.0000 +0.0000 +0.0000     2    191
+    w050rot30  0.8907  0.9395  0.9488  0.9263  0.0312 -0.0009 -0.0126 +0.0074     2    177
+    w050rot45  0.9189  0.9119  0.9311  0.9206  0.0097 -0.0065 -0.0249 +0.0156     2    179
+
+Both lose on average and each loses a fold (rot45 helps fold 0, whose subject 16 is the
+hard one, and costs fold 1 2.5 pp): the 15 deg rotations stay.
 """
 
 from __future__ import annotations
