@@ -371,6 +371,10 @@ def test_kernelbench_and_figures_smoke(tmp_path, monkeypatch):
     assert len(sp) == 9 and (sp["speedup"] > 0).all()
     summary = kernelbench.summary(df)
     assert summary["metric"].str.contains("exact / torch").any()
+    value = summary.set_index("metric")["value"]
+    dw13 = df.set_index(["layer", "variant"])["median_s"]
+    assert value["exact / torch, worst depthwise layer"] == pytest.approx(
+        dw13["har.dw13", "exact"] / dw13["har.dw13", "torch exact"])
     bd = kernelbench.bench_breakdown(**args)
     assert set(bd["phase"]) == set(kernels.PHASES)
     for name, fig in {"speedups": kplots.plot_kernel_speedups(sp),
