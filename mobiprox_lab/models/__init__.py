@@ -39,9 +39,10 @@
   accuracy (2,047 s on two torch threads beside a HAR training run): train 0.984, best
   tune 0.876 (epoch 22), test 0.875 on held-out voices (voice-bootstrap 95 % interval
   0.853-0.897), below the 0.90 aim. Held-out accuracy by noise: babble 0.69 (200 clips;
-  its "silence" clips 9 of 18 right, the keywords' errors spread over every class), brown
-  / pink / street / white 0.90-0.95; by SNR 0.76 at 0-5 dB, 0.81 at 5-10 dB, 0.89-0.93
-  above 10 dB. The former 4-epoch model on the leaky data: test 0.799.
+  its "silence" clips 9 of 18 right, on tune still 2 of 16: without words in it, babble
+  is still called "unknown" or a keyword; the keywords' errors spread over every class),
+  brown / pink / street / white 0.90-0.95; by SNR 0.76 at 0-5 dB, 0.81 at 5-10 dB,
+  0.89-0.93 above 10 dB. The former 4-epoch model on the leaky data: test 0.799.
 
 ``load_or_train(task, splits)`` trains once per (model, data, seed) configuration and then loads
 from ``cache_dir("models")``. This module knows nothing about approximation knobs.
