@@ -429,6 +429,30 @@ def test_config_text_format_is_hpvm_like(tmp_path):
 # ------------------------------------------------------------------------ tune
 
 
+def test_final_list_reported_from_its_own_timing_session(toy, tmp_path, monkeypatch):
+    """The rule selects on the candidates' session; the list it keeps is profiled again
+    (its own session, FINAL_REPEATS_FACTOR x the repeats) and reports that timing."""
+    from mobiprox_lab.tuner import pipeline
+
+    model, tune_split, test_split = toy
+    sessions = []
+
+    def spy(model_, configs, data, **kw):
+        out = real(model_, configs, data, **kw)
+        sessions.append((list(configs), kw["repeats"], out["speedup"].to_numpy()))
+        return out
+
+    real = pipeline.profile
+    monkeypatch.setattr(pipeline, "profile", spy)
+    r = tuner.tune(model, trials=60, tune_data=tune_split, test_data=test_split,
+                   population_size=20, storage=tmp_path / "studies", progress=False,
+                   n_nearest=5, profile_kwargs={"batch_size": 8, "warmup": 1, "repeats": 1})
+    (cand_cfgs, cand_reps, _), (final_cfgs, final_reps, final_sp) = sessions
+    assert final_cfgs == r.config_list and cand_reps == 1
+    assert final_reps == pipeline.FINAL_REPEATS_FACTOR * cand_reps
+    np.testing.assert_array_equal(r.configs["speedup"], final_sp)
+
+
 def test_tune_end_to_end_and_resume(toy, tmp_path):
     model, tune_split, test_split = toy
     kw = dict(tune_data=tune_split, test_data=test_split, population_size=20,
