@@ -1,12 +1,12 @@
 """Stride-2 perforation on the HAR MobileNet's 1x1 layers: shipped width vs full width.
 
-    .venv/bin/python benchmarks/pointwise_width.py [--widths 0.25 1.0] [--threads 2]
+    .venv/bin/python benchmarks/pointwise_width.py [--widths 0.5 1.0] [--threads 2]
         [--quick] [--refresh]
 
 The kernel benchmark (``benchmarks/kernels.py``) times the full-width (1.0) MobileNet's
-layers; the shipped HAR network is width 0.25 (``models.DEFAULT_HAR_WIDTH``), whose 1x1
-convolutions have a quarter of the channels and a sixteenth of the multiply-adds per
-output value written. This script runs ``kernelbench.bench_layers`` (batch 64, variants
+layers; the shipped HAR network is narrower (``models.DEFAULT_HAR_WIDTH``, the default
+first width here), and its 1x1 convolutions do fewer multiply-adds per output value
+written (width squared). This script runs ``kernelbench.bench_layers`` (batch 64, variants
 interleaved, cached) on the 1x1 layers of each width and prints each stride-2
 approximation's speedup over our exact conv side by side, with the geometric mean per
 width: how much of the nominal 2x a layer of that size can give on this machine.
@@ -20,13 +20,14 @@ import numpy as np
 import pandas as pd
 
 from mobiprox_lab import kernelbench
+from mobiprox_lab.models import DEFAULT_HAR_WIDTH
 
 STRIDE2 = ["perf row s2", "perf col s2", "samp s2"]
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--widths", type=float, nargs="+", default=[0.25, 1.0])
+    ap.add_argument("--widths", type=float, nargs="+", default=[DEFAULT_HAR_WIDTH, 1.0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="fewer repeats")
     ap.add_argument("--refresh", action="store_true", help="ignore cached results")

@@ -79,8 +79,8 @@ def layer_shapes(har_width: float = 1.0) -> list[LayerShape]:
     and a pointwise 1x1; blocks repeating an earlier shape are left out and each
     layer is named after the first block that has its shape. ``har_width`` scales the
     HAR channel counts as ``HarMobileNet(width=...)`` does (rounded, at least 1; the
-    shipped network is width 0.25). KWS: conv1 1->64 20x8 on 101x40, conv2 64->64 10x4
-    on 41x16 (after 2x2 max pooling).
+    shipped width is ``models.DEFAULT_HAR_WIDTH``). KWS: conv1 1->64 20x8 on 101x40,
+    conv2 64->64 10x4 on 41x16 (after 2x2 max pooling).
     """
     if not 0 < har_width <= 4:
         raise ValueError(f"har_width: expected a float in (0, 4], got {har_width!r}")
