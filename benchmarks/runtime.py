@@ -13,7 +13,8 @@ It also prints the configuration-switch cost and the Amdahl ceiling set by the s
 that cannot be approximated (depthwise convolutions, pooling, the classifier...), computed
 from the measured per-step times of the exact run, and for each stride-2 configuration
 the measured speedup as a fraction of its Amdahl ceiling (the steps it approximates at
-their knobs' nominal speedup, the rest unchanged).
+their knobs' nominal speedup, the rest unchanged). Everything, torch included, runs with the
+allocator keeping freed memory (``kernels.retain_freed_memory``), as the profiler times.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mobiprox_lab import knobs  # noqa: E402
 from mobiprox_lab.kernelbench import settle  # noqa: E402
+from mobiprox_lab.kernels import retain_freed_memory  # noqa: E402
 from mobiprox_lab.models import build_model, cached_model  # noqa: E402
 from mobiprox_lab.runtime import ApproxModel  # noqa: E402
 
@@ -211,10 +213,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         numba.set_num_threads(args.threads)
         if hasattr(kernels, "set_num_threads"):
             kernels.set_num_threads(args.threads)
+    allocator = retain_freed_memory()
     print(f"torch {torch.__version__} with {torch.get_num_threads()} threads, "
           f"numba {numba.__version__} with {numba.get_num_threads()} threads, kernels with "
           f"{kernels.get_num_threads()} threads; clock: "
-          f"{'CPU time of the calling thread' if use_cpu else 'wall'}")
+          f"{'CPU time of the calling thread' if use_cpu else 'wall'}; allocator: {allocator}")
     frames = []
     for task in args.tasks:
         df, extra = bench_task(task, args.batches, args.budget, clock)

@@ -8,7 +8,8 @@ ratios and targets reported by ``benchmarks/kernels.py``; ``roofs()`` measures t
 machine's numpy sgemm GFLOP/s and memory bandwidth, ``pointwise_targets()`` checks the
 1x1 layers against 1.6x or the bound their output write implies. Results are cached
 under ``data/cache/kernelbench`` keyed by their inputs, the machine and the
-kernels' source. torch is imported lazily, here only.
+kernels' source. Everything is timed with the allocator keeping freed memory
+(``kernels.retain_freed_memory``), torch's conv2d too. torch is imported lazily, here only.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import pandas as pd
 
 from . import cache, kernels, knobs
 
-BENCH_VERSION = 3  # 2: each timed call after an untimed one of the same variant;
-# 3: after a torch call, wait for its OpenMP threads to stop spinning (settle)
+BENCH_VERSION = 4  # 2: each timed call after an untimed one of the same variant;
+# 3: after a torch call, wait for its OpenMP threads to stop spinning (settle);
+# 4: the allocator keeps freed memory (kernels.retain_freed_memory; also in the key)
 BATCH = 64
 # variant label -> knob id (None: torch's exact conv2d)
 APPROX_VARIANTS: dict[str, int] = {
@@ -149,8 +151,10 @@ def _code_fingerprint() -> str:
 
 
 def _cached(kind: str, compute, refresh: bool, **inputs) -> pd.DataFrame:
+    allocator = kernels.retain_freed_memory()  # for torch's conv2d and ours alike
     key = cache.cache_key(kind=kind, version=BENCH_VERSION, code=_code_fingerprint(),
-                          machine=platform.node(), cpus=os.cpu_count(), **inputs)
+                          machine=platform.node(), cpus=os.cpu_count(), allocator=allocator,
+                          **inputs)
     path = cache.cache_dir("kernelbench") / f"{kind}-{key}.csv"
     if path.exists() and not refresh:
         return pd.read_csv(path)
@@ -444,17 +448,20 @@ def roofs(threads: int = 1, seconds: float = 0.3) -> dict[str, float]:
     the calling thread (like ``cpu_median_s``: robust to other processes' load), else wall.
 
     ``sgemm_gflops``: numpy float32 1024^3 matrix product on ``threads`` BLAS threads;
-    ``write_gbs``: bytes per second of producing a fresh 64 MiB float32 array (allocate +
-    fill: what a kernel pays for its output, page faults included); ``read_gbs``: bytes per
+    ``write_gbs``: bytes per second of producing a fresh 16 MiB float32 array (allocate +
+    fill: what a kernel pays for its output, under the allocator policy the timings use,
+    ``kernels.retain_freed_memory``: memory reused, no page faults); ``read_gbs``: bytes per
     second of reading a 64 MiB array (``max``). Not cached: load changes them.
     """
     from threadpoolctl import threadpool_limits
 
+    kernels.retain_freed_memory()
     clock = time.thread_time if threads == 1 else time.perf_counter
     a = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
     c = np.empty_like(a)
     n = 16 << 20
     src = np.ones(n, np.float32)
+    n_out = 4 << 20  # below kernels._memory.MMAP_THRESHOLD_BYTES, like the layers' outputs
 
     def rate(fn) -> float:
         fn()
@@ -468,7 +475,7 @@ def roofs(threads: int = 1, seconds: float = 0.3) -> dict[str, float]:
     with threadpool_limits(threads, user_api="blas"):
         gemm = rate(lambda: np.dot(a, a, out=c))
     return {"sgemm_gflops": 2 * 1024**3 / gemm / 1e9,
-            "write_gbs": 4 * n / rate(lambda: np.empty(n, np.float32).fill(1.0)) / 1e9,
+            "write_gbs": 4 * n_out / rate(lambda: np.empty(n_out, np.float32).fill(1.0)) / 1e9,
             "read_gbs": 4 * n / rate(src.max) / 1e9}
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from mobiprox_lab import cache, energy, profiler
+from mobiprox_lab import cache, energy, kernels, profiler
 from mobiprox_lab.datasets import Split
 from mobiprox_lab.profiler import CostModel
 from mobiprox_lab.runtime import ApproxModel
@@ -307,6 +307,25 @@ def test_machine_key_and_code_fingerprint():
     assert key["code"] == profiler.code_fingerprint() and len(key["code"]) == 16
     assert key["cpu"] == profiler.cpu_model() and key["cpu"]
     assert key["kernel_threads"] >= 1 and key["torch_threads"] >= 1
+    assert key["allocator"] == kernels.allocator_policy()
+
+
+def test_timings_run_under_the_retained_memory_policy(toy, monkeypatch):
+    """profile() and the latency table set the allocator policy before they key and time."""
+    model, tune, _ = toy
+    applied = []
+
+    def spy():
+        applied.append(1)
+        return kernels.retain_freed_memory()
+
+    monkeypatch.setattr(profiler.measure, "retain_freed_memory", spy)
+    monkeypatch.setattr(profiler.latency, "retain_freed_memory", spy)
+    profiler.profile(model, [{}], tune, batch_size=4, warmup=0, repeats=1, progress=False)
+    profiler.measure_latency_table(model, batch_sizes=(2,), repeats=1, warmup=0,
+                                   progress=False)
+    assert len(applied) == 2
+    assert profiler.machine_key()["allocator"] == kernels.allocator_policy()
 
 
 def test_profile_accepts_a_config_table_and_validates(toy):

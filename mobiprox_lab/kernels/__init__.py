@@ -18,13 +18,18 @@ Knob semantics are HPVM / ApproxTuner's, described in :mod:`mobiprox_lab.knobs` 
 ``single_threaded_blas()``
     context manager: NumPy's / SciPy's BLAS on one thread inside the block (re-entrant);
     what each kernel call does around its workers, held once for a whole inference.
+``retain_freed_memory()`` / ``allocator_policy()``
+    make glibc keep freed memory for reuse (no page faults from buffers given back to the
+    kernel) for the rest of the process, as every timing does; the policy in force.
 """
 
 from ._conv import PHASES, conv2d, conv2d_breakdown
 from ._linear import linear
+from ._memory import allocator_policy, retain_freed_memory
 from ._pooling import pool2d
 from ._threads import get_num_threads, set_num_threads, single_threaded_blas
 from ._validate import conv_output_hw
 
-__all__ = ["PHASES", "conv2d", "conv2d_breakdown", "conv_output_hw", "get_num_threads",
-           "linear", "pool2d", "set_num_threads", "single_threaded_blas"]
+__all__ = ["PHASES", "allocator_policy", "conv2d", "conv2d_breakdown", "conv_output_hw",
+           "get_num_threads", "linear", "pool2d", "retain_freed_memory", "set_num_threads",
+           "single_threaded_blas"]

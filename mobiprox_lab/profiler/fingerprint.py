@@ -53,14 +53,16 @@ def cpu_model() -> str:
 
 def machine_key() -> dict[str, Any]:
     """What a timing depends on besides its inputs: code fingerprint, CPU model and count,
-    kernel threads (``kernels.get_num_threads``) and torch threads."""
+    kernel threads (``kernels.get_num_threads``), torch threads and the allocator policy
+    (``kernels.allocator_policy``)."""
     import torch
 
     from .. import kernels
 
     return {"code": code_fingerprint(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
             "kernel_threads": kernels.get_num_threads(),
-            "torch_threads": torch.get_num_threads()}
+            "torch_threads": torch.get_num_threads(),
+            "allocator": kernels.allocator_policy()}
 
 
 def structure_fingerprint(model) -> str:

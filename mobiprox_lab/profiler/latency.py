@@ -32,6 +32,7 @@ import pandas as pd
 
 from .. import checks, knobs
 from ..cache import cache_dir, cache_key, save_json
+from ..kernels import retain_freed_memory
 from .common import (
     EXACT,
     MAX_KNOB,
@@ -163,6 +164,7 @@ def measure_latency_table(model, *, batch_sizes: Sequence[int] = (PROFILE_BATCH_
     ops = getattr(model, "ops", None)
     if not isinstance(ops, pd.DataFrame) or not hasattr(model, "time_steps"):
         raise ValueError(f"model: expected an ApproxModel, got {type(model).__name__}")
+    retain_freed_memory()  # no allocator page faults in the timings (kernels._memory)
     machine = machine_key()
     key = cache_key(batch_sizes=sizes, repeats=repeats, warmup=warmup, seed=seed,
                     clock=clock, small=SMALL_BATCH_REPEATS, machine=machine, version=2)
