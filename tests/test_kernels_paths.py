@@ -111,6 +111,20 @@ def test_pointwise_layer_takes_its_path(kid, path):
     assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
 
+@pytest.mark.parametrize("c,k,on_views", [(128, 256, True), (256, 256, True),
+                                          (256, 512, False), (32, 48, True)])
+@pytest.mark.parametrize("kid", [11, 123, 121, 231])
+def test_small_pointwise_maps_take_the_views_while_weights_fit(c, k, on_views, kid):
+    """4x4 maps: the strided-view kernels up to POINTWISE_SMALL_MAX_WEIGHT_BYTES of weights
+    (HAR width 0.5's pw6, pw7), im2col + GEMM above; 2x2 maps never."""
+    x, wt, b = _data(2, 3, c, 4, 4, k, c, 1, 1, True)
+    with _spy("_run_pointwise") as calls:
+        got = kernels.conv2d(x, wt, b, knob=kid)
+        kernels.conv2d(x[:, :, :2, :2], wt, b)
+    assert len(calls) == int(on_views)
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
+
+
 # ---- depthwise -------------------------------------------------------------------------
 
 @SETTINGS
@@ -162,7 +176,8 @@ def test_row_blocks_match_reference(n, c, k, kh, kw, sh, sw, ho, wo, data, bias,
     x, wt, b = _data(seed, n, c, h, w, k, c, kh, kw, bias)
     # a few hundred bytes of im2col per block: several blocks per sample
     with forced_paths(threads, ROWBLOCK_MIN_PLANE=1, WIDE_MIN_REDUCTION=10**9,
-                 POINTWISE_MIN_PLANE=10**9, CHUNK_BYTES=4 * c * kh * kw * 2 * wo):
+                 POINTWISE_MIN_PLANE=10**9, POINTWISE_SMALL_MIN_PLANE=10**9,
+                 CHUNK_BYTES=4 * c * kh * kw * 2 * wo):
         got = kernels.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), knob=kid)
     assert_close(got, reference.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), knob=kid))
 
@@ -193,7 +208,8 @@ def test_kws_second_layer_takes_the_wide_path():
 
 
 @pytest.mark.parametrize("limits", [{"POINTWISE_MIN_PLANE": 1},
-                                    {"ROWBLOCK_MIN_PLANE": 1, "POINTWISE_MIN_PLANE": 10**9}])
+                                    {"ROWBLOCK_MIN_PLANE": 1, "POINTWISE_MIN_PLANE": 10**9,
+                                     "POINTWISE_SMALL_MIN_PLANE": 10**9}])
 def test_sampling_that_keeps_nothing_gives_the_bias(limits):
     """One input channel, 1x1 kernel, sampling offset 0 skips it: the conv is 0 (+ bias)."""
     x, wt, b = _data(4, 2, 1, 9, 9, 3, 1, 1, 1, True)

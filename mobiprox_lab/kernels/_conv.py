@@ -2,7 +2,8 @@
 
 Paths (``groups == 1`` unless said):
 
-* 1x1, stride 1, no padding, fp32, maps of >= ``POINTWISE_MIN_PLANE`` pixels
+* 1x1, stride 1, no padding, fp32, maps of >= ``POINTWISE_MIN_PLANE`` pixels (or of >=
+  ``POINTWISE_SMALL_MIN_PLANE`` with at most ``POINTWISE_SMALL_MAX_WEIGHT_BYTES`` of weights)
   (``_pointwise``): exact and filter-sampled, GEMMs straight on (strided views of) the
   input into the output; row-perforated with ``K*C*Wo >= POINTWISE_ROW_GEMM_MIN_MACS``,
   one GEMM per kept row straight into the output and the skipped rows filled in place;
@@ -75,6 +76,13 @@ WIDE_ROW_SPLIT_SAMPLES = 4  # wide rows, fewer samples than this per thread: spl
 WIDE_ROW_TASKS = 2  # ... into about this many tasks per thread
 ROWBLOCK_MIN_PLANE = 256  # unperforated maps of at least this many outputs: row blocks
 POINTWISE_MIN_PLANE = 64  # 1x1 maps of at least this many pixels: GEMMs on strided views
+# ... and maps of at least POINTWISE_SMALL_MIN_PLANE pixels whose weights stay in L2: HAR
+# width 0.5, batch 64, 2 threads, 4x4 maps: pw6 (128 KiB of weights) exact 0.72 -> 0.40 ms,
+# pw7 (256 KiB) 1.14 -> 0.93 ms, every stride-2 knob faster too (batch 1 likewise); with
+# 1 MiB of weights (pw7 at width 1.0) row s2 went 2.16 -> 4.60 ms, so larger ones stay on
+# im2col + GEMM
+POINTWISE_SMALL_MIN_PLANE = 16
+POINTWISE_SMALL_MAX_WEIGHT_BYTES = 1 << 18
 POINTWISE_GEMM_WIDTH = 128  # perforated 1x1: samples per GEMM to reach this many columns
 POINTWISE_BUFFER_BYTES = 1 << 19  # ... while its kept pixels and results fit in this
 # row-perforated 1x1 with K*C*Wo >= this: row GEMMs (HAR pw2, 64 -> 128 on 16x16, is 2^17:
@@ -247,8 +255,11 @@ def _run_chunks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, worke
 def _strided_pointwise(s: ConvSpec) -> str | None:
     """The ``_pointwise`` kernel for this call ("exact" | "sampling" | "gathered"), or None."""
     kn = s.knob
+    plane = s.h * s.w
+    pays = plane >= POINTWISE_MIN_PLANE or (
+        plane >= POINTWISE_SMALL_MIN_PLANE and 4 * s.k * s.c <= POINTWISE_SMALL_MAX_WEIGHT_BYTES)
     if (s.groups != 1 or s.kh != 1 or s.kw != 1 or s.sh != 1 or s.sw != 1 or s.ph or s.pw
-            or kn.is_fp16 or s.h * s.w < POINTWISE_MIN_PLANE):
+            or kn.is_fp16 or not pays):
         return None
     if kn.technique == "perforation":
         return "gathered"
