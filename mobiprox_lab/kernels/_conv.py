@@ -13,7 +13,8 @@ Paths (``groups == 1`` unless said):
 * the same in fp16, exact, maps of >= ``ONE_BY_ONE_MIN_PLANE`` pixels: one GEMM per
   sample straight into the output, then the half rounding.
 * fp32 exact (or sampled with a column-only pattern), stride 1, no padding,
-  ``C*KW >= WIDE_MIN_REDUCTION`` (the KWS CNN's second layer): KH GEMMs on wide rows
+  ``C*KW >= WIDE_MIN_REDUCTION``, batches of ``>= WIDE_MIN_SAMPLES`` (the KWS CNN's second
+  layer): KH GEMMs on wide rows
   accumulated in cache (``_wide``). Tasks are blocks of samples (x blocks of output
   channels); below ``WIDE_ROW_SPLIT_SAMPLES`` samples per thread, blocks of output rows
   with every channel instead (batch 1: two channel blocks of 16 each rebuilt the shifted
@@ -72,6 +73,10 @@ PERFORATED_CHUNK_COLUMNS = 1024  # perforated chunks: at most this many kept pix
 COLUMN_BLOCK_COLUMNS = 4096  # column-perforated row blocks: at most this many kept pixels
 ONE_BY_ONE_MIN_PLANE = 256
 WIDE_MIN_REDUCTION = 128  # exact stride-1 unpadded convs with C*KW >= this: wide rows
+# ... in batches of at least this many samples: KWS conv2 (2 threads, wall, side by side)
+# at batch 1 took 1.45 ms exact on wide rows against 1.26 ms by row blocks (samp s2 1.07 vs
+# 0.74 ms), row blocks also won at batch 2, wide rows from batch 4 (batch 64: 64.5 vs 76.6)
+WIDE_MIN_SAMPLES = 4
 WIDE_ROW_SPLIT_SAMPLES = 4  # wide rows, fewer samples than this per thread: split the rows
 WIDE_ROW_TASKS = 2  # ... into about this many tasks per thread
 ROWBLOCK_MIN_PLANE = 256  # unperforated maps of at least this many outputs: row blocks
@@ -387,7 +392,8 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
 def _wide_applies(s: ConvSpec) -> bool:
     kn = s.knob
     if (s.groups != 1 or kn.is_fp16 or s.sh != 1 or s.sw != 1 or s.ph or s.pw or s.kh < 2
-            or s.c * s.kw < WIDE_MIN_REDUCTION or s.ho * s.wo < ROWBLOCK_MIN_PLANE):
+            or s.c * s.kw < WIDE_MIN_REDUCTION or s.ho * s.wo < ROWBLOCK_MIN_PLANE
+            or s.n < WIDE_MIN_SAMPLES):
         return False
     if kn.technique == "sampling":
         return s.kw % kn.stride == 0  # then (kh*kw) % stride == 0 too: column-only pattern
