@@ -10,8 +10,6 @@ import pytest
 
 from mobiprox_lab import kernels
 
-pytest.importorskip("ctypes")
-
 # two 8 MiB buffers made, written and freed four times: with glibc's defaults memory goes back
 # to the kernel on free (unmapped blocks, trimmed heap top), and every round page-faults
 # (measured: ~1,000 faults per round on this machine, 4,096 pages written)

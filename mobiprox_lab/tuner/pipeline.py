@@ -405,8 +405,8 @@ def _remeasured(p: _Problem, s: Settings, final: pd.DataFrame) -> pd.DataFrame:
     fast, or every speedup off when the exact run timed slow); the list is timed again,
     round-robin with :data:`FINAL_REPEATS_FACTOR` x the repeats, and reported from that.
     ``selection_speedup`` keeps the speedup the rule saw."""
-    kw = dict(s.measure_kwargs)
-    kw["repeats"] = FINAL_REPEATS_FACTOR * int(kw.get("repeats", MEASURE_DEFAULTS["repeats"]))
+    kw = s.measure_kwargs  # a fresh dict, with "repeats" from the defaults at least
+    kw["repeats"] = FINAL_REPEATS_FACTOR * int(kw["repeats"])
     prof = profile(p.model, list(final["config"]), p.test_data, progress=s.progress,
                    cost_model=p.cost, **kw)
     prof = prof.drop(columns=["name", "config", "predicted_speedup", "fp16_fraction"])
