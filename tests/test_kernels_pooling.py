@@ -1,4 +1,5 @@
-"""kernels.pool2d against torch's max_pool2d / avg_pool2d (floor mode), NaN and padding."""
+"""kernels.pool2d against torch's max_pool2d / avg_pool2d (floor mode), NaN and padding;
+kernels.global_pool2d against adaptive_max_pool2d / adaptive_avg_pool2d."""
 
 from __future__ import annotations
 
@@ -47,3 +48,39 @@ def test_pool2d_parallel_batch_matches_torch():
 def test_pool2d_rejects_bad_arguments(args, match):
     with pytest.raises(ValueError, match=match):
         kernels.pool2d(np.zeros((1, 1, 4, 4), np.float32), *args)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 3), c=st.integers(1, 5), h=st.integers(1, 9), w=st.integers(1, 9),
+       mode=st.sampled_from(["max", "avg"]), nan=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_global_pool2d_matches_torch(n, c, h, w, mode, nan, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w), dtype=np.float32) * 10
+    if nan and n:
+        x[rng.integers(n), rng.integers(c), rng.integers(h), rng.integers(w)] = np.nan
+    got = kernels.global_pool2d(x, mode)
+    xt = torch.from_numpy(x)
+    want = F.adaptive_max_pool2d(xt, 1) if mode == "max" else F.adaptive_avg_pool2d(xt, 1)
+    assert got.shape == (n, c, 1, 1) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-6, atol=1e-6, equal_nan=True)
+
+
+def test_global_pool2d_parallel_batch_matches_torch():
+    x = np.random.default_rng(1).standard_normal((64, 512, 8, 8), dtype=np.float32)
+    x[5, 7, 3, 2] = np.nan  # one NaN plane among many tasks
+    want = F.adaptive_avg_pool2d(torch.from_numpy(x), 1).numpy()
+    np.testing.assert_allclose(kernels.global_pool2d(x, "avg"), want, rtol=1e-6, atol=1e-7,
+                               equal_nan=True)
+    want = F.adaptive_max_pool2d(torch.from_numpy(x), 1).numpy()
+    np.testing.assert_array_equal(kernels.global_pool2d(x, "max"), want)
+
+
+@pytest.mark.parametrize("x,mode,match", [
+    (np.zeros((1, 1, 2, 2), np.float32), "sum", "mode"),
+    (np.zeros((1, 1, 2, 2), np.float64), "avg", "x: expected a float32"),
+    (np.zeros((1, 2, 2), np.float32), "avg", "x: expected a float32"),
+    (np.zeros((1, 1, 0, 2), np.float32), "avg", "non-empty"),
+])
+def test_global_pool2d_rejects_bad_arguments(x, mode, match):
+    with pytest.raises(ValueError, match=match):
+        kernels.global_pool2d(x, mode)

@@ -326,6 +326,38 @@ def test_pooling_kernel_path_matches_torch(monkeypatch):
     _close(am.run(x), _torch(net, x), 1e-5)
 
 
+class _GlobalPools(nn.Module):
+    """Adaptive average pool to 2x2 (not global), then a max pool over the whole 2x2 map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(2, 5, 3, padding=1)
+        self.adaptive = nn.AdaptiveAvgPool2d(2)
+        self.top = nn.MaxPool2d(2)
+        self.fc = nn.Linear(5, 3)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.top(self.adaptive(self.conv(x))), 1))
+
+
+def test_global_and_adaptive_pools_match_torch(monkeypatch):
+    """A pool over the whole map runs on kernels.global_pool2d, an adaptive one to 2x2 on
+    strided slices; both give torch's logits."""
+    from mobiprox_lab import kernels
+
+    calls = []
+    real = kernels.global_pool2d
+    monkeypatch.setattr(kernels, "global_pool2d",
+                        lambda x, mode: calls.append((x.shape, mode)) or real(x, mode))
+    torch.manual_seed(6)
+    net = _GlobalPools().eval()
+    am = ApproxModel(net, (2, 6, 6))
+    x = _x((2, 6, 6), 3)
+    _close(am.run(x), _torch(net, x), 1e-5)
+    assert ((3, 5, 2, 2), "max") in calls and all(m == "max" for _, m in calls)
+    _close(am.run(x, backend="reference"), _torch(net, x), 1e-5)
+
+
 def test_time_steps_with_a_cpu_clock():
     import time
 

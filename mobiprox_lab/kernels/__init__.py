@@ -11,6 +11,8 @@ Knob semantics are HPVM / ApproxTuner's, described in :mod:`mobiprox_lab.knobs` 
     ``conv2d`` plus a dict of seconds per phase (``PHASES``).
 ``pool2d(x, mode, kernel, stride, padding=(0, 0), *, count_include_pad=True)``
     max / average pooling (N, C, H, W) -> (N, C, Ho, Wo), like torch's (floor mode).
+``global_pool2d(x, mode)``
+    max / average of each whole plane (N, C, H, W) -> (N, C, 1, 1).
 ``conv_output_hw(hw, kernel, stride=1, padding=0)``
     (Ho, Wo) of a convolution / pooling window over an (H, W) map.
 ``set_num_threads(n)`` / ``get_num_threads()``
@@ -26,10 +28,10 @@ Knob semantics are HPVM / ApproxTuner's, described in :mod:`mobiprox_lab.knobs` 
 from ._conv import PHASES, conv2d, conv2d_breakdown
 from ._linear import linear
 from ._memory import allocator_policy, retain_freed_memory
-from ._pooling import pool2d
+from ._pooling import global_pool2d, pool2d
 from ._threads import get_num_threads, set_num_threads, single_threaded_blas
 from ._validate import conv_output_hw
 
 __all__ = ["PHASES", "allocator_policy", "conv2d", "conv2d_breakdown", "conv_output_hw",
-           "get_num_threads", "linear", "pool2d", "retain_freed_memory", "set_num_threads",
-           "single_threaded_blas"]
+           "get_num_threads", "global_pool2d", "linear", "pool2d", "retain_freed_memory",
+           "set_num_threads", "single_threaded_blas"]

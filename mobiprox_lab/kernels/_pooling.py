@@ -1,4 +1,5 @@
-"""Max / average pooling of NCHW float32 maps in one pass (Numba), tasks over samples."""
+"""Max / average pooling of NCHW float32 maps in one pass (Numba), tasks over samples; global
+pooling (one value per plane) by a plain loop over each contiguous plane."""
 
 from __future__ import annotations
 
@@ -59,6 +60,59 @@ def _pool_planes(x, out, n0, n1, kh, kw, sh, sw, ph, pw, is_max, include_pad):
                 else:
                     for wo in range(wo_n):
                         of[d + uint64(wo)] /= cnt[wo]
+
+
+@njit(cache=True, nogil=True)
+def _global_planes(xf, out, t0, t1, plane, is_max):
+    """``out[t]`` = max / mean of ``xf[t*plane : (t+1)*plane]`` for planes ``t0 .. t1-1``;
+    the mean is summed in float64 (as torch's CPU kernel accumulates), max keeps NaN."""
+    for t in range(t0, t1):
+        s0 = uint64(t * plane)
+        if is_max:
+            m = xf[s0]
+            for j in range(uint64(1), uint64(plane)):
+                v = xf[s0 + j]
+                if v != v:  # NaN wins, as in torch
+                    m = v
+                    break
+                if v > m:
+                    m = v
+            out[t] = m
+        else:
+            acc = 0.0
+            for j in range(uint64(plane)):
+                acc += np.float64(xf[s0 + j])
+            out[t] = np.float32(acc / plane)
+
+
+def global_pool2d(x: np.ndarray, mode: str) -> np.ndarray:
+    """Max (``mode="max"``) or average (``"avg"``) of each whole (H, W) plane, like torch's
+    ``adaptive_*_pool2d(x, 1)``: x float32 (N, C, H, W) -> float32 (N, C, 1, 1).
+
+    NumPy's ``mean(axis=(2, 3))`` pays a per-plane overhead: HAR's last map (64, 512, 2, 2)
+    took 0.54 ms with it, 0.05 ms by strided slices, about as long as torch's 0.08 ms here.
+    """
+    if mode not in ("max", "avg"):
+        raise ValueError(f"mode: expected 'max' or 'avg', got {mode!r}")
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 4:
+        raise ValueError(f"x: expected a float32 array (N, C, H, W), got "
+                         f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
+    n, c, h, w = x.shape
+    if h * w == 0:
+        raise ValueError(f"x: expected non-empty planes, got {h}x{w}")
+    xf = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty(n * c, np.float32)
+    planes = n * c
+    if planes == 0:
+        return out.reshape(n, c, 1, 1)
+    workers = _threads.get_num_threads() if x.size >= 1 << 20 else 1
+    per = ceil(planes / (4 * workers))
+
+    def task(i: int, scratch: dict) -> None:
+        _global_planes(xf, out, i * per, min(planes, (i + 1) * per), h * w, mode == "max")
+
+    _threads.run(task, ceil(planes / per), workers, limit_blas=False)
+    return out.reshape(n, c, 1, 1)
 
 
 def pool2d(x: np.ndarray, mode: str, kernel, stride, padding=(0, 0), *,
