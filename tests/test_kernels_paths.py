@@ -125,6 +125,37 @@ def test_small_pointwise_maps_take_the_views_while_weights_fit(c, k, on_views, k
     assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
 
+BATCHED_KNOBS = [k for k in FP32_KNOBS if knobs.get(k).technique != "perforation"]
+
+
+@SETTINGS
+@given(n=st.integers(2, 5), c=st.integers(1, 9), k=st.integers(1, 20), h=st.integers(1, 5),
+       w=st.integers(1, 5), kid=st.sampled_from(BATCHED_KNOBS), bias=st.booleans(),
+       columns=st.sampled_from([1, 7, 512]), threads=st.sampled_from([1, 2]),
+       seed=st.integers(0, 2**31 - 1))
+def test_batched_pointwise_matches_reference(n, c, k, h, w, kid, bias, columns, threads, seed):
+    """The packed whole-batch GEMM, with blocks of one sample, a few, or all of them."""
+    assume(knobs.applicable(kid, "conv", (h, w)))
+    x, wt, b = _data(seed, n, c, h, w, k, c, 1, 1, bias)
+    with forced_paths(threads, POINTWISE_MIN_PLANE=10**9, POINTWISE_SMALL_MIN_PLANE=10**9,
+                      POINTWISE_BATCHED_COLUMNS=columns), _spy("_run_batched_pointwise") as calls:
+        got = kernels.conv2d(x, wt, b, knob=kid)
+    assert calls
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
+
+
+@pytest.mark.parametrize("n,kid,batched", [(3, 11, True), (3, 231, True), (3, 234, True),
+                                           (1, 11, False), (3, 121, False), (3, 124, False)])
+def test_two_by_two_pointwise_layers_take_the_batched_gemm(n, kid, batched):
+    """HAR's 2x2 pointwise layers: one packed GEMM for exact and sampled batches of two or
+    more; one sample, and perforation, stay on reduced im2col + GEMM."""
+    x, wt, b = _data(3, n, 64, 2, 2, 96, 64, 1, 1, True)
+    with _spy("_run_batched_pointwise") as calls:
+        got = kernels.conv2d(x, wt, b, knob=kid)
+    assert len(calls) == int(batched)
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
+
+
 # ---- depthwise -------------------------------------------------------------------------
 
 @SETTINGS
@@ -212,6 +243,9 @@ def test_kws_second_layer_takes_the_wide_path_from_a_few_samples():
 
 @pytest.mark.parametrize("limits", [{"POINTWISE_MIN_PLANE": 1},
                                     {"ROWBLOCK_MIN_PLANE": 1, "POINTWISE_MIN_PLANE": 10**9,
+                                     "POINTWISE_SMALL_MIN_PLANE": 10**9,
+                                     "POINTWISE_BATCHED_MIN_SAMPLES": 10**9},
+                                    {"POINTWISE_MIN_PLANE": 10**9,
                                      "POINTWISE_SMALL_MIN_PLANE": 10**9}])
 def test_sampling_that_keeps_nothing_gives_the_bias(limits):
     """One input channel, 1x1 kernel, sampling offset 0 skips it: the conv is 0 (+ bias)."""
@@ -238,6 +272,8 @@ RELU_CASES = [
     ((2, 3, 9, 8), (4, 3, 3, 3), 1, 1, 1, 121, {}),  # im2col + GEMM + scatter
     ((2, 4, 9, 8), (4, 2, 3, 3), 1, 1, 2, 11, {"DIRECT_MAX_GROUP_WIDTH": 1}),  # per group
     ((2, 6, 20, 20), (5, 6, 1, 1), 1, 0, 1, 12, {}),  # fp16 1x1: per-sample GEMM
+    ((3, 6, 2, 2), (5, 6, 1, 1), 1, 0, 1, 11, {}),  # 2x2 1x1: one packed GEMM
+    ((3, 6, 3, 3), (5, 6, 1, 1), 1, 0, 1, 233, {}),  # ... sampled
 ]
 
 

@@ -12,6 +12,10 @@ Paths (``groups == 1`` unless said):
   channels.
 * the same in fp16, exact, maps of >= ``ONE_BY_ONE_MIN_PLANE`` pixels: one GEMM per
   sample straight into the output, then the half rounding.
+* other fp32 1x1, stride 1, no padding, exact or filter-sampled, batches of >=
+  ``POINTWISE_BATCHED_MIN_SAMPLES`` (the HAR MobileNet's 2x2 layers, and 4x4 ones with
+  large weights): the batch's (kept) channels packed side by side, then one GEMM per block
+  of output channels x block of samples, unpacked with bias and ReLU (``_pointwise``).
 * fp32 exact (or sampled with a column-only pattern), stride 1, no padding,
   ``C*KW >= WIDE_MIN_REDUCTION``, batches of ``>= WIDE_MIN_SAMPLES`` (the KWS CNN's second
   layer): KH GEMMs on wide rows
@@ -62,7 +66,13 @@ from ._fused import (
 )
 from ._half import to_half
 from ._im2col import im2col, im2col_column_phases, split_column_phases
-from ._pointwise import pointwise_exact, pointwise_gathered, pointwise_sampled
+from ._pointwise import (
+    batched_gemm,
+    pack_channels,
+    pointwise_exact,
+    pointwise_gathered,
+    pointwise_sampled,
+)
 from ._scatter import fill_column_rows, finish, relu_block, scatter
 from ._validate import ConvSpec, conv_spec
 from ._weights import gather_columns
@@ -88,6 +98,12 @@ POINTWISE_MIN_PLANE = 64  # 1x1 maps of at least this many pixels: GEMMs on stri
 # im2col + GEMM
 POINTWISE_SMALL_MIN_PLANE = 16
 POINTWISE_SMALL_MAX_WEIGHT_BYTES = 1 << 18
+# other 1x1 (exact / sampled) in batches of at least this many samples: one packed GEMM.
+# 2 threads, wall, batch 64, against the reduced-im2col chunks: 512 -> 512 on 2x2 1.33 ->
+# 1.01 ms, 256 -> 512 on 2x2 0.83 -> 0.60, 512 -> 512 on 4x4 3.48 -> 3.15 (torch 0.76,
+# 0.43, 2.53); batch 8, 512 -> 512 on 2x2 0.39 -> 0.29; batch 1 0.058 -> 0.074
+POINTWISE_BATCHED_MIN_SAMPLES = 2
+POINTWISE_BATCHED_COLUMNS = 512  # ... at most about this many columns (pixels) per GEMM
 POINTWISE_GEMM_WIDTH = 128  # perforated 1x1: samples per GEMM to reach this many columns
 POINTWISE_BUFFER_BYTES = 1 << 19  # ... while its kept pixels and results fit in this
 # row-perforated 1x1 with K*C*Wo >= this: row GEMMs (HAR pw2, 64 -> 128 on 16x16, is 2^17:
@@ -191,9 +207,14 @@ def _run_reduced(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_sta
     if kn.technique == "sampling":
         w2 = gather_columns(w2, kept, np.float32(kn.stride / (kn.stride - 1)))
     w2 = to_half(w2) if fp16 else np.ascontiguousarray(w2)
-    if (s.groups == 1 and s.kh == s.kw == 1 and s.sh == s.sw == 1 and s.ph == s.pw == 0
-            and kn.technique == "exact" and s.h * s.w >= ONE_BY_ONE_MIN_PLANE):
+    one_by_one = (s.groups == 1 and s.kh == s.kw == 1 and s.sh == s.sw == 1
+                  and s.ph == s.pw == 0)
+    if one_by_one and kn.technique == "exact" and s.h * s.w >= ONE_BY_ONE_MIN_PLANE:
         _run_one_by_one(x, w2, out, s, bias, has_bias, workers, timings, t_start, small, relu)
+    elif (one_by_one and not fp16 and kn.technique != "perforation"
+            and s.n >= POINTWISE_BATCHED_MIN_SAMPLES):
+        _run_batched_pointwise(x, w2, out, s, chan, bias, has_bias, workers, timings,
+                               t_start, small, relu)
     elif (s.groups == 1 and not fp16 and s.ho * s.wo >= ROWBLOCK_MIN_PLANE
             and (kn.technique != "perforation" or kn.axis == "col")):
         _run_rowblocks(x, w2, out, s, chan, krow, kcol, bias, has_bias, workers, timings,
@@ -229,6 +250,48 @@ def _run_one_by_one(x, w2, out, s: ConvSpec, bias, has_bias, workers, timings, t
     _run(_relu_after(pointwise_task, relu, out, lambda i: (
         i * nb, min(s.n, (i + 1) * nb), 0, s.k, 0, s.ho * s.wo), timing),
          ceil(s.n / nb), workers, timings, t_start, small)
+
+
+def _run_batched_pointwise(x, w2, out, s: ConvSpec, chan, bias, has_bias, workers, timings,
+                           t_start, small, relu) -> None:
+    """1x1 stride-1 unpadded conv of a whole batch as one GEMM: the kept channels of every
+    sample packed side by side (tasks over samples), then blocks of output channels x
+    blocks of samples multiplied and unpacked with bias and ReLU."""
+    timing = timings is not None
+    plane = s.h * s.w
+    xb = np.empty(chan.shape[0] * s.n * plane, np.float32)
+    nb = _batch_chunk(s.n, s.n, workers)
+
+    def pack_task(i: int, scratch: dict) -> None:
+        t0 = thread_time() if timing else 0.0
+        pack_channels(x, chan, i * nb, min(s.n, (i + 1) * nb), xb)
+        if timing:
+            _add(scratch, "im2col", thread_time() - t0)
+
+    _run(pack_task, ceil(s.n / nb), workers, timings, t_start, small)
+    cb = max(1, min(s.n, POINTWISE_BATCHED_COLUMNS // plane))
+    cblocks = ceil(s.n / cb)
+    kblocks = 1 if small or workers == 1 else max(1, min(s.k // 16, ceil(workers / cblocks)))
+    kb = ceil(s.k / kblocks)
+    kblocks = ceil(s.k / kb)
+
+    def gemm_task(i: int, scratch: dict) -> None:
+        t0 = thread_time() if timing else 0.0
+        b, j = divmod(i, kblocks)
+        if "res" not in scratch:
+            scratch["res"] = np.empty(kb * cb * plane, np.float32)
+        batched_gemm(w2, xb, scratch["res"], out, b * cb, min(s.n, (b + 1) * cb), j * kb,
+                     min(s.k, (j + 1) * kb), bias, has_bias, relu and not timing)
+        if timing:
+            _add(scratch, "gemm", thread_time() - t0)
+
+    def region(i: int) -> tuple:
+        b, j = divmod(i, kblocks)
+        return b * cb, min(s.n, (b + 1) * cb), j * kb, min(s.k, (j + 1) * kb), 0, plane
+
+    # timed, the ReLU is a pass of its own, clocked as "interp" like every other path's
+    _run(_relu_after(gemm_task, relu and timing, out, region), cblocks * kblocks, workers,
+         timings, thread_time() if timing else 0.0, small)
 
 
 def _run_chunks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, workers,

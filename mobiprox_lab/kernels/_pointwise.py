@@ -22,6 +22,11 @@ sample's planes are still in cache:
 
 A task is a block of output channels of a block of samples, so that a single sample
 still spreads over several threads.
+
+On maps too small for per-sample GEMMs (2x2, or 4x4 with large weights) a batch is
+one GEMM instead: the (kept) input channels of every sample are packed side by side
+(:func:`pack_channels`, ``(R, N*H*W)``), and :func:`batched_gemm` multiplies a block of
+output channels by a block of those columns and unpacks the result into NCHW.
 """
 
 from __future__ import annotations
@@ -237,3 +242,42 @@ def pointwise_gathered(x, w2, out, n0, n1, k0, k1, hsrc, wsrc, row_a, row_b, col
         sgemm(wf[k0 * c_:], c_, xbuf, wid, rbuf, wid, kc, wid, c_, np.float32(0.0))
         scatter(rbuf[:kc * wid].reshape(kc, wid), out, nb, k0, hk, wk, row_a, row_b, col_a,
                 col_b, col_s2, bias, has_bias, False)
+
+
+@njit(cache=True, nogil=True)
+def pack_channels(x, chan, n0, n1, xb):
+    """Samples ``n0 .. n1-1`` of ``xb`` (R, N*plane), flat: row ``r`` holds input channel
+    ``chan[r]`` of every sample, sample ``n`` at columns ``n*plane .. (n+1)*plane``."""
+    c_, plane = x.shape[1], x.shape[2] * x.shape[3]
+    ld = x.shape[0] * plane
+    xf = x.reshape(-1)
+    for r in range(chan.shape[0]):
+        for n in range(n0, n1):
+            src = uint64((n * c_ + chan[r]) * plane)
+            d = uint64(r * ld + n * plane)
+            for j in range(uint64(plane)):
+                xb[d + j] = xf[src + j]
+
+
+@njit(cache=True, nogil=True)
+def batched_gemm(w2, xb, res, out, n0, n1, k0, k1, bias, has_bias, relu):
+    """``out[n0:n1, k0:k1]`` = ``w2[k0:k1]`` (K, R) @ the samples' columns of ``xb`` (see
+    :func:`pack_channels`), through ``res`` (at least ``(k1-k0)*(n1-n0)*plane``), plus the
+    bias, then ReLU if ``relu`` (NaN kept)."""
+    k_, red = w2.shape
+    plane = out.shape[2] * out.shape[3]
+    ld = out.shape[0] * plane
+    cols = (n1 - n0) * plane
+    wf, of = w2.reshape(-1), out.reshape(-1)
+    sgemm(wf[k0 * red:], red, xb[n0 * plane:], ld, res, cols, k1 - k0, cols, red,
+          np.float32(0.0))
+    zero = np.float32(0.0)
+    for k in range(k0, k1):
+        bv = bias[k] if has_bias else zero
+        r0 = uint64((k - k0) * cols)
+        for n in range(n0, n1):
+            d = uint64((n * k_ + k) * plane)
+            s0 = r0 + uint64((n - n0) * plane)
+            for j in range(uint64(plane)):
+                v = res[s0 + j] + bv
+                of[d + j] = zero if relu and v < 0 else v
