@@ -1,7 +1,7 @@
 """Single-sample calls (the runtime at batch 1) on the paths that have their own one-sample
 code: perforated small planes (tables of one plane for every channel), the stride-2 column
-fill of 1x1 layers, and sampled weights packed in one pass; against the reference and, per
-sample, against the same call on a batch."""
+fill of 1x1 layers, and sampled weights packed in one pass (and once, for read-only
+weights); against the reference and, per sample, against the same call on a batch."""
 
 from __future__ import annotations
 
@@ -56,3 +56,91 @@ def test_sampled_weights_packed_as_numpy_does(c, stride, offset):
     kept = _plan.sampling_kept(c, 1, 1, stride, offset)
     np.testing.assert_array_equal(_weights.gather_columns(w2, kept, scale),
                                   np.take(w2, kept, axis=1) * scale)
+
+
+# ---- packed weights kept for read-only weights -------------------------------------------
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+def test_packing_is_built_once_for_read_only_weights():
+    w = _frozen(np.arange(12, dtype=np.float32).reshape(3, 4))
+    builds = []
+
+    def build():
+        builds.append(1)
+        return w * 2
+
+    first = _weights.packed(w, "k", build)
+    assert _weights.packed(w, "k", build) is first and len(builds) == 1
+    _weights.packed(w, "other", build)
+    assert len(builds) == 2  # another key, another packing
+    np.testing.assert_array_equal(first, w * 2)
+
+
+@pytest.mark.parametrize("make", [
+    lambda a: a,  # writable
+    lambda a: _frozen(a)[:, :2],  # a read-only view of a read-only array: cached ...
+])
+def test_packing_cache_rules(make):
+    a = np.arange(12, dtype=np.float32).reshape(3, 4)
+    w = make(a)
+    builds = []
+    _weights.packed(w, "k", lambda: builds.append(1) or w + 1)
+    _weights.packed(w, "k", lambda: builds.append(1) or w + 1)
+    assert len(builds) == (2 if w.flags.writeable else 1)
+
+
+def test_packing_is_not_kept_for_views_nor_for_writable_bases():
+    base = np.arange(12, dtype=np.float32).reshape(3, 4)
+    view = base[:, :2]
+    view.flags.writeable = False  # read-only view, but its base can still change
+    assert not _weights.immutable(view)
+    w = _frozen(base)
+    builds = []
+    for _ in range(2):  # a packing that is a view of w is not kept (it would keep w alive)
+        _weights.packed(w, "view", lambda: builds.append(1) or w.reshape(4, 3))
+    assert len(builds) == 2
+
+
+def test_packing_does_not_keep_its_weights_alive():
+    import gc
+    import weakref
+
+    w = _frozen(np.ones((4, 4), np.float32))
+    _weights.packed(w, "drop", lambda a=w: a * 3)
+    alive = weakref.ref(w)
+    del w
+    gc.collect()
+    assert alive() is None
+
+
+@pytest.mark.parametrize("shape,kid,path", [
+    ((2, 16, 8, 8), 231, "_run_pointwise"),  # sampled 1x1 on strided views
+    ((2, 16, 2, 2), 233, "_run_batched_pointwise"),  # sampled 1x1, packed batch
+    ((1, 16, 6, 6), 262, "_run_reduced"),  # sampled 3x3 via reduced im2col
+    ((2, 16, 6, 6), 12, "_run_reduced"),  # fp16
+])
+def test_read_only_weights_give_the_same_result_and_pack_once(monkeypatch, shape, kid, path):
+    from mobiprox_lab.kernels import _conv
+
+    kh = 1 if path != "_run_reduced" else 3
+    x, wt, b = _data(7, *shape, 12, shape[1], kh, kh, True)
+    want = kernels.conv2d(x, wt, b, padding=kh // 2, knob=kid)
+    calls = []  # weight packings: gathers of weight columns, half rounding of the weights
+    real_gather, real_half = _conv.gather_columns, _conv.to_half
+    monkeypatch.setattr(_conv, "gather_columns", lambda *a: calls.append(1) or real_gather(*a))
+    monkeypatch.setattr(_conv, "to_half", lambda a: (
+        calls.append(1) if a.size == wt.size else None) or real_half(a))
+    frozen = _frozen(wt)
+    for _ in range(3):
+        got = kernels.conv2d(x, frozen, b, padding=kh // 2, knob=kid)
+        np.testing.assert_array_equal(got, want)
+    assert len(calls) == 1
+    kernels.conv2d(x, wt, b, padding=kh // 2, knob=kid)  # writable: packed on every call
+    kernels.conv2d(x, wt, b, padding=kh // 2, knob=kid)
+    assert len(calls) == 3
+    assert_close(want, reference.conv2d(x, wt, b, padding=kh // 2, knob=kid))

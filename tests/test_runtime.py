@@ -358,6 +358,27 @@ def test_global_and_adaptive_pools_match_torch(monkeypatch):
     _close(am.run(x, backend="reference"), _torch(net, x), 1e-5)
 
 
+def test_runtime_packs_each_knobs_weights_once(monkeypatch):
+    """The numba backend hands the kernels read-only weights: a sampled configuration's
+    weights are gathered when it first runs, not on every inference."""
+    from mobiprox_lab.kernels import _conv
+
+    torch.manual_seed(7)
+    net = _GlobalPools().eval()
+    am = ApproxModel(net, (2, 6, 6))
+    x = _x((2, 6, 6), 2)
+    cfg = {"conv": 262}  # 3x3 filter sampling
+    gathers = []
+    real = _conv.gather_columns
+    monkeypatch.setattr(_conv, "gather_columns", lambda *a: gathers.append(1) or real(*a))
+    first = am.run(x, cfg)
+    packed_once = len(gathers)
+    for _ in range(3):
+        np.testing.assert_array_equal(am.run(x, cfg), first)
+    assert packed_once >= 1 and len(gathers) == packed_once
+    _close(first, am.run(x, cfg, backend="reference"), 1e-4)
+
+
 def test_time_steps_with_a_cpu_clock():
     import time
 

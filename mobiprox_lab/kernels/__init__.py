@@ -3,6 +3,11 @@
 Knob semantics are HPVM / ApproxTuner's, described in :mod:`mobiprox_lab.knobs` (ids from
 :mod:`mobiprox_lab.knobs`). Arrays in, arrays out: float32 NumPy only, no torch.
 
+Weights a knob repacks (filter sampling's kept elements, fp16's rounding) are packed on
+every call, except read-only weights (the array and all it views): their packing per knob
+is built once and kept while they live, as a deployed runtime keeps its weights. The
+runtime passes read-only copies.
+
 ``conv2d(x, w, b=None, *, stride=1, padding=0, groups=1, knob=11, timings=None)``
     x (N, C, H, W), w (K, C // groups, KH, KW), b (K,) -> (N, K, Ho, Wo).
 ``linear(x, w, b=None, *, knob=11)``

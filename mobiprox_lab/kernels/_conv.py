@@ -75,7 +75,7 @@ from ._pointwise import (
 )
 from ._scatter import fill_column_rows, finish, relu_block, scatter
 from ._validate import ConvSpec, conv_spec
-from ._weights import gather_columns
+from ._weights import gather_columns, packed
 from ._wide import wide_conv
 
 CHUNK_BYTES = 1 << 20  # im2col + GEMM result of one chunk: one core's L2
@@ -173,7 +173,7 @@ def _run_direct(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_star
     blocks of samples."""
     fp16 = s.knob.is_fp16
     timing = timings is not None
-    w = to_half(w) if fp16 else np.ascontiguousarray(w)
+    w = packed(w, "half", lambda: to_half(w)) if fp16 else np.ascontiguousarray(w)
     nb = _batch_chunk(s.n, s.n, workers)
     nhwc = s.k == s.c == s.groups and s.ho * s.wo <= DEPTHWISE_NHWC_MAX_PLANE
 
@@ -181,15 +181,17 @@ def _run_direct(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_star
         t0 = thread_time() if timing else 0.0
         n0, n1 = i * nb, min(s.n, (i + 1) * nb)
         if nhwc:
-            depthwise_nhwc(x, w, out, n0, n1, s.sh, s.sw, s.ph, s.pw, bias, has_bias, fp16)
+            depthwise_nhwc(x, w, out, n0, n1, s.sh, s.sw, s.ph, s.pw, bias, has_bias, fp16,
+                           relu and not timing)
         else:
             direct_conv(x, w, out, n0, n1, s.sh, s.sw, s.ph, s.pw, s.groups, bias,
                         has_bias, fp16)
         if timing:
             _add(scratch, "direct", thread_time() - t0)
 
-    _run(_relu_after(direct_task, relu, out, lambda i: (i * nb, min(s.n, (i + 1) * nb), 0,
-                                                          s.k, 0, s.ho * s.wo), timing),
+    fused = nhwc and not timing  # else ReLU is a pass of its own ("interp" when timed)
+    _run(_relu_after(direct_task, relu and not fused, out, lambda i: (
+        i * nb, min(s.n, (i + 1) * nb), 0, s.k, 0, s.ho * s.wo), timing),
          ceil(s.n / nb), workers, timings, t_start, small)
 
 
@@ -203,10 +205,14 @@ def _run_reduced(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_sta
     cg = s.c // s.groups
     samp = (kn.stride, kn.offset) if kn.technique == "sampling" else (1, 0)
     kept, chan, krow, kcol = _plan.reduction_plan(cg, s.kh, s.kw, *samp)
-    w2 = np.ascontiguousarray(w).reshape(s.k, cg * s.kh * s.kw)
-    if kn.technique == "sampling":
-        w2 = gather_columns(w2, kept, np.float32(kn.stride / (kn.stride - 1)))
-    w2 = to_half(w2) if fp16 else np.ascontiguousarray(w2)
+
+    def reduce_weights() -> np.ndarray:
+        w2 = np.ascontiguousarray(w).reshape(s.k, cg * s.kh * s.kw)
+        if kn.technique == "sampling":
+            w2 = gather_columns(w2, kept, np.float32(kn.stride / (kn.stride - 1)))
+        return to_half(w2) if fp16 else np.ascontiguousarray(w2)
+
+    w2 = packed(w, ("reduced", kn.id), reduce_weights)
     one_by_one = (s.groups == 1 and s.kh == s.kw == 1 and s.sh == s.sw == 1
                   and s.ph == s.pw == 0)
     if one_by_one and kn.technique == "exact" and s.h * s.w >= ONE_BY_ONE_MIN_PLANE:
@@ -343,7 +349,8 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
     if kind == "sampling":
         st, off = kn.stride, kn.offset
-        w2 = gather_columns(w2, _plan.channel_classes(s.c, st, off), np.float32(st / (st - 1)))
+        w2 = packed(w, ("classes", kn.id), lambda: gather_columns(
+            w2, _plan.channel_classes(s.c, st, off), np.float32(st / (st - 1))))
     elif kind == "gathered":
         hsrc, row_a, row_b = _plan.axis_plan(s.ho, *_axis_pattern(s, "row"))
         col_pattern = _axis_pattern(s, "col")
@@ -468,12 +475,18 @@ def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
     """Stride-1 unpadded conv as KH accumulated GEMMs on wide rows (``_wide``)."""
     kn = s.knob
     pc, pj = np.divmod(np.arange(s.c * s.kw, dtype=np.int64), s.kw)
-    wr = np.ascontiguousarray(w).transpose(2, 0, 1, 3).reshape(s.kh, s.k, s.c * s.kw)
+    keep = None
     if kn.technique == "sampling":
         keep = pj % kn.stride != (kn.offset + pc) % kn.stride
         pc, pj = pc[keep], pj[keep]
-        wr = wr[:, :, keep] * np.float32(kn.stride / (kn.stride - 1))
-    wr = np.ascontiguousarray(wr, dtype=np.float32)
+
+    def row_weights() -> np.ndarray:
+        wr = np.ascontiguousarray(w).transpose(2, 0, 1, 3).reshape(s.kh, s.k, s.c * s.kw)
+        if keep is not None:
+            wr = wr[:, :, keep] * np.float32(kn.stride / (kn.stride - 1))
+        return np.ascontiguousarray(wr, dtype=np.float32)
+
+    wr = packed(w, ("rows", kn.id), row_weights)
     if small or workers == 1 or s.n >= WIDE_ROW_SPLIT_SAMPLES * workers:
         nb, n_blocks, kb, kblocks = _blocks(s.n, s.k, workers, small)
         rows = s.ho
@@ -557,11 +570,12 @@ def _run_depthwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
             scratch["phases"] = np.zeros(size, np.float32)
         depthwise_phases(x, w, out, b * nb, min(s.n, (b + 1) * nb), j * kb,
                          min(s.k, (j + 1) * kb), s.sh, s.sw, s.ph, s.pw, bias, has_bias,
-                         scratch["phases"])
+                         scratch["phases"], relu and not timing)
         if timing:
             _add(scratch, "direct", thread_time() - t0)
 
-    _run(_relu_after(task, relu, out, _block_region(s, nb, kb, kblocks), timing),
+    # timed, the ReLU is a pass of its own, clocked as "interp" like every other path's
+    _run(_relu_after(task, relu and timing, out, _block_region(s, nb, kb, kblocks)),
          n_blocks * kblocks, workers, timings, t_start, small)
 
 

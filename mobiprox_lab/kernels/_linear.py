@@ -6,6 +6,7 @@ import numpy as np
 
 from ._half import to_half
 from ._validate import linear_spec
+from ._weights import packed
 
 
 def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
@@ -17,7 +18,7 @@ def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     """
     spec = linear_spec(x, w, b, knob)
     if spec.is_fp16:
-        out = to_half(np.dot(to_half(x), to_half(w).T))
+        out = to_half(np.dot(to_half(x), packed(w, "half", lambda: to_half(w)).T))
         if b is not None:
             out = to_half(out + to_half(b))
         return out

@@ -37,6 +37,15 @@ def _np(t: torch.Tensor | None) -> np.ndarray | None:
     return None if t is None else np.ascontiguousarray(t.detach().cpu().numpy(), np.float32)
 
 
+def _frozen(t: torch.Tensor | None) -> np.ndarray | None:
+    """A read-only float32 copy of ``t`` (so that the kernels keep its packings)."""
+    if t is None:
+        return None
+    a = np.array(t.detach().cpu().numpy(), dtype=np.float32, order="C", copy=True)
+    a.flags.writeable = False
+    return a
+
+
 def _half_np(a: np.ndarray) -> np.ndarray:
     return a.astype(np.float16).astype(np.float32)
 
@@ -186,7 +195,8 @@ def _weighted_core(head: Op, bn: tuple[Op, int] | None, relu: int | None,
     else:
         from .. import kernels as lib
 
-        w_, b_ = _np(w), _np(b)
+        # read-only copies: the kernels then pack each knob's weights once (see kernels)
+        w_, b_ = _frozen(w), _frozen(b)
         head.params["exec"] = (w_, b_)
     if head.kind == "linear":
         def core(x, k, _f=lib.linear, _w=w_, _b=b_):
