@@ -156,6 +156,41 @@ def test_two_by_two_pointwise_layers_take_the_batched_gemm(n, kid, batched):
     assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
 
+ROW_KNOBS = [k for k in FP32_KNOBS
+             if knobs.get(k).technique == "perforation" and knobs.get(k).axis == "row"]
+
+
+@SETTINGS
+@given(threads=st.sampled_from([2, 3]), data=st.data(), c=st.integers(1, 6),
+       k=st.integers(1, 20), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 2),
+       sw=st.integers(1, 2), ho=st.integers(2, 12), wo=st.integers(1, 9),
+       kid=st.sampled_from(ROW_KNOBS), bias=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_row_perforation_of_few_samples_matches_reference(threads, data, c, k, kh, kw, sh, sw,
+                                                         ho, wo, kid, bias, seed):
+    """Fewer samples than threads: kept-row blocks, then the fill by channel blocks."""
+    assume(knobs.applicable(kid, "conv", (ho, wo)))
+    n = data.draw(st.integers(1, threads - 1))
+    ph, pw = data.draw(st.integers(0, kh // 2)), data.draw(st.integers(0, kw // 2))
+    h, w = (ho - 1) * sh + kh - 2 * ph, (wo - 1) * sw + kw - 2 * pw
+    x, wt, b = _data(seed, n, c, h, w, k, c, kh, kw, bias)
+    args = {"stride": (sh, sw), "padding": (ph, pw), "knob": kid}
+    with forced_paths(threads, POINTWISE_MIN_PLANE=10**9, POINTWISE_SMALL_MIN_PLANE=10**9,
+                      ROWBLOCK_MIN_PLANE=10**9), _spy("_run_kept_rows") as calls:
+        got = kernels.conv2d(x, wt, b, **args)
+        fused = kernels.conv2d(x, wt, b, relu=True, **args)
+    assert len(calls) == 2
+    assert_close(got, reference.conv2d(x, wt, b, **args))
+    np.testing.assert_array_equal(fused, np.maximum(got, 0))
+
+
+def test_kws_second_layer_at_batch_1_spreads_its_kept_rows():
+    x, wt, b = _data(8, 1, 64, 41, 16, 64, 64, 10, 4, True)
+    with forced_paths(2), _spy("_run_kept_rows") as calls:
+        got = kernels.conv2d(x, wt, b, knob=123)
+    assert calls
+    assert_close(got, reference.conv2d(x, wt, b, knob=123))
+
+
 # ---- depthwise -------------------------------------------------------------------------
 
 @SETTINGS
@@ -272,6 +307,7 @@ RELU_CASES = [
     ((2, 3, 9, 8), (4, 3, 3, 3), 1, 1, 1, 121, {}),  # im2col + GEMM + scatter
     ((2, 4, 9, 8), (4, 2, 3, 3), 1, 1, 2, 11, {"DIRECT_MAX_GROUP_WIDTH": 1}),  # per group
     ((2, 6, 20, 20), (5, 6, 1, 1), 1, 0, 1, 12, {}),  # fp16 1x1: per-sample GEMM
+    ((1, 3, 9, 8), (4, 3, 3, 3), 1, 1, 1, 123, {}),  # row perforation, batch 1: kept rows
     ((3, 6, 2, 2), (5, 6, 1, 1), 1, 0, 1, 11, {}),  # 2x2 1x1: one packed GEMM
     ((3, 6, 3, 3), (5, 6, 1, 1), 1, 0, 1, 233, {}),  # ... sampled
 ]

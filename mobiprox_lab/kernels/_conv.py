@@ -29,6 +29,9 @@ Paths (``groups == 1`` unless said):
   Column perforation likewise (blocks of ``COLUMN_BLOCK_COLUMNS`` kept pixels: a whole
   sample of the HAR / KWS first layers, whose output then streams out in order), its
   GEMM into a buffer that fills the block's rows.
+* fp32 row perforation of fewer samples than threads (batch 1): blocks of kept rows
+  (im2col + one GEMM into a shared result), then the fill by blocks of channels, so that
+  one sample still spreads over the threads.
 * everything else with ``groups == 1`` (and wide groups, one group at a time):
   per chunk of samples, a reduced im2col -> one GEMM -> scatter into NCHW with
   interpolation and bias. Chunks keep the im2col buffer and the GEMM result
@@ -59,6 +62,7 @@ from ._direct import depthwise_buffer_size, depthwise_nhwc, depthwise_phases, di
 from ._fused import (
     dot_into,
     gemm_chunk,
+    kept_rows_gemm,
     pointwise_chunk,
     rowblock_chunk,
     rowblock_columns_chunk,
@@ -112,6 +116,10 @@ POINTWISE_ROW_GEMM_MIN_MACS = 1 << 17
 DIRECT_MAX_GROUP_WIDTH = 8
 DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
 TASKS_PER_WORKER = 4  # chunks per thread at least, for balance when a core is busy
+# row perforation of fewer samples than threads: about this many tasks per thread in each of
+# its two phases (KWS at batch 1, row s2, 2 threads, wall: conv2 0.92 / 0.74 / 0.78 ms with
+# 4 / 2 / 1, chunks of whole samples 1.04; conv1 0.42 / 0.35 / 0.36, chunks 0.41)
+KEPT_ROW_TASKS = 2
 MIN_PARALLEL_FLOPS = 4_000_000  # smaller calls run on the calling thread only
 PHASES = ("prep", "im2col", "gemm", "interp", "direct")
 
@@ -225,6 +233,10 @@ def _run_reduced(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_sta
             and (kn.technique != "perforation" or kn.axis == "col")):
         _run_rowblocks(x, w2, out, s, chan, krow, kcol, bias, has_bias, workers, timings,
                        t_start, small, relu)
+    elif (s.groups == 1 and not fp16 and kn.technique == "perforation" and kn.axis == "row"
+            and not small and s.n < workers):
+        _run_kept_rows(x, w2, out, s, chan, krow, kcol, bias, has_bias, workers, timings,
+                       t_start, relu)
     else:
         _run_chunks(x, w2, out, s, chan, krow, kcol, bias, has_bias, workers, timings,
                     t_start, small, relu)
@@ -298,6 +310,53 @@ def _run_batched_pointwise(x, w2, out, s: ConvSpec, chan, bias, has_bias, worker
     # timed, the ReLU is a pass of its own, clocked as "interp" like every other path's
     _run(_relu_after(gemm_task, relu and timing, out, region), cblocks * kblocks, workers,
          timings, thread_time() if timing else 0.0, small)
+
+
+def _run_kept_rows(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, workers,
+                   timings, t_start, relu) -> None:
+    """Row perforation of fewer samples than threads (batch 1): blocks of each sample's
+    kept rows (im2col + one GEMM into a shared result, tasks over samples x row blocks),
+    then the output filled from it (tasks over samples x channel blocks). Chunks of
+    whole samples left the other threads idle (KWS conv2 at batch 1: one thread)."""
+    timing = timings is not None
+    kept, row_a, row_b = _plan.axis_plan(s.ho, *_axis_pattern(s, "row"))
+    hsrc = kept * s.sh - s.ph
+    wsrc = np.arange(s.wo, dtype=np.int64) * s.sw - s.pw
+    col_a, col_b = _plan.column_sources(s.wo, 1, 0)
+    hk, r_ = kept.shape[0], chan.shape[0]
+    rows = ceil(hk / min(hk, KEPT_ROW_TASKS * workers // s.n))
+    hblocks = ceil(hk / rows)
+    res = np.empty((s.n, s.k, hk * s.wo), np.float32)
+
+    def rows_task(i: int, scratch: dict) -> None:
+        t0 = thread_time() if timing else 0.0
+        n, j = divmod(i, hblocks)
+        if "cols" not in scratch:
+            scratch["cols"] = np.empty(r_ * rows * s.wo, np.float32)
+        kept_rows_gemm(x, n, chan, krow, kcol, hsrc[j * rows:(j + 1) * rows], wsrc, w2,
+                       scratch["cols"], res[n], j * rows * s.wo)
+        if timing:
+            _add(scratch, "gemm", thread_time() - t0)
+
+    _run(rows_task, s.n * hblocks, workers, timings, t_start, False)
+    kb = ceil(s.k / min(s.k, KEPT_ROW_TASKS * workers // s.n))
+    kblocks = ceil(s.k / kb)
+
+    def fill_task(i: int, scratch: dict) -> None:
+        t0 = thread_time() if timing else 0.0
+        n, j = divmod(i, kblocks)
+        k0, k1 = j * kb, min(s.k, (j + 1) * kb)
+        scatter(res[n, k0:k1], out, n, k0, hk, s.wo, row_a, row_b, col_a, col_b, -1, bias,
+                has_bias, False)
+        if timing:
+            _add(scratch, "interp", thread_time() - t0)
+
+    def region(i: int) -> tuple:
+        n, j = divmod(i, kblocks)
+        return n, n + 1, j * kb, min(s.k, (j + 1) * kb), 0, s.ho * s.wo
+
+    _run(_relu_after(fill_task, relu, out, region, timing), s.n * kblocks, workers, timings,
+         thread_time() if timing else 0.0, False)
 
 
 def _run_chunks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, workers,

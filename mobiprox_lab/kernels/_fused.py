@@ -118,3 +118,15 @@ def rowblock_columns_chunk(x, n, r0, r1, chan, krow, kcol, hsrc, wsrc, w2, cols_
     res = res_buf[:kc * width].reshape(kc, width)
     np.dot(w2, cols, res)
     fill_column_rows(res, out, n, r0, r1, col_a, col_b, col_s2, bias, has_bias)
+
+
+@njit(cache=True, nogil=True)
+def kept_rows_gemm(x, n, chan, krow, kcol, hsrc, wsrc, w2, cols_buf, res, c0):
+    """Kept output rows ``hsrc`` (their top input rows) of sample ``n``: their im2col into
+    ``cols_buf``, then one GEMM into columns ``c0 ..`` of ``res`` (K, all kept pixels of
+    the sample), whose other columns other row blocks fill."""
+    r_, kc, wk = chan.shape[0], w2.shape[0], wsrc.shape[0]
+    width = hsrc.shape[0] * wk
+    im2col(x, n, 1, chan, krow, kcol, hsrc, wsrc, cols_buf[:r_ * width].reshape(r_, width))
+    sgemm(w2.reshape(-1), r_, cols_buf, width, res.reshape(-1)[c0:], res.shape[1], kc, width,
+          r_, np.float32(0.0))
