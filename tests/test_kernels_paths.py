@@ -125,12 +125,9 @@ def test_small_pointwise_maps_take_the_views_while_weights_fit(c, k, on_views, k
     assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
 
-BATCHED_KNOBS = [k for k in FP32_KNOBS if knobs.get(k).technique != "perforation"]
-
-
 @SETTINGS
 @given(n=st.integers(2, 5), c=st.integers(1, 9), k=st.integers(1, 20), h=st.integers(1, 5),
-       w=st.integers(1, 5), kid=st.sampled_from(BATCHED_KNOBS), bias=st.booleans(),
+       w=st.integers(1, 5), kid=st.sampled_from(FP32_KNOBS), bias=st.booleans(),
        columns=st.sampled_from([1, 7, 512]), threads=st.sampled_from([1, 2]),
        seed=st.integers(0, 2**31 - 1))
 def test_batched_pointwise_matches_reference(n, c, k, h, w, kid, bias, columns, threads, seed):
@@ -145,10 +142,11 @@ def test_batched_pointwise_matches_reference(n, c, k, h, w, kid, bias, columns, 
 
 
 @pytest.mark.parametrize("n,kid,batched", [(3, 11, True), (3, 231, True), (3, 234, True),
-                                           (1, 11, False), (3, 121, False), (3, 124, False)])
+                                           (3, 121, True), (3, 124, True), (1, 11, False),
+                                           (1, 121, False)])
 def test_two_by_two_pointwise_layers_take_the_batched_gemm(n, kid, batched):
-    """HAR's 2x2 pointwise layers: one packed GEMM for exact and sampled batches of two or
-    more; one sample, and perforation, stay on reduced im2col + GEMM."""
+    """HAR's 2x2 pointwise layers: one packed GEMM for batches of two or more (exact,
+    sampled, perforated); one sample stays on reduced im2col + GEMM."""
     x, wt, b = _data(3, n, 64, 2, 2, 96, 64, 1, 1, True)
     with _spy("_run_batched_pointwise") as calls:
         got = kernels.conv2d(x, wt, b, knob=kid)
@@ -170,7 +168,7 @@ def test_row_perforation_of_few_samples_matches_reference(threads, data, c, k, k
     """Fewer samples than threads: kept-row blocks, then the fill by channel blocks."""
     assume(knobs.applicable(kid, "conv", (ho, wo)))
     n = data.draw(st.integers(1, threads - 1))
-    ph, pw = data.draw(st.integers(0, kh // 2)), data.draw(st.integers(0, kw // 2))
+    ph, pw = data.draw(st.integers(0, (kh - 1) // 2)), data.draw(st.integers(0, (kw - 1) // 2))
     h, w = (ho - 1) * sh + kh - 2 * ph, (wo - 1) * sw + kw - 2 * pw
     x, wt, b = _data(seed, n, c, h, w, k, c, kh, kw, bias)
     args = {"stride": (sh, sw), "padding": (ph, pw), "knob": kid}
@@ -243,7 +241,7 @@ def test_row_blocks_match_reference(n, c, k, kh, kw, sh, sw, ho, wo, data, bias,
     # a few hundred bytes of im2col per block: several blocks per sample
     with forced_paths(threads, ROWBLOCK_MIN_PLANE=1, WIDE_MIN_REDUCTION=10**9,
                  POINTWISE_MIN_PLANE=10**9, POINTWISE_SMALL_MIN_PLANE=10**9,
-                 CHUNK_BYTES=4 * c * kh * kw * 2 * wo):
+                 POINTWISE_BATCHED_MIN_SAMPLES=10**9, CHUNK_BYTES=4 * c * kh * kw * 2 * wo):
         got = kernels.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), knob=kid)
     assert_close(got, reference.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), knob=kid))
 
@@ -310,6 +308,7 @@ RELU_CASES = [
     ((1, 3, 9, 8), (4, 3, 3, 3), 1, 1, 1, 123, {}),  # row perforation, batch 1: kept rows
     ((3, 6, 2, 2), (5, 6, 1, 1), 1, 0, 1, 11, {}),  # 2x2 1x1: one packed GEMM
     ((3, 6, 3, 3), (5, 6, 1, 1), 1, 0, 1, 233, {}),  # ... sampled
+    ((3, 6, 2, 2), (5, 6, 1, 1), 1, 0, 1, 121, {}),  # ... perforated
 ]
 
 

@@ -12,10 +12,11 @@ Paths (``groups == 1`` unless said):
   channels.
 * the same in fp16, exact, maps of >= ``ONE_BY_ONE_MIN_PLANE`` pixels: one GEMM per
   sample straight into the output, then the half rounding.
-* other fp32 1x1, stride 1, no padding, exact or filter-sampled, batches of >=
-  ``POINTWISE_BATCHED_MIN_SAMPLES`` (the HAR MobileNet's 2x2 layers, and 4x4 ones with
-  large weights): the batch's (kept) channels packed side by side, then one GEMM per block
-  of output channels x block of samples, unpacked with bias and ReLU (``_pointwise``).
+* other fp32 1x1, stride 1, no padding, batches of >= ``POINTWISE_BATCHED_MIN_SAMPLES``
+  (the HAR MobileNet's 2x2 layers, and 4x4 ones with large weights): the batch's kept
+  channels / pixels packed side by side, then one GEMM per block of output channels x
+  block of samples, unpacked (filled from the kept pixels) with bias and ReLU
+  (``_pointwise``).
 * fp32 exact (or sampled with a column-only pattern), stride 1, no padding,
   ``C*KW >= WIDE_MIN_REDUCTION``, batches of ``>= WIDE_MIN_SAMPLES`` (the KWS CNN's second
   layer): KH GEMMs on wide rows
@@ -102,7 +103,7 @@ POINTWISE_MIN_PLANE = 64  # 1x1 maps of at least this many pixels: GEMMs on stri
 # im2col + GEMM
 POINTWISE_SMALL_MIN_PLANE = 16
 POINTWISE_SMALL_MAX_WEIGHT_BYTES = 1 << 18
-# other 1x1 (exact / sampled) in batches of at least this many samples: one packed GEMM.
+# other 1x1 (any fp32 knob) in batches of at least this many samples: one packed GEMM.
 # 2 threads, wall, batch 64, against the reduced-im2col chunks: 512 -> 512 on 2x2 1.33 ->
 # 1.01 ms, 256 -> 512 on 2x2 0.83 -> 0.60, 512 -> 512 on 4x4 3.48 -> 3.15 (torch 0.76,
 # 0.43, 2.53); batch 8, 512 -> 512 on 2x2 0.39 -> 0.29; batch 1 0.058 -> 0.074
@@ -225,8 +226,7 @@ def _run_reduced(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_sta
                   and s.ph == s.pw == 0)
     if one_by_one and kn.technique == "exact" and s.h * s.w >= ONE_BY_ONE_MIN_PLANE:
         _run_one_by_one(x, w2, out, s, bias, has_bias, workers, timings, t_start, small, relu)
-    elif (one_by_one and not fp16 and kn.technique != "perforation"
-            and s.n >= POINTWISE_BATCHED_MIN_SAMPLES):
+    elif one_by_one and not fp16 and s.n >= POINTWISE_BATCHED_MIN_SAMPLES:
         _run_batched_pointwise(x, w2, out, s, chan, bias, has_bias, workers, timings,
                                t_start, small, relu)
     elif (s.groups == 1 and not fp16 and s.ho * s.wo >= ROWBLOCK_MIN_PLANE
@@ -272,22 +272,30 @@ def _run_one_by_one(x, w2, out, s: ConvSpec, bias, has_bias, workers, timings, t
 
 def _run_batched_pointwise(x, w2, out, s: ConvSpec, chan, bias, has_bias, workers, timings,
                            t_start, small, relu) -> None:
-    """1x1 stride-1 unpadded conv of a whole batch as one GEMM: the kept channels of every
-    sample packed side by side (tasks over samples), then blocks of output channels x
-    blocks of samples multiplied and unpacked with bias and ReLU."""
+    """1x1 stride-1 unpadded conv of a whole batch as one GEMM: the kept channels (kept
+    pixels, under perforation) of every sample packed side by side (tasks over samples),
+    then blocks of output channels x blocks of samples multiplied and unpacked (filled from
+    the kept pixels) with bias, and ReLU."""
     timing = timings is not None
-    plane = s.h * s.w
-    xb = np.empty(chan.shape[0] * s.n * plane, np.float32)
+    hsrc, row_a, row_b = _plan.axis_plan(s.ho, *_axis_pattern(s, "row"))
+    col_pattern = _axis_pattern(s, "col")
+    wsrc = _plan.axis_plan(s.wo, *col_pattern)[0]
+    col_a, col_b = _plan.column_sources(s.wo, *col_pattern)
+    col_s2 = col_pattern[1] if col_pattern[0] == 2 else -1
+    hk, wk = hsrc.shape[0], wsrc.shape[0]
+    kept = hk * wk
+    fused_relu = relu and not timing and kept == s.h * s.w  # else a pass of its own
+    xb = np.empty(chan.shape[0] * s.n * kept, np.float32)
     nb = _batch_chunk(s.n, s.n, workers)
 
     def pack_task(i: int, scratch: dict) -> None:
         t0 = thread_time() if timing else 0.0
-        pack_channels(x, chan, i * nb, min(s.n, (i + 1) * nb), xb)
+        pack_channels(x, chan, hsrc, wsrc, i * nb, min(s.n, (i + 1) * nb), xb)
         if timing:
             _add(scratch, "im2col", thread_time() - t0)
 
     _run(pack_task, ceil(s.n / nb), workers, timings, t_start, small)
-    cb = max(1, min(s.n, POINTWISE_BATCHED_COLUMNS // plane))
+    cb = max(1, min(s.n, POINTWISE_BATCHED_COLUMNS // kept))
     cblocks = ceil(s.n / cb)
     kblocks = 1 if small or workers == 1 else max(1, min(s.k // 16, ceil(workers / cblocks)))
     kb = ceil(s.k / kblocks)
@@ -297,19 +305,19 @@ def _run_batched_pointwise(x, w2, out, s: ConvSpec, chan, bias, has_bias, worker
         t0 = thread_time() if timing else 0.0
         b, j = divmod(i, kblocks)
         if "res" not in scratch:
-            scratch["res"] = np.empty(kb * cb * plane, np.float32)
+            scratch["res"] = np.empty(kb * cb * kept, np.float32)
         batched_gemm(w2, xb, scratch["res"], out, b * cb, min(s.n, (b + 1) * cb), j * kb,
-                     min(s.k, (j + 1) * kb), bias, has_bias, relu and not timing)
+                     min(s.k, (j + 1) * kb), bias, has_bias, fused_relu, hk, wk, row_a, row_b,
+                     col_a, col_b, col_s2)
         if timing:
             _add(scratch, "gemm", thread_time() - t0)
 
     def region(i: int) -> tuple:
         b, j = divmod(i, kblocks)
-        return b * cb, min(s.n, (b + 1) * cb), j * kb, min(s.k, (j + 1) * kb), 0, plane
+        return b * cb, min(s.n, (b + 1) * cb), j * kb, min(s.k, (j + 1) * kb), 0, s.ho * s.wo
 
-    # timed, the ReLU is a pass of its own, clocked as "interp" like every other path's
-    _run(_relu_after(gemm_task, relu and timing, out, region), cblocks * kblocks, workers,
-         timings, thread_time() if timing else 0.0, small)
+    _run(_relu_after(gemm_task, relu and not fused_relu, out, region, timing),
+         cblocks * kblocks, workers, timings, thread_time() if timing else 0.0, small)
 
 
 def _run_kept_rows(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, workers,

@@ -24,9 +24,10 @@ A task is a block of output channels of a block of samples, so that a single sam
 still spreads over several threads.
 
 On maps too small for per-sample GEMMs (2x2, or 4x4 with large weights) a batch is
-one GEMM instead: the (kept) input channels of every sample are packed side by side
-(:func:`pack_channels`, ``(R, N*H*W)``), and :func:`batched_gemm` multiplies a block of
-output channels by a block of those columns and unpacks the result into NCHW.
+one GEMM instead: the kept input channels (and pixels) of every sample are packed side by
+side (:func:`pack_channels`, ``(R, N*kept)``), and :func:`batched_gemm` multiplies a block
+of output channels by a block of those columns and unpacks the result into NCHW (filling
+perforated pixels from the kept ones).
 """
 
 from __future__ import annotations
@@ -245,32 +246,50 @@ def pointwise_gathered(x, w2, out, n0, n1, k0, k1, hsrc, wsrc, row_a, row_b, col
 
 
 @njit(cache=True, nogil=True)
-def pack_channels(x, chan, n0, n1, xb):
-    """Samples ``n0 .. n1-1`` of ``xb`` (R, N*plane), flat: row ``r`` holds input channel
-    ``chan[r]`` of every sample, sample ``n`` at columns ``n*plane .. (n+1)*plane``."""
-    c_, plane = x.shape[1], x.shape[2] * x.shape[3]
-    ld = x.shape[0] * plane
+def pack_channels(x, chan, hsrc, wsrc, n0, n1, xb):
+    """Samples ``n0 .. n1-1`` of ``xb`` (R, N*kept), flat: row ``r`` holds the kept pixels
+    (rows ``hsrc`` x columns ``wsrc``, all of them without perforation) of input channel
+    ``chan[r]`` of every sample, sample ``n`` at columns ``n*kept .. (n+1)*kept``."""
+    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    hk, wk = hsrc.shape[0], wsrc.shape[0]
+    plane, kept = h_ * w_, hk * wk
+    ld = x.shape[0] * kept
     xf = x.reshape(-1)
     for r in range(chan.shape[0]):
         for n in range(n0, n1):
             src = uint64((n * c_ + chan[r]) * plane)
-            d = uint64(r * ld + n * plane)
-            for j in range(uint64(plane)):
-                xb[d + j] = xf[src + j]
+            d = uint64(r * ld + n * kept)
+            if kept == plane:
+                for j in range(uint64(plane)):
+                    xb[d + j] = xf[src + j]
+                continue
+            for i in range(hk):
+                s0 = src + uint64(hsrc[i] * w_)
+                di = d + uint64(i * wk)
+                for j in range(wk):
+                    xb[di + uint64(j)] = xf[s0 + uint64(wsrc[j])]
 
 
 @njit(cache=True, nogil=True)
-def batched_gemm(w2, xb, res, out, n0, n1, k0, k1, bias, has_bias, relu):
+def batched_gemm(w2, xb, res, out, n0, n1, k0, k1, bias, has_bias, relu, hk, wk, row_a, row_b,
+                 col_a, col_b, col_s2):
     """``out[n0:n1, k0:k1]`` = ``w2[k0:k1]`` (K, R) @ the samples' columns of ``xb`` (see
-    :func:`pack_channels`), through ``res`` (at least ``(k1-k0)*(n1-n0)*plane``), plus the
-    bias, then ReLU if ``relu`` (NaN kept)."""
+    :func:`pack_channels`), through ``res`` (at least ``(k1-k0)*(n1-n0)*hk*wk``), plus the
+    bias. Perforated (``hk*wk`` kept pixels of fewer than the plane's): the output filled
+    from the kept ones by ``_scatter.scatter`` (``row_a`` ... ``col_s2`` as there), and
+    ``relu`` must be False; else unpacked, then ReLU if ``relu`` (NaN kept)."""
     k_, red = w2.shape
     plane = out.shape[2] * out.shape[3]
-    ld = out.shape[0] * plane
-    cols = (n1 - n0) * plane
+    kept = hk * wk
+    ld = out.shape[0] * kept
+    cols = (n1 - n0) * kept
     wf, of = w2.reshape(-1), out.reshape(-1)
-    sgemm(wf[k0 * red:], red, xb[n0 * plane:], ld, res, cols, k1 - k0, cols, red,
+    sgemm(wf[k0 * red:], red, xb[n0 * kept:], ld, res, cols, k1 - k0, cols, red,
           np.float32(0.0))
+    if kept < plane:
+        scatter(res[:(k1 - k0) * cols].reshape(k1 - k0, cols), out, n0, k0, hk, wk, row_a,
+                row_b, col_a, col_b, col_s2, bias, has_bias, False)
+        return
     zero = np.float32(0.0)
     for k in range(k0, k1):
         bv = bias[k] if has_bias else zero
