@@ -106,6 +106,17 @@ def test_packing_is_not_kept_for_views_nor_for_writable_bases():
     assert len(builds) == 2
 
 
+def test_packings_beyond_the_byte_cap_are_dropped_oldest_first(monkeypatch):
+    monkeypatch.setattr(_weights, "PACKED_CACHE_BYTES", 2 * 64 * 4)  # two packings of 64
+    ws = [_frozen(np.full(64, i, np.float32)) for i in range(3)]
+    builds = []
+    for w in ws + ws[1:]:  # the third packing pushes out the first only
+        _weights.packed(w, "cap", lambda w=w: builds.append(1) or w + 1)
+    assert len(builds) == 3
+    _weights.packed(ws[0], "cap", lambda: builds.append(1) or ws[0] + 1)
+    assert len(builds) == 4
+
+
 def test_packing_does_not_keep_its_weights_alive():
     import gc
     import weakref

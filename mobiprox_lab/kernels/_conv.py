@@ -221,7 +221,7 @@ def _run_reduced(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_sta
             w2 = gather_columns(w2, kept, np.float32(kn.stride / (kn.stride - 1)))
         return to_half(w2) if fp16 else np.ascontiguousarray(w2)
 
-    w2 = packed(w, ("reduced", kn.id), reduce_weights)
+    w2 = packed(w, ("reduced", samp, fp16), reduce_weights)
     one_by_one = (s.groups == 1 and s.kh == s.kw == 1 and s.sh == s.sw == 1
                   and s.ph == s.pw == 0)
     if one_by_one and kn.technique == "exact" and s.h * s.w >= ONE_BY_ONE_MIN_PLANE:
@@ -416,7 +416,7 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
     if kind == "sampling":
         st, off = kn.stride, kn.offset
-        w2 = packed(w, ("classes", kn.id), lambda: gather_columns(
+        w2 = packed(w, ("classes", st, off), lambda: gather_columns(
             w2, _plan.channel_classes(s.c, st, off), np.float32(st / (st - 1))))
     elif kind == "gathered":
         hsrc, row_a, row_b = _plan.axis_plan(s.ho, *_axis_pattern(s, "row"))
@@ -553,7 +553,8 @@ def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
             wr = wr[:, :, keep] * np.float32(kn.stride / (kn.stride - 1))
         return np.ascontiguousarray(wr, dtype=np.float32)
 
-    wr = packed(w, ("rows", kn.id), row_weights)
+    wr = packed(w, ("rows", (kn.stride, kn.offset) if keep is not None else None),
+                row_weights)
     if small or workers == 1 or s.n >= WIDE_ROW_SPLIT_SAMPLES * workers:
         nb, n_blocks, kb, kblocks = _blocks(s.n, s.k, workers, small)
         rows = s.ho
