@@ -78,7 +78,18 @@ from ._pointwise import (
     pointwise_gathered,
     pointwise_sampled,
 )
-from ._scatter import fill_column_rows, finish, relu_block, scatter
+from ._scatter import fill_column_rows, finish, scatter
+from ._tasks import (
+    PHASES,
+    TASKS_PER_WORKER,
+    add_time,
+    axis_pattern,
+    batch_chunk,
+    block_region,
+    blocks,
+    relu_after,
+    run_tasks,
+)
 from ._validate import ConvSpec, conv_spec
 from ._weights import gather_columns, packed
 from ._wide import wide_conv
@@ -116,13 +127,11 @@ POINTWISE_BUFFER_BYTES = 1 << 19  # ... while its kept pixels and results fit in
 POINTWISE_ROW_GEMM_MIN_MACS = 1 << 17
 DIRECT_MAX_GROUP_WIDTH = 8
 DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
-TASKS_PER_WORKER = 4  # chunks per thread at least, for balance when a core is busy
 # row perforation of fewer samples than threads: about this many tasks per thread in each of
 # its two phases (KWS at batch 1, row s2, 2 threads, wall: conv2 0.92 / 0.74 / 0.78 ms with
 # 4 / 2 / 1, chunks of whole samples 1.04; conv1 0.42 / 0.35 / 0.36, chunks 0.41)
 KEPT_ROW_TASKS = 2
 MIN_PARALLEL_FLOPS = 4_000_000  # smaller calls run on the calling thread only
-PHASES = ("prep", "im2col", "gemm", "interp", "direct")
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=1, padding=0,
@@ -183,7 +192,7 @@ def _run_direct(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_star
     fp16 = s.knob.is_fp16
     timing = timings is not None
     w = packed(w, "half", lambda: to_half(w)) if fp16 else np.ascontiguousarray(w)
-    nb = _batch_chunk(s.n, s.n, workers)
+    nb = batch_chunk(s.n, s.n, workers)
     nhwc = s.k == s.c == s.groups and s.ho * s.wo <= DEPTHWISE_NHWC_MAX_PLANE
 
     def direct_task(i: int, scratch: dict) -> None:
@@ -196,10 +205,10 @@ def _run_direct(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_star
             direct_conv(x, w, out, n0, n1, s.sh, s.sw, s.ph, s.pw, s.groups, bias,
                         has_bias, fp16)
         if timing:
-            _add(scratch, "direct", thread_time() - t0)
+            add_time(scratch, "direct", thread_time() - t0)
 
     fused = nhwc and not timing  # else ReLU is a pass of its own ("interp" when timed)
-    _run(_relu_after(direct_task, relu and not fused, out, lambda i: (
+    run_tasks(relu_after(direct_task, relu and not fused, out, lambda i: (
         i * nb, min(s.n, (i + 1) * nb), 0, s.k, 0, s.ho * s.wo), timing),
          ceil(s.n / nb), workers, timings, t_start, small)
 
@@ -248,7 +257,7 @@ def _run_one_by_one(x, w2, out, s: ConvSpec, bias, has_bias, workers, timings, t
     the output, then bias / half rounding; tasks over blocks of samples."""
     fp16 = s.knob.is_fp16
     timing = timings is not None
-    nb = _batch_chunk(s.n, s.n, workers)
+    nb = batch_chunk(s.n, s.n, workers)
     plane = s.h * s.w
 
     def pointwise_task(i: int, scratch: dict) -> None:
@@ -260,12 +269,12 @@ def _run_one_by_one(x, w2, out, s: ConvSpec, bias, has_bias, workers, timings, t
         np.matmul(w2, x[n0:n1].reshape(n1 - n0, s.c, plane),
                   out=out[n0:n1].reshape(n1 - n0, s.k, plane))
         t1 = thread_time()
-        _add(scratch, "gemm", t1 - t0)
+        add_time(scratch, "gemm", t1 - t0)
         if has_bias or fp16:
             finish(out, n0, n1, 0, s.k, bias, has_bias, fp16)
-            _add(scratch, "interp", thread_time() - t1)
+            add_time(scratch, "interp", thread_time() - t1)
 
-    _run(_relu_after(pointwise_task, relu, out, lambda i: (
+    run_tasks(relu_after(pointwise_task, relu, out, lambda i: (
         i * nb, min(s.n, (i + 1) * nb), 0, s.k, 0, s.ho * s.wo), timing),
          ceil(s.n / nb), workers, timings, t_start, small)
 
@@ -277,8 +286,8 @@ def _run_batched_pointwise(x, w2, out, s: ConvSpec, chan, bias, has_bias, worker
     then blocks of output channels x blocks of samples multiplied and unpacked (filled from
     the kept pixels) with bias, and ReLU."""
     timing = timings is not None
-    hsrc, row_a, row_b = _plan.axis_plan(s.ho, *_axis_pattern(s, "row"))
-    col_pattern = _axis_pattern(s, "col")
+    hsrc, row_a, row_b = _plan.axis_plan(s.ho, *axis_pattern(s, "row"))
+    col_pattern = axis_pattern(s, "col")
     wsrc = _plan.axis_plan(s.wo, *col_pattern)[0]
     col_a, col_b = _plan.column_sources(s.wo, *col_pattern)
     col_s2 = col_pattern[1] if col_pattern[0] == 2 else -1
@@ -286,15 +295,15 @@ def _run_batched_pointwise(x, w2, out, s: ConvSpec, chan, bias, has_bias, worker
     kept = hk * wk
     fused_relu = relu and not timing and kept == s.h * s.w  # else a pass of its own
     xb = np.empty(chan.shape[0] * s.n * kept, np.float32)
-    nb = _batch_chunk(s.n, s.n, workers)
+    nb = batch_chunk(s.n, s.n, workers)
 
     def pack_task(i: int, scratch: dict) -> None:
         t0 = thread_time() if timing else 0.0
         pack_channels(x, chan, hsrc, wsrc, i * nb, min(s.n, (i + 1) * nb), xb)
         if timing:
-            _add(scratch, "im2col", thread_time() - t0)
+            add_time(scratch, "im2col", thread_time() - t0)
 
-    _run(pack_task, ceil(s.n / nb), workers, timings, t_start, small)
+    run_tasks(pack_task, ceil(s.n / nb), workers, timings, t_start, small)
     cb = max(1, min(s.n, POINTWISE_BATCHED_COLUMNS // kept))
     cblocks = ceil(s.n / cb)
     kblocks = 1 if small or workers == 1 else max(1, min(s.k // 16, ceil(workers / cblocks)))
@@ -310,13 +319,13 @@ def _run_batched_pointwise(x, w2, out, s: ConvSpec, chan, bias, has_bias, worker
                      min(s.k, (j + 1) * kb), bias, has_bias, fused_relu, hk, wk, row_a, row_b,
                      col_a, col_b, col_s2)
         if timing:
-            _add(scratch, "gemm", thread_time() - t0)
+            add_time(scratch, "gemm", thread_time() - t0)
 
     def region(i: int) -> tuple:
         b, j = divmod(i, kblocks)
         return b * cb, min(s.n, (b + 1) * cb), j * kb, min(s.k, (j + 1) * kb), 0, s.ho * s.wo
 
-    _run(_relu_after(gemm_task, relu and not fused_relu, out, region, timing),
+    run_tasks(relu_after(gemm_task, relu and not fused_relu, out, region, timing),
          cblocks * kblocks, workers, timings, thread_time() if timing else 0.0, small)
 
 
@@ -327,7 +336,7 @@ def _run_kept_rows(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
     then the output filled from it (tasks over samples x channel blocks). Chunks of
     whole samples left the other threads idle (KWS conv2 at batch 1: one thread)."""
     timing = timings is not None
-    kept, row_a, row_b = _plan.axis_plan(s.ho, *_axis_pattern(s, "row"))
+    kept, row_a, row_b = _plan.axis_plan(s.ho, *axis_pattern(s, "row"))
     hsrc = kept * s.sh - s.ph
     wsrc = np.arange(s.wo, dtype=np.int64) * s.sw - s.pw
     col_a, col_b = _plan.column_sources(s.wo, 1, 0)
@@ -344,9 +353,9 @@ def _run_kept_rows(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
         kept_rows_gemm(x, n, chan, krow, kcol, hsrc[j * rows:(j + 1) * rows], wsrc, w2,
                        scratch["cols"], res[n], j * rows * s.wo)
         if timing:
-            _add(scratch, "gemm", thread_time() - t0)
+            add_time(scratch, "gemm", thread_time() - t0)
 
-    _run(rows_task, s.n * hblocks, workers, timings, t_start, False)
+    run_tasks(rows_task, s.n * hblocks, workers, timings, t_start, False)
     kb = ceil(s.k / min(s.k, KEPT_ROW_TASKS * workers // s.n))
     kblocks = ceil(s.k / kb)
 
@@ -357,13 +366,13 @@ def _run_kept_rows(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
         scatter(res[n, k0:k1], out, n, k0, hk, s.wo, row_a, row_b, col_a, col_b, -1, bias,
                 has_bias, False)
         if timing:
-            _add(scratch, "interp", thread_time() - t0)
+            add_time(scratch, "interp", thread_time() - t0)
 
     def region(i: int) -> tuple:
         n, j = divmod(i, kblocks)
         return n, n + 1, j * kb, min(s.k, (j + 1) * kb), 0, s.ho * s.wo
 
-    _run(_relu_after(fill_task, relu, out, region, timing), s.n * kblocks, workers, timings,
+    run_tasks(relu_after(fill_task, relu, out, region, timing), s.n * kblocks, workers, timings,
          thread_time() if timing else 0.0, False)
 
 
@@ -373,8 +382,8 @@ def _run_chunks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, worke
     the perforation's interpolation and the bias (``_gemm_task``)."""
     timing = timings is not None
     cg = s.c // s.groups
-    rows = _plan.axis_plan(s.ho, *_axis_pattern(s, "row"))
-    col_pattern = _axis_pattern(s, "col")
+    rows = _plan.axis_plan(s.ho, *axis_pattern(s, "row"))
+    col_pattern = axis_pattern(s, "col")
     geometry = (rows[0] * s.sh - s.ph, rows[1], rows[2],
                 _plan.axis_plan(s.wo, *col_pattern)[0] * s.sw - s.pw,
                 *_plan.column_sources(s.wo, *col_pattern),
@@ -388,7 +397,7 @@ def _run_chunks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, worke
         def region(i: int, _k0=g * kg, _nb=nb) -> tuple:
             return i * _nb, min(s.n, (i + 1) * _nb), _k0, _k0 + kg, 0, s.ho * s.wo
 
-        _run(_relu_after(task, relu, out, region, timing), n_tasks, workers, timings, t_start,
+        run_tasks(relu_after(task, relu, out, region, timing), n_tasks, workers, timings, t_start,
              small)
         t_start = thread_time() if timing else 0.0
 
@@ -419,13 +428,13 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         w2 = packed(w, ("classes", st, off), lambda: gather_columns(
             w2, _plan.channel_classes(s.c, st, off), np.float32(st / (st - 1))))
     elif kind == "gathered":
-        hsrc, row_a, row_b = _plan.axis_plan(s.ho, *_axis_pattern(s, "row"))
-        col_pattern = _axis_pattern(s, "col")
+        hsrc, row_a, row_b = _plan.axis_plan(s.ho, *axis_pattern(s, "row"))
+        col_pattern = axis_pattern(s, "col")
         wsrc = _plan.axis_plan(s.wo, *col_pattern)[0]
         col_a, col_b = _plan.column_sources(s.wo, *col_pattern)
         col_s2 = col_pattern[1] if col_pattern[0] == 2 else -1
         kept_px = hsrc.shape[0] * wsrc.shape[0]
-    nb, n_blocks, kb, kblocks = _blocks(s.n, s.k, workers, small)
+    nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
     if kind == "gathered":  # samples per GEMM: wide enough, buffers in cache
         row_gemms = (kn.axis == "row" and kb * s.c * s.wo >= POINTWISE_ROW_GEMM_MIN_MACS)
         m = 0 if row_gemms else max(1, min(nb, ceil(POINTWISE_GEMM_WIDTH / kept_px),
@@ -449,9 +458,9 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
                                col_b, col_s2, bias, has_bias, scratch["xbuf"], scratch["rbuf"],
                                row_gemms)
         if timing:
-            _add(scratch, "gemm", thread_time() - t0)
+            add_time(scratch, "gemm", thread_time() - t0)
 
-    _run(_relu_after(task, relu, out, _block_region(s, nb, kb, kblocks), timing),
+    run_tasks(relu_after(task, relu, out, block_region(s, nb, kb, kblocks), timing),
          n_blocks * kblocks, workers, timings, t_start, small)
 
 
@@ -463,7 +472,7 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
     cache). Blocks are also what spreads a single sample over several threads."""
     r_ = chan.shape[0]
     hsrc = np.arange(s.ho, dtype=np.int64) * s.sh - s.ph
-    col_pattern = _axis_pattern(s, "col")
+    col_pattern = axis_pattern(s, "col")
     wsrc = _plan.axis_plan(s.wo, *col_pattern)[0] * s.sw - s.pw
     wk = wsrc.shape[0]
     perforated = wk < s.wo
@@ -511,18 +520,18 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
             dot_into(w2, cols, res)
             t2 = thread_time()
             fill_column_rows(res, out, n, r0, r1, col_a, col_b, col_s2, bias, has_bias)
-            _add(scratch, "interp", thread_time() - t2)
+            add_time(scratch, "interp", thread_time() - t2)
         else:
             rowblock_gemm(scratch["cols"], w2, out, n, r0, r1, bias, has_bias)
             t2 = thread_time()
-        _add(scratch, "im2col", t1 - t0)
-        _add(scratch, "gemm", t2 - t1)
+        add_time(scratch, "im2col", t1 - t0)
+        add_time(scratch, "gemm", t2 - t1)
 
     def region(i: int) -> tuple:
         n, j = divmod(i, per_sample)
         return n, n + 1, 0, s.k, j * rows * s.wo, min(s.ho, (j + 1) * rows) * s.wo
 
-    _run(_relu_after(task, relu, out, region, timing), s.n * per_sample, workers, timings,
+    run_tasks(relu_after(task, relu, out, region, timing), s.n * per_sample, workers, timings,
          t_start, small)
 
 
@@ -556,7 +565,7 @@ def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
     wr = packed(w, ("rows", (kn.stride, kn.offset) if keep is not None else None),
                 row_weights)
     if small or workers == 1 or s.n >= WIDE_ROW_SPLIT_SAMPLES * workers:
-        nb, n_blocks, kb, kblocks = _blocks(s.n, s.k, workers, small)
+        nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
         rows = s.ho
     else:  # few samples: split each one's output rows, every task all the channels
         nb, n_blocks, kb, kblocks = 1, s.n, s.k, 1
@@ -580,46 +589,10 @@ def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
         wide_conv(x, wr, pc, pj, out, n0, n1, k0, k1, p0 // s.wo, p1 // s.wo, bias, has_bias,
                   scratch["p"], scratch["acc"])
         if timing:
-            _add(scratch, "gemm", thread_time() - t0)
+            add_time(scratch, "gemm", thread_time() - t0)
 
-    _run(_relu_after(task, relu, out, region, timing), n_blocks * kblocks * hblocks, workers,
+    run_tasks(relu_after(task, relu, out, region, timing), n_blocks * kblocks * hblocks, workers,
          timings, t_start, small)
-
-
-def _block_region(s: ConvSpec, nb: int, kb: int, kblocks: int):
-    """Task index -> the (n0, n1, k0, k1, j0, j1) output block of a samples x channels task."""
-    def region(i: int) -> tuple:
-        b, j = divmod(i, kblocks)
-        return b * nb, min(s.n, (b + 1) * nb), j * kb, min(s.k, (j + 1) * kb), 0, s.ho * s.wo
-    return region
-
-
-def _relu_after(task, relu: bool, out: np.ndarray, region, timing: bool = True):
-    """``task``, followed by ReLU on its output block ``region(i)`` when ``relu``; its time
-    added to the "interp" phase when ``timing``."""
-    if not relu:
-        return task
-
-    def with_relu(i: int, scratch: dict) -> None:
-        task(i, scratch)
-        if not timing:
-            relu_block(out, *region(i))
-            return
-        t0 = thread_time()
-        relu_block(out, *region(i))
-        _add(scratch, "interp", thread_time() - t0)
-    return with_relu
-
-
-def _blocks(n: int, k: int, workers: int, small: bool) -> tuple[int, int, int, int]:
-    """``(samples per task, sample blocks, channels per task, channel blocks)``: whole
-    samples when there are enough for the threads, else the channels split too."""
-    nb = _batch_chunk(n, n, workers)
-    n_blocks = ceil(n / nb)
-    kblocks = 1 if small or workers == 1 else max(1, min(k // 16, ceil(
-        TASKS_PER_WORKER * workers / n_blocks)))
-    kb = ceil(k / kblocks)
-    return nb, n_blocks, kb, ceil(k / kb)
 
 
 def _run_depthwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
@@ -627,7 +600,7 @@ def _run_depthwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     """Depthwise conv by stride phases (``_direct.depthwise_phases``), tasks over blocks of
     samples and of channels."""
     w = np.ascontiguousarray(w)
-    nb, n_blocks, kb, kblocks = _blocks(s.n, s.k, workers, small)
+    nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
     size = depthwise_buffer_size(s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw)
     timing = timings is not None
 
@@ -640,10 +613,10 @@ def _run_depthwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
                          min(s.k, (j + 1) * kb), s.sh, s.sw, s.ph, s.pw, bias, has_bias,
                          scratch["phases"], relu and not timing)
         if timing:
-            _add(scratch, "direct", thread_time() - t0)
+            add_time(scratch, "direct", thread_time() - t0)
 
     # timed, the ReLU is a pass of its own, clocked as "interp" like every other path's
-    _run(_relu_after(task, relu and timing, out, _block_region(s, nb, kb, kblocks)),
+    run_tasks(relu_after(task, relu and timing, out, block_region(s, nb, kb, kblocks)),
          n_blocks * kblocks, workers, timings, t_start, small)
 
 
@@ -651,38 +624,6 @@ def conv2d_breakdown(x, w, b=None, **kwargs) -> tuple[np.ndarray, dict[str, floa
     """:func:`conv2d` plus the seconds it spent per phase (keys of ``PHASES``, zeros included)."""
     acc = dict.fromkeys(PHASES, 0.0)
     return conv2d(x, w, b, timings=acc, **kwargs), acc
-
-
-def _axis_pattern(s: ConvSpec, axis: str) -> tuple[int, int]:
-    kn = s.knob
-    if kn.technique == "perforation" and kn.axis == axis:
-        return kn.stride, kn.offset
-    return 1, 0
-
-
-def _batch_chunk(n: int, cache_fit: int, workers: int) -> int:
-    """Samples per chunk: at most ``cache_fit``, and enough chunks for every worker."""
-    if workers > 1:
-        cache_fit = min(cache_fit, ceil(n / (TASKS_PER_WORKER * workers)))
-    return max(1, min(n, cache_fit))
-
-
-def _add(scratch: dict, phase: str, seconds: float) -> None:
-    scratch[phase] = scratch.get(phase, 0.0) + seconds
-
-
-def _run(task, n_tasks: int, workers: int, timings: dict | None, t_start: float,
-         small: bool) -> None:
-    """Run the chunks; with ``timings``, add the prep time since ``t_start`` and each
-    worker's phase times."""
-    if timings is None:
-        _threads.run(task, n_tasks, workers, limit_blas=not small)
-        return
-    timings["prep"] = timings.get("prep", 0.0) + thread_time() - t_start
-    for scratch in _threads.run(task, n_tasks, workers, limit_blas=not small):
-        for phase in PHASES:
-            if phase in scratch:
-                timings[phase] = timings.get(phase, 0.0) + scratch[phase]
 
 
 def _gemm_task(x, w2, out, s: ConvSpec, k0, chan, krow, kcol, geometry, bias, has_bias, fp16,
@@ -696,7 +637,7 @@ def _gemm_task(x, w2, out, s: ConvSpec, k0, chan, krow, kcol, geometry, bias, ha
     fit = CHUNK_BYTES // (4 * (r_ + kc) * plane)
     if plane < s.ho * s.wo:  # perforated: the chunk's output is written too, keep it small
         fit = min(fit, max(1, PERFORATED_CHUNK_COLUMNS // plane))
-    nb = _batch_chunk(s.n, fit, workers)
+    nb = batch_chunk(s.n, fit, workers)
     direct_out = nb == 1 and hk == s.ho and wk == s.wo
 
     def task(i: int, scratch: dict) -> None:
@@ -726,8 +667,8 @@ def _gemm_task(x, w2, out, s: ConvSpec, k0, chan, krow, kcol, geometry, bias, ha
             scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias,
                     has_bias, fp16)
         t3 = thread_time()
-        _add(scratch, "im2col", t1 - t0)
-        _add(scratch, "gemm", t2 - t1)
-        _add(scratch, "interp", t3 - t2)
+        add_time(scratch, "im2col", t1 - t0)
+        add_time(scratch, "gemm", t2 - t1)
+        add_time(scratch, "interp", t3 - t2)
 
     return task, ceil(s.n / nb), nb
