@@ -187,3 +187,19 @@ def test_prepare_hapt_subject_split() -> None:
     assert table["train"].iloc[-1] == len(s.train)
     q = har.prepare(quick=True)
     assert len(q.train) == 6 * har.QUICK_PER_CLASS["train"]
+
+
+def test_posture_script_tells_who_sits_upright():
+    """``benchmarks/har_posture.py``: every volunteer once, UCI-HAR's split, and the
+    upright sitters its docstring names (sitting - standing < 0.05 g along y)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "har_posture.py"
+    spec = importlib.util.spec_from_file_location("har_posture", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = module.posture_table()
+    assert table["subject"].tolist() == list(range(1, 31))
+    assert table["split"].value_counts().to_dict() == {"train": 21, "test": 5, "tune": 4}
+    upright = table.loc[[abs(d[1]) < 0.05 for d in table["sit - stand"]], "subject"]
+    assert upright.tolist() == [9, 10, 16]
