@@ -1,5 +1,5 @@
 """The specialised convolution paths (1x1 on strided views, depthwise by stride phases, row
-blocks, wide rows) against the reference simulation / torch, on shapes that reach them.
+blocks, column-shifted rows) against the reference simulation / torch, on shapes that reach them.
 
 Each path normally starts above a size threshold; here the thresholds are lowered so that
 small random shapes (odd sizes, 1x1 and 2x2 outputs, batch 1 and several) take it, and the
@@ -222,7 +222,7 @@ def test_depthwise_har_layer_matches_torch():
         assert_close(got, want)
 
 
-# ---- row blocks and wide rows (regular convolutions) -------------------------------------
+# ---- row blocks and column-shifted rows (regular convolutions) ---------------------------
 
 @SETTINGS
 @given(n=st.integers(1, 3), c=st.integers(1, 5), k=st.integers(1, 6), kh=st.integers(1, 4),
@@ -255,21 +255,21 @@ def test_wide_rows_match_reference(n, c, k, kh, kw, ho, wo, kid, bias, threads, 
     kn = knobs.get(kid)
     assume(kn.technique == "exact" or kw % kn.stride == 0)
     x, wt, b = _data(seed, n, c, ho + kh - 1, wo + kw - 1, k, c, kh, kw, bias)
-    with forced_paths(threads, WIDE_MIN_REDUCTION=1, ROWBLOCK_MIN_PLANE=1, WIDE_MIN_SAMPLES=1), \
+    with forced_paths(threads, WIDE_MIN_REDUCTION=1, ROWBLOCK_MIN_PLANE=1), \
             _spy("_run_wide") as calls:
         got = kernels.conv2d(x, wt, b, knob=kid)
     assert calls
     assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
 
-def test_kws_second_layer_takes_the_wide_path_from_a_few_samples():
-    """Batches of WIDE_MIN_SAMPLES or more: wide rows; a single sample: row blocks."""
+def test_kws_second_layer_takes_the_shifted_rows_at_any_batch_size():
+    """Exact and column-pattern sampling, one sample or several: column-shifted rows."""
     x, wt, b = _data(3, 4, 64, 41, 16, 8, 64, 10, 4, True)
     for kid in (11, 231, 236):
-        with _spy("_run_wide") as calls, _spy("_run_rowblocks") as single:
+        with _spy("_run_wide") as calls, _spy("_run_rowblocks") as rowblocks:
             got = kernels.conv2d(x, wt, b, knob=kid)
             one = kernels.conv2d(x[:1], wt, b, knob=kid)
-        assert len(calls) == 1 and len(single) == 1
+        assert len(calls) == 2 and not rowblocks
         assert_close(got, reference.conv2d(x, wt, b, knob=kid))
         assert_close(one, got[:1])
 
@@ -301,7 +301,7 @@ RELU_CASES = [
     ((2, 6, 5, 5), (6, 1, 3, 3), 1, 1, 6, 12, {}),  # fp16: direct loop
     ((2, 3, 9, 8), (4, 3, 3, 3), 1, 1, 1, 11, {"ROWBLOCK_MIN_PLANE": 1, "CHUNK_BYTES": 300}),
     ((2, 3, 9, 8), (4, 3, 3, 2), 1, 0, 1, 232, {"WIDE_MIN_REDUCTION": 1,
-                                                "ROWBLOCK_MIN_PLANE": 1, "WIDE_MIN_SAMPLES": 1}),
+                                                "ROWBLOCK_MIN_PLANE": 1}),
     ((2, 3, 9, 8), (4, 3, 3, 3), 1, 1, 1, 121, {}),  # im2col + GEMM + scatter
     ((2, 4, 9, 8), (4, 2, 3, 3), 1, 1, 2, 11, {"DIRECT_MAX_GROUP_WIDTH": 1}),  # per group
     ((2, 6, 20, 20), (5, 6, 1, 1), 1, 0, 1, 12, {}),  # fp16 1x1: per-sample GEMM

@@ -18,12 +18,11 @@ Paths (``groups == 1`` unless said):
   block of samples, unpacked (filled from the kept pixels) with bias and ReLU
   (``_pointwise``).
 * fp32 exact (or sampled with a column-only pattern), stride 1, no padding,
-  ``C*KW >= WIDE_MIN_REDUCTION``, batches of ``>= WIDE_MIN_SAMPLES`` (the KWS CNN's second
-  layer): KH GEMMs on wide rows
-  accumulated in cache (``_wide``). Tasks are blocks of samples (x blocks of output
-  channels); below ``WIDE_ROW_SPLIT_SAMPLES`` samples per thread, blocks of output rows
-  with every channel instead (batch 1: two channel blocks of 16 each rebuilt the shifted
-  input and ran thin GEMMs).
+  ``C*KW >= WIDE_MIN_REDUCTION`` (the KWS CNN's second layer): KH GEMMs on column-shifted
+  copies of the input rows, accumulated in cache (``_wide``). Tasks are blocks of samples
+  (x blocks of output channels); below ``WIDE_ROW_SPLIT_SAMPLES`` samples per thread,
+  blocks of output rows with every channel instead (batch 1: two channel blocks of 16 each
+  rebuilt the shifted input and ran thin GEMMs).
 * unperforated fp32 (exact or sampled) with ``groups == 1`` and maps of >=
   ``ROWBLOCK_MIN_PLANE`` outputs: tasks are blocks of output rows of one sample; the
   im2col of a block stays in cache and one GEMM writes it straight into the output.
@@ -98,12 +97,12 @@ CHUNK_BYTES = 1 << 20  # im2col + GEMM result of one chunk: one core's L2
 PERFORATED_CHUNK_COLUMNS = 1024  # perforated chunks: at most this many kept pixels
 COLUMN_BLOCK_COLUMNS = 4096  # column-perforated row blocks: at most this many kept pixels
 ONE_BY_ONE_MIN_PLANE = 256
-WIDE_MIN_REDUCTION = 128  # exact stride-1 unpadded convs with C*KW >= this: wide rows
-# ... in batches of at least this many samples: KWS conv2 (2 threads, wall, side by side)
-# at batch 1 took 1.45 ms exact on wide rows against 1.26 ms by row blocks (samp s2 1.07 vs
-# 0.74 ms), row blocks also won at batch 2, wide rows from batch 4 (batch 64: 64.5 vs 76.6)
-WIDE_MIN_SAMPLES = 4
-WIDE_ROW_SPLIT_SAMPLES = 4  # wide rows, fewer samples than this per thread: split the rows
+# exact stride-1 unpadded convs with C*KW >= this: KH GEMMs on column-shifted rows, at any
+# batch size: KWS conv2 (2 threads, wall, side by side, ReLU fused) against row blocks /
+# chunks, exact: batch 1 1.04 vs 1.36 ms, 2 1.85 vs 2.57, 4 3.42 vs 5.04, 32 26.6 vs 38.1;
+# samp s2: batch 1 0.50 vs 0.78, 32 13.5 vs 18.3
+WIDE_MIN_REDUCTION = 128
+WIDE_ROW_SPLIT_SAMPLES = 4  # shifted rows, fewer samples than this per thread: split rows
 WIDE_ROW_TASKS = 2  # ... into about this many tasks per thread
 ROWBLOCK_MIN_PLANE = 256  # unperforated maps of at least this many outputs: row blocks
 POINTWISE_MIN_PLANE = 64  # 1x1 maps of at least this many pixels: GEMMs on strided views
@@ -326,7 +325,7 @@ def _run_batched_pointwise(x, w2, out, s: ConvSpec, chan, bias, has_bias, worker
         return b * cb, min(s.n, (b + 1) * cb), j * kb, min(s.k, (j + 1) * kb), 0, s.ho * s.wo
 
     run_tasks(relu_after(gemm_task, relu and not fused_relu, out, region, timing),
-         cblocks * kblocks, workers, timings, thread_time() if timing else 0.0, small)
+              cblocks * kblocks, workers, timings, thread_time() if timing else 0.0, small)
 
 
 def _run_kept_rows(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, workers,
@@ -373,7 +372,7 @@ def _run_kept_rows(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
         return n, n + 1, j * kb, min(s.k, (j + 1) * kb), 0, s.ho * s.wo
 
     run_tasks(relu_after(fill_task, relu, out, region, timing), s.n * kblocks, workers, timings,
-         thread_time() if timing else 0.0, False)
+              thread_time() if timing else 0.0, False)
 
 
 def _run_chunks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, workers,
@@ -398,7 +397,7 @@ def _run_chunks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, worke
             return i * _nb, min(s.n, (i + 1) * _nb), _k0, _k0 + kg, 0, s.ho * s.wo
 
         run_tasks(relu_after(task, relu, out, region, timing), n_tasks, workers, timings, t_start,
-             small)
+                  small)
         t_start = thread_time() if timing else 0.0
 
 
@@ -461,7 +460,7 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
             add_time(scratch, "gemm", thread_time() - t0)
 
     run_tasks(relu_after(task, relu, out, block_region(s, nb, kb, kblocks), timing),
-         n_blocks * kblocks, workers, timings, t_start, small)
+              n_blocks * kblocks, workers, timings, t_start, small)
 
 
 def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, workers,
@@ -532,14 +531,13 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
         return n, n + 1, 0, s.k, j * rows * s.wo, min(s.ho, (j + 1) * rows) * s.wo
 
     run_tasks(relu_after(task, relu, out, region, timing), s.n * per_sample, workers, timings,
-         t_start, small)
+              t_start, small)
 
 
 def _wide_applies(s: ConvSpec) -> bool:
     kn = s.knob
     if (s.groups != 1 or kn.is_fp16 or s.sh != 1 or s.sw != 1 or s.ph or s.pw or s.kh < 2
-            or s.c * s.kw < WIDE_MIN_REDUCTION or s.ho * s.wo < ROWBLOCK_MIN_PLANE
-            or s.n < WIDE_MIN_SAMPLES):
+            or s.c * s.kw < WIDE_MIN_REDUCTION or s.ho * s.wo < ROWBLOCK_MIN_PLANE):
         return False
     if kn.technique == "sampling":
         return s.kw % kn.stride == 0  # then (kh*kw) % stride == 0 too: column-only pattern
@@ -548,7 +546,7 @@ def _wide_applies(s: ConvSpec) -> bool:
 
 def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
               small, relu=False) -> None:
-    """Stride-1 unpadded conv as KH accumulated GEMMs on wide rows (``_wide``)."""
+    """Stride-1 unpadded conv as KH accumulated GEMMs on column-shifted rows (``_wide``)."""
     kn = s.knob
     pc, pj = np.divmod(np.arange(s.c * s.kw, dtype=np.int64), s.kw)
     keep = None
@@ -584,15 +582,15 @@ def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
         t0 = thread_time() if timing else 0.0
         n0, n1, k0, k1, p0, p1 = region(i)
         if "p" not in scratch:
-            scratch["p"] = np.empty(pc.shape[0] * (rows + s.kh - 1) * s.w, np.float32)
-            scratch["acc"] = np.empty(kb * rows * s.w, np.float32)
+            scratch["p"] = np.empty(pc.shape[0] * (rows + s.kh - 1) * s.wo, np.float32)
+            scratch["acc"] = np.empty(kb * rows * s.wo, np.float32)
         wide_conv(x, wr, pc, pj, out, n0, n1, k0, k1, p0 // s.wo, p1 // s.wo, bias, has_bias,
                   scratch["p"], scratch["acc"])
         if timing:
             add_time(scratch, "gemm", thread_time() - t0)
 
     run_tasks(relu_after(task, relu, out, region, timing), n_blocks * kblocks * hblocks, workers,
-         timings, t_start, small)
+              timings, t_start, small)
 
 
 def _run_depthwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
@@ -617,7 +615,7 @@ def _run_depthwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
 
     # timed, the ReLU is a pass of its own, clocked as "interp" like every other path's
     run_tasks(relu_after(task, relu and timing, out, block_region(s, nb, kb, kblocks)),
-         n_blocks * kblocks, workers, timings, t_start, small)
+              n_blocks * kblocks, workers, timings, t_start, small)
 
 
 def conv2d_breakdown(x, w, b=None, **kwargs) -> tuple[np.ndarray, dict[str, float]]:

@@ -53,8 +53,9 @@ def blocks(n: int, k: int, workers: int, small: bool) -> tuple[int, int, int, in
     return nb, n_blocks, kb, ceil(k / kb)
 
 
-
 def axis_pattern(s: ConvSpec, axis: str) -> tuple[int, int]:
+    """``(stride, offset)`` of the call's perforation along ``axis`` ("row" / "col"),
+    ``(1, 0)`` when that axis is not perforated."""
     kn = s.knob
     if kn.technique == "perforation" and kn.axis == axis:
         return kn.stride, kn.offset
@@ -69,13 +70,14 @@ def batch_chunk(n: int, cache_fit: int, workers: int) -> int:
 
 
 def add_time(scratch: dict, phase: str, seconds: float) -> None:
+    """Add ``seconds`` to a worker's time for ``phase`` (one of ``PHASES``)."""
     scratch[phase] = scratch.get(phase, 0.0) + seconds
 
 
 def run_tasks(task, n_tasks: int, workers: int, timings: dict | None, t_start: float,
-         small: bool) -> None:
-    """Run the chunks; with ``timings``, add the prep time since ``t_start`` and each
-    worker's phase times."""
+              small: bool) -> None:
+    """Run ``task(i, scratch)`` for every ``i < n_tasks`` on ``workers`` threads; with
+    ``timings``, add the prep time since ``t_start`` and each worker's phase times."""
     if timings is None:
         _threads.run(task, n_tasks, workers, limit_blas=not small)
         return
