@@ -173,7 +173,8 @@ def test_row_perforation_of_few_samples_matches_reference(threads, data, c, k, k
     x, wt, b = _data(seed, n, c, h, w, k, c, kh, kw, bias)
     args = {"stride": (sh, sw), "padding": (ph, pw), "knob": kid}
     with forced_paths(threads, POINTWISE_MIN_PLANE=10**9, POINTWISE_SMALL_MIN_PLANE=10**9,
-                      ROWBLOCK_MIN_PLANE=10**9), _spy("_run_kept_rows") as calls:
+                      POINTWISE_BATCHED_MIN_SAMPLES=10**9, ROWBLOCK_MIN_PLANE=10**9), \
+            _spy("_run_kept_rows") as calls:
         got = kernels.conv2d(x, wt, b, **args)
         fused = kernels.conv2d(x, wt, b, relu=True, **args)
     assert len(calls) == 2
@@ -181,8 +182,8 @@ def test_row_perforation_of_few_samples_matches_reference(threads, data, c, k, k
     np.testing.assert_array_equal(fused, np.maximum(got, 0))
 
 
-def test_kws_second_layer_at_batch_1_spreads_its_kept_rows():
-    x, wt, b = _data(8, 1, 64, 41, 16, 64, 64, 10, 4, True)
+def test_kws_first_layer_at_batch_1_spreads_its_kept_rows():
+    x, wt, b = _data(8, 1, 1, 101, 40, 64, 1, 20, 8, True)
     with forced_paths(2), _spy("_run_kept_rows") as calls:
         got = kernels.conv2d(x, wt, b, knob=123)
     assert calls
@@ -262,6 +263,39 @@ def test_wide_rows_match_reference(n, c, k, kh, kw, ho, wo, kid, bias, threads, 
     assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
 
+PERF_S2_KNOBS = [k for k in FP32_KNOBS
+                 if knobs.get(k).technique == "perforation" and knobs.get(k).stride == 2]
+
+
+@SETTINGS
+@given(n=st.integers(1, 3), c=st.integers(1, 5), k=st.integers(1, 40), kh=st.integers(2, 5),
+       kw=st.integers(1, 6), ho=st.integers(1, 9), wo=st.integers(1, 9),
+       kid=st.sampled_from(PERF_S2_KNOBS), bias=st.booleans(), relu=st.booleans(),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31 - 1))
+def test_shifted_rows_under_perforation_match_reference(n, c, k, kh, kw, ho, wo, kid, bias,
+                                                        relu, threads, seed):
+    """Stride-2 row / column perforation on column-shifted rows (kept columns only, rows
+    split by parity), per sample or per block of channels, then the fill."""
+    assume(knobs.applicable(kid, "conv", (ho, wo)))
+    x, wt, b = _data(seed, n, c, ho + kh - 1, wo + kw - 1, k, c, kh, kw, bias)
+    with forced_paths(threads, WIDE_MIN_REDUCTION=1, ROWBLOCK_MIN_PLANE=1), \
+            _spy("_run_shifted_perforated") as calls:
+        got = kernels.conv2d(x, wt, b, knob=kid, relu=relu)
+    assert calls
+    want = reference.conv2d(x, wt, b, knob=kid)
+    assert_close(got, np.maximum(want, 0) if relu else want)
+
+
+@pytest.mark.parametrize("kid,shifted", [(121, True), (122, True), (123, True), (124, True),
+                                         (125, False), (131, False), (11, False)])
+def test_kws_second_layer_perforated_at_stride_2_takes_the_shifted_rows(kid, shifted):
+    x, wt, b = _data(5, 1, 64, 41, 16, 64, 64, 10, 4, True)
+    with _spy("_run_shifted_perforated") as calls:
+        got = kernels.conv2d(x, wt, b, knob=kid)
+    assert len(calls) == int(shifted)
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
+
+
 def test_kws_second_layer_takes_the_shifted_rows_at_any_batch_size():
     """Exact and column-pattern sampling, one sample or several: column-shifted rows."""
     x, wt, b = _data(3, 4, 64, 41, 16, 8, 64, 10, 4, True)
@@ -303,6 +337,8 @@ RELU_CASES = [
     ((2, 3, 9, 8), (4, 3, 3, 2), 1, 0, 1, 232, {"WIDE_MIN_REDUCTION": 1,
                                                 "ROWBLOCK_MIN_PLANE": 1}),
     ((2, 3, 9, 8), (4, 3, 3, 3), 1, 1, 1, 121, {}),  # im2col + GEMM + scatter
+    ((2, 3, 9, 8), (4, 3, 3, 2), 1, 0, 1, 123, {"WIDE_MIN_REDUCTION": 1,
+                                                "ROWBLOCK_MIN_PLANE": 1}),  # shifted, rows
     ((2, 4, 9, 8), (4, 2, 3, 3), 1, 1, 2, 11, {"DIRECT_MAX_GROUP_WIDTH": 1}),  # per group
     ((2, 6, 20, 20), (5, 6, 1, 1), 1, 0, 1, 12, {}),  # fp16 1x1: per-sample GEMM
     ((1, 3, 9, 8), (4, 3, 3, 3), 1, 1, 1, 123, {}),  # row perforation, batch 1: kept rows

@@ -23,6 +23,9 @@ Paths (``groups == 1`` unless said):
   (x blocks of output channels); below ``WIDE_ROW_SPLIT_SAMPLES`` samples per thread,
   blocks of output rows with every channel instead (batch 1: two channel blocks of 16 each
   rebuilt the shifted input and ran thin GEMMs).
+* the same convs under stride-2 row or column perforation: the shifted rows cut to the
+  kept columns (rows split by parity, when rows are perforated), KH GEMMs give the kept
+  outputs, which then fill the output.
 * unperforated fp32 (exact or sampled) with ``groups == 1`` and maps of >=
   ``ROWBLOCK_MIN_PLANE`` outputs: tasks are blocks of output rows of one sample; the
   im2col of a block stays in cache and one GEMM writes it straight into the output.
@@ -91,7 +94,7 @@ from ._tasks import (
 )
 from ._validate import ConvSpec, conv_spec
 from ._weights import gather_columns, packed
-from ._wide import wide_conv
+from ._wide import shifted_perforated_conv, wide_conv
 
 CHUNK_BYTES = 1 << 20  # im2col + GEMM result of one chunk: one core's L2
 PERFORATED_CHUNK_COLUMNS = 1024  # perforated chunks: at most this many kept pixels
@@ -176,6 +179,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
         _run_direct(*args)
     elif _wide_applies(s):
         _run_wide(*args)
+    elif _shifted_perforation(s) is not None:
+        _run_shifted_perforated(*args)
     elif _strided_pointwise(s) is not None:
         _run_pointwise(*args)
     else:
@@ -542,6 +547,67 @@ def _wide_applies(s: ConvSpec) -> bool:
     if kn.technique == "sampling":
         return s.kw % kn.stride == 0  # then (kh*kw) % stride == 0 too: column-only pattern
     return kn.technique == "exact"
+
+
+def _shifted_perforation(s: ConvSpec) -> int | None:
+    """For a stride-2 perforation of a conv that takes column-shifted rows when exact: the
+    parity of the kept output rows (-1: columns perforated, every row kept), else None."""
+    kn = s.knob
+    if (kn.technique != "perforation" or kn.stride != 2 or s.groups != 1 or kn.is_fp16
+            or s.sh != 1 or s.sw != 1 or s.ph or s.pw or s.kh < 2
+            or s.c * s.kw < WIDE_MIN_REDUCTION or s.ho * s.wo < ROWBLOCK_MIN_PLANE):
+        return None
+    if kn.axis == "col":
+        return -1
+    kept = _plan.axis_plan(s.ho, 2, kn.offset)[0]
+    parity = int(kept[0] % 2)
+    return parity if np.array_equal(kept, np.arange(parity, s.ho, 2)) else None
+
+
+def _run_shifted_perforated(x, w, out, s: ConvSpec, bias, has_bias, workers, timings,
+                            t_start, small, relu=False) -> None:
+    """Stride-2 row / column perforation on column-shifted rows (``_wide``): per sample (and
+    block of output channels, for fewer samples than threads), the kept outputs by KH
+    GEMMs, then filled into the output (``_scatter.scatter``)."""
+    parity = _shifted_perforation(s)
+    pc, pj = np.divmod(np.arange(s.c * s.kw, dtype=np.int64), s.kw)
+    wr = packed(w, ("rows", None), lambda: np.ascontiguousarray(
+        np.ascontiguousarray(w).transpose(2, 0, 1, 3).reshape(s.kh, s.k, s.c * s.kw),
+        dtype=np.float32))
+    _, row_a, row_b = _plan.axis_plan(s.ho, *axis_pattern(s, "row"))
+    col_pattern = axis_pattern(s, "col")
+    wsrc = _plan.axis_plan(s.wo, *col_pattern)[0]
+    col_a, col_b = _plan.column_sources(s.wo, *col_pattern)
+    col_s2 = col_pattern[1] if col_pattern[0] == 2 else -1
+    hk = (s.ho - parity + 1) // 2 if parity >= 0 else s.ho
+    wk = wsrc.shape[0]
+    kblocks = 1 if small or s.n >= workers else max(1, min(s.k // 16, workers))
+    kb = ceil(s.k / kblocks)
+    kblocks = ceil(s.k / kb)
+    timing = timings is not None
+
+    def task(i: int, scratch: dict) -> None:
+        t0 = thread_time() if timing else 0.0
+        n, j = divmod(i, kblocks)
+        k0, k1 = j * kb, min(s.k, (j + 1) * kb)
+        if "p" not in scratch:
+            scratch["p"] = np.empty(pc.shape[0] * s.h * wk, np.float32)
+            scratch["res"] = np.empty(kb * hk * wk, np.float32)
+        res = scratch["res"][:(k1 - k0) * hk * wk]
+        shifted_perforated_conv(x, wr, pc, pj, n, k0, k1, parity, wsrc, scratch["p"], res)
+        t1 = thread_time() if timing else 0.0
+        scatter(res.reshape(k1 - k0, hk * wk), out, n, k0, hk, wk, row_a, row_b, col_a, col_b,
+                col_s2, bias, has_bias, False)
+        if timing:
+            add_time(scratch, "gemm", t1 - t0)
+            add_time(scratch, "interp", thread_time() - t1)
+
+    def region(i: int) -> tuple:
+        n, j = divmod(i, kblocks)
+        return n, n + 1, j * kb, min(s.k, (j + 1) * kb), 0, s.ho * s.wo
+
+    run_tasks(relu_after(task, relu, out, region, timing), s.n * kblocks, workers, timings,
+              t_start, small)
 
 
 def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,

@@ -62,3 +62,46 @@ def wide_conv(x, wr, pc, pj, out, n0, n1, k0, k1, h0, h1, bias, has_bias, pbuf, 
             s1 = uint64(k * width)
             for j in range(uint64(width)):
                 of[d + j] = abuf[s1 + j] + bv
+
+
+@njit(cache=True, nogil=True)
+def shifted_perforated_conv(x, wr, pc, pj, n, k0, k1, row_parity, wsrc, pbuf, res):
+    """Stride-2 row or column perforation of the same conv, sample ``n``, output channels
+    ``k0 .. k1-1``: ``res`` (k1-k0, hk*wk) gets the kept outputs, kept row by kept row
+    (scattered into the output by the caller).
+
+    ``row_parity`` (0 / 1): the kept output rows are those of that parity (row
+    perforation); -1: every row. ``wsrc`` (int64): the kept output columns. ``P`` holds the
+    kept columns only, and under row perforation its input rows are split by parity (even
+    rows first), so that each kernel row's GEMM reads the kept output rows' inputs as one
+    contiguous run. ``pbuf``: at least ``R*H*len(wsrc)`` float32.
+    """
+    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    kh_, k_, red = wr.shape[0], wr.shape[1], wr.shape[2]
+    ho_n = h_ - kh_ + 1
+    wk = wsrc.shape[0]
+    if row_parity >= 0:
+        hk = (ho_n - row_parity + 1) // 2
+        even = (h_ + 1) // 2  # input rows of parity 0
+    else:
+        hk = ho_n
+        even = 0
+    span = h_ * wk
+    width = hk * wk
+    kc = k1 - k0
+    xf, wf = x.reshape(-1), wr.reshape(-1)
+    for r in range(red):
+        src = uint64((n * c_ + pc[r]) * h_ * w_ + pj[r])
+        for q in range(h_):
+            pos = (q % 2) * even + q // 2 if row_parity >= 0 else q
+            s0 = src + uint64(q * w_)
+            d0 = uint64(r * span + pos * wk)
+            for t in range(wk):
+                pbuf[d0 + uint64(t)] = xf[s0 + uint64(wsrc[t])]
+    for i in range(kh_):
+        if row_parity >= 0:
+            start = (((row_parity + i) % 2) * even + (row_parity + i) // 2) * wk
+        else:
+            start = i * wk
+        sgemm(wf[(i * k_ + k0) * red:], red, pbuf[start:], span, res, width, kc, width, red,
+              np.float32(0.0 if i == 0 else 1.0))
