@@ -214,7 +214,7 @@ def _run_direct(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_star
     fused = nhwc and not timing  # else ReLU is a pass of its own ("interp" when timed)
     run_tasks(relu_after(direct_task, relu and not fused, out, lambda i: (
         i * nb, min(s.n, (i + 1) * nb), 0, s.k, 0, s.ho * s.wo), timing),
-         ceil(s.n / nb), workers, timings, t_start, small)
+              ceil(s.n / nb), workers, timings, t_start, small)
 
 
 def _run_reduced(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
@@ -280,7 +280,7 @@ def _run_one_by_one(x, w2, out, s: ConvSpec, bias, has_bias, workers, timings, t
 
     run_tasks(relu_after(pointwise_task, relu, out, lambda i: (
         i * nb, min(s.n, (i + 1) * nb), 0, s.k, 0, s.ho * s.wo), timing),
-         ceil(s.n / nb), workers, timings, t_start, small)
+              ceil(s.n / nb), workers, timings, t_start, small)
 
 
 def _run_batched_pointwise(x, w2, out, s: ConvSpec, chan, bias, has_bias, workers, timings,
@@ -429,7 +429,7 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
     if kind == "sampling":
         st, off = kn.stride, kn.offset
-        w2 = packed(w, ("classes", st, off), lambda: gather_columns(
+        w2 = packed(w, ("classes", st, off), lambda w2=w2: gather_columns(
             w2, _plan.channel_classes(s.c, st, off), np.float32(st / (st - 1))))
     elif kind == "gathered":
         hsrc, row_a, row_b = _plan.axis_plan(s.ho, *axis_pattern(s, "row"))
