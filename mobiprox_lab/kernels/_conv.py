@@ -85,7 +85,6 @@ from ._tasks import (
     PHASES,
     TASKS_PER_WORKER,
     add_time,
-    axis_pattern,
     batch_chunk,
     block_region,
     blocks,
@@ -290,11 +289,7 @@ def _run_batched_pointwise(x, w2, out, s: ConvSpec, chan, bias, has_bias, worker
     then blocks of output channels x blocks of samples multiplied and unpacked (filled from
     the kept pixels) with bias, and ReLU."""
     timing = timings is not None
-    hsrc, row_a, row_b = _plan.axis_plan(s.ho, *axis_pattern(s, "row"))
-    col_pattern = axis_pattern(s, "col")
-    wsrc = _plan.axis_plan(s.wo, *col_pattern)[0]
-    col_a, col_b = _plan.column_sources(s.wo, *col_pattern)
-    col_s2 = col_pattern[1] if col_pattern[0] == 2 else -1
+    hsrc, row_a, row_b, wsrc, col_a, col_b, col_s2 = _plan.output_plan(s.knob, s.ho, s.wo)
     hk, wk = hsrc.shape[0], wsrc.shape[0]
     kept = hk * wk
     fused_relu = relu and not timing and kept == s.h * s.w  # else a pass of its own
@@ -340,10 +335,9 @@ def _run_kept_rows(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
     then the output filled from it (tasks over samples x channel blocks). Chunks of
     whole samples left the other threads idle (KWS conv2 at batch 1: one thread)."""
     timing = timings is not None
-    kept, row_a, row_b = _plan.axis_plan(s.ho, *axis_pattern(s, "row"))
+    kept, row_a, row_b, cols, col_a, col_b, _ = _plan.output_plan(s.knob, s.ho, s.wo)
     hsrc = kept * s.sh - s.ph
-    wsrc = np.arange(s.wo, dtype=np.int64) * s.sw - s.pw
-    col_a, col_b = _plan.column_sources(s.wo, 1, 0)
+    wsrc = cols * s.sw - s.pw
     hk, r_ = kept.shape[0], chan.shape[0]
     rows = ceil(hk / min(hk, KEPT_ROW_TASKS * workers // s.n))
     hblocks = ceil(hk / rows)
@@ -386,12 +380,8 @@ def _run_chunks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, worke
     the perforation's interpolation and the bias (``_gemm_task``)."""
     timing = timings is not None
     cg = s.c // s.groups
-    rows = _plan.axis_plan(s.ho, *axis_pattern(s, "row"))
-    col_pattern = axis_pattern(s, "col")
-    geometry = (rows[0] * s.sh - s.ph, rows[1], rows[2],
-                _plan.axis_plan(s.wo, *col_pattern)[0] * s.sw - s.pw,
-                *_plan.column_sources(s.wo, *col_pattern),
-                col_pattern[1] if col_pattern[0] == 2 else -1)
+    rows, row_a, row_b, cols, col_a, col_b, col_s2 = _plan.output_plan(s.knob, s.ho, s.wo)
+    geometry = (rows * s.sh - s.ph, row_a, row_b, cols * s.sw - s.pw, col_a, col_b, col_s2)
     kg = s.k // s.groups
     for g in range(s.groups):
         w2_g = w2[g * kg:(g + 1) * kg] if s.groups > 1 else w2
@@ -432,11 +422,7 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         w2 = packed(w, ("classes", st, off), lambda w2=w2: gather_columns(
             w2, _plan.channel_classes(s.c, st, off), np.float32(st / (st - 1))))
     elif kind == "gathered":
-        hsrc, row_a, row_b = _plan.axis_plan(s.ho, *axis_pattern(s, "row"))
-        col_pattern = axis_pattern(s, "col")
-        wsrc = _plan.axis_plan(s.wo, *col_pattern)[0]
-        col_a, col_b = _plan.column_sources(s.wo, *col_pattern)
-        col_s2 = col_pattern[1] if col_pattern[0] == 2 else -1
+        hsrc, row_a, row_b, wsrc, col_a, col_b, col_s2 = _plan.output_plan(s.knob, s.ho, s.wo)
         kept_px = hsrc.shape[0] * wsrc.shape[0]
     nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
     if kind == "gathered":  # samples per GEMM: wide enough, buffers in cache
@@ -476,13 +462,11 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
     cache). Blocks are also what spreads a single sample over several threads."""
     r_ = chan.shape[0]
     hsrc = np.arange(s.ho, dtype=np.int64) * s.sh - s.ph
-    col_pattern = axis_pattern(s, "col")
-    wsrc = _plan.axis_plan(s.wo, *col_pattern)[0] * s.sw - s.pw
+    _, _, _, cols, col_a, col_b, col_s2 = _plan.output_plan(s.knob, s.ho, s.wo)
+    wsrc = cols * s.sw - s.pw
     wk = wsrc.shape[0]
     perforated = wk < s.wo
     if perforated:
-        col_a, col_b = _plan.column_sources(s.wo, *col_pattern)
-        col_s2 = col_pattern[1] if col_pattern[0] == 2 else -1
         rows = max(1, min(s.ho, COLUMN_BLOCK_COLUMNS // wk))
     else:
         rows = max(1, min(s.ho, CHUNK_BYTES // (4 * max(1, r_) * s.wo)))
@@ -570,15 +554,8 @@ def _run_shifted_perforated(x, w, out, s: ConvSpec, bias, has_bias, workers, tim
     block of output channels, for fewer samples than threads), the kept outputs by KH
     GEMMs, then filled into the output (``_scatter.scatter``)."""
     parity = _shifted_perforation(s)
-    pc, pj = np.divmod(np.arange(s.c * s.kw, dtype=np.int64), s.kw)
-    wr = packed(w, ("rows", None), lambda: np.ascontiguousarray(
-        np.ascontiguousarray(w).transpose(2, 0, 1, 3).reshape(s.kh, s.k, s.c * s.kw),
-        dtype=np.float32))
-    _, row_a, row_b = _plan.axis_plan(s.ho, *axis_pattern(s, "row"))
-    col_pattern = axis_pattern(s, "col")
-    wsrc = _plan.axis_plan(s.wo, *col_pattern)[0]
-    col_a, col_b = _plan.column_sources(s.wo, *col_pattern)
-    col_s2 = col_pattern[1] if col_pattern[0] == 2 else -1
+    pc, pj, wr = _shifted_rows_weights(w, s)
+    _, row_a, row_b, wsrc, col_a, col_b, col_s2 = _plan.output_plan(s.knob, s.ho, s.wo)
     hk = (s.ho - parity + 1) // 2 if parity >= 0 else s.ho
     wk = wsrc.shape[0]
     kblocks = 1 if small or s.n >= workers else max(1, min(s.k // 16, workers))
@@ -610,9 +587,10 @@ def _run_shifted_perforated(x, w, out, s: ConvSpec, bias, has_bias, workers, tim
               t_start, small)
 
 
-def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
-              small, relu=False) -> None:
-    """Stride-1 unpadded conv as KH accumulated GEMMs on column-shifted rows (``_wide``)."""
+def _shifted_rows_weights(w, s: ConvSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(pc, pj, wr)`` of the column-shifted-rows paths (``_wide``): the input channel and
+    kernel column of each row of ``P``, and the weights (KH, K, rows of ``P``). Filter
+    sampling (a column-only pattern) keeps only its rows, rescaled; any other knob all."""
     kn = s.knob
     pc, pj = np.divmod(np.arange(s.c * s.kw, dtype=np.int64), s.kw)
     keep = None
@@ -626,8 +604,14 @@ def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
             wr = wr[:, :, keep] * np.float32(kn.stride / (kn.stride - 1))
         return np.ascontiguousarray(wr, dtype=np.float32)
 
-    wr = packed(w, ("rows", (kn.stride, kn.offset) if keep is not None else None),
-                row_weights)
+    return pc, pj, packed(w, ("rows", (kn.stride, kn.offset) if keep is not None else None),
+                          row_weights)
+
+
+def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
+              small, relu=False) -> None:
+    """Stride-1 unpadded conv as KH accumulated GEMMs on column-shifted rows (``_wide``)."""
+    pc, pj, wr = _shifted_rows_weights(w, s)
     if small or workers == 1 or s.n >= WIDE_ROW_SPLIT_SAMPLES * workers:
         nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
         rows = s.ho

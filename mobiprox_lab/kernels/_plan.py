@@ -39,6 +39,26 @@ def axis_plan(n: int, stride: int, offset: int) -> tuple[np.ndarray, np.ndarray,
 
 
 @lru_cache(maxsize=512)
+def output_plan(knob, ho: int, wo: int) -> tuple:
+    """Which outputs of an ``ho x wo`` map a knob (``knobs.Knob``) computes and how the
+    others are filled: ``(rows, row_a, row_b, cols, col_a, col_b, col_s2)``.
+
+    ``rows`` / ``cols`` (int64): the kept output rows / columns; ``row_a`` / ``row_b``: the
+    :func:`axis_plan` sources of every output row; ``col_a`` / ``col_b``: those of every
+    column, as uint64 (:func:`column_sources`); ``col_s2``: the offset of a stride-2 column
+    perforation, else -1. Without perforation everything is kept.
+    """
+    row = col = (1, 0)
+    if knob.technique == "perforation":
+        row, col = ((knob.stride, knob.offset), col) if knob.axis == "row" else \
+            (row, (knob.stride, knob.offset))
+    rows, row_a, row_b = axis_plan(ho, *row)
+    col_a, col_b = column_sources(wo, *col)
+    return (rows, row_a, row_b, axis_plan(wo, *col)[0], col_a, col_b,
+            col[1] if col[0] == 2 else -1)
+
+
+@lru_cache(maxsize=512)
 def sampling_kept(c: int, kh: int, kw: int, stride: int, offset: int) -> np.ndarray:
     """Flat indices into ``c*kh*kw`` of the filter elements a sampling knob keeps.
 

@@ -53,15 +53,6 @@ def blocks(n: int, k: int, workers: int, small: bool) -> tuple[int, int, int, in
     return nb, n_blocks, kb, ceil(k / kb)
 
 
-def axis_pattern(s: ConvSpec, axis: str) -> tuple[int, int]:
-    """``(stride, offset)`` of the call's perforation along ``axis`` ("row" / "col"),
-    ``(1, 0)`` when that axis is not perforated."""
-    kn = s.knob
-    if kn.technique == "perforation" and kn.axis == axis:
-        return kn.stride, kn.offset
-    return 1, 0
-
-
 def batch_chunk(n: int, cache_fit: int, workers: int) -> int:
     """Samples per chunk: at most ``cache_fit``, and enough chunks for every worker."""
     if workers > 1:
