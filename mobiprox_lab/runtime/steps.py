@@ -261,7 +261,7 @@ def _pool_core(head: Op, ref: bool) -> Callable:
     glob = tuple(p["k"]) == tuple(head.in_shape[1:]) and tuple(p["p"]) == (0, 0)
 
     def core(x, k, _p=p, _m=mode, _g=glob):
-        if _g:  # one value per plane (HAR's last pool at batch 64: 0.54 -> 0.05 ms)
+        if _g:  # one value per plane (HAR's last pool at batch 64: 0.54 -> 0.05-0.09 ms)
             return kernels.global_pool2d(x, _m)
         # one Numba pass for large inputs (KWS max pool at batch 64: 12 vs 30 ms);
         # strided NumPy slices while the input is in cache (measured faster)
