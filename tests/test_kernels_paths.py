@@ -271,17 +271,29 @@ PERF_S2_KNOBS = [k for k in FP32_KNOBS
 @given(n=st.integers(1, 3), c=st.integers(1, 5), k=st.integers(1, 40), kh=st.integers(2, 5),
        kw=st.integers(1, 6), ho=st.integers(1, 9), wo=st.integers(1, 9),
        kid=st.sampled_from(PERF_S2_KNOBS), bias=st.booleans(), relu=st.booleans(),
-       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31 - 1))
+       threads=st.sampled_from([1, 2]), split=st.booleans(), seed=st.integers(0, 2**31 - 1))
 def test_shifted_rows_under_perforation_match_reference(n, c, k, kh, kw, ho, wo, kid, bias,
-                                                        relu, threads, seed):
+                                                        relu, threads, split, seed):
     """Stride-2 row / column perforation on column-shifted rows (kept columns only, rows
-    split by parity), per sample or per block of channels, then the fill."""
+    split by parity), a task per sample, or (``split``, two threads) per block of a
+    sample's kept rows into a shared result, then the fill."""
     assume(knobs.applicable(kid, "conv", (ho, wo)))
     x, wt, b = _data(seed, n, c, ho + kh - 1, wo + kw - 1, k, c, kh, kw, bias)
-    with forced_paths(threads, WIDE_MIN_REDUCTION=1, ROWBLOCK_MIN_PLANE=1), \
+    blocks = []
+    real = _conv.shifted_perforated_conv
+
+    def spy(*args):
+        blocks.append(args[7:9])  # kept rows m0, m1
+        return real(*args)
+
+    with forced_paths(threads, WIDE_MIN_REDUCTION=1, ROWBLOCK_MIN_PLANE=1,
+                      WIDE_ROW_SPLIT_SAMPLES=10**9 if split else 0,
+                      shifted_perforated_conv=spy), \
             _spy("_run_shifted_perforated") as calls:
         got = kernels.conv2d(x, wt, b, knob=kid, relu=relu)
     assert calls
+    kept = max(m1 for _, m1 in blocks)
+    assert (len(blocks) > n) == (split and threads == 2 and kept > 1)
     want = reference.conv2d(x, wt, b, knob=kid)
     assert_close(got, np.maximum(want, 0) if relu else want)
 

@@ -65,43 +65,45 @@ def wide_conv(x, wr, pc, pj, out, n0, n1, k0, k1, h0, h1, bias, has_bias, pbuf, 
 
 
 @njit(cache=True, nogil=True)
-def shifted_perforated_conv(x, wr, pc, pj, n, k0, k1, row_parity, wsrc, pbuf, res):
+def shifted_perforated_conv(x, wr, pc, pj, n, k0, k1, m0, m1, row_parity, wsrc, pbuf, res,
+                            ldr):
     """Stride-2 row or column perforation of the same conv, sample ``n``, output channels
-    ``k0 .. k1-1``: ``res`` (k1-k0, hk*wk) gets the kept outputs, kept row by kept row
-    (scattered into the output by the caller).
+    ``k0 .. k1-1``, kept rows ``m0 .. m1-1``: ``res`` (flat, rows of ``ldr``) gets, in
+    columns ``m0*wk .. m1*wk`` of its first ``k1-k0`` rows, the kept outputs kept row by
+    kept row (scattered into the output by the caller).
 
     ``row_parity`` (0 / 1): the kept output rows are those of that parity (row
     perforation); -1: every row. ``wsrc`` (int64): the kept output columns. ``P`` holds the
-    kept columns only, and under row perforation its input rows are split by parity (even
-    rows first), so that each kernel row's GEMM reads the kept output rows' inputs as one
-    contiguous run. ``pbuf``: at least ``R*H*len(wsrc)`` float32.
+    kept columns of the input rows these outputs read only, and under row perforation
+    split by parity (the first row's parity first), so that each kernel row's GEMM reads
+    the kept output rows' inputs as one contiguous run. ``pbuf``: at least
+    ``R*rows_in*len(wsrc)`` float32, ``rows_in = 2*(m1-m0-1) + KH`` (row perforation) or
+    ``m1-m0-1 + KH``.
     """
     c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
     kh_, k_, red = wr.shape[0], wr.shape[1], wr.shape[2]
-    ho_n = h_ - kh_ + 1
     wk = wsrc.shape[0]
     if row_parity >= 0:
-        hk = (ho_n - row_parity + 1) // 2
-        even = (h_ + 1) // 2  # input rows of parity 0
+        first = row_parity + 2 * m0
+        rows_in = 2 * (m1 - m0 - 1) + kh_
+        even = (rows_in + 1) // 2  # input rows of the first row's parity
     else:
-        hk = ho_n
+        first = m0
+        rows_in = m1 - m0 - 1 + kh_
         even = 0
-    span = h_ * wk
-    width = hk * wk
+    span = rows_in * wk
+    width = (m1 - m0) * wk
     kc = k1 - k0
     xf, wf = x.reshape(-1), wr.reshape(-1)
     for r in range(red):
-        src = uint64((n * c_ + pc[r]) * h_ * w_ + pj[r])
-        for q in range(h_):
+        src = uint64(((n * c_ + pc[r]) * h_ + first) * w_ + pj[r])
+        for q in range(rows_in):
             pos = (q % 2) * even + q // 2 if row_parity >= 0 else q
             s0 = src + uint64(q * w_)
             d0 = uint64(r * span + pos * wk)
             for t in range(wk):
                 pbuf[d0 + uint64(t)] = xf[s0 + uint64(wsrc[t])]
     for i in range(kh_):
-        if row_parity >= 0:
-            start = (((row_parity + i) % 2) * even + (row_parity + i) // 2) * wk
-        else:
-            start = i * wk
-        sgemm(wf[(i * k_ + k0) * red:], red, pbuf[start:], span, res, width, kc, width, red,
-              np.float32(0.0 if i == 0 else 1.0))
+        start = ((i % 2) * even + i // 2) * wk if row_parity >= 0 else i * wk
+        sgemm(wf[(i * k_ + k0) * red:], red, pbuf[start:], span, res[m0 * wk:], ldr, kc,
+              width, red, np.float32(0.0 if i == 0 else 1.0))
