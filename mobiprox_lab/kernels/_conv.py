@@ -25,7 +25,9 @@ Paths (``groups == 1`` unless said):
   rebuilt the shifted input and ran thin GEMMs).
 * the same convs under stride-2 row or column perforation: the shifted rows cut to the
   kept columns (rows split by parity, when rows are perforated), KH GEMMs give the kept
-  outputs, which then fill the output.
+  outputs, which then fill the output. Tasks are samples; below ``WIDE_ROW_SPLIT_SAMPLES``
+  samples per thread, blocks of kept rows into a shared result, then the fill by blocks
+  of channels.
 * unperforated fp32 (exact or sampled) with ``groups == 1`` and maps of >=
   ``ROWBLOCK_MIN_PLANE`` outputs: tasks are blocks of output rows of one sample; the
   im2col of a block stays in cache and one GEMM writes it straight into the output.
@@ -104,8 +106,12 @@ ONE_BY_ONE_MIN_PLANE = 256
 # chunks, exact: batch 1 1.04 vs 1.36 ms, 2 1.85 vs 2.57, 4 3.42 vs 5.04, 32 26.6 vs 38.1;
 # samp s2: batch 1 0.50 vs 0.78, 32 13.5 vs 18.3
 WIDE_MIN_REDUCTION = 128
-WIDE_ROW_SPLIT_SAMPLES = 4  # shifted rows, fewer samples than this per thread: split rows
-WIDE_ROW_TASKS = 2  # ... into about this many tasks per thread
+# shifted rows (exact, and stride-2 perforated), fewer samples than this per thread: split
+# each sample's (kept) rows into about WIDE_ROW_TASKS tasks per thread. Perforated KWS conv2
+# at batch 1 (2 threads, wall): row s2 0.66 -> 0.55 ms, col s2 0.61 -> 0.51 against tasks
+# over channel halves (exact 0.98)
+WIDE_ROW_SPLIT_SAMPLES = 4
+WIDE_ROW_TASKS = 2
 ROWBLOCK_MIN_PLANE = 256  # unperforated maps of at least this many outputs: row blocks
 POINTWISE_MIN_PLANE = 64  # 1x1 maps of at least this many pixels: GEMMs on strided views
 # ... and maps of at least POINTWISE_SMALL_MIN_PLANE pixels whose weights stay in L2: HAR
