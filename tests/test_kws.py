@@ -371,6 +371,38 @@ def test_babble_is_a_crowd_with_no_dominant_talker() -> None:
     assert 10 * np.log10(power.max() / (power.sum() - power.max())) <= -10.0
 
 
+def test_babble_text_says_no_class_word() -> None:
+    import re
+
+    spoken = set(kws.KEYWORDS) | set(kws.UNKNOWN_WORDS)
+    for sentence in kws.BABBLE_TEXT:
+        said = spoken & set(re.findall(r"[a-z]+", sentence.lower()))
+        assert not said, f"{sentence!r} says {sorted(said)}"
+    assert len(set(kws.BABBLE_TEXT)) == len(kws.BABBLE_TEXT)
+
+
+def test_babble_speech_is_read_by_every_talker_by_default(monkeypatch, tmp_path: Path) -> None:
+    from mobiprox_lab.datasets import _espeak
+
+    calls = []
+
+    def fake_synthesize(reqs, root):
+        calls.append(list(reqs))
+        return [np.ones(800, dtype=np.float32) for _ in reqs]
+
+    monkeypatch.setattr(_espeak, "synthesize", fake_synthesize)
+    monkeypatch.setenv("MOBIPROX_DATA", str(tmp_path))
+    talkers = kws.split_voices(kws.synth_voices(0), "tune")
+    stream = kws.babble_speech(talkers, 0)
+    reqs = calls[-1]
+    assert {r[1] for r in reqs} == {v.name for v in talkers}
+    assert len(reqs) == kws.BABBLE_SENTENCES * len(talkers)
+    assert all(r[0] in kws.BABBLE_TEXT for r in reqs)
+    assert len(stream) == 800 * len(reqs)
+    kws.babble_speech(talkers, 0, n_talkers=5)
+    assert len({r[1] for r in calls[-1]}) == 5
+
+
 def test_babble_talkers_come_from_one_split() -> None:
     voices = kws.synth_voices(0)
     mixed = kws.split_voices(voices, "train")[:6] + kws.split_voices(voices, "test")[:6]

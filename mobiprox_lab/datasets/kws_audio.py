@@ -28,7 +28,7 @@ CLIP = 16000  # samples per example (1 s)
 SPLIT_NAMES = ("train", "tune", "test")
 #: Version of the KWS generation, part of every KWS cache key: bump it when generation
 #: changes, to invalidate cached artefacts.
-CACHE_FORMAT = 7
+CACHE_FORMAT = 8
 
 
 @dataclass

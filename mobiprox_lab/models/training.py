@@ -267,7 +267,7 @@ KEEP_CHOICES = ("best_tune", "last")
 TRAIN_DEFAULTS: dict[str, dict] = {
     "har": {"epochs": 12, "lr": 2e-3, "batch_size": 64, "patience": 6, "augment": "har",
             "weight_decay": 0.05, "label_smoothing": 0.1},
-    "kws": {"epochs": 24, "lr": 3e-3, "batch_size": 64, "patience": 24, "augment": "kws_masks",
+    "kws": {"epochs": 8, "lr": 3e-3, "batch_size": 64, "patience": 8, "augment": "kws_masks",
             "weight_decay": 0.01, "label_smoothing": 0.1, "warmup_epochs": 1,
             "num_threads": 2},
 }
