@@ -360,15 +360,25 @@ def _run_kept_rows(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
             add_time(scratch, "gemm", thread_time() - t0)
 
     run_tasks(rows_task, s.n * hblocks, workers, timings, t_start, False)
-    kb = ceil(s.k / min(s.k, KEPT_ROW_TASKS * workers // s.n))
+    _fill_from_kept(res, out, s, hk, s.wo, (row_a, row_b, col_a, col_b, -1), bias, has_bias,
+                    KEPT_ROW_TASKS * workers // s.n, workers, timings, relu)
+
+
+def _fill_from_kept(res, out, s: ConvSpec, hk, wk, sources, bias, has_bias, tasks, workers,
+                    timings, relu) -> None:
+    """The second phase of the paths that compute a few samples' kept outputs into a
+    shared ``res`` (N, K, hk*wk): the output filled from it (``_scatter.scatter``, fill
+    ``sources`` = row_a, row_b, col_a, col_b, col_s2) with the bias, in about ``tasks``
+    blocks of channels per sample, then ReLU."""
+    timing = timings is not None
+    kb = ceil(s.k / min(s.k, max(1, tasks)))
     kblocks = ceil(s.k / kb)
 
     def fill_task(i: int, scratch: dict) -> None:
         t0 = thread_time() if timing else 0.0
         n, j = divmod(i, kblocks)
         k0, k1 = j * kb, min(s.k, (j + 1) * kb)
-        scatter(res[n, k0:k1], out, n, k0, hk, s.wo, row_a, row_b, col_a, col_b, -1, bias,
-                has_bias, False)
+        scatter(res[n, k0:k1], out, n, k0, hk, wk, *sources, bias, has_bias, False)
         if timing:
             add_time(scratch, "interp", thread_time() - t0)
 
@@ -558,71 +568,50 @@ def _run_shifted_perforated(x, w, out, s: ConvSpec, bias, has_bias, workers, tim
                             t_start, small, relu=False) -> None:
     """Stride-2 row / column perforation on column-shifted rows (``_wide``): the kept
     outputs by KH GEMMs, then filled into the output (``_scatter.scatter``). Many samples:
-    a task per sample. Fewer than ``WIDE_ROW_SPLIT_SAMPLES``
-    per thread: tasks over blocks of each sample's kept rows, all channels, into a shared
-    result, then the fill by blocks of channels; split by channels, every task had built
-    the whole ``P`` of its sample and run GEMMs half as tall."""
+    a task per sample. Fewer than ``WIDE_ROW_SPLIT_SAMPLES`` per thread: tasks over blocks
+    of each sample's kept rows into a shared result, then the fill by blocks of channels
+    (:func:`_fill_from_kept`); split by channels, every task had built the whole ``P`` of
+    its sample and run GEMMs half as tall."""
     parity = _shifted_perforation(s)
     pc, pj, wr = _shifted_rows_weights(w, s)
     _, row_a, row_b, wsrc, col_a, col_b, col_s2 = _plan.output_plan(s.knob, s.ho, s.wo)
+    sources = (row_a, row_b, col_a, col_b, col_s2)
     hk = (s.ho - parity + 1) // 2 if parity >= 0 else s.ho
     wk = wsrc.shape[0]
     step = 2 if parity >= 0 else 1  # input rows per kept row
     timing = timings is not None
     if small or workers == 1 or s.n >= WIDE_ROW_SPLIT_SAMPLES * workers:
-        rows, kb = hk, s.k
+        rows = hk
     else:
-        rows, kb = ceil(hk / min(hk, ceil(WIDE_ROW_TASKS * workers / s.n))), s.k
-    hblocks, kblocks = ceil(hk / rows), ceil(s.k / kb)
+        rows = ceil(hk / min(hk, ceil(WIDE_ROW_TASKS * workers / s.n)))
+    hblocks = ceil(hk / rows)
     res = np.empty((s.n, s.k, hk * wk), np.float32) if hblocks > 1 else None
 
     def gemm_task(i: int, scratch: dict) -> None:
         t0 = thread_time() if timing else 0.0
-        n, rest = divmod(i, kblocks * hblocks)
-        j, h = divmod(rest, hblocks)
-        k0, k1 = j * kb, min(s.k, (j + 1) * kb)
+        n, h = divmod(i, hblocks)
         m0, m1 = h * rows, min(hk, (h + 1) * rows)
         if "p" not in scratch:
             scratch["p"] = np.empty(pc.shape[0] * (step * (rows - 1) + s.kh) * wk, np.float32)
-            scratch["res"] = np.empty(kb * hk * wk, np.float32) if res is None else None
+            scratch["res"] = np.empty(s.k * hk * wk, np.float32) if res is None else None
         out_block = res[n].reshape(-1) if res is not None else scratch["res"]
-        shifted_perforated_conv(x, wr, pc, pj, n, k0, k1, m0, m1, parity, wsrc, scratch["p"],
+        shifted_perforated_conv(x, wr, pc, pj, n, 0, s.k, m0, m1, parity, wsrc, scratch["p"],
                                 out_block, hk * wk)
         t1 = thread_time() if timing else 0.0
         if res is None:
-            scatter(out_block[:(k1 - k0) * hk * wk].reshape(k1 - k0, hk * wk), out, n, k0, hk,
-                    wk, row_a, row_b, col_a, col_b, col_s2, bias, has_bias, False)
+            scatter(out_block.reshape(s.k, hk * wk), out, n, 0, hk, wk, *sources, bias,
+                    has_bias, False)
         if timing:
             add_time(scratch, "gemm", t1 - t0)
             add_time(scratch, "interp", thread_time() - t1)
 
-    def region(i: int) -> tuple:
-        n, j = divmod(i // hblocks, kblocks)
-        return n, n + 1, j * kb, min(s.k, (j + 1) * kb), 0, s.ho * s.wo
-
     if res is None:
-        run_tasks(relu_after(gemm_task, relu, out, region, timing), s.n * kblocks, workers,
-                  timings, t_start, small)
+        run_tasks(relu_after(gemm_task, relu, out, lambda i: (i, i + 1, 0, s.k, 0, s.ho * s.wo),
+                             timing), s.n, workers, timings, t_start, small)
         return
     run_tasks(gemm_task, s.n * hblocks, workers, timings, t_start, small)
-    kb = ceil(s.k / min(s.k, WIDE_ROW_TASKS * workers // s.n or 1))
-    kblocks = ceil(s.k / kb)
-
-    def fill_task(i: int, scratch: dict) -> None:
-        t0 = thread_time() if timing else 0.0
-        n, j = divmod(i, kblocks)
-        k0, k1 = j * kb, min(s.k, (j + 1) * kb)
-        scatter(res[n, k0:k1], out, n, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias,
-                has_bias, False)
-        if timing:
-            add_time(scratch, "interp", thread_time() - t0)
-
-    def fill_region(i: int) -> tuple:
-        n, j = divmod(i, kblocks)
-        return n, n + 1, j * kb, min(s.k, (j + 1) * kb), 0, s.ho * s.wo
-
-    run_tasks(relu_after(fill_task, relu, out, fill_region, timing), s.n * kblocks, workers,
-              timings, thread_time() if timing else 0.0, False)
+    _fill_from_kept(res, out, s, hk, wk, sources, bias, has_bias, WIDE_ROW_TASKS * workers // s.n,
+                    workers, timings, relu)
 
 
 def _shifted_rows_weights(w, s: ConvSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
