@@ -225,7 +225,7 @@ def babble_speech(talkers: list[Voice], seed: int, *, n_talkers: int | None = No
                   ) -> np.ndarray:
     """float32 (m,): ``BABBLE_SENTENCES`` sentences of ``BABBLE_TEXT`` read by each of
     ``n_talkers`` of ``talkers`` (default: all of them), each utterance unit RMS; cached.
-    A split's default is ~2 s of speech per talker, ~15 min for the train split's voices.
+    A split's default is ~10 s of speech per talker, ~37 min for the train split's 222.
 
     ``talkers`` must be the voices of one split: a split's babble noise comes from that
     split's own speakers, so no voice is heard in two splits (a test voice babbling behind
