@@ -3,7 +3,7 @@
 Usage: ``.venv/bin/python benchmarks/costmodel.py [--tasks har kws] [--configs FILE.json]
 [--n-random 8] [--repeats 5] [--table-repeats 5] [--batch 32] [--threads N] [--csv out.csv]``
 
-For each task's network (trained weights when cached, else random weights of the shipped
+For each task's network (trained weights: cached, else shipped, else random weights of the
 architecture: latency does not depend on the weights) it
 
 1. measures (or loads from the cache) the latency table (``profiler.measure_latency_table``)

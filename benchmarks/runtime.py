@@ -3,7 +3,7 @@
 Usage: ``.venv/bin/python benchmarks/runtime.py [--tasks har kws] [--batches 1 64]
 [--budget 2.0] [--threads N] [--clock wall|cpu] [--csv out.csv]``
 
-For each model (trained weights when cached, else random weights of the shipped
+For each model (trained weights: cached, else shipped, else random weights of the
 architecture) and batch size it prints the median latency of: PyTorch eager (exact,
 ``torch.no_grad``), our exact runtime (numba backend), and approximate configurations
 (every regular convolution row-perforated / column-perforated / filter-sampled at stride 2,

@@ -36,8 +36,8 @@ har
     Wall time of a full HAR tune (``tuner.tune`` defaults: P1, 3,000 trials) by stage, in a
     fresh cache (trained models and datasets reused) unless ``--warm``.
 
-Trained weights are used when cached (``models.cached_model``); else (throughput, front,
-harfront, prune) the shipped architecture trained for ``--train-epochs`` epochs with the
+Trained weights are used when cached or shipped (``models.cached_model``); else
+(throughput, front, harfront, prune) the shipped architecture trained for ``--train-epochs`` epochs with the
 task's recipe (kept under ``cache_dir("benchmarks")``, never as a cached model), or random
 weights with ``--train-epochs 0``. The output says which: QoS numbers of a briefly trained
 network say little about accuracy, but the search problem (a real single-op profile of the

@@ -274,6 +274,23 @@ def test_shipped_weights_are_used_and_checked(tmp_path, monkeypatch):
     assert not fresh.info["cached"]
 
 
+def test_cached_model_falls_back_to_the_shipped_weights(tmp_path, monkeypatch):
+    """With nothing in the cache, the benchmarks' ``cached_model`` serves the shipped model
+    (the same weights ``load_or_train`` uses), not None; quick mode never takes it."""
+    from mobiprox_lab import models
+
+    monkeypatch.setenv("MOBIPROX_DATA", str(tmp_path / "data"))
+    manifest = models.shipped_manifest()
+    name = next(n for n, e in manifest.items() if e["task"] == "har")
+    found = models.cached_model("har")
+    assert found is not None and Path(found.path) == models.SHIPPED_DIR / name
+    blob = torch.load(found.path, map_location="cpu", weights_only=False)
+    for a, b in zip(found.module.state_dict().values(), blob["state_dict"].values(),
+                    strict=True):
+        assert torch.equal(a, b)
+    assert models.cached_model("har", quick=True) is None
+
+
 def test_kws_masks_zero_bounded_bands_and_follow_the_seed():
     from mobiprox_lab.models import training
 

@@ -276,15 +276,21 @@ def load_or_train(task: str, splits, *, quick: bool = False, seed: int = 0,
 
 
 def cached_model(task: str, *, quick: bool = False) -> TrainedModel | None:
-    """The most recently cached trained model of ``task`` (any data / seed), or None.
+    """The most recently cached trained model of ``task`` (any data / seed), else the
+    shipped one (not in quick mode; checksum checked), or None.
 
     For tools that want trained weights when they exist but must not train (benchmarks);
     use :func:`load_or_train` for the model that matches a given data configuration.
+    Shipped weights are served from the package, never copied into the cache, so without
+    them a fresh clone's benchmarks had timed random weights.
     """
     if task not in TRAIN_DEFAULTS:
         raise ValueError(f"task: expected one of {tuple(TRAIN_DEFAULTS)}, got {task!r}")
     paths = sorted(cache.cache_dir("models").glob(f"{task}_*.pt"),
                    key=lambda p: p.stat().st_mtime, reverse=True)
+    if not quick:
+        paths += [path for name, entry in sorted(shipped_manifest().items())
+                  if entry["task"] == task and (path := _shipped(name)) is not None]
     for path in paths:
         try:
             blob = torch.load(path, map_location="cpu", weights_only=False)
