@@ -33,6 +33,7 @@ def forced_paths(threads: int, **limits):
     before = kernels.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_conv, "MIN_PARALLEL_FLOPS", 0)
+        mp.setattr(_conv, "FILL_PARALLEL_MIN_OUTPUTS", 0)
         for name, value in limits.items():
             mp.setattr(_conv, name, value)
         kernels.set_num_threads(threads)
@@ -296,6 +297,33 @@ def test_shifted_rows_under_perforation_match_reference(n, c, k, kh, kw, ho, wo,
     assert (len(blocks) > n) == (split and threads == 2 and kept > 1)
     want = reference.conv2d(x, wt, b, knob=kid)
     assert_close(got, np.maximum(want, 0) if relu else want)
+
+
+@pytest.mark.parametrize("kid", [121, 123])
+@pytest.mark.parametrize("fill_min,fill_workers", [(None, 1), (0, 2)])
+def test_small_fill_from_kept_outputs_runs_on_the_calling_thread(kid, fill_min, fill_workers,
+                                                                 monkeypatch):
+    """KWS conv2 at batch 1 (26,624 outputs): its kept rows on both threads, the fill on the
+    calling thread alone (below ``FILL_PARALLEL_MIN_OUTPUTS``); both threads without it."""
+    x, wt, b = _data(6, 1, 64, 41, 16, 64, 64, 10, 4, True)
+    workers = []
+    real = _conv.run_tasks
+
+    def spy(task, n_tasks, n_workers, *args):
+        workers.append(n_workers)
+        return real(task, n_tasks, n_workers, *args)
+
+    monkeypatch.setattr(_conv, "run_tasks", spy)
+    if fill_min is not None:
+        monkeypatch.setattr(_conv, "FILL_PARALLEL_MIN_OUTPUTS", fill_min)
+    before = kernels.get_num_threads()
+    kernels.set_num_threads(2)
+    try:
+        got = kernels.conv2d(x, wt, b, knob=kid, relu=True)
+    finally:
+        kernels.set_num_threads(before)
+    assert workers == [2, fill_workers]
+    assert_close(got, np.maximum(reference.conv2d(x, wt, b, knob=kid), 0))
 
 
 @pytest.mark.parametrize("kid,shifted", [(121, True), (122, True), (123, True), (124, True),

@@ -138,6 +138,12 @@ DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel
 # its two phases (KWS at batch 1, row s2, 2 threads, wall: conv2 0.92 / 0.74 / 0.78 ms with
 # 4 / 2 / 1, chunks of whole samples 1.04; conv1 0.42 / 0.35 / 0.36, chunks 0.41)
 KEPT_ROW_TASKS = 2
+# fills from a shared result of kept outputs (the second phase of the two paths above) with
+# fewer outputs than this run on the calling thread: KWS conv2 at batch 1 (26,624 outputs,
+# 2 threads, a Zen 3 VM) filled in ~50 us on the caller, which then waited ~100 us for a
+# worker that woke too late to take a task; side by side, wall: row s2 1.006 -> 0.928 ms,
+# col s2 0.902 -> 0.798 ms; conv1 (173,184 outputs) stays parallel
+FILL_PARALLEL_MIN_OUTPUTS = 65536
 MIN_PARALLEL_FLOPS = 4_000_000  # smaller calls run on the calling thread only
 
 
@@ -369,8 +375,11 @@ def _fill_from_kept(res, out, s: ConvSpec, hk, wk, sources, bias, has_bias, task
     """The second phase of the paths that compute a few samples' kept outputs into a
     shared ``res`` (N, K, hk*wk): the output filled from it (``_scatter.scatter``, fill
     ``sources`` = row_a, row_b, col_a, col_b, col_s2) with the bias, in about ``tasks``
-    blocks of channels per sample, then ReLU."""
+    blocks of channels per sample, then ReLU; on the calling thread alone below
+    ``FILL_PARALLEL_MIN_OUTPUTS``."""
     timing = timings is not None
+    if s.n * s.k * s.ho * s.wo < FILL_PARALLEL_MIN_OUTPUTS:
+        workers = tasks = 1
     kb = ceil(s.k / min(s.k, max(1, tasks)))
     kblocks = ceil(s.k / kb)
 
