@@ -37,11 +37,11 @@ har
     fresh cache (trained models and datasets reused) unless ``--warm``.
 
 Trained weights are used when cached or shipped (``models.cached_model``); else
-(throughput, front, harfront, prune) the shipped architecture trained for ``--train-epochs`` epochs with the
-task's recipe (kept under ``cache_dir("benchmarks")``, never as a cached model), or random
-weights with ``--train-epochs 0``. The output says which: QoS numbers of a briefly trained
-network say little about accuracy, but the search problem (a real single-op profile of the
-real network) is the one the tuner faces.
+(throughput, front, harfront, prune) the shipped architecture trained for
+``--train-epochs`` epochs with the task's recipe (kept under ``cache_dir("benchmarks")``,
+never as a cached model), or random weights with ``--train-epochs 0``. The output says
+which: QoS numbers of a briefly trained network say little about accuracy, but the search
+problem (a real single-op profile of the real network) is the one the tuner faces.
 """
 
 from __future__ import annotations
