@@ -125,6 +125,44 @@ def test_har_augmentation_rotation_limit():
     assert tilt[0.0] < 3.0 < tilt[15.0]  # noise only vs a real tilt
 
 
+def test_har_rotation_in_physical_units_tilts_the_subtracted_gravity():
+    """Standardised windows of gravity alone (total_acc x = 1 g, the channel's mean) are all
+    zeros: rotating them leaves gravity where it was; rotated in physical units (the
+    standardisation undone around the rotation) gravity tilts, keeping its 1 g."""
+    from mobiprox_lab.datasets import har
+    from mobiprox_lab.models import training
+
+    mean = np.zeros(9, np.float32)
+    mean[6] = 1.0  # total_acc x
+    std = np.full(9, 0.5, np.float32)
+    img = torch.from_numpy(har.signal_image(np.zeros((8, 9, 128), np.float32)))  # standardised
+    st = tuple(torch.from_numpy(v.reshape(3, 3)) for v in (mean, std))
+    tilt, norm = {}, {}
+    for units, standardisation in (("standardised", None), ("physical", st)):
+        out = training._augment(img, "har", torch.Generator().manual_seed(0), 15.0,
+                                standardisation)
+        g = out.reshape(8, 3, 4, 8, 32)[:, 2, :, :3, :].mean(dim=(1, 3)) * 0.5
+        g[:, 0] += 1.0  # back to g
+        tilt[units] = torch.rad2deg(torch.atan2(g[:, 1:].norm(dim=1), g[:, 0]))
+        norm[units] = g.norm(dim=1)
+    assert float(tilt["standardised"].max()) < 3.0 < float(tilt["physical"].max())
+    assert torch.allclose(norm["physical"], torch.ones(8), atol=0.15)  # gain +-10 %, noise
+
+
+def test_train_rotation_units_validation():
+    from mobiprox_lab.models import training
+
+    x = np.zeros((4, 3, 32, 32), np.float32)
+    split = Split(x, np.arange(4) % 2, np.zeros(4, np.int64))
+    splits = Splits("har", ("a", "b"), split, split, split, {})
+    model = build_model("har", 2, (3, 32, 32), width=0.25)
+    with pytest.raises(ValueError, match="rotation_units"):
+        training.train(model, splits, epochs=1, rotation_units="degrees", progress=False)
+    with pytest.raises(ValueError, match="standardisation"):
+        training.train(model, splits, epochs=1, augment="har", rotation_units="physical",
+                       progress=False)
+
+
 def test_train_keep_last_returns_the_final_epochs_weights(monkeypatch):
     import mobiprox_lab.models.training as training
 

@@ -83,14 +83,19 @@ def _rotations(n: int, max_deg: float, gen: torch.Generator) -> torch.Tensor:
 
 
 def _augment(xb: torch.Tensor, kind: str | None, gen: torch.Generator,
-             max_rotation_deg: float = 15.0) -> torch.Tensor:
+             max_rotation_deg: float = 15.0,
+             standardisation: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Light, label-preserving augmentation of a batch (N, C, H, W).
 
     "har" (signal images): unfold to the 3x3x128 windows, then per example a time warp
     (speed x0.8-1.25 plus a shift of up to +-16 samples: people move at different paces
     and phases), a small rotation of the x/y/z axes (up to ``max_rotation_deg`` about each axis: the
     device sits differently on each body; on HAPT, dropping it lost 1 pp), a per-sensor
-    gain (+-10 %) and noise; fold back. "kws" (MFCC): a time shift of up to +-10 frames
+    gain (+-10 %) and noise; fold back. ``standardisation`` (mean, std: (3 sensors, 3
+    axes) each): rotate the windows in their physical units (g, rad/s), i.e. undo the
+    per-channel standardisation around the rotation; without it the standardised values
+    are rotated, which leaves the gravity component (subtracted as the channel means) in
+    place. "kws" (MFCC): a time shift of up to +-10 frames
     and light noise; "kws_masks" adds time and coefficient masks (:func:`_masks`).
     """
     if not kind:
@@ -108,7 +113,12 @@ def _augment(xb: torch.Tensor, kind: str | None, gen: torch.Generator,
         frac = (pos - i0).view(n, 1, 1, 128)
         idx0 = i0.view(n, 1, 1, 128).expand(n, 3, 3, 128)
         raw = torch.gather(raw, 3, idx0) * (1 - frac) + torch.gather(raw, 3, idx0 + 1) * frac
-        raw = torch.einsum("nij,nsjt->nsit", _rotations(n, max_rotation_deg, gen), raw)
+        rot = _rotations(n, max_rotation_deg, gen)
+        if standardisation is None:
+            raw = torch.einsum("nij,nsjt->nsit", rot, raw)
+        else:
+            mean, std = (v.view(1, 3, 3, 1) for v in standardisation)
+            raw = (torch.einsum("nij,nsjt->nsit", rot, raw * std + mean) - mean) / std
         raw = raw * (1.0 + 0.1 * torch.randn(n, 3, 1, 1, generator=gen))
         raw = raw + 0.05 * torch.randn(raw.shape, generator=gen)
         return _raw_to_image(raw).contiguous()
@@ -149,7 +159,7 @@ def _masks(xb: torch.Tensor, gen: torch.Generator, max_frames: int = 10,
 def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
           batch_size: int = 64, seed: int = 0, patience: int = 6,
           weight_decay: float = 1e-4, augment: str | None = None,
-          max_rotation_deg: float = 15.0,
+          max_rotation_deg: float = 15.0, rotation_units: str = "standardised",
           label_smoothing: float = 0.0, warmup_epochs: int = 0, num_threads: int | None = 1,
           keep: str = "best_tune", progress: bool = True) -> tuple[nn.Module, list[dict]]:
     """Train ``model`` on ``splits.train`` with AdamW + cosine learning rate, early stopping
@@ -159,6 +169,8 @@ def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
     and augmentation come from seeded generators, and torch's deterministic algorithms are on.
     ``augment``: None, "har", "kws" or "kws_masks" (see :func:`_augment`);
     ``max_rotation_deg``: the largest axis rotation of "har" (degrees about each axis).
+    ``rotation_units``: "standardised" (rotate the standardised channels) or "physical"
+    (rotate in g and rad/s: needs ``splits.meta["standardisation"]`` {"mean", "std": (9,)}).
     ``warmup_epochs``: linear learning-rate warm-up (the KWS CNN has no batch norm and
     dies at full lr from step 1).
     ``num_threads``: torch threads while training (default 1: on the shared 2-core box two
@@ -181,6 +193,17 @@ def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
                          f"{max_rotation_deg!r}")
     if keep not in KEEP_CHOICES:
         raise ValueError(f"keep: expected one of {KEEP_CHOICES}, got {keep!r}")
+    if rotation_units not in ROTATION_UNITS:
+        raise ValueError(f"rotation_units: expected one of {ROTATION_UNITS}, got "
+                         f"{rotation_units!r}")
+    standardisation = None
+    if rotation_units == "physical":
+        st = getattr(splits, "meta", {}).get("standardisation")
+        if st is None:
+            raise ValueError('rotation_units: "physical" needs splits.meta["standardisation"] '
+                             '{"mean", "std"} of the 9 channels')
+        standardisation = tuple(torch.as_tensor(np.asarray(st[k], np.float32).reshape(3, 3))
+                                for k in ("mean", "std"))
     xtr, ytr = _check_split(splits.train, "splits.train")
     _check_split(splits.tune, "splits.tune")
     if len(ytr) == 0:
@@ -192,7 +215,7 @@ def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
     try:
         return _train(model, splits, xtr, ytr, epochs=epochs, lr=lr, batch_size=batch_size,
                       seed=seed, patience=patience, weight_decay=weight_decay, augment=augment,
-                      max_rotation_deg=max_rotation_deg,
+                      max_rotation_deg=max_rotation_deg, standardisation=standardisation,
                       label_smoothing=label_smoothing, warmup_epochs=warmup_epochs,
                       keep=keep, progress=progress)
     finally:
@@ -200,7 +223,8 @@ def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
 
 
 def _train(model, splits, xtr, ytr, *, epochs, lr, batch_size, seed, patience, weight_decay,
-           augment, max_rotation_deg, label_smoothing, warmup_epochs, keep, progress):
+           augment, max_rotation_deg, standardisation, label_smoothing, warmup_epochs, keep,
+           progress):
     from tqdm.auto import tqdm
 
     with _deterministic():
@@ -233,7 +257,7 @@ def _train(model, splits, xtr, ytr, *, epochs, lr, batch_size, seed, patience, w
                 idx = order[i:i + batch_size]
                 if len(idx) < 2 and total > 0:  # a batch of 1 breaks batch norm
                     continue
-                xb = _augment(xt[idx], augment, gen, max_rotation_deg)
+                xb = _augment(xt[idx], augment, gen, max_rotation_deg, standardisation)
                 out = model(xb)
                 loss = loss_fn(out, yt[idx])
                 opt.zero_grad(set_to_none=True)
@@ -263,6 +287,7 @@ def _train(model, splits, xtr, ytr, *, epochs, lr, batch_size, seed, patience, w
 
 #: The values of :func:`train`'s ``keep``.
 KEEP_CHOICES = ("best_tune", "last")
+ROTATION_UNITS = ("standardised", "physical")
 
 TRAIN_DEFAULTS: dict[str, dict] = {
     "har": {"epochs": 12, "lr": 2e-3, "batch_size": 64, "patience": 6, "augment": "har",
