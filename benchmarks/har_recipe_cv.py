@@ -72,6 +72,15 @@ w050rot30 w050rot45 --baseline w050 --seeds 0 1``; two runs side by side, one th
 
 Both lose on average and each loses a fold (rot45 helps fold 0, whose subject 16 is the
 hard one, and costs fold 1 2.5 pp): the 15 deg rotations stay.
+
+Round 5, registered before its runs (2026-12-05 23:25 UTC): every rotation so far turned the
+standardised channels; total_acc's gravity had been subtracted there as the channel mean,
+so the augmentation never tilted gravity, and rounds 3-4 varied a rotation of the dynamics
+only. ``w050phys`` rotates in g and rad/s (``train(rotation_units="physical")``), 15 deg as
+shipped; same folds, seeds and rule against ``w050`` (``--recipes w050 w050phys --baseline
+w050``, seeds 0 and 1 side by side, one thread each). If adopted, the shipped model is
+retrained with it (seed 0, the shipped recipe otherwise) and shipped whatever its test
+accuracy.
 """
 
 from __future__ import annotations
