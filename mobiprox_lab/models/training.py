@@ -287,6 +287,7 @@ def _train(model, splits, xtr, ytr, *, epochs, lr, batch_size, seed, patience, w
 
 #: The values of :func:`train`'s ``keep``.
 KEEP_CHOICES = ("best_tune", "last")
+#: The values of :func:`train`'s ``rotation_units``.
 ROTATION_UNITS = ("standardised", "physical")
 
 TRAIN_DEFAULTS: dict[str, dict] = {
