@@ -370,6 +370,10 @@ RELU_CASES = [
     ((3, 6, 9, 9), (5, 6, 1, 1), 1, 0, 1, 11, {"POINTWISE_MIN_PLANE": 1}),
     ((3, 6, 9, 9), (5, 6, 1, 1), 1, 0, 1, 233, {"POINTWISE_MIN_PLANE": 1}),
     ((3, 6, 9, 9), (5, 6, 1, 1), 1, 0, 1, 124, {"POINTWISE_MIN_PLANE": 1}),
+    ((3, 6, 9, 9), (5, 6, 1, 1), 1, 0, 1, 123, {"POINTWISE_MIN_PLANE": 1,
+                                                "POINTWISE_ROW_GEMM_MIN_MACS": 0}),  # row GEMMs
+    ((3, 6, 8, 8), (5, 6, 1, 1), 1, 0, 1, 121, {"POINTWISE_MIN_PLANE": 1}),  # columns s2
+    ((3, 6, 9, 9), (5, 6, 1, 1), 1, 0, 1, 121, {"POINTWISE_MIN_PLANE": 1}),  # gather, scatter
     ((2, 6, 9, 9), (6, 1, 3, 3), 2, 1, 6, 11, {"DEPTHWISE_NHWC_MAX_PLANE": 0}),
     ((2, 6, 5, 5), (6, 1, 3, 3), 1, 1, 6, 11, {}),  # small maps: NHWC depthwise
     ((2, 6, 5, 5), (6, 1, 3, 3), 1, 1, 6, 12, {}),  # fp16: direct loop

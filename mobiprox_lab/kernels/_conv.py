@@ -455,6 +455,7 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         m = 0 if row_gemms else max(1, min(nb, ceil(POINTWISE_GEMM_WIDTH / kept_px),
                                            POINTWISE_BUFFER_BYTES // (4 * (s.c + kb) * kept_px)))
     timing = timings is not None
+    fused = relu and not timing  # timed, the ReLU is a pass of its own, clocked as "interp"
 
     def task(i: int, scratch: dict) -> None:
         t0 = thread_time() if timing else 0.0
@@ -462,20 +463,21 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         n0, n1 = b * nb, min(s.n, (b + 1) * nb)
         k0, k1 = j * kb, min(s.k, (j + 1) * kb)
         if kind == "exact":
-            pointwise_exact(x, w2, out, n0, n1, k0, k1, bias, has_bias)
+            pointwise_exact(x, w2, out, n0, n1, k0, k1, bias, has_bias, fused)
         elif kind == "sampling":
-            pointwise_sampled(x, w2, out, n0, n1, k0, k1, kn.stride, kn.offset, bias, has_bias)
+            pointwise_sampled(x, w2, out, n0, n1, k0, k1, kn.stride, kn.offset, bias, has_bias,
+                              fused)
         else:
             if "xbuf" not in scratch:
                 scratch["xbuf"] = np.empty(s.c * m * kept_px, np.float32)
                 scratch["rbuf"] = np.empty(kb * m * kept_px, np.float32)
             pointwise_gathered(x, w2, out, n0, n1, k0, k1, hsrc, wsrc, row_a, row_b, col_a,
                                col_b, col_s2, bias, has_bias, scratch["xbuf"], scratch["rbuf"],
-                               row_gemms)
+                               fused, row_gemms)
         if timing:
             add_time(scratch, "gemm", thread_time() - t0)
 
-    run_tasks(relu_after(task, relu, out, block_region(s, nb, kb, kblocks), timing),
+    run_tasks(relu_after(task, relu and timing, out, block_region(s, nb, kb, kblocks)),
               n_blocks * kblocks, workers, timings, t_start, small)
 
 
