@@ -75,11 +75,12 @@ hard one, and costs fold 1 2.5 pp): the 15 deg rotations stay.
 
 Round 5, registered before its runs (2026-12-05 23:25 UTC): every rotation so far turned the
 standardised channels; total_acc's gravity had been subtracted there as the channel mean,
-so the augmentation never tilted gravity, and rounds 3-4 varied a rotation of the dynamics
-only. ``w050phys`` rotates in g and rad/s (``train(rotation_units="physical")``), 15 deg as
-shipped; same folds, seeds and rule against ``w050`` (``--recipes w050 w050phys --baseline
-w050``, seeds 0 and 1 side by side, one thread each). If adopted, the shipped model is
-retrained with it (seed 0, the shipped recipe otherwise) and shipped whatever its test
+so the augmentation never tilted the ~1 g of gravity itself, only the deviations from the
+mean, each in units of its channel's std (rounds 3-4 varied that rotation). ``w050phys``
+rotates in g and rad/s (``train(rotation_units="physical")``), 15 deg as shipped; same
+folds, seeds and rule against ``w050`` (``--recipes w050 w050phys --baseline w050``,
+seeds 0 and 1 side by side, one thread each). If adopted, the shipped model is retrained
+with it (seed 0, the shipped recipe otherwise) and shipped whatever its test
 accuracy. Measured (another VM than rounds 1-4, AVX2 only: w050 trains to other weights
 there, 0.9241 against 0.9272, so only this round's rows compare):
 
