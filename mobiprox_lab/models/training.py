@@ -95,8 +95,8 @@ def _augment(xb: torch.Tensor, kind: str | None, gen: torch.Generator,
     axes) each): rotate the windows in their physical units (g, rad/s), i.e. undo the
     per-channel standardisation around the rotation; without it the standardised values
     are rotated, which leaves the gravity component (subtracted as the channel means) in
-    place. "kws" (MFCC): a time shift of up to +-10 frames
-    and light noise; "kws_masks" adds time and coefficient masks (:func:`_masks`).
+    place. "kws" (MFCC): a time shift of up to +-10 frames and light noise; "kws_masks"
+    adds time and coefficient masks (:func:`_masks`).
     """
     if not kind:
         return xb

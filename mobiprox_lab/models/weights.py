@@ -5,6 +5,7 @@ statistics checked before reuse, the weights shipped with the package, and
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -286,12 +287,12 @@ def cached_model(task: str, *, quick: bool = False) -> TrainedModel | None:
     """
     if task not in TRAIN_DEFAULTS:
         raise ValueError(f"task: expected one of {tuple(TRAIN_DEFAULTS)}, got {task!r}")
-    paths = sorted(cache.cache_dir("models").glob(f"{task}_*.pt"),
-                   key=lambda p: p.stat().st_mtime, reverse=True)
-    if not quick:
-        paths += [path for name, entry in sorted(shipped_manifest().items())
-                  if entry["task"] == task and (path := _shipped(name)) is not None]
-    for path in paths:
+    cached = sorted(cache.cache_dir("models").glob(f"{task}_*.pt"),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    # lazily: the shipped file's checksum is only computed when no cached file serves
+    shipped = () if quick else (path for name, entry in sorted(shipped_manifest().items())
+                                if entry["task"] == task and (path := _shipped(name)) is not None)
+    for path in itertools.chain(cached, shipped):
         try:
             blob = torch.load(path, map_location="cpu", weights_only=False)
         except Exception:  # noqa: BLE001 - a corrupt or foreign file: skip it
