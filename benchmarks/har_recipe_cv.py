@@ -99,6 +99,17 @@ of the first at less of the second. ``w050phys7`` rotates in g and rad/s by up t
 about each axis; same folds, seeds (0 and 1, side by side, one thread each), baseline
 (``w050``, this VM's cached runs) and rule; if adopted, the shipped model is retrained with
 it (seed 0, the shipped recipe otherwise) and shipped whatever its test accuracy.
+Measured (the same VM as round 5; ``--recipes w050 w050phys w050phys7``):
+
+    recipe      fold0   fold1   fold2    mean     std  d_mean   d_min   d_max seeds  s/run
+    w050       0.8982  0.9291  0.9449  0.9241  0.0237 +0.0000 +0.0000 +0.0000     2    235
+    w050phys   0.9049  0.9136  0.9416  0.9200  0.0192 -0.0041 -0.0155 +0.0066     2    231
+    w050phys7  0.8856  0.9467  0.9509  0.9277  0.0365 +0.0036 -0.0126 +0.0176     2    270
+
+w050phys7 gains 0.4 pp on average, far below the fold spread, and loses fold 0: not
+adopted. Half the tilt does not keep round 5's gain on the upright sitter: subject 16
+stays at 0.770 with seed 0 and falls to 0.596 with seed 1 (w050 0.770 / 0.724, w050phys
+0.833 / 0.806); fold 1's gain is mostly subject 14 (0.77 -> 0.87-0.89).
 """
 
 from __future__ import annotations

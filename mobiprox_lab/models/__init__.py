@@ -22,7 +22,8 @@
   leaves gravity (subtracted as total_acc's mean) untilted; rotating in g and rad/s
   instead (``train(rotation_units="physical")``) lost two of three folds of the
   cross-validation (-0.4 pp; it lifts the upright-sitting training subject 16 by 6-8 pp
-  and costs tilted sitters), so the shipped recipe keeps the old rotations.
+  and costs tilted sitters), and half that tilt (7.5 deg) lost the fold that holds
+  subject 16 (+0.4 pp on average), so the shipped recipe keeps the old rotations.
 - :class:`KwsCNN`: Honk's ``cnn-trad-pool2`` keyword spotter (1x101x40 MFCC), 96 MFLOP per
   inference, trained with batch norm that the runtime folds away (see the class). Default
   data (format 8): 43,200 train / 960 tune / 960 test clips; each split's babble noise is
