@@ -1,6 +1,7 @@
 """Benchmark mobiprox_lab.kernels against torch on the HAR MobileNet and KWS CNN layers.
 
     python benchmarks/kernels.py [--quick] [--threads 2] [--also-single] [--refresh]
+        [--default-paths]
 
 Prints median times per layer, our exact / torch, the speedup of every
 approximation over our exact conv (and the fraction of its nominal speedup it
@@ -17,7 +18,7 @@ import platform
 import numpy as np
 import pandas as pd
 
-from mobiprox_lab import kernelbench
+from mobiprox_lab import kernelbench, kernels, profiler
 
 pd.set_option("display.width", 200)
 pd.set_option("display.max_columns", 40)
@@ -106,6 +107,11 @@ def print_depthwise_batch1(threads: int, args) -> None:
 def run(threads: int, args) -> None:
     print(f"\n=== torch and mobiprox kernels on {threads} thread(s) each "
           f"(each kernel worker thread runs a single-threaded BLAS) ===")
+    if not args.default_paths:  # this machine's calibrated paths, as the profiler times
+        kernels.set_num_threads(threads)
+        profiler.kernel_paths(progress=True)
+    print(f"kernel path thresholds ({'built-in' if args.default_paths else 'calibrated'}): "
+          f"{kernels.path_thresholds()}")
     print(f"before: {_load()}")
     df = kernelbench.bench_layers(quick=args.quick, threads=threads, refresh=args.refresh)
     bd = kernelbench.bench_breakdown(quick=args.quick, threads=threads, refresh=args.refresh)
@@ -133,6 +139,9 @@ def main() -> None:
     parser.add_argument("--also-single", action="store_true",
                         help="repeat the comparison on one thread each (less sensitive to load)")
     parser.add_argument("--refresh", action="store_true", help="ignore cached results")
+    parser.add_argument("--default-paths", action="store_true",
+                        help="the kernels' built-in path thresholds, not this machine's "
+                             "calibrated ones (profiler.kernel_paths)")
     args = parser.parse_args()
     print(f"{platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
           f"python {platform.python_version()}")

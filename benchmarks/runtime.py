@@ -1,7 +1,7 @@
 """Runtime benchmark: PyTorch eager vs our exact runtime vs approximate configurations.
 
 Usage: ``.venv/bin/python benchmarks/runtime.py [--tasks har kws] [--batches 1 64]
-[--budget 2.0] [--threads N] [--clock wall|cpu] [--csv out.csv]``
+[--budget 2.0] [--threads N] [--clock wall|cpu] [--csv out.csv] [--default-paths]``
 
 For each model (trained weights: cached, else shipped, else random weights of the
 architecture) and batch size it prints the median latency of: PyTorch eager (exact,
@@ -14,7 +14,9 @@ that cannot be approximated (depthwise convolutions, pooling, the classifier...)
 from the measured per-step times of the exact run, and for each stride-2 configuration
 the measured speedup as a fraction of its Amdahl ceiling (the steps it approximates at
 their knobs' nominal speedup, the rest unchanged). Everything, torch included, runs with the
-allocator keeping freed memory (``kernels.retain_freed_memory``), as the profiler times.
+allocator keeping freed memory (``kernels.retain_freed_memory``), and our kernels with
+this machine's calibrated path thresholds (``profiler.kernel_paths``), as the profiler
+times (``--default-paths``: the built-in thresholds instead).
 """
 
 from __future__ import annotations
@@ -201,6 +203,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--clock", choices=["wall", "cpu"], default=None,
                     help="wall time, or CPU time of the calling thread (default: cpu with "
                          "--threads 1, else wall)")
+    ap.add_argument("--default-paths", action="store_true",
+                    help="the kernels' built-in path thresholds, not this machine's calibrated "
+                         "ones (profiler.kernel_paths)")
     args = ap.parse_args(argv)
     use_cpu = args.clock == "cpu" or (args.clock is None and args.threads == 1)
     clock = time.thread_time if use_cpu else time.perf_counter
@@ -214,10 +219,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         if hasattr(kernels, "set_num_threads"):
             kernels.set_num_threads(args.threads)
     allocator = retain_freed_memory()
+    if not args.default_paths:
+        from mobiprox_lab import profiler
+
+        profiler.kernel_paths(progress=True)
     print(f"torch {torch.__version__} with {torch.get_num_threads()} threads, "
           f"numba {numba.__version__} with {numba.get_num_threads()} threads, kernels with "
           f"{kernels.get_num_threads()} threads; clock: "
-          f"{'CPU time of the calling thread' if use_cpu else 'wall'}; allocator: {allocator}")
+          f"{'CPU time of the calling thread' if use_cpu else 'wall'}; allocator: {allocator}; "
+          f"kernel paths ({'built-in' if args.default_paths else 'calibrated'}): "
+          f"{kernels.path_thresholds()}")
     frames = []
     for task in args.tasks:
         df, extra = bench_task(task, args.batches, args.budget, clock)

@@ -1,5 +1,7 @@
-"""Which 1x1 layers run row perforation as row GEMMs: the HAR MobileNet's 64 -> 128 layer on
-16x16 maps does (measured faster), the 32 -> 64 one on 32x32 keeps the gather."""
+"""Which 1x1 layers run row perforation as row GEMMs under the built-in threshold (which
+``forced_paths`` puts in force; a machine may calibrate another: ``profiler.kernel_paths``):
+the HAR MobileNet's 64 -> 128 layer on 16x16 maps does (measured faster on the VM that set
+it), the 32 -> 64 one on 32x32 keeps the gather."""
 
 from __future__ import annotations
 

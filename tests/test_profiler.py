@@ -311,20 +311,27 @@ def test_machine_key_and_code_fingerprint():
 
 
 def test_timings_run_under_the_retained_memory_policy(toy, monkeypatch):
-    """profile() and the latency table set the allocator policy before they key and time."""
+    """profile() and the latency table set the allocator policy and the machine's kernel
+    paths (``kernel_paths``, which sets the policy first) before they key and time."""
     model, tune, _ = toy
-    applied = []
+    applied, paths = [], []
+    real_retain, real_paths = kernels.retain_freed_memory, profiler.kernel_paths
 
-    def spy():
+    def spy_retain():
         applied.append(1)
-        return kernels.retain_freed_memory()
+        return real_retain()
 
-    monkeypatch.setattr(profiler.measure, "retain_freed_memory", spy)
-    monkeypatch.setattr(profiler.latency, "retain_freed_memory", spy)
+    def spy_paths(**kwargs):
+        paths.append(1)
+        return real_paths(**kwargs)
+
+    monkeypatch.setattr(kernels, "retain_freed_memory", spy_retain)
+    monkeypatch.setattr(profiler.measure, "kernel_paths", spy_paths)
+    monkeypatch.setattr(profiler.latency, "kernel_paths", spy_paths)
     profiler.profile(model, [{}], tune, batch_size=4, warmup=0, repeats=1, progress=False)
     profiler.measure_latency_table(model, batch_sizes=(2,), repeats=1, warmup=0,
                                    progress=False)
-    assert len(applied) == 2
+    assert len(paths) == 2 and len(applied) == 2
     assert profiler.machine_key()["allocator"] == kernels.allocator_policy()
 
 

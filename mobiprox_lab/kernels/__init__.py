@@ -25,11 +25,16 @@ runtime passes read-only copies.
 ``single_threaded_blas()``
     context manager: NumPy's / SciPy's BLAS on one thread inside the block (re-entrant);
     what each kernel call does around its workers, held once for a whole inference.
+``path_thresholds()`` / ``set_path_thresholds(values)`` / ``calibrate_path_thresholds()``
+    the machine-dependent path choices in force (e.g. when a row-perforated 1x1 layer
+    runs one GEMM per kept row), put some in force, time both paths here and return the
+    thresholds that suit this machine (``profiler.kernel_paths`` caches them per machine).
 ``retain_freed_memory()`` / ``allocator_policy()``
     make glibc keep freed memory for reuse (no page faults from buffers given back to the
     kernel) for the rest of the process, as every timing does; the policy in force.
 """
 
+from ._calibrate import calibrate_path_thresholds, path_thresholds, set_path_thresholds
 from ._conv import PHASES, conv2d, conv2d_breakdown
 from ._linear import linear
 from ._memory import allocator_policy, retain_freed_memory
@@ -37,6 +42,7 @@ from ._pooling import global_pool2d, pool2d
 from ._threads import get_num_threads, set_num_threads, single_threaded_blas
 from ._validate import conv_output_hw
 
-__all__ = ["PHASES", "allocator_policy", "conv2d", "conv2d_breakdown", "conv_output_hw",
-           "get_num_threads", "global_pool2d", "linear", "pool2d", "retain_freed_memory",
-           "set_num_threads", "single_threaded_blas"]
+__all__ = ["PHASES", "allocator_policy", "calibrate_path_thresholds", "conv2d",
+           "conv2d_breakdown", "conv_output_hw", "get_num_threads", "global_pool2d", "linear",
+           "path_thresholds", "pool2d", "retain_freed_memory", "set_num_threads",
+           "set_path_thresholds", "single_threaded_blas"]

@@ -180,8 +180,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
     bias = np.zeros(s.k, np.float32) if b is None else (to_half(b) if fp16 else
                                                         np.ascontiguousarray(b))
     cg = s.c // s.groups
-    small = 2 * s.n * s.k * s.ho * s.wo * cg * s.kh * s.kw < MIN_PARALLEL_FLOPS
-    workers = 1 if small else _threads.get_num_threads()
+    small, workers = _parallelism(s)
     args = (x, w, out, s, bias, has_bias, workers, timings, t_start, small, relu)
     if (s.groups > 1 and s.k == s.c == s.groups and not fp16
             and s.ho * s.wo > DEPTHWISE_NHWC_MAX_PLANE):
@@ -197,6 +196,32 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
     else:
         _run_reduced(*args)
     return out
+
+
+def _parallelism(s: ConvSpec) -> tuple[bool, int]:
+    """(small, workers) of a call: below ``MIN_PARALLEL_FLOPS`` it runs on the calling
+    thread alone."""
+    small = 2 * s.n * s.k * s.ho * s.wo * (s.c // s.groups) * s.kh * s.kw < MIN_PARALLEL_FLOPS
+    return small, 1 if small else _threads.get_num_threads()
+
+
+def pointwise_row_gemm_macs(x_shape, k: int, knob: int) -> int | None:
+    """What ``POINTWISE_ROW_GEMM_MIN_MACS`` is compared with for a 1x1 stride-1 unpadded
+    fp32 call on input (N, C, H, W) with ``k`` outputs under ``knob`` at the current thread
+    count: channels per task x C x Wo when the call takes the row-perforated path of
+    ``_pointwise``, else None."""
+    n, c, h, w = (int(v) for v in x_shape)
+    s = conv_spec(np.empty((n, c, h, w), np.float32), np.empty((k, c, 1, 1), np.float32),
+                  None, 1, 0, 1, knob)
+    if _strided_pointwise(s) != "gathered" or s.knob.axis != "row":
+        return None
+    small, workers = _parallelism(s)
+    return _row_gemm_macs(s, blocks(s.n, s.k, workers, small)[2])
+
+
+def _row_gemm_macs(s: ConvSpec, kb: int) -> int:
+    """Multiply-adds of one kept row's GEMM in a task of ``kb`` output channels."""
+    return kb * s.c * s.wo
 
 
 def _run_direct(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
@@ -451,7 +476,8 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         kept_px = hsrc.shape[0] * wsrc.shape[0]
     nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
     if kind == "gathered":  # samples per GEMM: wide enough, buffers in cache
-        row_gemms = (kn.axis == "row" and kb * s.c * s.wo >= POINTWISE_ROW_GEMM_MIN_MACS)
+        row_gemms = (kn.axis == "row"
+                     and _row_gemm_macs(s, kb) >= POINTWISE_ROW_GEMM_MIN_MACS)
         m = 0 if row_gemms else max(1, min(nb, ceil(POINTWISE_GEMM_WIDTH / kept_px),
                                            POINTWISE_BUFFER_BYTES // (4 * (s.c + kb) * kept_px)))
     timing = timings is not None

@@ -25,6 +25,9 @@ One concept per module; every public name is re-exported here
 ``meter``
     :class:`~mobiprox_lab.profiler.meter.EnergyMeter`: joules from hardware counters (Zeus),
     when available (also importable from :mod:`mobiprox_lab.energy`).
+``calibration``
+    :func:`kernel_paths`: this machine's calibrated kernel path thresholds, put in force
+    before every timing, cached under ``cache_dir("kernel_paths")``.
 ``fingerprint``
     :func:`code_fingerprint`, :func:`machine_key`, :func:`model_fingerprint`,
     :func:`structure_fingerprint`, :func:`config_key`: what the caches are keyed by.
@@ -37,6 +40,7 @@ Every cache is written atomically.
 
 from __future__ import annotations
 
+from .calibration import kernel_paths
 from .common import (
     CLOCKS,
     EXACT,
@@ -74,6 +78,7 @@ __all__ = [
     "cpu_model",
     "data_arrays",
     "fp16_fraction",
+    "kernel_paths",
     "machine_key",
     "map_logits",
     "measure_latency_table",

@@ -53,8 +53,9 @@ def cpu_model() -> str:
 
 def machine_key() -> dict[str, Any]:
     """What a timing depends on besides its inputs: code fingerprint, CPU model and count,
-    kernel threads (``kernels.get_num_threads``), torch threads and the allocator policy
-    (``kernels.allocator_policy``)."""
+    kernel threads (``kernels.get_num_threads``), torch threads, the allocator policy
+    (``kernels.allocator_policy``) and the kernel path thresholds in force
+    (``kernels.path_thresholds``)."""
     import torch
 
     from .. import kernels
@@ -62,7 +63,7 @@ def machine_key() -> dict[str, Any]:
     return {"code": code_fingerprint(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
             "kernel_threads": kernels.get_num_threads(),
             "torch_threads": torch.get_num_threads(),
-            "allocator": kernels.allocator_policy()}
+            "allocator": kernels.allocator_policy(), "paths": kernels.path_thresholds()}
 
 
 def structure_fingerprint(model) -> str:

@@ -13,8 +13,10 @@ op's own time is the
 median over rounds of its step's time (a head; an exact head pools every configuration
 that leaves its step exact) or of the step's extra time over exact (a fused member under
 12; 0 under 11), per inference (batch time / batch size), with its quartiles.
-Cached per (operator structure, batch sizes, repeats, code fingerprint, CPU, threads)
-under ``cache_dir("latency", <structure fingerprint>)``, written atomically.
+Timed with this machine's calibrated kernel paths
+(:func:`~mobiprox_lab.profiler.calibration.kernel_paths`). Cached per (operator
+structure, batch sizes, repeats, :func:`~.fingerprint.machine_key`) under
+``cache_dir("latency", <structure fingerprint>)``, written atomically.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import pandas as pd
 
 from .. import checks, knobs
 from ..cache import cache_dir, cache_key, save_json
-from ..kernels import retain_freed_memory
+from .calibration import kernel_paths
 from .common import (
     EXACT,
     MAX_KNOB,
@@ -164,7 +166,7 @@ def measure_latency_table(model, *, batch_sizes: Sequence[int] = (PROFILE_BATCH_
     ops = getattr(model, "ops", None)
     if not isinstance(ops, pd.DataFrame) or not hasattr(model, "time_steps"):
         raise ValueError(f"model: expected an ApproxModel, got {type(model).__name__}")
-    retain_freed_memory()  # no allocator page faults in the timings (kernels._memory)
+    kernel_paths(progress=progress)  # this machine's paths; no allocator page faults
     machine = machine_key()
     key = cache_key(batch_sizes=sizes, repeats=repeats, warmup=warmup, seed=seed,
                     clock=clock, small=SMALL_BATCH_REPEATS, machine=machine, version=2)

@@ -2,7 +2,8 @@
 
 Every configuration, exact included, is timed round-robin in one session on the
 ``numba`` backend as it is (fp16 emulation included: nothing is substituted), with the
-allocator keeping freed memory (``kernels.retain_freed_memory``), at
+allocator keeping freed memory (``kernels.retain_freed_memory``) and this machine's
+calibrated kernel paths (:func:`~mobiprox_lab.profiler.calibration.kernel_paths`), at
 ``batch_size`` and at batch 1: ``warmup`` untimed rounds, then ``repeats`` rounds, each
 running every configuration once in a rotated order; median, std and quartiles per
 inference, on two clocks: CPU seconds (``time.process_time``; the default for speedups:
@@ -30,8 +31,8 @@ import pandas as pd
 
 from .. import checks
 from ..cache import cache_dir, cache_key, save_json
-from ..kernels import retain_freed_memory
 from ..runtime import softmax
+from .calibration import kernel_paths
 from .common import (
     CLOCKS,
     PROFILE_BATCH_SIZE,
@@ -142,7 +143,7 @@ def _timing(model, unique: list[tuple[str, dict[str, int]]], probs: np.ndarray, 
     """The timing session of the ``unique`` (config key, config) pairs on the batch ``xb``,
     from the cache or measured: {"configs": keys, "rows": per config timing statistics,
     energy, agreement with the reference softmax ``probs`` on the batch}."""
-    retain_freed_memory()  # no allocator page faults in the timings (kernels._memory)
+    kernel_paths(progress=progress)  # this machine's paths; no allocator page faults
     key = cache_key(configs=[k for k, _ in unique], data=_data_key(xb, yb),
                     batch_size=batch_size, warmup=warmup, repeats=repeats,
                     counters=meter is not None, small=SMALL_BATCH_REPEATS,

@@ -1,0 +1,136 @@
+"""Path thresholds that depend on the machine, and their calibration by timing both paths.
+
+A row-perforated 1x1 layer runs either as one GEMM per kept row straight into the output
+("row GEMMs") or as a gather of the kept pixels of a few samples, one wide GEMM and a
+scatter ("gathered"); ``POINTWISE_ROW_GEMM_MIN_MACS`` picks row GEMMs when the task's
+channels x C x Wo reach it. Which path wins depends on the BLAS's small-GEMM kernels and the
+memory bandwidth: on one Skylake-class VM the HAR 64 -> 128 layer on 16x16 maps ran 1.96x
+over exact with row GEMMs and 1.50x gathered, on a Zen 3 VM (OpenBLAS Haswell kernels)
+0.91x and 1.42x. So the threshold is measured per machine:
+:func:`calibrate_path_thresholds` times both paths on :data:`ROW_GEMM_CASES` and returns
+the threshold that minimises the summed time relative to each case's faster path;
+:func:`set_path_thresholds` puts it in force for the process. The two paths agree to
+float32 rounding (not bit for bit), so a caller that wants reproducible outputs keeps one
+threshold per machine (``profiler.kernel_paths`` caches it by machine).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from . import _conv
+
+#: The thresholds :func:`set_path_thresholds` accepts (name -> ``_conv`` attribute).
+PATH_THRESHOLDS = {"pointwise_row_gemm_min_macs": "POINTWISE_ROW_GEMM_MIN_MACS"}
+#: A threshold no call reaches: the path it guards is never taken.
+NEVER = 1 << 62
+#: (C, K, H = W) of the 1x1 layers of the HAR MobileNet that row perforation applies to
+#: with the strided kernels, at widths 0.5 (shipped) and 1.0 (the authors'); planes of
+#: 4x4 only where the weights stay small enough for that path.
+ROW_GEMM_CASES: tuple[tuple[int, int, int], ...] = (
+    (16, 32, 32), (32, 64, 16), (64, 64, 16), (64, 128, 8), (128, 128, 8), (128, 256, 4),
+    (256, 256, 4),
+    (32, 64, 32), (64, 128, 16), (128, 128, 16), (128, 256, 8), (256, 256, 8))
+#: The row knob timed: stride-2 row perforation (the largest saving).
+ROW_KNOB = 123
+
+
+def path_thresholds() -> dict[str, int]:
+    """The machine-dependent path thresholds in force: {name: value} (see ``PATH_THRESHOLDS``)."""
+    return {name: int(getattr(_conv, attr)) for name, attr in PATH_THRESHOLDS.items()}
+
+
+#: The thresholds built into the kernels (measured on one VM), in force until changed.
+BUILT_IN = path_thresholds()
+
+
+def set_path_thresholds(values: Mapping[str, int] | None = None, **kwargs: int
+                        ) -> dict[str, int]:
+    """Put path thresholds in force for this process (``values`` and / or keywords; names of
+    ``PATH_THRESHOLDS``, ints >= 0); returns the ones in force before."""
+    new = {**(values or {}), **kwargs}
+    for name, value in new.items():
+        if name not in PATH_THRESHOLDS:
+            raise ValueError(f"{name}: expected one of {sorted(PATH_THRESHOLDS)}")
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name}: expected an int >= 0, got {value!r}")
+    before = path_thresholds()
+    for name, value in new.items():
+        setattr(_conv, PATH_THRESHOLDS[name], int(value))
+    return before
+
+
+def choose_threshold(macs: Iterable[int], row_s: Iterable[float],
+                     gathered_s: Iterable[float]) -> int:
+    """The threshold T minimising sum_i t_i(T) / min(row_i, gathered_i), where case i takes
+    row GEMMs (time ``row_s[i]``) when ``macs[i] >= T``, else the gathered path. Candidates
+    are the cases' own ``macs`` and :data:`NEVER`; ties go to the larger T (fewer row GEMMs)."""
+    m = np.asarray(list(macs), np.int64)
+    r = np.asarray(list(row_s), float)
+    g = np.asarray(list(gathered_s), float)
+    if not (m.shape == r.shape == g.shape) or m.ndim != 1:
+        raise ValueError(f"macs, row_s, gathered_s: expected equal-length lists, got "
+                         f"{m.shape}, {r.shape}, {g.shape}")
+    if not (np.all(r > 0) and np.all(g > 0)):
+        raise ValueError("row_s, gathered_s: expected positive times")
+    best = np.minimum(r, g)
+    candidates = sorted({int(v) for v in m} | {NEVER}, reverse=True)
+    scores = [float(np.sum(np.where(m >= t, r, g) / best)) for t in candidates]
+    return candidates[int(np.argmin(scores))]  # first minimum = the largest T among ties
+
+
+def calibrate_path_thresholds(cases: Iterable[tuple[int, int, int]] = ROW_GEMM_CASES, *,
+                              batch_sizes: Iterable[int] = (1, 64), repeats: int = 7,
+                              seed: int = 0, progress: bool = False) -> dict:
+    """Time both paths of row-perforated 1x1 layers here, at the current thread count.
+
+    cases : (C, K, H) of square H x H maps; batch_sizes : N of each timed call; repeats :
+    timed rounds, the two paths alternating within each (after one untimed round). Returns
+    {"thresholds": {name: value} minimising the relative time (:func:`choose_threshold`),
+    "cases": [{"n", "c", "k", "h", "macs", "row_s", "gathered_s"}] (median wall seconds per
+    call)}. The thresholds in force are restored; put the result in force with
+    :func:`set_path_thresholds`. Cases the row-perforated path does not take are skipped.
+    """
+    from tqdm.auto import tqdm
+
+    repeats = int(repeats)
+    if repeats < 1:
+        raise ValueError(f"repeats: expected an int >= 1, got {repeats!r}")
+    sizes = [int(b) for b in batch_sizes]
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"batch_sizes: expected ints >= 1, got {batch_sizes!r}")
+    rng = np.random.default_rng(seed)
+    calls = []
+    for c, k, h in cases:
+        for n in sizes:
+            macs = _conv.pointwise_row_gemm_macs((n, c, h, h), k, ROW_KNOB)
+            if macs is not None:
+                x = rng.standard_normal((n, c, h, h), dtype=np.float32)
+                w = rng.standard_normal((k, c, 1, 1), dtype=np.float32)
+                calls.append((n, c, k, h, macs, x, w))
+    if not calls:
+        raise ValueError("cases: none of them takes the row-perforated 1x1 path")
+    before = path_thresholds()
+    rows = []
+    try:
+        for n, c, k, h, macs, x, w in tqdm(calls, desc="calibrate kernel paths",
+                                           disable=not progress):
+            times = {0: [], NEVER: []}
+            for i in range(repeats + 1):
+                for t in (0, NEVER) if i % 2 else (NEVER, 0):
+                    set_path_thresholds(pointwise_row_gemm_min_macs=t)
+                    t0 = time.perf_counter()
+                    _conv.conv2d(x, w, knob=ROW_KNOB, relu=True)
+                    if i:
+                        times[t].append(time.perf_counter() - t0)
+            rows.append({"n": n, "c": c, "k": k, "h": h, "macs": int(macs),
+                         "row_s": float(np.median(times[0])),
+                         "gathered_s": float(np.median(times[NEVER]))})
+    finally:
+        set_path_thresholds(before)
+    threshold = choose_threshold([r["macs"] for r in rows], [r["row_s"] for r in rows],
+                                 [r["gathered_s"] for r in rows])
+    return {"thresholds": {"pointwise_row_gemm_min_macs": threshold}, "cases": rows}

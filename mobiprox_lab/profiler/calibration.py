@@ -1,0 +1,46 @@
+"""The kernels' machine-dependent path thresholds, calibrated once per machine and cached.
+
+Which of two exact-equivalent kernel paths is faster depends on the machine (the BLAS's
+small-GEMM kernels, memory bandwidth: see ``kernels.calibrate_path_thresholds``). Every
+timing of the profiler first calls :func:`kernel_paths`, which puts this machine's
+calibrated thresholds in force (measuring them the first time, a few seconds), so the
+latency tables and profiles time the paths the machine runs best, and the same paths in
+every process. The thresholds in force are part of :func:`~.fingerprint.machine_key`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from .. import kernels
+from ..cache import cache_dir, cache_key, save_json
+from .fingerprint import code_fingerprint, cpu_model
+
+__all__ = ["kernel_paths"]
+
+_VERSION = 1
+
+
+def kernel_paths(*, cache: bool = True, progress: bool = False) -> dict:
+    """Put this machine's calibrated kernel path thresholds in force and return the
+    calibration: {"thresholds": {name: value}, "cases": [...], "machine": {...}}
+    (``kernels.calibrate_path_thresholds``).
+
+    Cached as ``cache_dir("kernel_paths")/paths-<key>.json``, keyed by the code
+    fingerprint, CPU model and count, kernel threads and allocator policy (what the
+    timings depend on); ``cache=False`` measures afresh (and stores nothing).
+    """
+    kernels.retain_freed_memory()  # as every timing does: no allocator page faults
+    machine = {"code": code_fingerprint(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+               "kernel_threads": kernels.get_num_threads(),
+               "allocator": kernels.allocator_policy()}
+    path = cache_dir("kernel_paths") / f"paths-{cache_key(machine=machine, v=_VERSION)}.json"
+    if cache and path.exists():
+        result = json.loads(path.read_text())
+    else:
+        result = {**kernels.calibrate_path_thresholds(progress=progress), "machine": machine}
+        if cache:
+            save_json(path, result)
+    kernels.set_path_thresholds(result["thresholds"])
+    return result

@@ -1,0 +1,134 @@
+"""Machine-dependent kernel path thresholds: the choice rule, putting a threshold in force,
+the calibration that times both paths, and the profiler's per-machine cache of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_kernels_paths import _data, assert_close, forced_paths  # tests folder on sys.path
+
+from mobiprox_lab import kernels, profiler
+from mobiprox_lab.kernels import _calibrate, _conv
+
+reference = pytest.importorskip("mobiprox_lab.reference")
+
+NEVER = _calibrate.NEVER
+NAME = "pointwise_row_gemm_min_macs"
+
+
+@pytest.fixture(autouse=True)
+def _restore_thresholds():
+    before = kernels.path_thresholds()
+    yield
+    kernels.set_path_thresholds(before)
+
+
+def test_choose_threshold_minimises_the_relative_time():
+    macs = [1 << 14, 1 << 16, 1 << 17, 1 << 18]
+    # row GEMMs win from 2^17 up: the threshold is 2^17
+    assert _calibrate.choose_threshold(macs, [2.0, 3.0, 1.0, 1.0], [1.0, 2.0, 2.0, 3.0]) == 1 << 17
+    # they never win: never take them
+    assert _calibrate.choose_threshold(macs, [2.0, 3.0, 3.0, 4.0], [1.0, 2.0, 2.0, 3.0]) == NEVER
+    # they always win: the smallest case takes them too
+    assert _calibrate.choose_threshold(macs, [0.5, 1.0, 1.0, 1.0], [1.0, 2.0, 2.0, 3.0]) == 1 << 14
+    # one loss in the middle costs less (1.5 relative) than giving up two wins (2 + 2)
+    assert _calibrate.choose_threshold(macs, [0.5, 3.0, 1.0, 1.0], [1.0, 2.0, 2.0, 2.0]) == 1 << 14
+    # equal times everywhere: the larger threshold (the gathered path is the general one)
+    assert _calibrate.choose_threshold(macs, [1.0] * 4, [1.0] * 4) == NEVER
+    with pytest.raises(ValueError, match="macs, row_s, gathered_s: expected equal-length"):
+        _calibrate.choose_threshold(macs, [1.0], [1.0] * 4)
+    with pytest.raises(ValueError, match="row_s, gathered_s: expected positive"):
+        _calibrate.choose_threshold(macs, [0.0] * 4, [1.0] * 4)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "8", None])
+def test_set_path_thresholds_validates(bad):
+    with pytest.raises(ValueError, match=f"{NAME}: expected an int >= 0"):
+        kernels.set_path_thresholds({NAME: bad})
+    with pytest.raises(ValueError, match="row_gemm: expected one of"):
+        kernels.set_path_thresholds(row_gemm=0)
+    assert kernels.path_thresholds() == {NAME: _conv.POINTWISE_ROW_GEMM_MIN_MACS}
+
+
+@pytest.mark.parametrize("threshold,row_gemms", [(0, True), (NEVER, False)])
+def test_threshold_in_force_picks_the_path(threshold, row_gemms):
+    """HAR's 64 -> 128 layer on 16x16 maps: row GEMMs at threshold 0, gathered at NEVER,
+    the same result either way."""
+    x, wt, b = _data(3, 2, 64, 16, 16, 128, 64, 1, 1, True)
+    seen = []
+    real = _conv.pointwise_gathered
+
+    def spy(*args):
+        seen.append(args[-1])
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as mp, forced_paths(1):  # built-in thresholds, then:
+        kernels.set_path_thresholds({NAME: 99})
+        assert kernels.set_path_thresholds({NAME: threshold}) == {NAME: 99}  # was in force
+        assert kernels.path_thresholds() == {NAME: threshold}
+        mp.setattr(_conv, "pointwise_gathered", spy)
+        got = kernels.conv2d(x, wt, b, knob=123)
+    assert seen == [row_gemms]
+    assert_close(got, reference.conv2d(x, wt, b, knob=123))
+
+
+def test_calibration_times_both_paths_and_restores():
+    kernels.set_path_thresholds({NAME: 12345})
+    cases = [(16, 32, 8), (32, 64, 8), (8, 8, 3)]  # the last: a 3x3 map takes no 1x1 path
+    res = kernels.calibrate_path_thresholds(cases, batch_sizes=(1, 4), repeats=1)
+    assert kernels.path_thresholds() == {NAME: 12345}
+    rows = res["cases"]
+    assert [(r["c"], r["k"], r["h"], r["n"]) for r in rows] == [
+        (16, 32, 8, 1), (16, 32, 8, 4), (32, 64, 8, 1), (32, 64, 8, 4)]
+    for r in rows:
+        assert r["row_s"] > 0 and r["gathered_s"] > 0
+        assert r["macs"] == _conv.pointwise_row_gemm_macs((r["n"], r["c"], r["h"], r["h"]),
+                                                          r["k"], 123)
+    assert res["thresholds"] == {NAME: _calibrate.choose_threshold(
+        [r["macs"] for r in rows], [r["row_s"] for r in rows], [r["gathered_s"] for r in rows])}
+    with pytest.raises(ValueError, match="cases: none of them takes the row-perforated"):
+        kernels.calibrate_path_thresholds([(8, 8, 3)], repeats=1)
+    with pytest.raises(ValueError, match="repeats: expected an int >= 1"):
+        kernels.calibrate_path_thresholds(repeats=0)
+
+
+def test_profiler_calibrates_once_per_machine_and_keys_timings(tmp_path, monkeypatch):
+    monkeypatch.setenv("MOBIPROX_DATA", str(tmp_path))
+    calls = []
+
+    def fake(**kwargs):
+        calls.append(kernels.get_num_threads())
+        return {"thresholds": {NAME: 1000 + kernels.get_num_threads()}, "cases": []}
+
+    monkeypatch.setattr(kernels, "calibrate_path_thresholds", fake)
+    threads = kernels.get_num_threads()
+    try:
+        kernels.set_num_threads(1)
+        first = profiler.kernel_paths()
+        assert calls == [1] and kernels.path_thresholds() == {NAME: 1001}
+        assert first["machine"]["kernel_threads"] == 1
+        assert profiler.machine_key()["paths"] == {NAME: 1001}
+        kernels.set_path_thresholds({NAME: 7})
+        assert profiler.kernel_paths()["thresholds"] == {NAME: 1001}  # from the cache
+        assert calls == [1] and kernels.path_thresholds() == {NAME: 1001}
+        kernels.set_num_threads(2)  # another thread count is another calibration
+        profiler.kernel_paths()
+        assert calls == [1, 2] and kernels.path_thresholds() == {NAME: 1002}
+        profiler.kernel_paths(cache=False)  # measured afresh
+        assert calls == [1, 2, 2]
+    finally:
+        kernels.set_num_threads(threads)
+
+
+def test_latency_table_is_timed_with_the_calibrated_paths(tmp_path, monkeypatch):
+    from test_profiler import small_net
+
+    monkeypatch.setenv("MOBIPROX_DATA", str(tmp_path))
+    monkeypatch.setattr(kernels, "calibrate_path_thresholds",
+                        lambda **kw: {"thresholds": {NAME: 4242}, "cases": []})
+    kernels.set_path_thresholds({NAME: 0})
+    table = profiler.measure_latency_table(small_net(), batch_sizes=(2,), repeats=1, warmup=0,
+                                           progress=False)
+    assert table.meta["machine"]["paths"] == {NAME: 4242}
+    assert kernels.path_thresholds() == {NAME: 4242}
+    assert np.isfinite(table.exact_latency_s[2])
