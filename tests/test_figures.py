@@ -92,3 +92,31 @@ def test_check_png_rejects_blank_and_tiny_images(tmp_path):
     fig.savefig(tmp_path / "tiny.png")
     with pytest.raises(ValueError, match="px"):
         check_png(tmp_path / "tiny.png")
+
+
+def test_kernel_figures_are_timed_with_the_calibrated_paths(tmp_path, monkeypatch):
+    """The kernel step puts the machine's calibrated paths in force before it benchmarks,
+    as every later timing of the pipeline does (else its figure shows other paths)."""
+    from mobiprox_lab import kernelbench, kernels, profiler
+    from mobiprox_lab.orchestration.runner import Context
+
+    name = "pointwise_row_gemm_min_macs"
+    before = kernels.set_path_thresholds({name: 0})
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def bench(**kwargs):
+        seen.append(kernels.path_thresholds()[name])
+        raise Stop
+
+    monkeypatch.setattr(profiler, "kernel_paths",
+                        lambda **kw: kernels.set_path_thresholds({name: 777}))
+    monkeypatch.setattr(kernelbench, "bench_layers", bench)
+    try:
+        with pytest.raises(Stop):
+            figures.step_kernels(Context(out_dir=tmp_path, quick=True))
+    finally:
+        kernels.set_path_thresholds(before)
+    assert seen == [777]

@@ -156,8 +156,9 @@ def figure_adaptation(ctx: Context, name: str, setup, head: dict,
 
 # ------------------------------------------------------------------------------ steps
 def step_kernels(ctx: Context) -> None:
-    from .. import kernelbench
+    from .. import kernelbench, profiler
 
+    profiler.kernel_paths()  # the paths every later timing of the pipeline runs
     layers = kernelbench.bench_layers(quick=ctx.quick)
     speed = kernelbench.speedups(layers)
     breakdown = kernelbench.bench_breakdown(quick=ctx.quick)
