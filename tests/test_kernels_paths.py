@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mobiprox_lab import kernels, knobs
-from mobiprox_lab.kernels import _blas, _calibrate, _conv
+from mobiprox_lab.kernels import _blas, _calibrate, _conv, _threads
 
 reference = pytest.importorskip("mobiprox_lab.reference")
 
@@ -308,16 +308,22 @@ def test_shifted_rows_under_perforation_match_reference(n, c, k, kh, kw, ho, wo,
 def test_small_fill_from_kept_outputs_runs_on_the_calling_thread(kid, fill_min, fill_workers,
                                                                  monkeypatch):
     """KWS conv2 at batch 1 (26,624 outputs): its kept rows on both threads, the fill on the
-    calling thread alone (below ``FILL_PARALLEL_MIN_OUTPUTS``); both threads without it."""
+    calling thread alone (below ``FILL_PARALLEL_MIN_OUTPUTS``), without setting a BLAS
+    limit it would not use; both threads without the threshold."""
     x, wt, b = _data(6, 1, 64, 41, 16, 64, 64, 10, 4, True)
-    workers = []
-    real = _conv.run_tasks
+    workers, limits = [], []
+    real, real_limit = _conv.run_tasks, _threads.single_threaded_blas
 
     def spy(task, n_tasks, n_workers, *args):
         workers.append(n_workers)
         return real(task, n_tasks, n_workers, *args)
 
+    def counted_limit():
+        limits.append(1)
+        return real_limit()
+
     monkeypatch.setattr(_conv, "run_tasks", spy)
+    monkeypatch.setattr(_threads, "single_threaded_blas", counted_limit)
     if fill_min is not None:
         monkeypatch.setattr(_conv, "FILL_PARALLEL_MIN_OUTPUTS", fill_min)
     before = kernels.get_num_threads()
@@ -327,6 +333,7 @@ def test_small_fill_from_kept_outputs_runs_on_the_calling_thread(kid, fill_min, 
     finally:
         kernels.set_num_threads(before)
     assert workers == [2, fill_workers]
+    assert len(limits) == fill_workers  # the kept rows' phase; the fill's only if parallel
     assert_close(got, np.maximum(reference.conv2d(x, wt, b, knob=kid), 0))
 
 

@@ -420,8 +420,9 @@ def _fill_from_kept(res, out, s: ConvSpec, hk, wk, sources, bias, has_bias, task
         n, j = divmod(i, kblocks)
         return n, n + 1, j * kb, min(s.k, (j + 1) * kb), 0, s.ho * s.wo
 
+    # small=True: the fill calls no BLAS, so a lone thread sets no BLAS limit around it
     run_tasks(relu_after(fill_task, relu, out, region, timing), s.n * kblocks, workers, timings,
-              thread_time() if timing else 0.0, False)
+              thread_time() if timing else 0.0, True)
 
 
 def _run_chunks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, workers,
