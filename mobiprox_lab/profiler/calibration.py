@@ -11,15 +11,17 @@ every process. The thresholds in force are part of :func:`~.fingerprint.machine_
 from __future__ import annotations
 
 import json
-import os
 
 from .. import kernels
 from ..cache import cache_dir, cache_key, save_json
-from .fingerprint import code_fingerprint, cpu_model
+from .fingerprint import machine_key
 
 __all__ = ["kernel_paths"]
 
 _VERSION = 1
+#: machine_key fields the calibration is not keyed by: the thresholds it sets, and torch's
+#: threads (only our kernels are timed)
+_NOT_KEYED = ("paths", "torch_threads")
 
 
 def kernel_paths(*, cache: bool = True, progress: bool = False) -> dict:
@@ -27,14 +29,13 @@ def kernel_paths(*, cache: bool = True, progress: bool = False) -> dict:
     calibration: {"thresholds": {name: value}, "cases": [...], "machine": {...}}
     (``kernels.calibrate_path_thresholds``).
 
-    Cached as ``cache_dir("kernel_paths")/paths-<key>.json``, keyed by the code
-    fingerprint, CPU model and count, kernel threads and allocator policy (what the
-    timings depend on); ``cache=False`` measures afresh (and stores nothing).
+    Cached as ``cache_dir("kernel_paths")/paths-<key>.json``, keyed by
+    :func:`~.fingerprint.machine_key` without the thresholds and torch's threads (code
+    fingerprint, CPU model and count, kernel threads, allocator policy);
+    ``cache=False`` measures afresh (and stores nothing).
     """
     kernels.retain_freed_memory()  # as every timing does: no allocator page faults
-    machine = {"code": code_fingerprint(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
-               "kernel_threads": kernels.get_num_threads(),
-               "allocator": kernels.allocator_policy()}
+    machine = {k: v for k, v in machine_key().items() if k not in _NOT_KEYED}
     path = cache_dir("kernel_paths") / f"paths-{cache_key(machine=machine, v=_VERSION)}.json"
     if cache and path.exists():
         result = json.loads(path.read_text())
