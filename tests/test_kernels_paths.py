@@ -219,6 +219,37 @@ def test_depthwise_phases_match_torch(n, c, kh, kw, sh, sw, ho, wo, data, bias, 
     assert_close(got, want)
 
 
+@SETTINGS
+@given(n=st.integers(1, 3), c=st.sampled_from([2, 3, 64, 70, 130]), kh=st.integers(1, 5),
+       kw=st.integers(1, 5), sh=st.integers(1, 3), sw=st.integers(1, 3),
+       ho=st.integers(1, 6), wo=st.integers(1, 6), data=st.data(), bias=st.booleans(),
+       kid=st.sampled_from([11, 12]), relu=st.booleans(), threads=st.sampled_from([1, 2]),
+       seed=st.integers(0, 2**31 - 1))
+def test_depthwise_nhwc_matches_reference(n, c, kh, kw, sh, sw, ho, wo, data, bias, kid, relu,
+                                          threads, seed):
+    """The channel-vectorised path on any map (forced): padding taps skipped, the transpose
+    in blocks of channels (130 channels of a >= 8x8 input: three blocks), both write-back
+    orders (>= 16 outputs per map and fewer), fp16 and fused ReLU."""
+    ph = data.draw(st.integers(0, kh - 1))
+    pw = data.draw(st.integers(0, kw - 1))
+    h = max(1, (ho - 1) * sh + kh - 2 * ph + data.draw(st.integers(0, sh - 1)))
+    w = max(1, (wo - 1) * sw + kw - 2 * pw + data.draw(st.integers(0, sw - 1)))
+    assume((h + 2 * ph - kh) // sh + 1 >= 1 and (w + 2 * pw - kw) // sw + 1 >= 1)
+    x, wt, b = _data(seed, n, c, h, w, c, 1, kh, kw, bias)
+    kw_args = {"stride": (sh, sw), "padding": (ph, pw), "groups": c, "knob": kid}
+    with forced_paths(threads, DEPTHWISE_NHWC_MAX_PLANE=1 << 30), _spy("_run_direct") as calls:
+        got = kernels.conv2d(x, wt, b, relu=relu, **kw_args)
+    assert calls
+    want = reference.conv2d(x, wt, b, **kw_args)
+    if relu:
+        want = np.maximum(want, np.float32(0.0))
+    if kid == 12:  # both sides round to half; accumulation order may move one half ulp
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(got, want, rtol=2.0**-10, atol=2.0**-10 * scale)
+    else:
+        assert_close(got, want)
+
+
 def test_depthwise_har_layer_matches_torch():
     x, wt, b = _data(2, 2, 32, 16, 16, 32, 1, 3, 3, True)
     for stride in (1, 2):

@@ -7,6 +7,8 @@ from numba import njit, uint64
 
 from ._scatter import finish_value
 
+NHWC_READ_FLOATS = 4096  # source floats the NHWC transpose reads per block (16 KiB: L1)
+
 
 @njit(cache=True, nogil=True)
 def direct_conv(x, w, out, n0, n1, sh, sw, ph, pw, groups, bias, has_bias, fp16):
@@ -68,12 +70,21 @@ def depthwise_nhwc(x, w, out, n0, n1, sh, sw, ph, pw, bias, has_bias, fp16, relu
     then transposed back into ``out`` (N, C, Ho, Wo), with the bias and, if ``relu``,
     ReLU (NaN kept): a separate ReLU pass over these small planes cost a fifth of the
     layer (HAR's 4x4 maps, 256 channels, batch 64).
+
+    The transpose in reads ``NHWC_READ_FLOATS`` floats of source planes (>= 64 channels)
+    at a time so that they stay in L1 while each is read one pixel per channel (HAR's
+    8x8 maps, 256 channels: the transpose was 3/4 of the layer); taps that fall on the
+    padding are skipped; maps of >= 16 outputs are written back channel by channel
+    (contiguous stores).
     """
     c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
     kh_, kw_ = w.shape[2], w.shape[3]
     ho_n, wo_n = out.shape[2], out.shape[3]
     hp, wp = h_ + 2 * ph, w_ + 2 * pw
     cu = uint64(c_)
+    hw = uint64(h_ * w_)
+    pl = uint64(ho_n * wo_n)
+    block = max(64, NHWC_READ_FLOATS // (h_ * w_))
     xs = np.zeros(hp * wp * c_, np.float32)  # the border stays zero
     acc = np.empty(ho_n * wo_n * c_, np.float32)
     wt = np.empty(kh_ * kw_ * c_, np.float32)
@@ -83,38 +94,43 @@ def depthwise_nhwc(x, w, out, n0, n1, sh, sw, ph, pw, bias, has_bias, fp16, relu
                 wt[(kh * kw_ + kw) * c_ + c] = w[c, 0, kh, kw]
     xf = x.reshape(-1)
     of = out.reshape(-1)
+    zero = np.float32(0.0)
     for n in range(n0, n1):
-        hw = uint64(h_ * w_)
-        src = uint64(n * c_ * h_ * w_)
-        for ih in range(h_):
-            for iw in range(w_):
-                d = uint64(((ih + ph) * wp + pw + iw) * c_)
-                s0 = src + uint64(ih * w_ + iw)
-                for c in range(cu):
-                    xs[d + c] = xf[s0 + c * hw]
+        src = uint64(n) * cu * hw
+        for b0 in range(0, c_, block):
+            b1 = uint64(min(c_, b0 + block))
+            for ih in range(h_):
+                for iw in range(w_):
+                    d = uint64(((ih + ph) * wp + pw + iw) * c_)
+                    s0 = src + uint64(ih * w_ + iw)
+                    for c in range(uint64(b0), b1):
+                        xs[d + c] = xf[s0 + c * hw]
         for ho in range(ho_n):
+            kh0, kh1 = max(0, ph - ho * sh), min(kh_, h_ + ph - ho * sh)
             for wo in range(wo_n):
+                kw0, kw1 = max(0, pw - wo * sw), min(kw_, w_ + pw - wo * sw)
                 a = uint64((ho * wo_n + wo) * c_)
                 for c in range(cu):
                     acc[a + c] = 0.0
-                for kh in range(kh_):
-                    for kw in range(kw_):
+                for kh in range(kh0, kh1):
+                    for kw in range(kw0, kw1):
                         sx = uint64(((ho * sh + kh) * wp + wo * sw + kw) * c_)
                         sw_ = uint64((kh * kw_ + kw) * c_)
                         for c in range(cu):
                             acc[a + c] += wt[sw_ + c] * xs[sx + c]
-        pl = uint64(ho_n * wo_n)
-        d = uint64(n * c_) * pl
-        zero = np.float32(0.0)
-        if has_bias or fp16:
-            for j in range(pl):
-                for c in range(cu):
-                    v = finish_value(acc[j * cu + c], bias[c], has_bias, fp16)
-                    of[d + c * pl + j] = zero if relu and v < 0 else v
+        d = uint64(n) * cu * pl
+        if pl >= 16:
+            for c in range(cu):
+                bv = bias[c] if has_bias else zero
+                dc = d + c * pl
+                for j in range(pl):
+                    v = finish_value(acc[j * cu + c], bv, has_bias, fp16)
+                    of[dc + j] = zero if relu and v < 0 else v
         else:
             for j in range(pl):
                 for c in range(cu):
-                    v = acc[j * cu + c]
+                    bv = bias[c] if has_bias else zero
+                    v = finish_value(acc[j * cu + c], bv, has_bias, fp16)
                     of[d + c * pl + j] = zero if relu and v < 0 else v
 
 
