@@ -181,8 +181,47 @@ def test_train_keep_last_returns_the_final_epochs_weights(monkeypatch):
     assert [r["epoch"] for r in hist] == [1, 2, 3]  # patience >= epochs: no early stop
     assert all(torch.equal(a, b) for a, b in zip(last, final, strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(last, first, strict=True))
-    with pytest.raises(ValueError, match=r"keep: expected one of \('best_tune', 'last'\)"):
+    with pytest.raises(ValueError,
+                       match=r"keep: expected one of \('best_tune', 'last', 'average'\)"):
         train(HarMobileNet(3, width=0.125), splits, epochs=1, keep="best")
+
+
+def test_train_keep_average_is_the_mean_of_the_last_half(monkeypatch):
+    """keep="average": the parameters are the mean of the snapshots after epochs 3-5 of 5
+    (recorded here by a spy on the tune evaluation, which runs after each epoch), and the
+    batch-norm statistics are those of the un-augmented training inputs under the averaged
+    weights, not the running ones of training."""
+    import mobiprox_lab.models.training as training
+
+    splits = _tiny_splits(n=32)
+    snapshots = []
+
+    def spy(module, split):
+        snapshots.append([p.detach().clone() for p in module.parameters()])
+        return 0.5
+
+    monkeypatch.setattr(training, "evaluate", spy)
+    model, hist = train(HarMobileNet(3, width=0.125), splits, epochs=5, lr=3e-3, batch_size=16,
+                        seed=5, patience=5, keep="average", progress=False)
+    assert len(hist) == len(snapshots) == 5
+    for p, *last in zip(model.parameters(), *snapshots[2:], strict=True):
+        torch.testing.assert_close(p.detach(), torch.stack(last).mean(0), rtol=1e-5, atol=1e-6)
+    assert not all(torch.equal(p.detach(), q)
+                   for p, q in zip(model.parameters(), snapshots[-1], strict=True))
+    # the first batch norm's statistics: the plain mean / variance of its input over the
+    # training set, in two batches of 16 (cumulative average of the batch statistics)
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    with torch.no_grad():
+        acts = [conv(torch.from_numpy(splits.train.x[i:i + 16])) for i in (0, 16)]
+    mean = torch.stack([a.mean((0, 2, 3)) for a in acts]).mean(0)
+    var = torch.stack([a.var((0, 2, 3), unbiased=True) for a in acts]).mean(0)
+    torch.testing.assert_close(bn.running_mean, mean, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(bn.running_var, var, rtol=1e-4, atol=1e-5)
+    assert not model.training
+    with pytest.raises(ValueError, match=r'patience: keep="average" .* expected patience >= '
+                                         r"epochs \(5\), got 2"):
+        train(HarMobileNet(3, width=0.125), splits, epochs=5, patience=2, keep="average")
 
 
 def test_load_or_train_caches(tmp_path, monkeypatch):

@@ -177,9 +177,12 @@ def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
     threads oversubscribe and ran an epoch ~10x slower, and one thread makes the result
     independent of the core count; None keeps torch's setting).
     ``keep``: which weights are returned, "best_tune" (those of the epoch with the best tune
-    accuracy) or "last" (those after the last epoch run; with ``patience >= epochs`` the
-    cosine schedule runs to its end). HAR's tune split is 4 subjects, near 1.0 and noisy
-    between epochs, so its best epoch can be an early one.
+    accuracy), "last" (those after the last epoch run; with ``patience >= epochs`` the
+    cosine schedule runs to its end) or "average" (the mean of the weights after each of
+    the last ``ceil(epochs / 2)`` epochs, stochastic weight averaging on the cosine tail,
+    with batch-norm statistics re-estimated on the un-augmented training inputs; needs
+    ``patience >= epochs``). HAR's tune split is 4 subjects, near 1.0 and noisy between
+    epochs, so its best epoch can be an early one.
     Returns (model in eval mode, history: one dict per epoch).
     """
     for name, v, lo in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
@@ -193,6 +196,9 @@ def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
                          f"{max_rotation_deg!r}")
     if keep not in KEEP_CHOICES:
         raise ValueError(f"keep: expected one of {KEEP_CHOICES}, got {keep!r}")
+    if keep == "average" and patience < epochs:
+        raise ValueError(f'patience: keep="average" averages the last epochs of the whole '
+                         f"schedule, expected patience >= epochs ({epochs}), got {patience}")
     if rotation_units not in ROTATION_UNITS:
         raise ValueError(f"rotation_units: expected one of {ROTATION_UNITS}, got "
                          f"{rotation_units!r}")
@@ -242,6 +248,7 @@ def _train(model, splits, xtr, ytr, *, epochs, lr, batch_size, seed, patience, w
         loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         xt, yt = torch.from_numpy(xtr), torch.from_numpy(ytr)
         best_acc, best_state, best_epoch, history = -1.0, None, 0, []
+        average, n_averaged, average_from = None, 0, epochs - (epochs + 1) // 2
         bar = tqdm(range(epochs), desc=f"train {type(model).__name__}", disable=not progress)
         for epoch in bar:
             t0 = time.perf_counter()
@@ -275,18 +282,53 @@ def _train(model, splits, xtr, ytr, *, epochs, lr, batch_size, seed, patience, w
             if tune_acc > best_acc:
                 best_acc, best_epoch = tune_acc, epoch + 1
                 best_state = copy.deepcopy(model.state_dict())
+            if keep == "average" and epoch >= average_from:
+                average, n_averaged = _accumulate(average, n_averaged, model), n_averaged + 1
             bar.set_postfix(loss=f"{rec['loss']:.3f}", tune=f"{tune_acc:.3f}",
                             best=f"{best_acc:.3f}")
             if epoch + 1 - best_epoch >= patience:
                 break
         if keep == "best_tune" and best_state is not None:
             model.load_state_dict(best_state)
+        elif keep == "average" and average is not None:
+            with torch.no_grad():
+                for p, mean in zip(model.parameters(), average, strict=True):
+                    p.copy_(mean)
+            _refresh_batch_norm(model, xt, batch_size)
     model.eval()
     return model, history
 
 
+def _accumulate(average: list | None, n: int, model: nn.Module) -> list[torch.Tensor]:
+    """Running mean of ``model``'s parameters: ``average`` holds the mean of ``n`` snapshots."""
+    params = [p.detach() for p in model.parameters()]
+    if average is None:
+        return [p.clone() for p in params]
+    return [a + (p - a) / (n + 1) for a, p in zip(average, params, strict=True)]
+
+
+@torch.no_grad()
+def _refresh_batch_norm(model: nn.Module, xt: torch.Tensor, batch_size: int) -> None:
+    """Re-estimate every batch-norm layer's running mean and variance as the plain average
+    over the training inputs ``xt`` (no augmentation), as averaged weights need."""
+    norms = [m for m in model.modules()
+             if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d))]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    model.train()
+    for i in range(0, len(xt), batch_size):
+        if i == 0 or len(xt) - i >= 2:  # a trailing batch of one breaks batch norm
+            model(xt[i:i + batch_size])
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+
+
 #: The values of :func:`train`'s ``keep``.
-KEEP_CHOICES = ("best_tune", "last")
+KEEP_CHOICES = ("best_tune", "last", "average")
 #: The values of :func:`train`'s ``rotation_units``.
 ROTATION_UNITS = ("standardised", "physical")
 
