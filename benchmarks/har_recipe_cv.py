@@ -121,6 +121,17 @@ epochs run (patience 12), the tune split picks nothing. Same folds, seeds (0 and
 side, one thread each), baseline (``w050``, this VM's cached runs) and rule; if adopted,
 the shipped model is retrained with it (seed 0, the shipped recipe otherwise) and shipped
 whatever its test accuracy.
+Measured (the same VM; ``--recipes w050 w050avg --baseline w050``, seeds 0 and 1 side by
+side, nice 10):
+
+    recipe      fold0   fold1   fold2    mean     std  d_mean   d_min   d_max seeds  s/run
+    w050       0.8982  0.9291  0.9449  0.9241  0.0237 +0.0000 +0.0000 +0.0000     2    235
+    w050avg    0.8912  0.9482  0.9359  0.9251  0.0300 +0.0010 -0.0090 +0.0191     2    246
+
+w050avg gains 0.1 pp on average and loses folds 0 and 2: not adopted. The averaging does
+steady the seeds (the two seeds of a fold differ by 1.4 / 0.3 / 0.1 pp, w050's by 2.5 /
+1.2 / 0.0 pp) but not the mean: the upright sitter, subject 16, stays at 0.738 / 0.762
+(w050 0.770 / 0.724); fold 1's gain is again mostly subject 14 (0.77 -> 0.82-0.85).
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@
   instead (``train(rotation_units="physical")``) lost two of three folds of the
   cross-validation (-0.4 pp; it lifts the upright-sitting training subject 16 by 6-8 pp
   and costs tilted sitters), and half that tilt (7.5 deg) lost the fold that holds
-  subject 16 (+0.4 pp on average), so the shipped recipe keeps the old rotations.
+  subject 16 (+0.4 pp on average), so the shipped recipe keeps the old rotations. The mean
+  of the weights of the cosine tail (``train(keep="average")``, round 7) steadied the
+  seeds but not the mean (+0.1 pp, two folds lost): not adopted either.
 - :class:`KwsCNN`: Honk's ``cnn-trad-pool2`` keyword spotter (1x101x40 MFCC), 96 MFLOP per
   inference, trained with batch norm that the runtime folds away (see the class). Default
   data (format 8): 43,200 train / 960 tune / 960 test clips; each split's babble noise is
