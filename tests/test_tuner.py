@@ -447,7 +447,9 @@ def test_final_list_reported_from_its_own_timing_session(toy, tmp_path, monkeypa
     r = tuner.tune(model, trials=60, tune_data=tune_split, test_data=test_split,
                    population_size=20, storage=tmp_path / "studies", progress=False,
                    n_nearest=5, profile_kwargs={"batch_size": 8, "warmup": 1, "repeats": 1})
-    (cand_cfgs, cand_reps, _), (final_cfgs, final_reps, final_sp) = sessions
+    (cand_cfgs, cand_reps, _), *lists = sessions
+    final_cfgs, final_reps, final_sp = lists[-1]
+    assert 1 <= len(lists) <= pipeline.MAX_SELECTIONS
     assert cand_reps == 1 and final_reps == pipeline.FINAL_REPEATS_FACTOR * cand_reps
     # the list is what that session confirmed (timing noise may drop a configuration)
     assert r.config_list[0] == {} and all(c in final_cfgs for c in r.config_list)
@@ -457,31 +459,83 @@ def test_final_list_reported_from_its_own_timing_session(toy, tmp_path, monkeypa
 
 
 def test_final_list_keeps_only_what_its_own_timing_confirms(toy, tmp_path, monkeypatch):
-    """A configuration the candidates' session timed fast enough to pass the rule, but
-    whose gain the final list's own session does not repeat, is dropped, and its decision
-    says so."""
+    """Configurations the candidates' session timed fast enough to pass the rule, but
+    whose gain no later session repeats, are not listed, and their decisions say so: the
+    rule runs again with their re-timed speedups, until it keeps only the exact one or
+    the sessions run out (then the last list's own session drops them)."""
     from mobiprox_lab.tuner import pipeline
 
     model, tune_split, test_split = toy
     real = pipeline.profile
     sessions = []
 
-    def flat_second_session(model_, configs, data, **kw):
+    def flat_later_sessions(model_, configs, data, **kw):
         out = real(model_, configs, data, **kw)
         sessions.append(len(configs))
-        if len(sessions) == 2:  # the final list's session: no configuration gains
+        if len(sessions) >= 2:  # the selected lists' sessions: no configuration gains
             out["speedup"] = 1.0
         return out
 
-    monkeypatch.setattr(pipeline, "profile", flat_second_session)
+    monkeypatch.setattr(pipeline, "profile", flat_later_sessions)
     r = tuner.tune(model, trials=120, tune_data=tune_split, test_data=test_split,
                    population_size=20, storage=tmp_path / "studies", progress=False,
                    n_nearest=5, profile_kwargs={"batch_size": 8, "warmup": 1, "repeats": 1})
-    selected = sessions[1]
-    assert selected >= 2, "the toy tuning should select an approximate configuration"
+    assert sessions[1] >= 2, "the toy tuning should select an approximate configuration"
+    assert 2 <= len(sessions) <= 1 + pipeline.MAX_SELECTIONS
     assert list(r.configs["name"]) == ["conf0"] and r.configs.at[0, "config"] == {}
-    dropped = r.candidates["decision"].str.startswith("not confirmed when timed again")
-    assert int(dropped.sum()) == selected - 1
+    cands = r.candidates
+    retimed = cands[cands["retimed_speedup"].notna()]
+    assert (retimed["retimed_speedup"] == 1.0).all() and len(retimed) >= sessions[1]
+    approx = retimed[retimed["decision"] != "conf0 (exact)"]
+    assert approx["decision"].str.startswith(
+        ("timed again: speedup gain", "not confirmed when timed again")).all()
+
+
+def test_a_fast_fluke_does_not_shadow_the_other_candidates(toy, tmp_path, monkeypatch):
+    """Every session times each configuration at its predicted speedup, except the
+    candidates' session, which times the first configuration the rule walks (lowest tune
+    loss) at 10x. Accepted first, it would shadow every other candidate; timed again at its
+    predicted speedup, it takes that, and the list is the rule's on the predicted
+    speedups."""
+    from mobiprox_lab.tuner import pipeline
+    from mobiprox_lab.tuner.select import final_rule_decisions, is_exact
+
+    model, tune_split, test_split = toy
+    real = pipeline.profile
+    sessions, fluke, kept_table = [], [], []
+
+    def predicted(model_, configs, data, **kw):
+        out = real(model_, configs, data, **kw)
+        out["speedup"] = out["predicted_speedup"]
+        if not sessions:  # the candidates' session: kept_table[0]'s configurations
+            cands = kept_table[0]
+            order = cands[~cands["config"].map(is_exact)].sort_values("qos_loss_tune")
+            fluke.append(dict(order["config"].iloc[0]))
+            out.loc[[dict(c) == fluke[0] for c in out["config"]], "speedup"] = 10.0
+        sessions.append(len(configs))
+        return out
+
+    real_final = pipeline._measured_list
+
+    def capture(p, s, table, kept):
+        kept_table.append(kept)
+        return real_final(p, s, table, kept)
+
+    monkeypatch.setattr(pipeline, "profile", predicted)
+    monkeypatch.setattr(pipeline, "_measured_list", capture)
+    r = tuner.tune(model, trials=120, tune_data=tune_split, test_data=test_split,
+                   population_size=20, storage=tmp_path / "studies", progress=False,
+                   n_nearest=5, profile_kwargs={"batch_size": 8, "warmup": 1, "repeats": 1})
+    kept = r.candidates[r.candidates["kept"]].reset_index(drop=True)
+    assert len(kept) >= 3, "the toy tuning should keep several candidates"
+    accepted, _ = final_rule_decisions(kept, loss="qos_loss_tune", speedup="predicted_speedup")
+    expected = [dict(kept.at[i, "config"]) for i in accepted]
+    assert len(expected) >= 3, "the rule on predicted speedups should list several"
+    assert r.config_list == expected
+    row = r.candidates[[dict(c) == fluke[0] for c in r.candidates["config"]]].iloc[0]
+    assert row["speedup"] == 10.0  # the candidates' session
+    assert row["retimed_speedup"] == pytest.approx(row["predicted_speedup"])
+    assert len(sessions) >= 3  # candidates, the fluke's list, the list without it
 
 
 def test_tune_end_to_end_and_resume(toy, tmp_path):

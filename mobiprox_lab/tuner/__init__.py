@@ -18,11 +18,14 @@ ApproxTuner on a trained network and its data (a task name is resolved to these 
 5. the profiler measures every kept candidate (latency round-robin with the exact model,
    energy from the measured speedup, confidences on the test set);
 6. the authors' final rule (validated tune-set QoS loss, **measured** speedup) ->
-   conf0..confN; the list is timed again in a session of its own, which it reports, and
-   the rule is applied once more on that timing: a configuration whose gain does not
-   repeat (timing noise is about the size of the rule's 0.01x) is dropped, an extension
-   of the authors' rule; ``TuneResult.candidates["decision"]`` says what became of each
-   candidate;
+   conf0..confN; the list is timed again in a session of its own, its configurations
+   take their re-timed speedups and the rule runs again on every candidate, until it keeps
+   the list it kept before (at most ``MAX_SELECTIONS`` sessions: one candidate timed fast
+   by chance would otherwise shadow every slower one); the last list reports its own
+   session, and a configuration whose gain does not repeat there (timing noise is about
+   the size of the rule's 0.01x) is dropped. Both are extensions of the authors' rule;
+   ``TuneResult.candidates["decision"]`` says what became of each candidate, and
+   ``retimed_speedup`` what a later session measured;
 7. the list is written as HPVM text, JSON and CSV (:mod:`.configfile`).
 
 QoS is accuracy in %; QoS losses and thresholds are percentage points below the exact
