@@ -491,51 +491,51 @@ def test_final_list_keeps_only_what_its_own_timing_confirms(toy, tmp_path, monke
         ("timed again: speedup gain", "not confirmed when timed again")).all()
 
 
-def test_a_fast_fluke_does_not_shadow_the_other_candidates(toy, tmp_path, monkeypatch):
-    """Every session times each configuration at its predicted speedup, except the
-    candidates' session, which times the first configuration the rule walks (lowest tune
-    loss) at 10x. Accepted first, it would shadow every other candidate; timed again at its
-    predicted speedup, it takes that, and the list is the rule's on the predicted
-    speedups."""
+def test_a_fast_fluke_does_not_shadow_the_other_candidates(monkeypatch):
+    """Five kept candidates whose sessions time each at its true speedup, except the
+    candidates' session, which times F (walked first: lowest loss) at 10x. Accepted
+    first, F would shadow A, B and C; timed again at 1.1x, it takes that, and the list is
+    the rule's on the true speedups."""
+    import types
+
     from mobiprox_lab.tuner import pipeline
-    from mobiprox_lab.tuner.select import final_rule_decisions, is_exact
 
-    model, tune_split, test_split = toy
-    real = pipeline.profile
-    sessions, fluke, kept_table = [], [], []
+    true = {"exact": 1.0, "F": 1.1, "A": 1.2, "B": 1.3, "C": 1.5}
+    loss = {"exact": 0.0, "F": 0.2, "A": 0.5, "B": 1.0, "C": 2.0}
+    configs = {n: {} if n == "exact" else {n: 121} for n in true}
+    kept = pd.DataFrame({"index": range(5), "kept": True, "decision": "",
+                         "config": list(configs.values()),
+                         "qos_loss_tune": list(loss.values()), "speedup": np.nan,
+                         "predicted_speedup": list(true.values())})
+    table = kept.drop(columns="index").copy()
+    sessions = []
 
-    def predicted(model_, configs, data, **kw):
-        out = real(model_, configs, data, **kw)
-        out["speedup"] = out["predicted_speedup"]
-        if not sessions:  # the candidates' session: kept_table[0]'s configurations
-            cands = kept_table[0]
-            order = cands[~cands["config"].map(is_exact)].sort_values("qos_loss_tune")
-            fluke.append(dict(order["config"].iloc[0]))
-            out.loc[[dict(c) == fluke[0] for c in out["config"]], "speedup"] = 10.0
-        sessions.append(len(configs))
-        return out
+    def fake_profile(model, cfgs, data, **kw):
+        names = [next(n for n, c in configs.items() if c == dict(cfg)) for cfg in cfgs]
+        speed = [10.0 if n == "F" and not sessions else true[n] for n in names]
+        sessions.append(names)
+        return pd.DataFrame({"name": names, "config": cfgs, "predicted_speedup": np.nan,
+                             "fp16_fraction": 0.0, "speedup": speed,
+                             "latency_s": [1e-3 / v for v in speed],
+                             "rel_inference_energy": [1 / v for v in speed]})
 
-    real_final = pipeline._measured_list
+    monkeypatch.setattr(pipeline, "profile", fake_profile)
+    settings = types.SimpleNamespace(measure_kwargs={"repeats": 1}, progress=False,
+                                     min_gain=0.01, merge_within=0.1)
+    problem = types.SimpleNamespace(model=None, test_data=None, cost=None)
+    final = pipeline._measured_list(problem, settings, table, kept)
+    assert [n for c in final["config"] for n, cc in configs.items() if cc == c] == [
+        "exact", "F", "A", "B", "C"]
+    np.testing.assert_allclose(final["speedup"], [1.0, 1.1, 1.2, 1.3, 1.5])
+    assert sessions == [list(true), ["exact", "F"], list(true)]
+    np.testing.assert_allclose(table["retimed_speedup"], list(true.values()))
+    assert table.at[1, "speedup"] == 10.0  # what the candidates' session measured
+    assert (table["decision"].iloc[1:] == "accepted").all()
 
-    def capture(p, s, table, kept):
-        kept_table.append(kept)
-        return real_final(p, s, table, kept)
-
-    monkeypatch.setattr(pipeline, "profile", predicted)
-    monkeypatch.setattr(pipeline, "_measured_list", capture)
-    r = tuner.tune(model, trials=120, tune_data=tune_split, test_data=test_split,
-                   population_size=20, storage=tmp_path / "studies", progress=False,
-                   n_nearest=5, profile_kwargs={"batch_size": 8, "warmup": 1, "repeats": 1})
-    kept = r.candidates[r.candidates["kept"]].reset_index(drop=True)
-    assert len(kept) >= 3, "the toy tuning should keep several candidates"
-    accepted, _ = final_rule_decisions(kept, loss="qos_loss_tune", speedup="predicted_speedup")
-    expected = [dict(kept.at[i, "config"]) for i in accepted]
-    assert len(expected) >= 3, "the rule on predicted speedups should list several"
-    assert r.config_list == expected
-    row = r.candidates[[dict(c) == fluke[0] for c in r.candidates["config"]]].iloc[0]
-    assert row["speedup"] == 10.0  # the candidates' session
-    assert row["retimed_speedup"] == pytest.approx(row["predicted_speedup"])
-    assert len(sessions) >= 3  # candidates, the fluke's list, the list without it
+    monkeypatch.setattr(pipeline, "MAX_SELECTIONS", 1)  # as before: F shadows the rest
+    sessions.clear()
+    final = pipeline._measured_list(problem, settings, kept.drop(columns="index").copy(), kept)
+    assert len(final) == 2 and sessions == [list(true), ["exact", "F"]]
 
 
 def test_tune_end_to_end_and_resume(toy, tmp_path):
