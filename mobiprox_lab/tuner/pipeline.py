@@ -406,10 +406,13 @@ def _measured_list(p: _Problem, s: Settings, table: pd.DataFrame,
     Every kept candidate is timed (exact and all, round-robin) and the rule runs on that
     session. The list it accepts is timed again in a session of its own
     (:func:`_remeasured`); its configurations take their re-timed speedups and the rule runs
-    again on every candidate, until it accepts the list it accepted before (at most
-    :data:`MAX_SELECTIONS` sessions). Else one candidate timed fast by chance shadows every
-    slower one that the rule walks after it (HAR, a 6-layer configuration predicted at
-    1.09x: 1.37x in the candidates' session, accepted first, then 1.05x when timed again;
+    again on every candidate, until it accepts a list it has already timed (at most
+    :data:`MAX_SELECTIONS` sessions; no list is timed twice, since the profiler's cache
+    would hand back the same session, and the list reported is the last one timed, so its
+    speedups never come from the session it was selected on). Else one candidate timed
+    fast by chance shadows every slower one that the rule walks after it (HAR, a 6-layer
+    configuration predicted at 1.09x: 1.37x in the candidates' session, accepted first,
+    then 1.05x when timed again;
     the list kept nothing else, while 59 other candidates had timed above 1.1x).
     The last list is reported from its own session and keeps what that session confirms
     (:func:`_confirmed`). ``table`` gets speedup (candidates' session), ``retimed_speedup``
@@ -428,11 +431,13 @@ def _measured_list(p: _Problem, s: Settings, table: pd.DataFrame,
         return accepted, why, view
 
     accepted, why, view = select()
+    timed_lists = []  # a list is timed once: profile's cache would return the same session
     for n in range(MAX_SELECTIONS):
         timed = _remeasured(p, s, _listed(view, accepted))
+        timed_lists.append(accepted)
         retimed.update(zip(accepted, timed["speedup"].to_numpy(float), strict=True))
         again, why_again, view_again = select()
-        if again == accepted or n == MAX_SELECTIONS - 1:
+        if again in timed_lists or n == MAX_SELECTIONS - 1:
             break
         accepted, why, view = again, why_again, view_again
     table["retimed_speedup"] = np.nan
