@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from test_kernels import _assert_matches_reference  # tests/ is on sys.path (rootdir mode)
 
 from mobiprox_lab import kernels, knobs
 from mobiprox_lab.kernels import _blas, _calibrate, _conv, _threads
@@ -197,17 +198,24 @@ def test_kws_first_layer_at_batch_1_spreads_its_kept_rows():
 
 # ---- depthwise -------------------------------------------------------------------------
 
+def _input_geometry(data, kh, kw, sh, sw, ho, wo) -> tuple[int, int, int, int]:
+    """(ph, pw, h, w): padding below the kernel size and an input map that gives about
+    ``ho`` x ``wo`` outputs (plus up to a stride - 1 of unused rows / columns)."""
+    ph = data.draw(st.integers(0, kh - 1))
+    pw = data.draw(st.integers(0, kw - 1))
+    h = max(1, (ho - 1) * sh + kh - 2 * ph + data.draw(st.integers(0, sh - 1)))
+    w = max(1, (wo - 1) * sw + kw - 2 * pw + data.draw(st.integers(0, sw - 1)))
+    assume((h + 2 * ph - kh) // sh + 1 >= 1 and (w + 2 * pw - kw) // sw + 1 >= 1)
+    return ph, pw, h, w
+
+
 @SETTINGS
 @given(n=st.integers(1, 3), c=st.integers(2, 6), kh=st.integers(1, 4), kw=st.integers(1, 4),
        sh=st.integers(1, 3), sw=st.integers(1, 3), ho=st.integers(1, 9), wo=st.integers(1, 9),
        data=st.data(), bias=st.booleans(), threads=st.sampled_from([1, 2]),
        seed=st.integers(0, 2**31 - 1))
 def test_depthwise_phases_match_torch(n, c, kh, kw, sh, sw, ho, wo, data, bias, threads, seed):
-    ph = data.draw(st.integers(0, kh - 1))
-    pw = data.draw(st.integers(0, kw - 1))
-    h = max(1, (ho - 1) * sh + kh - 2 * ph + data.draw(st.integers(0, sh - 1)))
-    w = max(1, (wo - 1) * sw + kw - 2 * pw + data.draw(st.integers(0, sw - 1)))
-    assume((h + 2 * ph - kh) // sh + 1 >= 1 and (w + 2 * pw - kw) // sw + 1 >= 1)
+    ph, pw, h, w = _input_geometry(data, kh, kw, sh, sw, ho, wo)
     x, wt, b = _data(seed, n, c, h, w, c, 1, kh, kw, bias)
     with forced_paths(threads, DEPTHWISE_NHWC_MAX_PLANE=0), _spy("_run_depthwise") as calls:
         got = kernels.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), groups=c)
@@ -230,11 +238,7 @@ def test_depthwise_nhwc_matches_reference(n, c, kh, kw, sh, sw, ho, wo, data, bi
     """The channel-vectorised path on any map (forced): padding taps skipped, the transpose
     in blocks of channels (130 channels of a >= 8x8 input: three blocks), both write-back
     orders (>= 16 outputs per map and fewer), fp16 and fused ReLU."""
-    ph = data.draw(st.integers(0, kh - 1))
-    pw = data.draw(st.integers(0, kw - 1))
-    h = max(1, (ho - 1) * sh + kh - 2 * ph + data.draw(st.integers(0, sh - 1)))
-    w = max(1, (wo - 1) * sw + kw - 2 * pw + data.draw(st.integers(0, sw - 1)))
-    assume((h + 2 * ph - kh) // sh + 1 >= 1 and (w + 2 * pw - kw) // sw + 1 >= 1)
+    ph, pw, h, w = _input_geometry(data, kh, kw, sh, sw, ho, wo)
     x, wt, b = _data(seed, n, c, h, w, c, 1, kh, kw, bias)
     kw_args = {"stride": (sh, sw), "padding": (ph, pw), "groups": c, "knob": kid}
     with forced_paths(threads, DEPTHWISE_NHWC_MAX_PLANE=1 << 30), _spy("_run_direct") as calls:
@@ -244,8 +248,7 @@ def test_depthwise_nhwc_matches_reference(n, c, kh, kw, sh, sw, ho, wo, data, bi
     if relu:
         want = np.maximum(want, np.float32(0.0))
     if kid == 12:  # both sides round to half; accumulation order may move one half ulp
-        scale = max(1.0, float(np.abs(want).max()))
-        np.testing.assert_allclose(got, want, rtol=2.0**-10, atol=2.0**-10 * scale)
+        _assert_matches_reference(got, want, x, wt, fp16=True)
     else:
         assert_close(got, want)
 
