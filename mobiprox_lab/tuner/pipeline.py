@@ -54,8 +54,8 @@ MEASURE_DEFAULTS = {"batch_size": 32, "warmup": 1, "repeats": 3}
 QUICK_MEASURE = {"batch_size": 8, "warmup": 1, "repeats": 2}
 #: the final list is timed again with this many times the candidates' repeats
 FINAL_REPEATS_FACTOR = 3
-#: timing sessions of a selected list at most: the rule runs again with the re-timed
-#: speedups until it keeps its list (see ``_measured_list``)
+#: timing sessions of selected lists at most: the rule runs again with the re-timed
+#: speedups until it picks a list already timed (see ``_measured_list``)
 MAX_SELECTIONS = 4
 
 
@@ -412,8 +412,8 @@ def _measured_list(p: _Problem, s: Settings, table: pd.DataFrame,
     speedups never come from the session it was selected on). Else one candidate timed
     fast by chance shadows every slower one that the rule walks after it (HAR, a 6-layer
     configuration predicted at 1.09x: 1.37x in the candidates' session, accepted first,
-    then 1.05x when timed again;
-    the list kept nothing else, while 59 other candidates had timed above 1.1x).
+    then 1.05x when timed again; the list kept nothing else, while 59 other candidates had
+    timed above 1.1x).
     The last list is reported from its own session and keeps what that session confirms
     (:func:`_confirmed`). ``table`` gets speedup (candidates' session), ``retimed_speedup``
     (the latest session that timed it again, NaN for the others) and decision."""
