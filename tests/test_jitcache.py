@@ -59,3 +59,19 @@ def test_the_package_guards_its_own_jitted_folders():
     jitted = {p.parent.name for p in root.rglob("*.py") if "cache=True" in p.read_text()
               and p.parent != root}
     assert jitted == set(jitcache.JIT_PACKAGES)
+
+
+def test_cache_dropped_when_the_link_environment_changes(tmp_path):
+    a = _package(tmp_path, "a", {"m.py": "x = 1\n"})
+    jitcache.guard([a], environment="numpy 2.4.6\nlibscipy_openblas64_-old.so")
+    kept = _cached(a, "m.f-1.py311.nbi")
+    assert not jitcache.guard([a], environment="numpy 2.4.6\nlibscipy_openblas64_-old.so")
+    assert kept[0].exists()
+    assert jitcache.guard([a], environment="numpy 2.4.6\nlibscipy_openblas64_-new.so")
+    assert not kept[0].exists()  # code linked against the old BLAS must not load
+
+
+def test_link_environment_names_the_libraries_cached_code_links_against():
+    env = jitcache.link_environment()
+    for dist in ("numpy", "scipy", "numba", "llvmlite"):
+        assert env.count(f"{dist} ") == 1

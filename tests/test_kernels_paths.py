@@ -77,8 +77,12 @@ def assert_close(got, want):
 
 # ---- sgemm on strided views ----------------------------------------------------------
 
+@pytest.mark.parametrize("binding", ["sgemm", "sgemm_numba"])
 @pytest.mark.parametrize("beta", [0.0, 1.0])
-def test_sgemm_on_offset_strided_views(beta):
+def test_sgemm_on_offset_strided_views(beta, binding):
+    """The GEMM the kernels call (NumPy's OpenBLAS where bundled) and the fallback through
+    Numba's ``np.dot`` BLAS compute the same thing on offset, strided sub-matrices."""
+    gemm = getattr(_blas, binding)
     rng = np.random.default_rng(0)
     a = rng.standard_normal((7, 9), dtype=np.float32)
     b = rng.standard_normal((20, 30), dtype=np.float32)
@@ -86,9 +90,21 @@ def test_sgemm_on_offset_strided_views(beta):
     want = c.copy()
     want[1:5, 2:10] = beta * want[1:5, 2:10] + a[2:6, 1:6] @ b[3:13:2, 4:12]
     # A = a[2:6, 1:6] (lda 9), B = every second row of b from row 3 (ldb 60), C = c[1:5, 2:10]
-    _blas.sgemm(a.reshape(-1)[2 * 9 + 1:], 9, b.reshape(-1)[3 * 30 + 4:], 60,
-                c.reshape(-1)[40 + 2:], 40, 4, 8, 5, np.float32(beta))
+    gemm(a.reshape(-1)[2 * 9 + 1:], 9, b.reshape(-1)[3 * 30 + 4:], 60,
+         c.reshape(-1)[40 + 2:], 40, 4, 8, 5, np.float32(beta))
     np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5)
+    before = c.copy()  # k = 0: C = beta * C, as BLAS defines it
+    gemm(a.reshape(-1), 9, b.reshape(-1), 30, c.reshape(-1)[40 + 2:], 40, 4, 8, 0,
+         np.float32(beta))
+    want = before.copy()
+    want[1:5, 2:10] *= beta
+    np.testing.assert_array_equal(c, want)
+
+
+def test_sgemm_uses_numpys_bundled_openblas_when_there_is_one():
+    path = _blas.numpy_openblas_path()
+    assert (_blas.sgemm is _blas.sgemm_numba) == (path is None)
+    assert kernels.blas_library() == (path.name if path else "numba np.dot BLAS (SciPy)")
 
 
 # ---- 1x1 convolutions ------------------------------------------------------------------

@@ -22,6 +22,9 @@ runtime passes read-only copies.
     (Ho, Wo) of a convolution / pooling window over an (H, W) map.
 ``set_num_threads(n)`` / ``get_num_threads()``
     threads per call (default: Numba's thread count).
+``blas_library()``
+    which BLAS the GEMMs call: NumPy's bundled OpenBLAS where its wheel has one, else the
+    BLAS of Numba's ``np.dot`` (SciPy's).
 ``single_threaded_blas()``
     context manager: NumPy's / SciPy's BLAS on one thread inside the block (re-entrant);
     what each kernel call does around its workers, held once for a whole inference.
@@ -34,6 +37,7 @@ runtime passes read-only copies.
     kernel) for the rest of the process, as every timing does; the policy in force.
 """
 
+from ._blas import blas_library
 from ._calibrate import calibrate_path_thresholds, path_thresholds, set_path_thresholds
 from ._conv import PHASES, conv2d, conv2d_breakdown
 from ._linear import linear
@@ -42,7 +46,7 @@ from ._pooling import global_pool2d, pool2d
 from ._threads import get_num_threads, set_num_threads, single_threaded_blas
 from ._validate import conv_output_hw
 
-__all__ = ["PHASES", "allocator_policy", "calibrate_path_thresholds", "conv2d",
+__all__ = ["PHASES", "allocator_policy", "blas_library", "calibrate_path_thresholds", "conv2d",
            "conv2d_breakdown", "conv_output_hw", "get_num_threads", "global_pool2d", "linear",
            "path_thresholds", "pool2d", "retain_freed_memory", "set_num_threads",
            "set_path_thresholds", "single_threaded_blas"]

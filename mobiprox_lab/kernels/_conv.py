@@ -51,8 +51,9 @@ Paths (``groups == 1`` unless said):
 
 Chunks run on ``_threads`` worker threads (serial nogil kernels, single-threaded
 BLAS per worker). Without timings a chunk is one nogil call (``_fused``, whose
-GEMM is Numba's ``np.dot``, outside any parallel loop); with timings its phases
-run as separate calls so that each can be clocked.
+GEMM is ``_blas``'s, outside any parallel loop); with timings its phases run as
+separate calls so that each can be clocked, the GEMM through the same
+``_blas.matmul_into``, so timed results equal untimed ones bit for bit.
 """
 
 from __future__ import annotations
@@ -63,9 +64,9 @@ from time import thread_time  # per-thread CPU seconds: see conv2d(timings=...)
 import numpy as np
 
 from . import _plan, _threads
+from ._blas import matmul_into
 from ._direct import depthwise_buffer_size, depthwise_nhwc, depthwise_phases, direct_conv
 from ._fused import (
-    dot_into,
     gemm_chunk,
     kept_rows_gemm,
     pointwise_chunk,
@@ -559,7 +560,7 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
         t1 = thread_time()
         if perforated:
             res = scratch["res"][:s.k * width].reshape(s.k, width)
-            dot_into(w2, cols, res)
+            matmul_into(w2, cols, res)
             t2 = thread_time()
             fill_column_rows(res, out, n, r0, r1, col_a, col_b, col_s2, bias, has_bias)
             add_time(scratch, "interp", thread_time() - t2)
@@ -769,13 +770,13 @@ def _gemm_task(x, w2, out, s: ConvSpec, k0, chan, krow, kcol, geometry, bias, ha
         im2col(x, n0, m, chan, krow, kcol, hsrc, wsrc, patches)
         t1 = thread_time()
         if direct_out:
-            dot_into(w2, patches, out[n0, k0:k0 + kc].reshape(kc, plane))
+            matmul_into(w2, patches, out[n0, k0:k0 + kc].reshape(kc, plane))
             t2 = thread_time()
             if has_bias or fp16:
                 finish(out, n0, n0 + 1, k0, k0 + kc, bias, has_bias, fp16)
         else:
             res = scratch["res"][:kc * m * plane].reshape(kc, m * plane)
-            dot_into(w2, patches, res)
+            matmul_into(w2, patches, res)
             t2 = thread_time()
             scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias,
                     has_bias, fp16)

@@ -2,8 +2,8 @@
 
 Used when no phase timings are asked for: a worker thread then takes the GIL once
 per chunk instead of once per phase, which matters when the cores are shared
-(every GIL hand-over waits for the other thread to be scheduled). ``np.dot``
-here is Numba's, i.e. SciPy's BLAS, called outside any parallel loop.
+(every GIL hand-over waits for the other thread to be scheduled). Every GEMM here
+is ``_blas``'s (``matmul_into`` / ``sgemm``), called outside any parallel loop.
 """
 
 from __future__ import annotations
@@ -11,17 +11,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-from ._blas import sgemm
+from ._blas import matmul_into, sgemm
 from ._im2col import im2col, im2col_column_phases, split_column_phases
 from ._scatter import fill_column_rows, finish, scatter
-
-
-@njit(cache=True, nogil=True)
-def dot_into(a, b, out):
-    """``out = a @ b`` through Numba's ``np.dot``: the timed phases call this, so their GEMM
-    goes through the same BLAS as the fused chunks (SciPy's; NumPy's own build can round
-    a small product differently, and timed results must equal untimed ones bit for bit)."""
-    np.dot(a, b, out)
 
 
 @njit(cache=True, nogil=True)
@@ -41,12 +33,12 @@ def gemm_chunk(x, n0, m, chan, krow, kcol, hsrc, wsrc, w2, cols_buf, res_buf, ou
         k_ = out.shape[1]
         start = (n0 * k_ + k0) * plane
         dst = out.reshape(-1)[start:start + kc * plane].reshape(kc, plane)
-        np.dot(w2, patches, dst)
+        matmul_into(w2, patches, dst)
         if has_bias or fp16:
             finish(out, n0, n0 + 1, k0, k0 + kc, bias, has_bias, fp16)
         return
     res = res_buf[:kc * m * plane].reshape(kc, m * plane)
-    np.dot(w2, patches, res)
+    matmul_into(w2, patches, res)
     scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, has_bias, fp16)
 
 
@@ -61,7 +53,7 @@ def pointwise_chunk(x, w2, out, n0, n1, bias, has_bias, fp16):
     for n in range(n0, n1):
         src = xf[n * c_ * plane:(n + 1) * c_ * plane].reshape(c_, plane)
         dst = of[n * k_ * plane:(n + 1) * k_ * plane].reshape(k_, plane)
-        np.dot(w2, src, dst)
+        matmul_into(w2, src, dst)
     if has_bias or fp16:
         finish(out, n0, n1, 0, k_, bias, has_bias, fp16)
 
@@ -116,7 +108,7 @@ def rowblock_columns_chunk(x, n, r0, r1, chan, krow, kcol, hsrc, wsrc, w2, cols_
     else:
         im2col(x, n, 1, chan, krow, kcol, hsrc[r0:r1], wsrc, cols)
     res = res_buf[:kc * width].reshape(kc, width)
-    np.dot(w2, cols, res)
+    matmul_into(w2, cols, res)
     fill_column_rows(res, out, n, r0, r1, col_a, col_b, col_s2, bias, has_bias)
 
 

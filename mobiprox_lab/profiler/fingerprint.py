@@ -54,8 +54,8 @@ def cpu_model() -> str:
 def machine_key() -> dict[str, Any]:
     """What a timing depends on besides its inputs: code fingerprint, CPU model and count,
     kernel threads (``kernels.get_num_threads``), torch threads, the allocator policy
-    (``kernels.allocator_policy``) and the kernel path thresholds in force
-    (``kernels.path_thresholds``)."""
+    (``kernels.allocator_policy``), the kernel path thresholds in force
+    (``kernels.path_thresholds``) and the BLAS the kernels call (``kernels.blas_library``)."""
     import torch
 
     from .. import kernels
@@ -63,7 +63,8 @@ def machine_key() -> dict[str, Any]:
     return {"code": code_fingerprint(), "cpu": cpu_model(), "cpu_count": os.cpu_count(),
             "kernel_threads": kernels.get_num_threads(),
             "torch_threads": torch.get_num_threads(),
-            "allocator": kernels.allocator_policy(), "paths": kernels.path_thresholds()}
+            "allocator": kernels.allocator_policy(), "paths": kernels.path_thresholds(),
+            "blas": kernels.blas_library()}
 
 
 def structure_fingerprint(model) -> str:
