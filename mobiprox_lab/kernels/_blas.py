@@ -71,20 +71,24 @@ def blas_library() -> str:
 
 
 @njit(cache=True, nogil=True)
-def _empty_inner(c, ldc, m, n, beta):
-    """``C = beta * C`` for ``k == 0`` (BLAS would do the same; zeros when ``beta`` is 0)."""
+def _without_blas(c, ldc, m, n, k, beta):
+    """True if ``C = A @ B + beta * C`` needs no BLAS call, done here: nothing to write
+    (``m`` or ``n`` <= 0), or ``k`` <= 0, where ``C = beta * C`` as BLAS defines it (zeros
+    when ``beta`` is 0)."""
+    if m <= 0 or n <= 0:
+        return True
+    if k > 0:
+        return False
     for i in range(m):
         for j in range(n):
             c[i * ldc + j] = beta * c[i * ldc + j] if beta != 0.0 else np.float32(0.0)
+    return True
 
 
 @njit(cache=True, nogil=True)
 def sgemm_numba(a, lda, b, ldb, c, ldc, m, n, k, beta):
     """:func:`sgemm` through the BLAS of Numba's ``np.dot`` (SciPy's)."""
-    if m <= 0 or n <= 0:
-        return
-    if k <= 0:
-        _empty_inner(c, ldc, m, n, beta)
+    if _without_blas(c, ldc, m, n, k, beta):
         return
     sc = np.empty(2, np.float32)
     sc[0] = 1.0
@@ -97,10 +101,7 @@ def sgemm_numba(a, lda, b, ldb, c, ldc, m, n, k, beta):
 @njit(cache=True, nogil=True)
 def _sgemm_numpy(a, lda, b, ldb, c, ldc, m, n, k, beta):
     """:func:`sgemm` through NumPy's OpenBLAS (row-major CBLAS)."""
-    if m <= 0 or n <= 0:
-        return
-    if k <= 0:
-        _empty_inner(c, ldc, m, n, beta)
+    if _without_blas(c, ldc, m, n, k, beta):
         return
     _cblas_sgemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, np.float32(1.0), a.ctypes, lda,
                  b.ctypes, ldb, np.float32(beta), c.ctypes, ldc)
