@@ -20,7 +20,7 @@ ApproxTuner on a trained network and its data (a task name is resolved to these 
 6. the authors' final rule (validated tune-set QoS loss, **measured** speedup) ->
    conf0..confN; the list is timed again in a session of its own, its configurations
    take their re-timed speedups and the rule runs again on every candidate, until it keeps
-   the list it kept before (at most ``MAX_SELECTIONS`` sessions: one candidate timed fast
+   a list already timed (at most ``MAX_SELECTIONS`` sessions: one candidate timed fast
    by chance would otherwise shadow every slower one); the last list reports its own
    session, and a configuration whose gain does not repeat there (timing noise is about
    the size of the rule's 0.01x) is dropped. Both are extensions of the authors' rule;
