@@ -135,6 +135,12 @@ def test_aggregate_intervals_and_headline():
     assert h["test_accuracy"] == pytest.approx(40 / 50) and h["test_groups"] == 2
     lo, hi = h["test_accuracy_ci"]
     assert 10 / 20 <= lo < 40 / 50 < hi <= 1.0
+    # tune and test together (the paper's pool): the flattened zeros of tune call class 0
+    tune_hits = int((setup.splits.tune.y == 0).sum())
+    assert h["held_out_accuracy"] == pytest.approx((40 + tune_hits) / 350)
+    assert h["held_out_groups"] == 3
+    lo, hi = h["held_out_accuracy_ci"]
+    assert lo <= h["held_out_accuracy"] <= hi
     assert (h["train_accuracy"], h["tune_accuracy"]) == (0.95, 0.9)
     assert h["cost_model_median_error"] == pytest.approx(
         np.median(np.abs(setup.configs["predicted_speedup"] - setup.configs["speedup"])

@@ -39,6 +39,9 @@ def _check_headline(head: dict) -> None:
         assert 0 <= h["test_accuracy"] <= 1
         lo, hi = h["test_accuracy_ci"]  # bootstrap over the held-out subjects / voices
         assert 0 <= lo <= h["test_accuracy"] <= hi <= 1 and h["test_groups"] >= 2
+        lo, hi = h["held_out_accuracy_ci"]  # tune + test together, the paper's pool
+        assert 0 <= lo <= h["held_out_accuracy"] <= hi <= 1
+        assert h["held_out_groups"] > h["test_groups"]
         assert 0 <= h["train_accuracy"] <= 1 and 0 <= h["tune_accuracy"] <= 1
         assert h["n_configs"] == len(h["measured_speedup"]) == len(h["relative_energy"])
         assert h["measured_speedup"][0] == 1.0 and h["relative_energy"][0] == 1.0
