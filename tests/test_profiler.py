@@ -362,6 +362,36 @@ def test_profile_probs_matches_predict_proba_and_caches(toy):
                                                          progress=False), probs)
 
 
+def test_cached_softmaxes_are_keyed_by_the_code_that_computes_them(toy, monkeypatch):
+    """A change to the kernels, the runtime, the reference or the knob table (another
+    ``semantics_fingerprint``) recomputes the softmaxes instead of reusing the old code's."""
+    from mobiprox_lab.profiler import probs as probs_mod
+
+    model, tune, _ = toy
+    configs = [{}, {"0": 123}]
+    first = profiler.profile_probs(model, configs, tune.x, progress=False)
+    computed = []
+    real_map = probs_mod.map_logits
+
+    def recording_map(model, cfgs, *args, **kwargs):
+        computed.extend(cfgs)
+        return real_map(model, cfgs, *args, **kwargs)
+
+    monkeypatch.setattr(probs_mod, "map_logits", recording_map)
+    profiler.profile_probs(model, configs, tune.x, progress=False)
+    assert computed == []  # same code: cached
+    monkeypatch.setattr(probs_mod, "semantics_fingerprint", lambda: "another-code")
+    again = profiler.profile_probs(model, configs, tune.x, progress=False)
+    assert len(computed) == 2  # both configurations ran again
+    np.testing.assert_array_equal(again, first)
+    assert len(list(cache.cache_dir("profiles").rglob("probs-*.npz"))) == 4
+
+
+def test_semantics_fingerprint_covers_kernels_runtime_reference_and_knobs():
+    fp = profiler.semantics_fingerprint()
+    assert len(fp) == 16 and fp != profiler.code_fingerprint()  # more sources than speed's
+
+
 @pytest.mark.parametrize("backend", ["numba", "reference"])
 def test_shared_prefix_logits_match_separate_runs(backend):
     """The prefix-sharing walk gives each configuration's batched_logits bit for bit, in

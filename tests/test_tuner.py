@@ -115,6 +115,17 @@ def test_single_op_profile_serial_equals_executor_and_resumes(toy, monkeypatch):
     assert len(list(folder.glob("pair-*.npz"))) == n_pairs
 
 
+def test_single_op_profiles_are_keyed_by_the_code_that_computes_them(toy, monkeypatch):
+    model, tune, _ = toy
+    tuner.single_op_profile(model, tune, progress=False)
+    folders = set(cache.cache_dir("tuning", "singleop").iterdir())
+    tuner.single_op_profile(model, tune, progress=False)
+    assert set(cache.cache_dir("tuning", "singleop").iterdir()) == folders  # reused
+    monkeypatch.setattr(qos_mod, "semantics_fingerprint", lambda: "another-code")
+    tuner.single_op_profile(model, tune, progress=False)
+    assert len(set(cache.cache_dir("tuning", "singleop").iterdir()) - folders) == 1
+
+
 def test_dask_local_cluster_matches_serial(toy):
     distributed = pytest.importorskip("distributed")
     model, tune, _ = toy

@@ -55,6 +55,7 @@ from .fingerprint import (
     cpu_model,
     machine_key,
     model_fingerprint,
+    semantics_fingerprint,
     structure_fingerprint,
 )
 from .latency import LatencyTable, measure_latency_table
@@ -87,6 +88,7 @@ __all__ = [
     "predicted_speedup",
     "profile",
     "profile_probs",
+    "semantics_fingerprint",
     "shared_prefix_logits",
     "softmax",
     "softmax_stats",

@@ -3,7 +3,8 @@ configuration.
 
 Every cache of the profiler is keyed by these: latency tables by
 :func:`structure_fingerprint` and :func:`machine_key`, softmaxes and timing sessions by
-:func:`model_fingerprint` and :func:`config_key`.
+:func:`model_fingerprint` and :func:`config_key`; whatever holds a configuration's outputs
+(softmaxes, single-op profiles, tuner studies) also by :func:`semantics_fingerprint`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,17 @@ import pandas as pd
 from .common import EXACT
 
 __all__ = ["code_fingerprint", "config_key", "cpu_model", "machine_key", "model_fingerprint",
-           "structure_fingerprint"]
+           "semantics_fingerprint", "structure_fingerprint"]
+
+_PACKAGE = Path(__file__).resolve().parent.parent  # mobiprox_lab
+
+
+def _sources_hash(files: list[Path]) -> str:
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(_PACKAGE).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 @functools.cache
@@ -31,12 +42,21 @@ def code_fingerprint() -> str:
     """16 hex digits hashing the sources that set the runtime's speed:
     ``mobiprox_lab/kernels/*.py`` and ``mobiprox_lab/runtime/*.py``, read once per process
     (the code this process runs, even if the files change later)."""
-    root = Path(__file__).resolve().parent.parent  # the mobiprox_lab package
-    h = hashlib.sha256()
-    for f in sorted((root / "kernels").glob("*.py")) + sorted((root / "runtime").glob("*.py")):
-        h.update(f.relative_to(root).as_posix().encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    return _sources_hash(sorted((_PACKAGE / "kernels").glob("*.py"))
+                         + sorted((_PACKAGE / "runtime").glob("*.py")))
+
+
+@functools.cache
+def semantics_fingerprint() -> str:
+    """16 hex digits hashing the sources that decide what a configuration computes (its
+    logits, hence its accuracy) on either backend: the kernels and the runtime (``numba``),
+    ``reference.py`` (``reference``) and ``knobs.py`` (what each knob means), read once per
+    process. A change there, a fix of how a perforated row is filled say, must not meet
+    outputs cached by the old code; a change anywhere else (the tuner, the plots) keeps
+    them."""
+    return _sources_hash(sorted((_PACKAGE / "kernels").glob("*.py"))
+                         + sorted((_PACKAGE / "runtime").glob("*.py"))
+                         + [_PACKAGE / "reference.py", _PACKAGE / "knobs.py"])
 
 
 def cpu_model() -> str:

@@ -13,7 +13,7 @@ import pandas as pd
 from .. import cache, checks
 from ..runtime import softmax
 from .cost import CostModel
-from .fingerprint import config_key, model_fingerprint
+from .fingerprint import config_key, model_fingerprint, semantics_fingerprint
 from .parallel import map_logits
 
 __all__ = ["as_configs", "profile_probs", "softmax"]
@@ -54,7 +54,8 @@ def as_configs(configs, cost: CostModel) -> tuple[list[dict[str, int]], list[str
 
 
 def _probs_path(fp: str, cfg: Mapping[str, int], xkey: str, backend: str) -> Path:
-    key = cache.cache_key(config=config_key(cfg), x=xkey, backend=backend)
+    key = cache.cache_key(config=config_key(cfg), x=xkey, backend=backend,
+                          code=semantics_fingerprint())
     return cache.cache_dir("profiles", fp) / f"probs-{key}.npz"
 
 

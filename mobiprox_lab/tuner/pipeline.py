@@ -25,6 +25,7 @@ from ..profiler import (
     model_fingerprint,
     profile,
     profile_probs,
+    semantics_fingerprint,
     softmax_stats,
 )
 from .configfile import ConfigFile, write_configs
@@ -303,12 +304,13 @@ def _qos_objective(p: _Problem, s: Settings, space: SearchSpace,
 
 def study_name_of(p: _Problem, s: Settings, space: SearchSpace) -> str:
     """The study's name, ``{label}-{qos_model}-{key}``: the key covers the model, the tune
-    data, the QoS model, the threshold, the space, the seed and the generation size."""
+    data, the QoS model, the threshold, the space, the seed, the generation size and the
+    code that computes the configurations' outputs (``profiler.semantics_fingerprint``)."""
     key = cache.cache_key(model=model_fingerprint(p.model),
                           data=cache.cache_key(x=p.xt, y=p.yt),
                           qos_model=s.qos_model, tuner_threshold=s.tuner_threshold,
                           space=space.key, seed=s.seed, population_size=int(s.population_size),
-                          search=SEARCH_VERSION)
+                          search=SEARCH_VERSION, code=semantics_fingerprint())
     return f"{p.label}-{s.qos_model}-{key}"
 
 

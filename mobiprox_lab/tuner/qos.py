@@ -14,7 +14,7 @@ its logits.
 QoS is accuracy in percent; QoS loss is in percentage points against the exact baseline.
 
 The profile is cached one file per (op, knob) under
-``cache_dir("tuning", "singleop", <model>-<data>-<backend>)``, each written atomically as it
+``cache_dir("tuning", "singleop", <model>-<data, backend, code>)``, each written atomically as it
 finishes: an interrupted profile loses only the item(s) in flight, and a rerun computes
 only what is missing. Serially, the exact prefix of the network before an op is computed
 once per op and reused for all its knobs (``ApproxModel.run_prefix`` / ``run_from`` on the
@@ -41,6 +41,7 @@ from ..profiler import (
     map_logits,
     model_fingerprint,
     profile_probs,
+    semantics_fingerprint,
 )
 
 __all__ = ["SingleOpProfile", "empirical_qos", "single_op_profile"]
@@ -305,8 +306,10 @@ def _prefix_profile(model, cost: CostModel, x: np.ndarray, pending: list[tuple[s
 
 
 def cache_key_of(model, x: np.ndarray, y: np.ndarray, backend: str) -> str:
-    """Folder key of a single-op profile: model fingerprint, data hash, backend."""
-    return f"{model_fingerprint(model)}-{cache.cache_key(x=x, y=y, backend=backend)}"
+    """Folder key of a single-op profile: model fingerprint, data hash, backend and the
+    code that computes the outputs (``profiler.semantics_fingerprint``)."""
+    return (f"{model_fingerprint(model)}-"
+            f"{cache.cache_key(x=x, y=y, backend=backend, code=semantics_fingerprint())}")
 
 
 def _tuning_dir(*parts: str) -> Path:
