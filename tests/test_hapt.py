@@ -203,3 +203,10 @@ def test_posture_script_tells_who_sits_upright():
     assert table["split"].value_counts().to_dict() == {"train": 21, "test": 5, "tune": 4}
     upright = table.loc[[abs(d[1]) < 0.05 for d in table["sit - stand"]], "subject"]
     assert upright.tolist() == [9, 10, 16]
+    # motion: everyone moves more standing than sitting; upright sitters 10 and 16 sit
+    # stiller than anyone stands, 9 more actively than many others stand
+    assert (table["gyro standing"] > table["gyro sitting"]).all()
+    for subject, below in ((9, 10), (10, 0), (16, 0)):
+        sits = float(table.loc[table["subject"] == subject, "gyro sitting"].iloc[0])
+        others = table.loc[table["subject"] != subject, "gyro standing"]
+        assert (others < sits).sum() >= below if below else (others > sits).all()
