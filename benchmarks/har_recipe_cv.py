@@ -147,6 +147,25 @@ augmentation. Same folds, seeds (0 and 1, side by side, one thread each), baseli
 ``datasets.har.model_inputs`` and the shipped model is retrained with it in the next
 session (this one has no time left for the retraining and a fresh-clone check), and
 shipped whatever its test accuracy.
+Measured (the same VM type; ``--recipes w050 w050asinh --baseline w050``, seeds 0 and 1
+side by side, nice 10):
+
+    recipe      fold0   fold1   fold2    mean     std  d_mean   d_min   d_max seeds  s/run
+    w050       0.8982  0.9291  0.9449  0.9241  0.0237 +0.0000 +0.0000 +0.0000     2    235
+    w050asinh  0.9089  0.9443  0.9488  0.9340  0.0218 +0.0099 +0.0039 +0.0151     2    263
+
+w050asinh wins every fold, the first recipe of eight rounds to do so, but its mean gain
+(1.0 pp) is below the baseline's fold spread (2.4 pp): not adopted. The gain is not where
+the hypothesis put it: subject 16 went 0.770 -> 0.801 with seed 0 and 0.724 -> 0.664 with
+seed 1; subjects 6, 14 (seed 0), 21 and 25 gained most.
+
+Round 9, registered before its runs (2026-12-06 11:43 UTC), after round 8's results: the
+fold spread measures how much harder one fold is than another, not the noise of a paired
+difference, so no change of about 1 pp can pass round 1's rule. A replication on new
+seeds can: ``w050`` and ``w050asinh`` with seeds 2 and 3 (side by side, one thread each),
+same folds; adopt ``w050asinh`` if it again wins every fold, fold accuracy being the mean
+over seeds 2 and 3 (without an effect, 1 chance in 8 per replication). Adoption as in
+round 8 (next session).
 """
 
 from __future__ import annotations
