@@ -166,6 +166,18 @@ seeds can: ``w050`` and ``w050asinh`` with seeds 2 and 3 (side by side, one thre
 same folds; adopt ``w050asinh`` if it again wins every fold, fold accuracy being the mean
 over seeds 2 and 3 (without an effect, 1 chance in 8 per replication). Adoption as in
 round 8 (next session).
+Measured (the same VM type; ``--recipes w050 w050asinh --baseline w050``, seeds 2 and 3
+side by side, nice 10):
+
+    recipe      fold0   fold1   fold2    mean     std  d_mean   d_min   d_max seeds  s/run
+    w050       0.9027  0.9403  0.9408  0.9279  0.0218 +0.0000 +0.0000 +0.0000     2    260
+    w050asinh  0.9033  0.9519  0.9572  0.9375  0.0297 +0.0095 +0.0006 +0.0164     2    270
+
+w050asinh wins every fold again (fold 0 by 0.06 pp): adopted. Over the four seeds it gains
+1.0 pp (0.6 / 1.3 / 1.0 pp by fold). Not yet shipped: the transform moves into
+``datasets.har.model_inputs`` (the "har" augmentation, which turns image channels back into
+standardised axes, must then undo it first) and the shipped model is retrained, in the
+next session. Subject 16 is still the weakest (0.62-0.80).
 """
 
 from __future__ import annotations
