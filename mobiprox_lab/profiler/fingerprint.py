@@ -29,6 +29,11 @@ __all__ = ["code_fingerprint", "config_key", "cpu_model", "machine_key", "model_
 _PACKAGE = Path(__file__).resolve().parent.parent  # mobiprox_lab
 
 
+def _runtime_sources() -> list[Path]:
+    """The kernels' and the runtime's source files, in a fixed order."""
+    return sorted((_PACKAGE / "kernels").glob("*.py")) + sorted((_PACKAGE / "runtime").glob("*.py"))
+
+
 def _sources_hash(files: list[Path]) -> str:
     h = hashlib.sha256()
     for f in files:
@@ -42,8 +47,7 @@ def code_fingerprint() -> str:
     """16 hex digits hashing the sources that set the runtime's speed:
     ``mobiprox_lab/kernels/*.py`` and ``mobiprox_lab/runtime/*.py``, read once per process
     (the code this process runs, even if the files change later)."""
-    return _sources_hash(sorted((_PACKAGE / "kernels").glob("*.py"))
-                         + sorted((_PACKAGE / "runtime").glob("*.py")))
+    return _sources_hash(_runtime_sources())
 
 
 @functools.cache
@@ -54,9 +58,8 @@ def semantics_fingerprint() -> str:
     process. A change there, a fix of how a perforated row is filled say, must not meet
     outputs cached by the old code; a change anywhere else (the tuner, the plots) keeps
     them."""
-    return _sources_hash(sorted((_PACKAGE / "kernels").glob("*.py"))
-                         + sorted((_PACKAGE / "runtime").glob("*.py"))
-                         + [_PACKAGE / "reference.py", _PACKAGE / "knobs.py"])
+    return _sources_hash(_runtime_sources() + [_PACKAGE / "reference.py",
+                                               _PACKAGE / "knobs.py"])
 
 
 def cpu_model() -> str:
