@@ -178,13 +178,47 @@ def test_standardisation_and_model_inputs() -> None:
     x = (rng.normal(size=(50, 9, 128)) * np.arange(1, 10)[:, None] + 3).astype(np.float32)
     mean, std = har.fit_standardisation(x)
     assert mean.shape == std.shape == (9,)
-    z = har.model_inputs(x, mean, std)
+    z = har.model_inputs(x, mean, std, asinh_scale=None)
     assert z.shape == (50, 3, 32, 32)
     raw = (x - mean[:, None]) / std[:, None]
     np.testing.assert_allclose(raw.mean(axis=(0, 2)), 0, atol=1e-5)
     np.testing.assert_allclose(z, har.signal_image(raw), atol=1e-6)
     with pytest.raises(ValueError, match="mean, std"):
         har.model_inputs(x, mean, None)
+
+
+def test_model_inputs_compress_the_motion_channels_only() -> None:
+    """By default the body_acc and body_gyro image channels hold asinh(v / 0.05) of the
+    standardised values, total_acc stays linear; a small motion (0.01, a still posture)
+    stays nearly linear while a stride (3.0) is compressed ~12x."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 9, 128)).astype(np.float32)
+    mean, std = np.zeros(9, np.float32), np.ones(9, np.float32)
+    linear = har.model_inputs(x, mean, std, asinh_scale=None)
+    z = har.model_inputs(x, mean, std)
+    assert har.MOTION_IMAGE_CHANNELS == (0, 1) and har.MOTION_ASINH_SCALE == 0.05
+    np.testing.assert_allclose(z[:, :2], np.arcsinh(linear[:, :2] / 0.05), rtol=1e-6)
+    np.testing.assert_array_equal(z[:, 2], linear[:, 2])
+    assert z.dtype == np.float32
+    levels = np.stack([np.full((9, 128), 0.01), np.full((9, 128), 3.0)]).astype(np.float32)
+    small, stride = har.model_inputs(levels)[:, 0, 0, 0]
+    assert small == pytest.approx(np.arcsinh(0.2), rel=1e-5)  # ~linear: 0.199 vs 0.2
+    assert stride == pytest.approx(np.arcsinh(60.0), rel=1e-5)  # 4.79 instead of 60
+    for bad in (0, -0.05, float("nan"), "0.05"):
+        with pytest.raises(ValueError, match="asinh_scale"):
+            har.model_inputs(x, mean, std, asinh_scale=bad)
+
+
+def test_prepared_splits_record_the_input_transform_for_the_trainer() -> None:
+    """prepare()'s meta carries what models.train needs to undo the transform around the
+    augmentation; the flat keys also enter the weights' cache key (data_identity)."""
+    from mobiprox_lab.models.weights import data_identity
+
+    splits = har.prepare(quick=True)
+    assert splits.meta["asinh_scale"] == har.MOTION_ASINH_SCALE
+    assert tuple(splits.meta["asinh_image_channels"]) == har.MOTION_IMAGE_CHANNELS
+    meta = data_identity(splits)["meta"]
+    assert meta["asinh_scale"] == 0.05 and list(meta["asinh_image_channels"]) == [0, 1]
 
 
 # ---------------------------------------------------------------- the watch alternative
@@ -279,8 +313,11 @@ def test_prepare_watch(watch_env) -> None:
     w = s.meta["windows"]["test"]
     assert len(w["subject"]) == len(s.test)
     np.testing.assert_array_equal(w["subject"], s.test.group)
-    # the training inputs are standardised: ~zero mean, unit std per image channel
-    np.testing.assert_allclose(s.train.x.mean(axis=(0, 2, 3)), 0, atol=1e-3)
+    # the training inputs are standardised: ~zero mean per image channel, once the asinh
+    # of the motion channels is undone
+    linear = s.train.x.copy()
+    linear[:, :2] = np.sinh(linear[:, :2]) * har.MOTION_ASINH_SCALE
+    np.testing.assert_allclose(linear.mean(axis=(0, 2, 3)), 0, atol=1e-3)
     ds = har.load_watch()
     sel = np.flatnonzero(np.isin(ds.subject, s.meta["subjects"]["test"]))
     np.testing.assert_allclose(har.model_inputs(ds.subset(sel), st["mean"], st["std"]),

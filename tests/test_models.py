@@ -382,3 +382,25 @@ def test_kws_masks_zero_bounded_bands_and_follow_the_seed():
     assert torch.equal(zero, frames[:, None, :, None] | coefs[:, None, None, :])
     assert int(frames.sum(1).max()) <= 20 and int(coefs.sum(1).max()) <= 10
     assert frames.any() and coefs.any()  # masks are drawn, not all empty
+
+
+def test_har_augmentation_acts_on_the_axes_behind_the_asinh():
+    """Inputs with asinh of the motion channels (datasets.har.model_inputs) augment to the
+    asinh of what the linear inputs augment to, with the same draws: the time warp,
+    rotation, gain and noise act on the sensor axes, not on their logarithm."""
+    from mobiprox_lab.datasets import har
+    from mobiprox_lab.models import training
+
+    x = np.random.default_rng(0).normal(size=(6, 9, 128)).astype(np.float32)
+    mean, std = np.zeros(9, np.float32), np.ones(9, np.float32)
+    linear = torch.from_numpy(har.model_inputs(x, mean, std, asinh_scale=None))
+    compressed = torch.from_numpy(har.model_inputs(x, mean, std))
+    channels = list(har.MOTION_IMAGE_CHANNELS)
+    want = training._augment(linear, "har", torch.Generator().manual_seed(3))
+    want[:, channels] = torch.asinh(want[:, channels] / har.MOTION_ASINH_SCALE)
+    got = training._augment(compressed, "har", torch.Generator().manual_seed(3),
+                            asinh=(har.MOTION_ASINH_SCALE, channels))
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    assert torch.equal(compressed, torch.from_numpy(har.model_inputs(x, mean, std)))  # untouched
+    plain = training._augment(compressed, "har", torch.Generator().manual_seed(3))
+    assert not torch.allclose(plain, want, atol=1e-2)  # without the inverse: another result

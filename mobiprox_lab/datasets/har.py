@@ -16,7 +16,8 @@ body_acc x,y,z [g], body_gyro x,y,z [rad/s], total_acc x,y,z [g].
   (Burns et al. 2018) into the UCI representation.
 
 ``prepare()`` turns a source into model-ready ``Splits`` of 3x32x32 signal images
-(``signal_image``) with a per-channel standardisation fitted on train;
+(``signal_image``) with a per-channel standardisation fitted on train and an ``asinh``
+of the motion channels (``model_inputs``);
 ``window_counts(splits)`` tabulates windows per split and class next to UCI-HAR's.
 The loaders' public names are re-exported here (``har.load_hapt``, ``har.ImuWindows``...).
 """
@@ -61,8 +62,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AXES", "CHANNELS", "FS_HZ", "GRAVITY_CUTOFF_HZ", "GRAVITY_ORDER", "HAPT_WINDOWS",
-    "HOP_S", "IMAGE_AXES", "QUICK_PER_CLASS", "SENSORS", "STRIDE", "UCI_LABELS",
-    "UCI_PUBLISHED_COUNTS", "WATCH_LABEL_NAMES", "WATCH_TEST_SUBJECTS", "WATCH_TUNE_SUBJECTS",
+    "HOP_S", "IMAGE_AXES", "MOTION_ASINH_SCALE", "MOTION_IMAGE_CHANNELS", "QUICK_PER_CLASS",
+    "SENSORS", "STRIDE", "UCI_LABELS", "UCI_PUBLISHED_COUNTS", "WATCH_LABEL_NAMES",
+    "WATCH_TEST_SUBJECTS", "WATCH_TUNE_SUBJECTS",
     "WINDOW", "ImuWindows", "fit_standardisation", "hapt_tune_test_subjects", "load_hapt",
     "load_uci_har", "load_watch", "model_inputs", "prepare", "signal_image",
     "sliding_windows", "split_by_subject", "split_gravity", "subsample_per_class",
@@ -152,16 +154,34 @@ def fit_standardisation(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+#: Scale of the ``asinh`` that ``model_inputs`` applies to the standardised motion
+#: channels (standardised units). A still sitter's gyroscope spread is ~1-2 % of the
+#: channel's spread over all activities, which walking sets: ``asinh(x / 0.05)`` is
+#: linear below ~0.05 and logarithmic above, so such small motions no longer vanish next
+#: to a stride. Adopted by subject-wise cross-validation (``benchmarks/har_recipe_cv.py``,
+#: rounds 8-10).
+MOTION_ASINH_SCALE = 0.05
+#: The signal-image channels ``MOTION_ASINH_SCALE`` applies to: body_acc and body_gyro
+#: (total_acc, which carries the tilt under gravity, stays linear).
+MOTION_IMAGE_CHANNELS = (0, 1)
+
+
 def model_inputs(x: np.ndarray | ImuWindows, mean: np.ndarray | None = None,
-                 std: np.ndarray | None = None) -> np.ndarray:
+                 std: np.ndarray | None = None, *,
+                 asinh_scale: float | None = MOTION_ASINH_SCALE) -> np.ndarray:
     """Windows (N, 9, 128) (or ``ImuWindows``) -> float32 (N, 3, 32, 32) network inputs:
     each of the 9 channels standardised with ``mean`` / ``std`` (9,) when given, then
-    ``signal_image``."""
+    ``signal_image``, then ``asinh(v / asinh_scale)`` of the image channels
+    ``MOTION_IMAGE_CHANNELS`` (body_acc, body_gyro); ``asinh_scale=None`` leaves them
+    linear (the inputs of the models trained before the transform was adopted)."""
     if isinstance(x, ImuWindows):
         x = x.x
     x = np.asarray(x, dtype=np.float32)
     if (mean is None) != (std is None):
         raise ValueError("mean, std: expected both or neither")
+    if asinh_scale is not None and not (isinstance(asinh_scale, (int, float))
+                                        and np.isfinite(asinh_scale) and asinh_scale > 0):
+        raise ValueError(f"asinh_scale: expected a positive float or None, got {asinh_scale!r}")
     if mean is not None:
         mean = np.asarray(mean, dtype=np.float32).reshape(-1)
         std = np.asarray(std, dtype=np.float32).reshape(-1)
@@ -169,7 +189,11 @@ def model_inputs(x: np.ndarray | ImuWindows, mean: np.ndarray | None = None,
             raise ValueError(f"mean, std: expected shape ({len(CHANNELS)},), "
                              f"got {mean.shape}, {std.shape}")
         x = (x - mean[None, :, None]) / std[None, :, None]
-    return signal_image(x)
+    img = signal_image(x)
+    if asinh_scale is not None:
+        ch = list(MOTION_IMAGE_CHANNELS)
+        img[:, ch] = np.arcsinh(img[:, ch] / np.float32(asinh_scale))
+    return img
 
 
 def subsample_per_class(ds: ImuWindows, per_class: int, seed: int = 0) -> ImuWindows:
@@ -228,10 +252,13 @@ def prepare(quick: bool = False, root: str | Path | None = None, seed: int = 0, 
     - "watch": seglearn's watch data (7 shoulder exercises, 10 subjects) split by subject
       into train / tune / test (``tune`` and ``test`` subjects, default 2 and 2).
     quick: keep at most ``QUICK_PER_CLASS[split]`` windows per class of each split.
-    The 9 raw channels are standardised with the train mean / std before imaging.
+    The 9 raw channels are standardised with the train mean / std before imaging, and the
+    motion image channels go through ``asinh`` (``model_inputs``).
 
     meta: source, labels_long, fs_hz, window, stride, hop_s, channels, seed, quick,
-    ``standardisation`` {"mean", "std": float32 (9,)}, ``subjects`` {split: [ids]},
+    ``standardisation`` {"mean", "std": float32 (9,)}, ``asinh_scale`` and
+    ``asinh_image_channels`` (``MOTION_ASINH_SCALE``, ``MOTION_IMAGE_CHANNELS``),
+    ``subjects`` {split: [ids]},
     ``windows`` {split: {"subject", "recording", "order", "start": int64 (N,)}} aligned
     with each split's rows (what the trace builders use to replay recordings in order),
     ``class_counts`` {split: [windows per class]}, ``uci_published_counts`` (UCI-HAR's
@@ -265,6 +292,8 @@ def prepare(quick: bool = False, root: str | Path | None = None, seed: int = 0, 
         "channels": CHANNELS, "seed": seed, "quick": quick,
         "standardisation": {"mean": mean, "std": std,
                             "applied_to": "the 9 raw channels, before signal_image"},
+        # read by models.train: the "har" augmentation undoes the asinh around its steps
+        "asinh_scale": MOTION_ASINH_SCALE, "asinh_image_channels": MOTION_IMAGE_CHANNELS,
         "subjects": {name: p.meta["subjects"] for name, p in parts.items()},
         "windows": {name: {"subject": p.subject.copy(), "recording": p.recording.copy(),
                            "order": p.order.copy(), "start": p.start.copy()}

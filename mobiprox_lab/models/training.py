@@ -84,7 +84,8 @@ def _rotations(n: int, max_deg: float, gen: torch.Generator) -> torch.Tensor:
 
 def _augment(xb: torch.Tensor, kind: str | None, gen: torch.Generator,
              max_rotation_deg: float = 15.0,
-             standardisation: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+             standardisation: tuple[torch.Tensor, torch.Tensor] | None = None,
+             asinh: tuple[float, list[int]] | None = None) -> torch.Tensor:
     """Light, label-preserving augmentation of a batch (N, C, H, W).
 
     "har" (signal images): unfold to the 3x3x128 windows, then per example a time warp
@@ -95,8 +96,11 @@ def _augment(xb: torch.Tensor, kind: str | None, gen: torch.Generator,
     axes) each): rotate the windows in their physical units (g, rad/s), i.e. undo the
     per-channel standardisation around the rotation; without it the standardised values
     are rotated, which leaves the gravity component (subtracted as the channel means) in
-    place. "kws" (MFCC): a time shift of up to +-10 frames and light noise; "kws_masks"
-    adds time and coefficient masks (:func:`_masks`).
+    place. ``asinh`` (scale, image channels): the inputs hold ``asinh(v / scale)`` of those
+    channels (``datasets.har.model_inputs``); they are turned back into standardised
+    values before the steps above and transformed again after them, so the augmentation
+    acts on the sensor axes, not on their logarithm. "kws" (MFCC): a time shift of up to
+    +-10 frames and light noise; "kws_masks" adds time and coefficient masks (:func:`_masks`).
     """
     if not kind:
         return xb
@@ -105,6 +109,9 @@ def _augment(xb: torch.Tensor, kind: str | None, gen: torch.Generator,
         if xb.shape[1:] != (3, 32, 32):
             raise ValueError(f"augment: 'har' expects (N, 3, 32, 32) signal images, "
                              f"got {tuple(xb.shape)}")
+        if asinh is not None:
+            xb = xb.clone()
+            xb[:, asinh[1]] = torch.sinh(xb[:, asinh[1]]) * asinh[0]
         raw = _image_to_raw(xb)
         scale = torch.exp((torch.rand(n, 1, generator=gen) * 2 - 1) * np.log(1.25))
         shift = (torch.rand(n, 1, generator=gen) * 2 - 1) * 16
@@ -121,7 +128,10 @@ def _augment(xb: torch.Tensor, kind: str | None, gen: torch.Generator,
             raw = (torch.einsum("nij,nsjt->nsit", rot, raw * std + mean) - mean) / std
         raw = raw * (1.0 + 0.1 * torch.randn(n, 3, 1, 1, generator=gen))
         raw = raw + 0.05 * torch.randn(raw.shape, generator=gen)
-        return _raw_to_image(raw).contiguous()
+        out = _raw_to_image(raw).contiguous()
+        if asinh is not None:
+            out[:, asinh[1]] = torch.asinh(out[:, asinh[1]] / asinh[0])
+        return out
     if kind in ("kws", "kws_masks"):
         # time shift of up to +-10 frames (zero filled) and light noise: voices differ in timing
         shifts = torch.randint(-10, 11, (n,), generator=gen)
@@ -171,6 +181,8 @@ def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
     ``max_rotation_deg``: the largest axis rotation of "har" (degrees about each axis).
     ``rotation_units``: "standardised" (rotate the standardised channels) or "physical"
     (rotate in g and rad/s: needs ``splits.meta["standardisation"]`` {"mean", "std": (9,)}).
+    When ``splits.meta`` has ``asinh_scale`` and ``asinh_image_channels`` (HAR inputs
+    from ``datasets.har.prepare``), "har" undoes that transform around its steps.
     ``warmup_epochs``: linear learning-rate warm-up (the KWS CNN has no batch norm and
     dies at full lr from step 1).
     ``num_threads``: torch threads while training (default 1: on the shared 2-core box two
@@ -210,6 +222,10 @@ def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
                              '{"mean", "std"} of the 9 channels')
         standardisation = tuple(torch.as_tensor(np.asarray(st[k], np.float32).reshape(3, 3))
                                 for k in ("mean", "std"))
+    asinh = None
+    meta = getattr(splits, "meta", {})
+    if meta.get("asinh_scale") is not None:
+        asinh = (float(meta["asinh_scale"]), [int(c) for c in meta["asinh_image_channels"]])
     xtr, ytr = _check_split(splits.train, "splits.train")
     _check_split(splits.tune, "splits.tune")
     if len(ytr) == 0:
@@ -222,15 +238,15 @@ def train(model: nn.Module, splits, *, epochs: int = 30, lr: float = 2e-3,
         return _train(model, splits, xtr, ytr, epochs=epochs, lr=lr, batch_size=batch_size,
                       seed=seed, patience=patience, weight_decay=weight_decay, augment=augment,
                       max_rotation_deg=max_rotation_deg, standardisation=standardisation,
-                      label_smoothing=label_smoothing, warmup_epochs=warmup_epochs,
+                      asinh=asinh, label_smoothing=label_smoothing, warmup_epochs=warmup_epochs,
                       keep=keep, progress=progress)
     finally:
         torch.set_num_threads(prev_threads)
 
 
 def _train(model, splits, xtr, ytr, *, epochs, lr, batch_size, seed, patience, weight_decay,
-           augment, max_rotation_deg, standardisation, label_smoothing, warmup_epochs, keep,
-           progress):
+           augment, max_rotation_deg, standardisation, asinh, label_smoothing, warmup_epochs,
+           keep, progress):
     from tqdm.auto import tqdm
 
     with _deterministic():
@@ -264,7 +280,7 @@ def _train(model, splits, xtr, ytr, *, epochs, lr, batch_size, seed, patience, w
                 idx = order[i:i + batch_size]
                 if len(idx) < 2 and total > 0:  # a batch of 1 breaks batch norm
                     continue
-                xb = _augment(xt[idx], augment, gen, max_rotation_deg, standardisation)
+                xb = _augment(xt[idx], augment, gen, max_rotation_deg, standardisation, asinh)
                 out = model(xb)
                 loss = loss_fn(out, yt[idx])
                 opt.zero_grad(set_to_none=True)
