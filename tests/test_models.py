@@ -252,13 +252,13 @@ def test_load_or_train_caches(tmp_path, monkeypatch):
 
 
 @pytest.mark.training
-@pytest.mark.parametrize("task, floor", [("har", 0.85), ("kws", 0.90)])
+@pytest.mark.parametrize("task, floor", [("har", 0.90), ("kws", 0.90)])
 def test_default_models_reach_target_accuracy(task, floor):
     """Held-out (unseen subjects / voices) accuracy of the default models.
 
-    The aims are 0.90 for both; measured with seed 0: HAR 0.877 (width 0.5, test subjects
-    2, 4, 9, 10, 12), KWS 0.920 (8 epochs over 43,200 clips of the 96 MFLOP Honk CNN with
-    time / coefficient masks; unseen synthetic voices). The floors guard against
+    The aims are 0.90 for both; measured with seed 0: HAR 0.933 (width 0.5, asinh inputs,
+    test subjects 2, 4, 9, 10, 12), KWS 0.920 (8 epochs over 43,200 clips of the 96 MFLOP
+    Honk CNN with time / coefficient masks; unseen synthetic voices). The floors guard against
     regressions below what the data and budget give. Loads the shipped weights; on a cold
     cache without them it trains (HAR ~12 min on one thread of the loaded 2-core box, KWS
     ~23 min on two).
