@@ -80,7 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--tuner-threshold", type=_positive(float), default=3.0,
                        help="QoS loss the search may spend, percentage points (default 3.0)")
         p.add_argument("--keep-threshold", type=_positive(float), default=5.0,
-                       help="QoS loss a kept configuration may have, pp (default 5.0)")
+                       help="QoS loss a kept configuration may have on the tune set, pp "
+                            "(default 5.0)")
+        p.add_argument("--keep-on-test", action="store_true",
+                       help="also drop configurations over the keep threshold on the test "
+                            "set, as the authors did (the test set then takes part in the "
+                            "choice)")
         p.add_argument("--trials", type=_positive(int), default=None,
                        help="search budget in trials (default: the tuner's)")
         p.add_argument("--scheduler", type=_scheduler, default=None,
@@ -133,7 +138,8 @@ def _run(args: argparse.Namespace) -> int:
 
         result = tune_task(args.model, qos_model=args.qos_model,
                            tuner_threshold=args.tuner_threshold,
-                           keep_threshold=args.keep_threshold, trials=args.trials,
+                           keep_threshold=args.keep_threshold,
+                           keep_on_test=args.keep_on_test, trials=args.trials,
                            seed=args.seed, quick=args.quick, executor=_executor(args.scheduler))
         print(result.configs.to_string(max_cols=12))
         for path in result.paths.values() if isinstance(result.paths, dict) else result.paths:
