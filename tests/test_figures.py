@@ -27,6 +27,10 @@ def test_quick_pipeline_writes_every_figure(tmp_path):
     table = pd.read_csv(tmp_path / "summary.csv")
     assert {"controllers", "energy accounting check"} <= set(table["table"])
     assert (table.loc[table["table"] == "energy accounting check", "abs_error"] < 1e-9).all()
+    # the speedups' clock is stated next to both medians (CPU and wall)
+    configs = table[table["table"] == "configurations har"]
+    assert (configs["clock"] == "cpu").all() and (configs["cpu_s"] > 0).all()
+    assert (configs["latency_s"] > 0).all()
     head = json.loads((tmp_path / "headline.json").read_text())
     _check_headline(head)
     assert summary.results_markdown(head).count("\n") >= 6
