@@ -30,6 +30,7 @@ def test_quick_pipeline_writes_every_figure(tmp_path):
     # the speedups' clock is stated next to both medians (CPU and wall)
     configs = table[table["table"] == "configurations har"]
     assert (configs["clock"] == "cpu").all() and (configs["cpu_s"] > 0).all()
+    assert (configs["threads"] == 1).all()  # profiler.TIMING_THREADS
     assert (configs["latency_s"] > 0).all()
     head = json.loads((tmp_path / "headline.json").read_text())
     _check_headline(head)

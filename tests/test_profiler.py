@@ -302,6 +302,49 @@ def test_profile_timing_cache_is_keyed_by_code_and_machine(toy, monkeypatch):
     assert len(calls) == 2 * (1 + profiler.SMALL_BATCH_REPEATS)  # re-timed: batch 8, batch 1
 
 
+def test_timing_runs_on_timing_threads_and_restores_the_count(toy, monkeypatch):
+    """profile() and the latency table time on TIMING_THREADS kernel threads (or the
+    ``threads`` asked for; None keeps the current count), report it, and restore the
+    count after; a bad ``threads`` is refused by name."""
+    model, tune, _ = toy
+    seen, real_run = [], model.run
+
+    def run(x, config=None, *, backend=None):
+        if backend in (None, "numba"):  # the timed runs (the softmax runs elsewhere)
+            seen.append(kernels.get_num_threads())
+        return real_run(x, config, backend=backend)
+
+    monkeypatch.setattr(model, "run", run)
+    before = kernels.get_num_threads()
+    kernels.set_num_threads(3)
+    try:
+        df = profiler.profile(model, [{"0": 123}], tune, batch_size=4, warmup=0, repeats=1,
+                              progress=False, cache=False)
+        assert set(seen) == {profiler.TIMING_THREADS} == {1} and (df["threads"] == 1).all()
+        assert kernels.get_num_threads() == 3
+        seen.clear()
+        df = profiler.profile(model, [{}], tune, batch_size=4, warmup=0, repeats=1,
+                              progress=False, cache=False, threads=2)
+        assert set(seen) == {2} and (df["threads"] == 2).all()
+        seen.clear()
+        df = profiler.profile(model, [{}], tune, batch_size=4, warmup=0, repeats=1,
+                              progress=False, cache=False, threads=None)
+        assert set(seen) == {3} and (df["threads"] == 3).all()
+        seen.clear()
+        table = profiler.measure_latency_table(model, batch_sizes=(2,), repeats=1, warmup=0,
+                                               progress=False, cache=False)
+        assert set(seen) == {1} and table.meta["machine"]["kernel_threads"] == 1
+        assert kernels.get_num_threads() == 3
+        for bad in (0, 1.5, True, "2"):
+            with pytest.raises(ValueError, match="threads"):
+                profiler.profile(model, [{}], tune, threads=bad, progress=False)
+            with pytest.raises(ValueError, match="threads"):
+                profiler.measure_latency_table(model, threads=bad, progress=False)
+        assert kernels.get_num_threads() == 3
+    finally:
+        kernels.set_num_threads(before)
+
+
 def test_machine_key_and_code_fingerprint():
     key = profiler.machine_key()
     assert key["code"] == profiler.code_fingerprint() and len(key["code"]) == 16

@@ -533,8 +533,8 @@ def test_a_fast_fluke_does_not_shadow_the_other_candidates(monkeypatch):
     monkeypatch.setattr(pipeline, "profile", fake_profile)
     settings = types.SimpleNamespace(measure_kwargs={"repeats": 1}, progress=False,
                                      min_gain=0.01, merge_within=0.1)
-    problem = types.SimpleNamespace(model=None, test_data=None, cost=None)
-    final = pipeline._measured_list(problem, settings, table, kept)
+    problem = types.SimpleNamespace(model=None, tune_data=None, test_data=None, cost=None)
+    final, rows = pipeline._measured_list(problem, settings, table, kept)
     assert [n for c in final["config"] for n, cc in configs.items() if cc == c] == [
         "exact", "F", "A", "B", "C"]
     np.testing.assert_allclose(final["speedup"], [1.0, 1.1, 1.2, 1.3, 1.5])
@@ -542,10 +542,12 @@ def test_a_fast_fluke_does_not_shadow_the_other_candidates(monkeypatch):
     np.testing.assert_allclose(table["retimed_speedup"], list(true.values()))
     assert table.at[1, "speedup"] == 10.0  # what the candidates' session measured
     assert (table["decision"].iloc[1:] == "accepted").all()
+    np.testing.assert_array_equal(rows, kept["index"])  # the list's rows of the table
 
     monkeypatch.setattr(pipeline, "MAX_SELECTIONS", 1)  # as before: F shadows the rest
     sessions.clear()
-    final = pipeline._measured_list(problem, settings, kept.drop(columns="index").copy(), kept)
+    final, _ = pipeline._measured_list(problem, settings, kept.drop(columns="index").copy(),
+                                       kept)
     assert len(final) == 2 and sessions == [list(true), ["exact", "F"]]
 
 
@@ -562,7 +564,10 @@ def test_tune_end_to_end_and_resume(toy, tmp_path, monkeypatch):
     def spy(model_, configs, data, **kw_):
         out = real(model_, configs, data, **kw_)
         sessions.append({_key(c): v for c, v in zip(configs, out["speedup"], strict=True)})
+        datasets.append(data)
         return out
+
+    datasets = []
 
     monkeypatch.setattr(pipeline, "profile", spy)
     kw = dict(tune_data=tune_split, test_data=test_split, population_size=20,
@@ -603,10 +608,21 @@ def test_tune_end_to_end_and_resume(toy, tmp_path, monkeypatch):
     # by default the test set chooses nothing: kept is the tune-set threshold alone
     pd.testing.assert_series_equal(cands["kept"], cands["qos_loss_tune"] <= 5.0 + 1e-9,
                                    check_names=False)
+    # ... and sees nothing of it: the candidates are timed on the tune set, and only the
+    # exact model and the final list have test-set accuracies
+    assert datasets[0] is tune_split and all(d is test_split for d in datasets[1:])
+    on_test = cands["qos_test"].notna()
+    assert on_test.sum() == len(cfgs) and on_test.iloc[0]
+    np.testing.assert_allclose(np.sort(cands.loc[on_test, "qos_test"]),
+                               np.sort(cfgs["qos_test"]))
+    np.testing.assert_allclose(cfgs["qos_test"], cfgs["accuracy"])
+    np.testing.assert_allclose(cfgs["qos_loss_test"], cfgs["qos_loss"])
     authors = tuner.tune(model, trials=120, keep_on_test=True, **kw).candidates
-    pd.testing.assert_series_equal(authors["qos_loss_test"], cands["qos_loss_test"])
+    assert authors["qos_loss_test"].notna().all()  # the authors' rule runs them all on test
+    pd.testing.assert_series_equal(authors.loc[on_test, "qos_loss_test"],
+                                   cands.loc[on_test, "qos_loss_test"])
     pd.testing.assert_series_equal(
-        authors["kept"], cands["kept"] & (cands["qos_loss_test"] <= 5.0 + 1e-9),
+        authors["kept"], cands["kept"] & (authors["qos_loss_test"] <= 5.0 + 1e-9),
         check_names=False)
     assert authors.loc[cands["kept"] & ~authors["kept"], "decision"].eq(
         "loss > 5 pp on test").all()

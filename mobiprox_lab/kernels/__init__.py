@@ -20,8 +20,8 @@ runtime passes read-only copies.
     max / average of each whole plane (N, C, H, W) -> (N, C, 1, 1).
 ``conv_output_hw(hw, kernel, stride=1, padding=0)``
     (Ho, Wo) of a convolution / pooling window over an (H, W) map.
-``set_num_threads(n)`` / ``get_num_threads()``
-    threads per call (default: Numba's thread count).
+``set_num_threads(n)`` / ``get_num_threads()`` / ``using_threads(n)``
+    threads per call (default: Numba's thread count); the last sets it for a block.
 ``blas_library()``
     which BLAS the GEMMs call: NumPy's bundled OpenBLAS where its wheel has one, else the
     BLAS of Numba's ``np.dot`` (SciPy's).
@@ -43,10 +43,10 @@ from ._conv import PHASES, conv2d, conv2d_breakdown
 from ._linear import linear
 from ._memory import allocator_policy, retain_freed_memory
 from ._pooling import global_pool2d, pool2d
-from ._threads import get_num_threads, set_num_threads, single_threaded_blas
+from ._threads import get_num_threads, set_num_threads, single_threaded_blas, using_threads
 from ._validate import conv_output_hw
 
 __all__ = ["PHASES", "allocator_policy", "blas_library", "calibrate_path_thresholds", "conv2d",
            "conv2d_breakdown", "conv_output_hw", "get_num_threads", "global_pool2d", "linear",
            "path_thresholds", "pool2d", "retain_freed_memory", "set_num_threads",
-           "set_path_thresholds", "single_threaded_blas"]
+           "set_path_thresholds", "single_threaded_blas", "using_threads"]

@@ -7,7 +7,7 @@ worker runs serial ``nogil`` Numba kernels and a single-threaded GEMM on its own
 chunks, taken from a shared counter, and the threads meet once per call.
 
 The number of threads defaults to Numba's (``NUMBA_NUM_THREADS``, else the CPU
-count) and can be changed with :func:`set_num_threads`.
+count) and can be changed with :func:`set_num_threads` (or for a block, :func:`using_threads`).
 """
 
 from __future__ import annotations
@@ -38,6 +38,19 @@ def set_num_threads(n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n: expected a positive int, got {n!r}")
     _n_threads = n
+
+
+@contextlib.contextmanager
+def using_threads(n: int | None) -> Iterator[int]:
+    """Use ``n`` threads per kernel call inside the block (None: keep the current count),
+    restoring the previous count after it; yields the count in force."""
+    before = _n_threads
+    if n is not None:
+        set_num_threads(n)
+    try:
+        yield _n_threads
+    finally:
+        set_num_threads(before)
 
 
 def _shared_executor(size: int) -> ThreadPoolExecutor:

@@ -169,10 +169,11 @@ def step_kernels(ctx: Context) -> None:
     figure_kernel_feature_maps(ctx)
 
 
-# speedup follows the profile's clock (CPU time by default): cpu_s beside latency_s (wall)
-# shows both medians, since on a shared machine they can disagree on the order
-CONFIG_COLUMNS = ("name", "predicted_speedup", "speedup", "speedup_b1", "clock", "cpu_s",
-                  "latency_s",
+# speedup follows the profile's clock (CPU time by default) on its kernel threads (one by
+# default): cpu_s beside latency_s (wall) shows both medians, since on a shared machine
+# they can disagree on the order
+CONFIG_COLUMNS = ("name", "predicted_speedup", "speedup", "speedup_b1", "clock", "threads",
+                  "cpu_s", "latency_s",
                   "qos_loss_tune", "qos_loss_test", "relative_energy", "n_approx_ops")
 
 

@@ -33,7 +33,7 @@ One concept per module; every public name is re-exported here
     :func:`structure_fingerprint`, :func:`config_key`: what the caches are keyed by.
 ``common``
     shared constants (:data:`PROFILE_BATCH_SIZE`, :data:`SMALL_BATCH_REPEATS`,
-    :data:`CLOCKS`) and :func:`data_arrays`.
+    :data:`CLOCKS`, :data:`TIMING_THREADS`) and :func:`data_arrays`.
 
 Every cache is written atomically.
 """
@@ -46,6 +46,7 @@ from .common import (
     EXACT,
     PROFILE_BATCH_SIZE,
     SMALL_BATCH_REPEATS,
+    TIMING_THREADS,
     data_arrays,
 )
 from .cost import CostModel, config_cost, fp16_fraction, predicted_speedup
@@ -69,6 +70,7 @@ __all__ = [
     "EXACT",
     "PROFILE_BATCH_SIZE",
     "SMALL_BATCH_REPEATS",
+    "TIMING_THREADS",
     "CostModel",
     "LatencyTable",
     "batched_logits",

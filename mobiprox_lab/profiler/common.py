@@ -7,7 +7,7 @@ import numpy as np
 from .. import knobs
 
 __all__ = ["CLOCKS", "EXACT", "MAX_KNOB", "PROFILE_BATCH_SIZE", "SMALL_BATCH_REPEATS",
-           "check_clock", "data_arrays"]
+           "TIMING_THREADS", "check_clock", "check_threads", "data_arrays"]
 
 EXACT = knobs.EXACT
 MAX_KNOB = max(knobs.KNOBS) + 1
@@ -22,6 +22,25 @@ CLOCKS = ("cpu", "wall")
 other processes' load; on an idle machine with one kernel thread it equals the latency.
 ``"wall"``: elapsed seconds (``time.perf_counter``), the latency as a user sees it, which on
 a shared machine also measures everyone else's work."""
+
+
+TIMING_THREADS = 1
+"""Kernel threads of every timing (profiles and latency tables), unless a call says
+otherwise. One thread times a configuration's work: its CPU time equals its wall time, and
+the speedup is the ratio of work that the energy law takes. With two threads on the 2-vCPU
+VM this was built on, the CPU clock also counted the threads' hand-offs, and a session's
+spread was far wider (HAR, batch 32: exact's interquartile range 8-27 % of its median
+against 0.6-4 %; one configuration timed 0.99x, 1.10x and 1.22x in three sessions)."""
+
+
+def check_threads(threads) -> int | None:
+    """``threads`` if it is an int >= 1 or None (the kernels' current count), else a
+    ValueError naming it."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(
+            threads, (int, np.integer)) or threads < 1):
+        raise ValueError(f"threads: expected an int >= 1 or None (the kernels' current "
+                         f"count), got {threads!r}")
+    return None if threads is None else int(threads)
 
 
 def check_clock(clock) -> str:

@@ -13,7 +13,8 @@ op's own time is the
 median over rounds of its step's time (a head; an exact head pools every configuration
 that leaves its step exact) or of the step's extra time over exact (a fused member under
 12; 0 under 11), per inference (batch time / batch size), with its quartiles.
-Timed with this machine's calibrated kernel paths
+Timed on :data:`~.common.TIMING_THREADS` kernel threads (one by default, as profiles are)
+with this machine's calibrated kernel paths
 (:func:`~mobiprox_lab.profiler.calibration.kernel_paths`). Cached per (operator
 structure, batch sizes, repeats, :func:`~.fingerprint.machine_key`) under
 ``cache_dir("latency", <structure fingerprint>)``, written atomically.
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import checks, knobs
+from .. import checks, kernels, knobs
 from ..cache import cache_dir, cache_key, save_json
 from .calibration import kernel_paths
 from .common import (
@@ -40,7 +41,9 @@ from .common import (
     MAX_KNOB,
     PROFILE_BATCH_SIZE,
     SMALL_BATCH_REPEATS,
+    TIMING_THREADS,
     check_clock,
+    check_threads,
 )
 from .fingerprint import machine_key, structure_fingerprint
 
@@ -144,7 +147,8 @@ def _design(ops: pd.DataFrame) -> tuple[list[dict[str, int]], dict[str, str]]:
 
 def measure_latency_table(model, *, batch_sizes: Sequence[int] = (PROFILE_BATCH_SIZE, 1),
                           repeats: int = 5, warmup: int = 1, clock: str = "cpu", seed: int = 0,
-                          cache: bool = True, progress: bool = True) -> LatencyTable:
+                          cache: bool = True, progress: bool = True,
+                          threads: int | None = TIMING_THREADS) -> LatencyTable:
     """Measure the own time of every (op, knob) of ``model`` (an ``ApproxModel``) here.
 
     batch_sizes : batch sizes to time (inputs: seeded standard normal; times per inference).
@@ -154,7 +158,10 @@ def measure_latency_table(model, *, batch_sizes: Sequence[int] = (PROFILE_BATCH_
     clock : "cpu" (default) or "wall" (:data:`CLOCKS`): the clock of the whole-run totals
         that each design configuration's step times are scaled to (module doc).
     cache : reuse / store the table under ``cache_dir("latency", structure_fingerprint)``,
-        keyed by batch sizes, repeats, warmup, seed and :func:`machine_key`.
+        keyed by batch sizes, repeats, warmup, seed and :func:`machine_key` (which holds
+        the kernel threads).
+    threads : kernel threads while timing (default :data:`~.common.TIMING_THREADS`, one,
+        as :func:`~.measure.profile` times; None: the kernels' current count).
     See the module doc for the design. Returns a :class:`LatencyTable`.
     """
     sizes = [checks.integer("batch_sizes[]", b, 1) for b in batch_sizes]
@@ -163,9 +170,18 @@ def measure_latency_table(model, *, batch_sizes: Sequence[int] = (PROFILE_BATCH_
     repeats = checks.integer("repeats", repeats, 1)
     warmup = checks.integer("warmup", warmup, 0)
     clock = check_clock(clock)
+    threads = check_threads(threads)
     ops = getattr(model, "ops", None)
     if not isinstance(ops, pd.DataFrame) or not hasattr(model, "time_steps"):
         raise ValueError(f"model: expected an ApproxModel, got {type(model).__name__}")
+    with kernels.using_threads(threads):
+        return _measure(model, ops, sizes, repeats=repeats, warmup=warmup, clock=clock,
+                        seed=seed, cache=cache, progress=progress)
+
+
+def _measure(model, ops: pd.DataFrame, sizes: list[int], *, repeats: int, warmup: int,
+             clock: str, seed: int, cache: bool, progress: bool) -> LatencyTable:
+    """:func:`measure_latency_table` with its arguments checked and its threads in force."""
     kernel_paths(progress=progress)  # this machine's paths; no allocator page faults
     machine = machine_key()
     key = cache_key(batch_sizes=sizes, repeats=repeats, warmup=warmup, seed=seed,

@@ -1,7 +1,8 @@
 """The measured profile (:func:`profile`): one row per configuration.
 
 Every configuration, exact included, is timed round-robin in one session on the
-``numba`` backend as it is (fp16 emulation included: nothing is substituted), with the
+``numba`` backend as it is (fp16 emulation included: nothing is substituted), on
+:data:`~.common.TIMING_THREADS` kernel threads (one, unless ``threads`` says otherwise), with the
 allocator keeping freed memory (``kernels.retain_freed_memory``) and this machine's
 calibrated kernel paths (:func:`~mobiprox_lab.profiler.calibration.kernel_paths`), at
 ``batch_size`` and at batch 1: ``warmup`` untimed rounds, then ``repeats`` rounds, each
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .. import checks
+from .. import checks, kernels
 from ..cache import cache_dir, cache_key, save_json
 from ..runtime import softmax
 from .calibration import kernel_paths
@@ -37,7 +38,9 @@ from .common import (
     CLOCKS,
     PROFILE_BATCH_SIZE,
     SMALL_BATCH_REPEATS,
+    TIMING_THREADS,
     check_clock,
+    check_threads,
     data_arrays,
 )
 from .cost import CostModel
@@ -55,7 +58,8 @@ Times = dict[tuple[str, int], list[list[float]]]
 def profile(model, configs, data, *, batch_size: int = PROFILE_BATCH_SIZE, warmup: int = 2,
             repeats: int = 5, clock: str = "cpu", cost_model: CostModel | None = None,
             energy_profile=None, law=None, cache: bool = True, progress: bool = True,
-            counters: bool | None = None) -> pd.DataFrame:
+            counters: bool | None = None, threads: int | None = TIMING_THREADS
+            ) -> pd.DataFrame:
     """Measure every configuration of ``configs`` on ``data``; one row per configuration.
 
     model : an ``ApproxModel``.
@@ -74,6 +78,8 @@ def profile(model, configs, data, *, batch_size: int = PROFILE_BATCH_SIZE, warmu
         (default ``energy.authors_law()``, fp16 factor 1.0).
     counters : measure joules with Zeus's counters; None = when ``counters_available()``
         (:mod:`~mobiprox_lab.profiler.meter`).
+    threads : kernel threads while timing (default :data:`~.common.TIMING_THREADS`, one;
+        None: the kernels' current count).
 
     Columns
         name, config (dict of the non-exact knobs), n_approx_ops;
@@ -83,7 +89,7 @@ def profile(model, configs, data, *, batch_size: int = PROFILE_BATCH_SIZE, warmu
         cpu_q75_s (CPU s per inference, the same statistics), speedup_wall, speedup_cpu
         (exact median / median; 1.0 on the exact row), clock, speedup (= speedup_<clock>);
         latency_b1_s, latency_b1_std_s, cpu_b1_s, cpu_b1_std_s, speedup_b1 (batch 1, clock's);
-        n_timed (inputs per timed batch);
+        n_timed (inputs per timed batch), threads (kernel threads while timing);
         accuracy (%), qos_loss (pp), agreement (share of the timed batch where numba and
         reference agree), max_prob_diff; conf_mean, conf_correct, conf_wrong; per class k:
         acc_c{k}, qos_loss_c{k}, conf_mean_c{k}, conf_correct_c{k}, conf_wrong_c{k}
@@ -107,6 +113,7 @@ def profile(model, configs, data, *, batch_size: int = PROFILE_BATCH_SIZE, warmu
     warmup = checks.integer("warmup", warmup, 0)
     repeats = checks.integer("repeats", repeats, 1)
     clock = check_clock(clock)
+    threads = check_threads(threads)
     prof = energy.PHONE if energy_profile is None else energy_profile
     if not isinstance(prof, energy.PowerProfile):
         raise ValueError(f"energy_profile: expected an energy.PowerProfile, "
@@ -116,12 +123,13 @@ def profile(model, configs, data, *, batch_size: int = PROFILE_BATCH_SIZE, warmu
     probs = profile_probs(model, [c for _, c in unique], x, cache_results=cache,
                           progress=progress)
     xb = np.ascontiguousarray(x[:batch_size])
-    timing = _timing(model, unique, probs, xb, y[:len(xb)], batch_size=batch_size,
-                     warmup=warmup, repeats=repeats, meter=meter, cache=cache,
-                     progress=progress)
+    with kernels.using_threads(threads) as n_threads:
+        timing = _timing(model, unique, probs, xb, y[:len(xb)], batch_size=batch_size,
+                         warmup=warmup, repeats=repeats, meter=meter, cache=cache,
+                         progress=progress)
     raw = {}
     for i, (ckey, _) in enumerate(unique):
-        raw[ckey] = dict(timing["rows"][i])
+        raw[ckey] = dict(timing["rows"][i], threads=n_threads)
         raw[ckey].update(softmax_stats(probs[i], y))
     return _assemble(cfgs, names, raw, cost, energy, prof, law, clock,
                      "counters" if meter is not None else "law")
@@ -248,7 +256,7 @@ def _assemble(cfgs, names, raw, cost: CostModel, energy, prof, law, clock: str,
             "latency_b1_s": wall1["median"], "latency_b1_std_s": wall1["std"],
             "cpu_b1_s": cpu1["median"], "cpu_b1_std_s": cpu1["std"],
             "speedup_b1": base[f"{clock}_b1"]["median"] / r[f"{clock}_b1"]["median"],
-            "n_timed": r["n_timed"],
+            "n_timed": r["n_timed"], "threads": r["threads"],
             "accuracy": r["accuracy"], "qos_loss": base["accuracy"] - r["accuracy"],
             "agreement": r["agreement"], "max_prob_diff": r["max_prob_diff"],
             "conf_mean": r["conf_mean"], "conf_correct": r["conf_correct"],

@@ -13,12 +13,13 @@ ApproxTuner on a trained network and its data (a task name is resolved to these 
    checkpointed per generation, so a killed search resumes);
 3. selection (:mod:`.select`): the Pareto set of the trials within the keep threshold plus
    the ``n_nearest`` points nearest to it;
-4. validation: each candidate is run on the tune set ("validated") and on the test set;
-   those losing more than ``keep_threshold`` pp on the tune set are dropped. The authors
-   also dropped those over it on the test set (``keep_on_test=True``); by default the test
-   set chooses nothing, so the list's test losses are out-of-sample;
-5. the profiler measures every kept candidate (latency round-robin with the exact model,
-   energy from the measured speedup, confidences on the test set);
+4. validation: each candidate is run on the tune set ("validated"); those losing more
+   than ``keep_threshold`` pp there are dropped. The authors also ran every candidate on
+   the test set and dropped those over it there (``keep_on_test=True``); by default the
+   test set chooses nothing and only the final list runs on it, so the list's test losses
+   are out-of-sample;
+5. the profiler times every kept candidate round-robin with the exact model, on one
+   kernel thread (``profiler.TIMING_THREADS``; energy from the measured speedup);
 6. the authors' final rule (validated tune-set QoS loss, **measured** speedup) ->
    conf0..confN; the list is timed again in a session of its own, its configurations
    take their re-timed speedups and the rule runs again on every candidate, until it keeps
@@ -133,13 +134,14 @@ def tune(task_or_model, *, qos_model: str = "p1", tuner_threshold: float = 3.0,
         (default ``cache_dir("tuning", "studies")``); Optuna storages are not accepted.
     out_dir : where the configuration files go (default ``cache_dir("tuning", study)``).
     measure : profile the final list (numba latency, energy) with ``profile_kwargs``
-        (default batch_size 32, warmup 1, repeats 3; quick: 8 / 1 / 2).
+        (default batch_size 32, warmup 1, repeats 3; quick: 8 / 1 / 2; ``threads``, default
+        ``profiler.TIMING_THREADS``, also times the cost model's latency table).
     single_op_examples : the single-op profile (P1 / P2, knob pruning) runs on a
         class-stratified subset of at most this many tune examples (None: all). It runs
         once per (op, knob): 116 runs for the KWS CNN, whose 96 MFLOP inference made the
         1,440-example tune set cost ~8.5 min there; 600 (HAR: nearly all 606) brought that
         to 2.3 min (measured). The search's constraint is then relative to the subset's
-        baseline, and the validation (empirical re-measure) uses the whole tune and test sets.
+        baseline, and the validation (empirical re-measure) uses the whole tune set.
     """
     s = check_settings(
         qos_model=qos_model, tuner_threshold=tuner_threshold, keep_threshold=keep_threshold,

@@ -20,6 +20,7 @@ import pandas as pd
 from .. import cache, checks
 from ..profiler import (
     PROFILE_BATCH_SIZE,
+    TIMING_THREADS,
     CostModel,
     data_arrays,
     model_fingerprint,
@@ -67,13 +68,16 @@ class TuneResult:
     configs : the final list conf0 (exact) .. confN, one row each: name, config (dict of
         non-exact knobs), predicted_speedup, fp16_fraction, qos_pred (the search's QoS model,
         tune set, %), qos_tune / qos_loss_tune (validated on the tune set), qos_test /
-        qos_loss_test, then the profile of the test set (see ``profiler.profile``: speedup
-        (measured), accuracy, qos_loss, latency_s, confidences, per-class columns,
+        qos_loss_test (= accuracy / qos_loss), then the profile of the test set (see
+        ``profiler.profile``: speedup (measured), accuracy, qos_loss, latency_s, threads,
+        confidences, per-class columns,
         rel_inference_energy, rel_system_energy_continuous / _duty_cycled ...) and
         relative_energy (= rel_inference_energy).
         Without measurement, speedup = predicted_speedup and the energy columns are NaN.
     candidates : every validated candidate: qos_pred (search), qos_p1 / qos_p2 where a
-        single-op profile exists, qos_tune / qos_test and their losses, predicted_speedup,
+        single-op profile exists, qos_tune / qos_test and their losses (test: the exact row
+        and the final list's rows only, NaN elsewhere, unless ``keep_on_test`` ran every
+        candidate on the test set), predicted_speedup,
         speedup (measured; NaN unless kept and measured), ``kept`` (within the keep
         threshold on the tune set; on both sets with ``keep_on_test``) and ``decision``
         (why it is or is not in the final list).
@@ -260,7 +264,8 @@ def _setup(task_or_model, tune_data, test_data, ops, executor, s: Settings) -> _
     if s.cost_model == "measured":
         kw = s.measure_kwargs
         cost = CostModel.measured(model, batch_size=kw.get("batch_size", PROFILE_BATCH_SIZE),
-                                  repeats=kw.get("repeats", 3), progress=s.progress)
+                                  repeats=kw.get("repeats", 3), progress=s.progress,
+                                  threads=kw.get("threads", TIMING_THREADS))
     else:
         cost = CostModel.of(model)
     ops = list(model.tunable_ops if ops is None else ops)
@@ -345,9 +350,13 @@ def _search(p: _Problem, s: Settings, space: SearchSpace, single: SingleOpProfil
 def _validate(p: _Problem, s: Settings, trials: pd.DataFrame, baseline_qos: float,
               single: SingleOpProfile | None) -> tuple[pd.DataFrame, dict[str, float]]:
     """(candidates table, exact accuracies {"tune", "test"} %): the exact model (row 0) and
-    the selected non-exact candidates, predicted, then run on the tune and test sets;
-    ``kept`` = within keep_threshold on the tune set (and on the test set as well with
-    ``keep_on_test``, the authors' rule), ``decision`` says which set a drop failed."""
+    the selected non-exact candidates, predicted, then run on the tune set; ``kept`` =
+    within keep_threshold on the tune set, ``decision`` says why a drop failed.
+
+    The test set runs the exact model only (its accuracy is the baseline): candidates meet
+    it in the final list alone (:func:`_final_list` fills their ``qos_test``). With
+    ``keep_on_test`` (the authors' rule) every candidate runs on it and must also be within
+    keep_threshold there."""
     cands = select_candidates(trials, baseline_qos=baseline_qos,
                               keep_threshold=s.keep_threshold, n_nearest=s.n_nearest)
     cands = cands[[not is_exact(c) for c in cands["config"]]]
@@ -365,8 +374,11 @@ def _validate(p: _Problem, s: Settings, trials: pd.DataFrame, baseline_qos: floa
         Kp = single.matrix(configs)
         table["qos_p1"] = single.predict_p1(Kp)
         table["qos_p2"] = single.predict_p2(Kp)
-    for name, data in (("tune", p.tune_data), ("test", p.test_data)):
-        acc = empirical_qos(p.model, configs, data, executor=p.executor, progress=s.progress)
+    n_test = len(configs) if s.keep_on_test else 1
+    for name, data, n in (("tune", p.tune_data, len(configs)), ("test", p.test_data, n_test)):
+        acc = np.full(len(configs), np.nan)
+        acc[:n] = empirical_qos(p.model, configs[:n], data, executor=p.executor,
+                                progress=s.progress)
         table[f"qos_{name}"] = acc
         table[f"qos_loss_{name}"] = acc[0] - acc
     keep = s.keep_threshold
@@ -385,20 +397,28 @@ def _final_list(p: _Problem, s: Settings, table: pd.DataFrame) -> tuple[pd.DataF
     """(final list conf0..confN, exact latency ms or NaN): the authors' final rule on the
     kept candidates, by measured speedup (``measure``: :func:`_measured_list`) or else
     predicted speedup. Fills ``table``'s speedup (measured) and decision of the kept
-    candidates in place."""
+    candidates in place, and the test-set accuracy of the listed ones (qos_test,
+    qos_loss_test: the list's ``accuracy`` / ``qos_loss``, on the test set)."""
     table["speedup"] = np.nan  # measured, for the kept candidates
     kept = table[table["kept"]].reset_index()
     if s.measure:
-        final = _measured_list(p, s, table, kept)
+        final, index = _measured_list(p, s, table, kept)
+        final = final.copy()  # one block: the columns below are added to a wide frame
         final["relative_energy"] = final["rel_inference_energy"]
-        return final, float(final.at[0, "latency_s"]) * 1e3
-    accepted, why = final_rule_decisions(
-        kept, loss="qos_loss_tune", speedup="predicted_speedup", min_gain=s.min_gain,
-        merge_within=s.merge_within)
-    table.loc[kept["index"], "decision"] = why
-    final = _listed(kept, accepted)
-    _add_test_statistics(p, final)
-    return final, math.nan
+        latency_ms = float(final.at[0, "latency_s"]) * 1e3
+    else:
+        accepted, why = final_rule_decisions(
+            kept, loss="qos_loss_tune", speedup="predicted_speedup", min_gain=s.min_gain,
+            merge_within=s.merge_within)
+        table.loc[kept["index"], "decision"] = why
+        final, index = _listed(kept, accepted), kept.loc[accepted, "index"].to_numpy()
+        _add_test_statistics(p, final)
+        latency_ms = math.nan
+    final["qos_test"] = final["accuracy"]
+    final["qos_loss_test"] = final["qos_loss"]
+    table.loc[index, "qos_test"] = final["qos_test"].to_numpy()
+    table.loc[index, "qos_loss_test"] = final["qos_loss_test"].to_numpy()
+    return final, latency_ms
 
 
 def _listed(kept: pd.DataFrame, accepted: list[int]) -> pd.DataFrame:
@@ -409,12 +429,13 @@ def _listed(kept: pd.DataFrame, accepted: list[int]) -> pd.DataFrame:
 
 
 def _measured_list(p: _Problem, s: Settings, table: pd.DataFrame,
-                   kept: pd.DataFrame) -> pd.DataFrame:
-    """The final list on measured speedups, as the authors ruled on configurations profiled
-    on the device.
+                   kept: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the final list on measured speedups, its rows of ``table``), as the authors ruled on
+    configurations profiled on the device.
 
-    Every kept candidate is timed (exact and all, round-robin) and the rule runs on that
-    session. The list it accepts is timed again in a session of its own
+    Every kept candidate is timed (exact and all, round-robin, on a batch of the tune set,
+    whose accuracy the profile reports: the test set stays unseen) and the rule runs on
+    that session. The list it accepts is timed again in a session of its own
     (:func:`_remeasured`); its configurations take their re-timed speedups and the rule runs
     again on every candidate, until it accepts a list it has already timed (at most
     :data:`MAX_SELECTIONS` sessions; no list is timed twice, since the profiler's cache
@@ -427,7 +448,7 @@ def _measured_list(p: _Problem, s: Settings, table: pd.DataFrame,
     The last list is reported from its own session and keeps what that session confirms
     (:func:`_confirmed`). ``table`` gets speedup (candidates' session), ``retimed_speedup``
     (the latest session that timed it again, NaN for the others) and decision."""
-    prof = profile(p.model, list(kept["config"]), p.test_data, progress=s.progress,
+    prof = profile(p.model, list(kept["config"]), p.tune_data, progress=s.progress,
                    cost_model=p.cost, **s.measure_kwargs)
     prof = prof.drop(columns=["name", "config", "predicted_speedup", "fp16_fraction"])
     kept = pd.concat([kept.drop(columns="speedup"), prof], axis=1)
@@ -459,7 +480,8 @@ def _measured_list(p: _Problem, s: Settings, table: pd.DataFrame,
 
 
 def _remeasured(p: _Problem, s: Settings, final: pd.DataFrame) -> pd.DataFrame:
-    """The final list with its timing and energy from a session of its own.
+    """The final list with its timing and energy from a session of its own, and its
+    accuracy on the test set.
 
     The rule chose the list on the candidates' session, so that session's speedups carry
     the noise the rule selected for (a configuration kept because it happened to time
@@ -478,8 +500,9 @@ def _remeasured(p: _Problem, s: Settings, final: pd.DataFrame) -> pd.DataFrame:
 
 
 def _confirmed(s: Settings, final: pd.DataFrame, table: pd.DataFrame,
-               index: np.ndarray) -> pd.DataFrame:
-    """The re-measured list with the final rule applied again on its own session's
+               index: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """(list, its rows of ``table``): the re-measured list with the final rule applied
+    again on its own session's
     speedups: a configuration kept because the candidates' session timed it a little fast
     is dropped when the second session does not repeat its gain (two KWS configurations
     differing only in a perforation offset: 1.771x and 1.787x when selected, 1.778x and
@@ -491,7 +514,7 @@ def _confirmed(s: Settings, final: pd.DataFrame, table: pd.DataFrame,
             table.loc[index[i], "decision"] = f"not confirmed when timed again: {reason}"
     out = final.loc[accepted].reset_index(drop=True)
     out["name"] = [f"conf{i}" for i in range(len(out))]
-    return out
+    return out, index[accepted]
 
 
 def _add_test_statistics(p: _Problem, final: pd.DataFrame) -> None:
