@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import knobs
+from .. import checks, knobs
 
 __all__ = ["CLOCKS", "EXACT", "MAX_KNOB", "PROFILE_BATCH_SIZE", "SMALL_BATCH_REPEATS",
            "TIMING_THREADS", "check_clock", "check_threads", "data_arrays"]
@@ -34,13 +34,9 @@ against 0.6-4 %; one configuration timed 0.99x, 1.10x and 1.22x in three session
 
 
 def check_threads(threads) -> int | None:
-    """``threads`` if it is an int >= 1 or None (the kernels' current count), else a
-    ValueError naming it."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(
-            threads, (int, np.integer)) or threads < 1):
-        raise ValueError(f"threads: expected an int >= 1 or None (the kernels' current "
-                         f"count), got {threads!r}")
-    return None if threads is None else int(threads)
+    """``threads`` as an int >= 1, or None (the kernels' current count); else a ValueError
+    naming it (``checks.integer``)."""
+    return None if threads is None else checks.integer("threads", threads, 1)
 
 
 def check_clock(clock) -> str:

@@ -129,10 +129,10 @@ def profile(model, configs, data, *, batch_size: int = PROFILE_BATCH_SIZE, warmu
                          progress=progress)
     raw = {}
     for i, (ckey, _) in enumerate(unique):
-        raw[ckey] = dict(timing["rows"][i], threads=n_threads)
+        raw[ckey] = dict(timing["rows"][i])
         raw[ckey].update(softmax_stats(probs[i], y))
     return _assemble(cfgs, names, raw, cost, energy, prof, law, clock,
-                     "counters" if meter is not None else "law")
+                     "counters" if meter is not None else "law", n_threads)
 
 
 def _meter(counters: bool | None):
@@ -232,7 +232,7 @@ def _data_key(x: np.ndarray, y: np.ndarray) -> str:
 
 
 def _assemble(cfgs, names, raw, cost: CostModel, energy, prof, law, clock: str,
-              source: str) -> pd.DataFrame:
+              source: str, threads: int) -> pd.DataFrame:
     base = raw[config_key({})]
     n_classes = len(base["acc_class"])
     share = float(energy.inference_share(base[f"{clock}_b1"]["median"], prof,
@@ -256,7 +256,7 @@ def _assemble(cfgs, names, raw, cost: CostModel, energy, prof, law, clock: str,
             "latency_b1_s": wall1["median"], "latency_b1_std_s": wall1["std"],
             "cpu_b1_s": cpu1["median"], "cpu_b1_std_s": cpu1["std"],
             "speedup_b1": base[f"{clock}_b1"]["median"] / r[f"{clock}_b1"]["median"],
-            "n_timed": r["n_timed"], "threads": r["threads"],
+            "n_timed": r["n_timed"], "threads": threads,
             "accuracy": r["accuracy"], "qos_loss": base["accuracy"] - r["accuracy"],
             "agreement": r["agreement"], "max_prob_diff": r["max_prob_diff"],
             "conf_mean": r["conf_mean"], "conf_correct": r["conf_correct"],
