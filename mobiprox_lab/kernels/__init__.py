@@ -22,6 +22,9 @@ runtime passes read-only copies.
     (Ho, Wo) of a convolution / pooling window over an (H, W) map.
 ``set_num_threads(n)`` / ``get_num_threads()`` / ``using_threads(n)``
     threads per call (default: Numba's thread count); the last sets it for a block.
+``set_spin_seconds(s)`` / ``get_spin_seconds()``
+    how long idle worker threads spin for the next call before they sleep (default 0.2 ms,
+    like OpenMP runtimes; 0: sleep at once, no CPU spent between calls).
 ``blas_library()``
     which BLAS the GEMMs call: NumPy's bundled OpenBLAS where its wheel has one, else the
     BLAS of Numba's ``np.dot`` (SciPy's).
@@ -42,11 +45,13 @@ from ._calibrate import calibrate_path_thresholds, path_thresholds, set_path_thr
 from ._conv import PHASES, conv2d, conv2d_breakdown
 from ._linear import linear
 from ._memory import allocator_policy, retain_freed_memory
+from ._pool import get_spin_seconds, set_spin_seconds
 from ._pooling import global_pool2d, pool2d
 from ._threads import get_num_threads, set_num_threads, single_threaded_blas, using_threads
 from ._validate import conv_output_hw
 
 __all__ = ["PHASES", "allocator_policy", "blas_library", "calibrate_path_thresholds", "conv2d",
-           "conv2d_breakdown", "conv_output_hw", "get_num_threads", "global_pool2d", "linear",
-           "path_thresholds", "pool2d", "retain_freed_memory", "set_num_threads",
-           "set_path_thresholds", "single_threaded_blas", "using_threads"]
+           "conv2d_breakdown", "conv_output_hw", "get_num_threads", "get_spin_seconds",
+           "global_pool2d", "linear", "path_thresholds", "pool2d", "retain_freed_memory",
+           "set_num_threads", "set_path_thresholds", "set_spin_seconds", "single_threaded_blas",
+           "using_threads"]

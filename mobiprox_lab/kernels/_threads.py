@@ -13,16 +13,13 @@ count) and can be changed with :func:`set_num_threads` (or for a block, :func:`u
 from __future__ import annotations
 
 import contextlib
-import itertools
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 
-_lock = threading.Lock()
-_executor: ThreadPoolExecutor | None = None
-_executor_size = 0
+from . import _pool
+
 _blas = None  # threadpoolctl controllers of the BLAS libraries, once looked up
 _n_threads = max(1, int(numba.config.NUMBA_NUM_THREADS))
 
@@ -51,18 +48,6 @@ def using_threads(n: int | None) -> Iterator[int]:
         yield _n_threads
     finally:
         set_num_threads(before)
-
-
-def _shared_executor(size: int) -> ThreadPoolExecutor:
-    """The process-wide worker threads, grown to at least ``size``."""
-    global _executor, _executor_size
-    with _lock:
-        if _executor is None or _executor_size < size:
-            if _executor is not None:
-                _executor.shutdown(wait=False)
-            _executor = ThreadPoolExecutor(size, thread_name_prefix="mobiprox-kernels")
-            _executor_size = size
-        return _executor
 
 
 def _blas_libraries() -> list:
@@ -119,25 +104,14 @@ def run(task: Callable[[int, dict], None], n_tasks: int, workers: int,
 
     Tasks are handed out dynamically. ``scratch`` is a dict private to the
     calling thread for this ``run`` (work buffers, phase timings); all of them
-    are returned. The caller's thread works too. ``limit_blas``: run BLAS on one
-    thread per worker (a small single-threaded call can skip it: BLAS does not
-    thread tiny products).
+    are returned. The caller's thread works too, with the process's kernel workers
+    (:mod:`._pool`). ``limit_blas``: run BLAS on one thread per worker (a small
+    single-threaded call can skip it: BLAS does not thread tiny products).
     """
     workers = max(1, min(workers, n_tasks))
-    counter = itertools.count()  # next() is atomic under the GIL
-
-    def work() -> dict:
-        scratch: dict = {}
-        while (i := next(counter)) < n_tasks:
-            task(i, scratch)
-        return scratch
-
     if workers == 1 and (not limit_blas or getattr(_blas_depth, "n", 0)):
-        return [work()]  # no BLAS limit to set, or already set by an enclosing block
+        return _pool.Pool.alone(task, n_tasks)  # no BLAS limit to set, or already set
     with single_threaded_blas():
         if workers == 1:
-            return [work()]
-        futures = [_shared_executor(workers - 1).submit(work) for _ in range(workers - 1)]
-        scratches = [work()]
-        scratches += [f.result() for f in futures]
-    return scratches
+            return _pool.Pool.alone(task, n_tasks)
+        return _pool.shared_pool().run(task, n_tasks, workers)

@@ -1,0 +1,266 @@
+"""The kernels' worker threads: they take part in a call's tasks and, between calls, wait
+for the next one by spinning for a short while before they sleep.
+
+Why spin: a kernel call on several threads hands its tasks to sleeping threads and
+waits for them. On this project's 2-vCPU VM waking a sleeping thread took a median
+50-70 us (a ``ThreadPoolExecutor`` submit + result: 95 us), a large share of a small
+layer (HAR's 4x4 depthwise convs take 0.3-0.8 ms at batch 64 on two threads). torch's
+OpenMP threads spin after each parallel region for the same reason. The spin is a loop
+of reads (with the CPU's spin-wait hint) in ``nogil`` Numba code, so it holds neither
+the GIL nor the calling thread's core; it ends after :func:`get_spin_seconds` (default
+``SPIN_SECONDS``; 0: sleep at once), and the worker then sleeps on a condition until the
+next call. The calling thread waits for its helpers the same way.
+
+Measured on that VM (HAR dw7, 512 channels on 4x4, batch 64, two threads): the helper's
+first task started a median 55-88 us into the call with the spin, 79-101 us without;
+what is left is mostly the GIL, which the helper must take from the calling thread.
+Against the ``ThreadPoolExecutor`` this pool replaced, side by side with the order
+rotated, the HAR depthwise layers' geomean time went down 7 % and 13 % in two runs, and
+whole models at batch 64 (alternated 30 times) by 1-5 %. ``benchmarks/threads.py``
+times spinning against sleeping.
+
+One call at a time uses the workers: a call made while they are busy with another
+(another Python thread, or a task that calls a kernel) runs on its own thread alone.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+SPIN_SECONDS = 2e-4  # how long an idle worker (and a joining caller) spins before sleeping
+_CALIBRATION_READS = 200_000
+
+_GENERATION, _ACTIVE = 0, 1  # the pool's shared int64 state: job counter, helpers at work
+
+
+@intrinsic
+def _volatile_read(typingctx, flags, index):
+    """``flags[index]`` read from memory on every call (an int64 array): the loops below
+    wait for another thread's write, which a plain read, hoisted out of the loop, would
+    never see."""
+    if not (isinstance(flags, types.Array) and flags.dtype == types.int64
+            and isinstance(index, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        load = builder.load(builder.gep(array.data, [args[1]]))
+        load.volatile = True
+        if "x86" in builder.module.triple:  # a spin-wait hint: yields the core's resources
+            builder.call(builder.module.declare_intrinsic(
+                "llvm.x86.sse2.pause", fnty=ir.FunctionType(ir.VoidType(), [])), [])
+        return load
+
+    return types.int64(flags, index), codegen
+
+
+@njit(cache=True, nogil=True)
+def _spin_while_equal(flags, index, value, max_reads):
+    """Read ``flags[index]`` up to ``max_reads`` times; True as soon as it differs from
+    ``value``, False if it never did."""
+    for _ in range(max_reads):
+        if _volatile_read(flags, index) != value:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _spin_until_equal(flags, index, value, max_reads):
+    """Read ``flags[index]`` up to ``max_reads`` times; True as soon as it equals ``value``."""
+    for _ in range(max_reads):
+        if _volatile_read(flags, index) == value:
+            return True
+    return False
+
+
+_spin_seconds = SPIN_SECONDS
+
+
+def get_spin_seconds() -> float:
+    """How long an idle kernel worker spins for the next call before it sleeps, in seconds."""
+    return _spin_seconds
+
+
+def set_spin_seconds(seconds: float) -> None:
+    """Let idle kernel workers spin ``seconds`` (0 <= seconds <= 0.1) for the next call
+    before they sleep; 0: they sleep at once (no CPU spent between calls, ~50-100 us more
+    per multi-threaded call here). Takes effect from the next call."""
+    global _spin_seconds
+    if (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
+            or not 0 <= seconds <= 0.1):
+        raise ValueError(f"seconds: expected a number in [0, 0.1], got {seconds!r}")
+    _spin_seconds = float(seconds)
+
+
+class _Job:
+    """One call's tasks: ``task(i, scratch)`` for ``i < n_tasks``, handed out by a shared
+    counter; ``seats`` helpers may join the calling thread."""
+
+    def __init__(self, task: Callable[[int, dict], None], n_tasks: int, seats: int):
+        self.task, self.n_tasks, self.seats = task, n_tasks, seats
+        self.counter = itertools.count()  # next() is atomic under the GIL
+        self.helper_scratches: list[dict] = []
+        self.error: BaseException | None = None
+
+    def work(self) -> dict:
+        """Run tasks until none is left, with a scratch dict of this thread's own; returns
+        that dict."""
+        scratch: dict = {}
+        try:
+            while (i := next(self.counter)) < self.n_tasks:
+                self.task(i, scratch)
+        except BaseException as e:  # re-raised by the calling thread, after the join
+            if self.error is None:
+                self.error = e
+            for _ in itertools.takewhile(lambda i: i < self.n_tasks, self.counter):
+                pass  # leave nothing for the others: the call fails as soon as it can
+        return scratch
+
+
+class Pool:
+    """Worker threads shared by every kernel call of the process (see the module doc)."""
+
+    def __init__(self):
+        self._state = np.zeros(2, np.int64)  # [_GENERATION], [_ACTIVE]
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)  # workers sleep here between calls
+        self._done = threading.Condition(self._lock)  # a caller sleeps here for its helpers
+        self._busy = threading.Lock()  # held by the one call using the workers
+        self._job: _Job | None = None
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self._reads_per_s = self._calibrate()
+
+    def _calibrate(self) -> float:
+        """Reads of the shared state per second in a spin loop on this machine."""
+        _spin_while_equal(self._state, _GENERATION, 0, 1)  # compiled / loaded first
+        start = time.perf_counter()
+        _spin_while_equal(self._state, _GENERATION, 0, _CALIBRATION_READS)
+        return _CALIBRATION_READS / max(time.perf_counter() - start, 1e-9)
+
+    def _spin_reads(self) -> int:
+        return int(_spin_seconds * self._reads_per_s)
+
+    def size(self) -> int:
+        """Worker threads started so far (the calling thread not counted)."""
+        return len(self._threads)
+
+    def run(self, task: Callable[[int, dict], None], n_tasks: int, workers: int) -> list[dict]:
+        """``task(i, scratch)`` for every ``i < n_tasks`` on the calling thread and up to
+        ``workers - 1`` workers; the scratch dicts of the threads that took part (the
+        calling thread's first). An exception of any task is raised here, once every
+        thread has stopped."""
+        if workers <= 1 or not self._busy.acquire(blocking=False):
+            return self.alone(task, n_tasks)
+        try:
+            self._grow(workers - 1)
+            job = _Job(task, n_tasks, workers - 1)
+            with self._lock:
+                self._job = job
+                self._state[_GENERATION] += 1
+                self._wake.notify_all()
+            scratch = job.work()  # the calling thread's share; then no helper may join any more
+            with self._lock:
+                job.seats = 0
+                self._job = None
+            self._join()
+        finally:
+            self._busy.release()
+        if job.error is not None:
+            raise job.error
+        return [scratch, *job.helper_scratches]
+
+    @staticmethod
+    def alone(task: Callable[[int, dict], None], n_tasks: int) -> list[dict]:
+        """:meth:`run` on the calling thread only."""
+        job = _Job(task, n_tasks, 0)
+        scratch = job.work()
+        if job.error is not None:
+            raise job.error
+        return [scratch]
+
+    def _join(self) -> None:
+        """Wait until no worker is inside a task: spin, then sleep."""
+        if _spin_until_equal(self._state, _ACTIVE, 0, self._spin_reads()):
+            return
+        with self._lock:
+            while self._state[_ACTIVE] != 0:
+                self._done.wait()
+
+    def _grow(self, size: int) -> None:
+        while len(self._threads) < size:
+            thread = threading.Thread(target=self._serve, name="mobiprox-kernels",
+                                      daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _serve(self) -> None:
+        """A worker's life: wait for the next job, take a seat in it, work, repeat."""
+        with self._lock:
+            seen = int(self._state[_GENERATION])
+        while True:
+            if not _spin_while_equal(self._state, _GENERATION, seen, self._spin_reads()):
+                with self._lock:
+                    while self._state[_GENERATION] == seen and not self._closed:
+                        self._wake.wait()
+            with self._lock:
+                if self._closed:
+                    return
+                seen = int(self._state[_GENERATION])
+                job = self._job
+                if job is None or job.seats == 0:
+                    continue
+                job.seats -= 1
+                self._state[_ACTIVE] += 1
+            try:
+                job.helper_scratches.append(job.work())
+            finally:
+                with self._lock:
+                    self._state[_ACTIVE] -= 1
+                    if self._state[_ACTIVE] == 0:
+                        self._done.notify_all()
+
+    def close(self) -> None:
+        """Stop the workers once they are idle (at exit)."""
+        with self._lock:
+            self._closed = True
+            self._state[_GENERATION] += 1
+            self._wake.notify_all()
+
+
+_pool: Pool | None = None
+_pool_lock = threading.Lock()
+
+
+def shared_pool() -> Pool:
+    """The process's pool, started on first use (and afresh in a forked child)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = Pool()
+        return _pool
+
+
+def _close() -> None:
+    if _pool is not None:
+        _pool.close()
+
+
+def _forget_after_fork() -> None:  # the child has none of the parent's threads
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+atexit.register(_close)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
