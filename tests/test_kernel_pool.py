@@ -133,7 +133,8 @@ def test_the_spin_sees_another_threads_write():
     writer = threading.Thread(target=write_later)
     writer.start()
     start = time.perf_counter()
-    seen = _pool._spin_until_equal(flags, 1, 7, 1 << 62)  # returns only when it sees 7
+    # ~10 s of reads at most with the x86 pause hint (~0.2 s without): far past the write
+    seen = _pool._spin_until_equal(flags, 1, 7, 400_000_000)
     writer.join()
     assert seen and time.perf_counter() - start >= 0.015
     assert _pool._spin_while_equal(flags, 1, 7, 1000) is False  # no change: gives up

@@ -151,10 +151,6 @@ class Pool:
     def _spin_reads(self) -> int:
         return int(_spin_seconds * self._reads_per_s)
 
-    def size(self) -> int:
-        """Worker threads started so far (the calling thread not counted)."""
-        return len(self._threads)
-
     def run(self, task: Callable[[int, dict], None], n_tasks: int, workers: int) -> list[dict]:
         """``task(i, scratch)`` for every ``i < n_tasks`` on the calling thread and up to
         ``workers - 1`` workers; the scratch dicts of the threads that took part (the
