@@ -2,7 +2,8 @@
 
     python benchmarks/threads.py [--threads 2] [--rounds 9] [--spin 2e-4]
 
-Side by side in one process, on the benchmark's layers at batch 64 (``kernelbench``) and
+Side by side in one process, on the HAR MobileNet's layers of ``kernelbench.layer_shapes``
+at batch 64 (the KWS layers are left out: they take ~30-60 ms, where a wake-up is noise) and
 on both whole models (exact, batch 1 and 64): torch, our kernels with the workers spinning
 ``--spin`` seconds between calls (``kernels.set_spin_seconds``), and with them sleeping at
 once (spin 0). The three run in turn, the order rotating each round, each timed call after
