@@ -251,9 +251,9 @@ def test_depthwise_phases_match_torch(n, c, kh, kw, sh, sw, ho, wo, data, bias, 
        seed=st.integers(0, 2**31 - 1))
 def test_depthwise_nhwc_matches_reference(n, c, kh, kw, sh, sw, ho, wo, data, bias, kid, relu,
                                           threads, seed):
-    """The channel-vectorised path on any map (forced): padding taps skipped, the transpose
-    in blocks of channels (130 channels of a >= 8x8 input: three blocks), both write-back
-    orders (>= 16 outputs per map and fewer), fp16 and fused ReLU."""
+    """The channel-vectorised path on any map (forced): padding taps skipped, both
+    transposes in whole 8 x 8 tiles and edges (64 channels: tiles only; 70 and 130: an
+    edge too; 2 and 3: edges only; any number of pixels), fp16 and fused ReLU."""
     ph, pw, h, w = _input_geometry(data, kh, kw, sh, sw, ho, wo)
     x, wt, b = _data(seed, n, c, h, w, c, 1, kh, kw, bias)
     kw_args = {"stride": (sh, sw), "padding": (ph, pw), "groups": c, "knob": kid}

@@ -6,8 +6,7 @@ import numpy as np
 from numba import njit, uint64
 
 from ._scatter import finish_value
-
-NHWC_READ_FLOATS = 4096  # source floats the NHWC transpose reads per block (16 KiB: L1)
+from ._transpose import transpose_block
 
 
 @njit(cache=True, nogil=True)
@@ -65,46 +64,30 @@ def direct_conv(x, w, out, n0, n1, sh, sw, ph, pw, groups, bias, has_bias, fp16)
 def depthwise_nhwc(x, w, out, n0, n1, sh, sw, ph, pw, bias, has_bias, fp16, relu):
     """Depthwise conv (K == C, one filter per channel) of samples ``n0 .. n1-1``, small maps.
 
-    Each sample is transposed into a zero-padded (Hp, Wp, C) scratch so that every
-    tap is one multiply-add over a contiguous run of C channels (vectorised),
-    then transposed back into ``out`` (N, C, Ho, Wo), with the bias and, if ``relu``,
-    ReLU (NaN kept): a separate ReLU pass over these small planes cost a fifth of the
-    layer (HAR's 4x4 maps, 256 channels, batch 64).
-
-    The transpose in reads ``NHWC_READ_FLOATS`` floats of source planes (>= 64 channels)
-    at a time so that they stay in L1 while each is read one pixel per channel (HAR's
-    8x8 maps, 256 channels: the transpose was 3/4 of the layer); taps that fall on the
-    padding are skipped; maps of >= 16 outputs are written back channel by channel
-    (contiguous stores).
+    Each sample's (C, H*W) planes are transposed into an (H*W, C) scratch so that every
+    tap is one multiply-add over a contiguous run of C channels (vectorised); taps that
+    fall on the padding are skipped. The bias, the fp16 rounding and, if ``relu``, ReLU
+    (NaN kept) are applied to each output pixel's channels, and the (Ho*Wo, C) result is
+    transposed back into ``out`` (N, C, Ho, Wo): a separate ReLU pass over these small
+    planes cost a fifth of the layer (HAR's 4x4 maps, 256 channels, batch 64). Both
+    transposes go by 8 x 8 tiles of vector shuffles (``_transpose``).
     """
     c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
     kh_, kw_ = w.shape[2], w.shape[3]
     ho_n, wo_n = out.shape[2], out.shape[3]
-    hp, wp = h_ + 2 * ph, w_ + 2 * pw
     cu = uint64(c_)
-    hw = uint64(h_ * w_)
-    pl = uint64(ho_n * wo_n)
-    block = max(64, NHWC_READ_FLOATS // (h_ * w_))
-    xs = np.zeros(hp * wp * c_, np.float32)  # the border stays zero
-    acc = np.empty(ho_n * wo_n * c_, np.float32)
-    wt = np.empty(kh_ * kw_ * c_, np.float32)
-    for c in range(c_):
-        for kh in range(kh_):
-            for kw in range(kw_):
-                wt[(kh * kw_ + kw) * c_ + c] = w[c, 0, kh, kw]
+    hw = h_ * w_
+    pl = ho_n * wo_n
+    taps = kh_ * kw_
+    xs = np.empty(hw * c_, np.float32)
+    acc = np.empty(pl * c_, np.float32)
+    wt = np.empty(taps * c_, np.float32)
+    transpose_block(w.reshape(-1), 0, taps, wt, 0, c_, c_, taps)  # wt[t*C + c] = w[c, t]
     xf = x.reshape(-1)
     of = out.reshape(-1)
     zero = np.float32(0.0)
     for n in range(n0, n1):
-        src = uint64(n) * cu * hw
-        for b0 in range(0, c_, block):
-            b1 = uint64(min(c_, b0 + block))
-            for ih in range(h_):
-                for iw in range(w_):
-                    d = uint64(((ih + ph) * wp + pw + iw) * c_)
-                    s0 = src + uint64(ih * w_ + iw)
-                    for c in range(uint64(b0), b1):
-                        xs[d + c] = xf[s0 + c * hw]
+        transpose_block(xf, n * c_ * hw, hw, xs, 0, c_, c_, hw)
         for ho in range(ho_n):
             kh0, kh1 = max(0, ph - ho * sh), min(kh_, h_ + ph - ho * sh)
             for wo in range(wo_n):
@@ -114,24 +97,15 @@ def depthwise_nhwc(x, w, out, n0, n1, sh, sw, ph, pw, bias, has_bias, fp16, relu
                     acc[a + c] = 0.0
                 for kh in range(kh0, kh1):
                     for kw in range(kw0, kw1):
-                        sx = uint64(((ho * sh + kh) * wp + wo * sw + kw) * c_)
-                        sw_ = uint64((kh * kw_ + kw) * c_)
+                        sx = uint64(((ho * sh - ph + kh) * w_ + wo * sw - pw + kw) * c_)
+                        st = uint64((kh * kw_ + kw) * c_)
                         for c in range(cu):
-                            acc[a + c] += wt[sw_ + c] * xs[sx + c]
-        d = uint64(n) * cu * pl
-        if pl >= 16:
-            for c in range(cu):
-                bv = bias[c] if has_bias else zero
-                dc = d + c * pl
-                for j in range(pl):
-                    v = finish_value(acc[j * cu + c], bv, has_bias, fp16)
-                    of[dc + j] = zero if relu and v < 0 else v
-        else:
-            for j in range(pl):
-                for c in range(cu):
-                    bv = bias[c] if has_bias else zero
-                    v = finish_value(acc[j * cu + c], bv, has_bias, fp16)
-                    of[d + c * pl + j] = zero if relu and v < 0 else v
+                            acc[a + c] += wt[st + c] * xs[sx + c]
+                if has_bias or fp16 or relu:
+                    for c in range(cu):
+                        v = finish_value(acc[a + c], bias[c], has_bias, fp16)
+                        acc[a + c] = zero if relu and v < 0 else v
+        transpose_block(acc, 0, c_, of, n * c_ * pl, pl, pl, c_)
 
 
 @njit(cache=True, nogil=True)
