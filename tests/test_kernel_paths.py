@@ -14,6 +14,7 @@ reference = pytest.importorskip("mobiprox_lab.reference")
 
 NEVER = _calibrate.NEVER
 NAME = "pointwise_row_gemm_min_macs"
+CHANNELS = "pointwise_row_gemm_min_channels"
 
 
 @pytest.fixture(autouse=True)
@@ -41,19 +42,41 @@ def test_choose_threshold_minimises_the_relative_time():
         _calibrate.choose_threshold(macs, [0.0] * 4, [1.0] * 4)
 
 
+def test_choose_thresholds_limits_channels_only_where_it_helps():
+    macs = [1 << 16, 1 << 16, 1 << 17, 1 << 17]
+    gathered = [1.0, 2.0, 2.0, 2.0]
+    # the 32-channel case loses with row GEMMs at the same size as a 64-channel one that
+    # wins: only a channel limit gives every case its faster path
+    assert _calibrate.choose_thresholds(macs, [32, 64, 64, 128], [2.0, 1.0, 1.0, 1.0],
+                                        gathered) == {NAME: 1 << 16, CHANNELS: 64}
+    # channels tell nothing more than the size: no limit, and the size rule's threshold
+    row = [2.0, 3.0, 1.0, 1.0]
+    assert _calibrate.choose_thresholds(macs, [32, 64, 64, 128], row, gathered) == {
+        NAME: _calibrate.choose_threshold(macs, row, gathered), CHANNELS: 0}
+    # equal times everywhere: neither path is favoured, so no row GEMMs and no limit
+    assert _calibrate.choose_thresholds(macs, [32, 64, 64, 128], [1.0] * 4, [1.0] * 4) == {
+        NAME: NEVER, CHANNELS: 0}
+    with pytest.raises(ValueError, match="macs, channels, row_s, gathered_s: expected equal"):
+        _calibrate.choose_thresholds(macs, [32], [1.0] * 4, [1.0] * 4)
+
+
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "8", None])
 def test_set_path_thresholds_validates(bad):
     with pytest.raises(ValueError, match=f"{NAME}: expected an int >= 0"):
         kernels.set_path_thresholds({NAME: bad})
+    with pytest.raises(ValueError, match=f"{CHANNELS}: expected an int >= 0"):
+        kernels.set_path_thresholds({CHANNELS: bad})
     with pytest.raises(ValueError, match="row_gemm: expected one of"):
         kernels.set_path_thresholds(row_gemm=0)
-    assert kernels.path_thresholds() == {NAME: _conv.POINTWISE_ROW_GEMM_MIN_MACS}
+    assert kernels.path_thresholds() == {NAME: _conv.POINTWISE_ROW_GEMM_MIN_MACS,
+                                         CHANNELS: _conv.POINTWISE_ROW_GEMM_MIN_CHANNELS}
 
 
-@pytest.mark.parametrize("threshold,row_gemms", [(0, True), (NEVER, False)])
-def test_threshold_in_force_picks_the_path(threshold, row_gemms):
-    """HAR's 64 -> 128 layer on 16x16 maps: row GEMMs at threshold 0, gathered at NEVER,
-    the same result either way."""
+@pytest.mark.parametrize("threshold,min_channels,row_gemms",
+                         [(0, 0, True), (NEVER, 0, False), (0, 64, True), (0, 65, False)])
+def test_threshold_in_force_picks_the_path(threshold, min_channels, row_gemms):
+    """HAR's 64 -> 128 layer on 16x16 maps: row GEMMs at size threshold 0 with at most 64
+    channels required, gathered at NEVER or 65 channels, the same result either way."""
     x, wt, b = _data(3, 2, 64, 16, 16, 128, 64, 1, 1, True)
     seen = []
     real = _conv.pointwise_gathered
@@ -63,9 +86,10 @@ def test_threshold_in_force_picks_the_path(threshold, row_gemms):
         return real(*args)
 
     with pytest.MonkeyPatch.context() as mp, forced_paths(1):  # built-in thresholds, then:
-        kernels.set_path_thresholds({NAME: 99})
-        assert kernels.set_path_thresholds({NAME: threshold}) == {NAME: 99}  # was in force
-        assert kernels.path_thresholds() == {NAME: threshold}
+        kernels.set_path_thresholds({NAME: 99, CHANNELS: 7})
+        before = kernels.set_path_thresholds({NAME: threshold, CHANNELS: min_channels})
+        assert before == {NAME: 99, CHANNELS: 7}  # was in force
+        assert kernels.path_thresholds() == {NAME: threshold, CHANNELS: min_channels}
         mp.setattr(_conv, "pointwise_gathered", spy)
         got = kernels.conv2d(x, wt, b, knob=123)
     assert seen == [row_gemms]
@@ -73,10 +97,20 @@ def test_threshold_in_force_picks_the_path(threshold, row_gemms):
 
 
 def test_calibration_times_both_paths_and_restores():
-    kernels.set_path_thresholds({NAME: 12345})
+    kernels.set_path_thresholds({NAME: 12345, CHANNELS: 999})  # would keep to one path
     cases = [(16, 32, 8), (32, 64, 8), (8, 8, 3)]  # the last: a 3x3 map takes no 1x1 path
-    res = kernels.calibrate_path_thresholds(cases, batch_sizes=(1, 4), repeats=1)
-    assert kernels.path_thresholds() == {NAME: 12345}
+    seen = []
+    real = _conv.pointwise_gathered
+
+    def spy(*args):
+        seen.append(args[-1])
+        return real(*args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_conv, "pointwise_gathered", spy)
+        res = kernels.calibrate_path_thresholds(cases, batch_sizes=(1, 4), repeats=1)
+    assert set(seen) == {True, False}  # both paths were timed
+    assert kernels.path_thresholds() == {NAME: 12345, CHANNELS: 999}
     rows = res["cases"]
     assert [(r["c"], r["k"], r["h"], r["n"]) for r in rows] == [
         (16, 32, 8, 1), (16, 32, 8, 4), (32, 64, 8, 1), (32, 64, 8, 4)]
@@ -84,8 +118,9 @@ def test_calibration_times_both_paths_and_restores():
         assert r["row_s"] > 0 and r["gathered_s"] > 0
         assert r["macs"] == _conv.pointwise_row_gemm_macs((r["n"], r["c"], r["h"], r["h"]),
                                                           r["k"], 123)
-    assert res["thresholds"] == {NAME: _calibrate.choose_threshold(
-        [r["macs"] for r in rows], [r["row_s"] for r in rows], [r["gathered_s"] for r in rows])}
+    assert res["thresholds"] == _calibrate.choose_thresholds(
+        [r["macs"] for r in rows], [r["c"] for r in rows], [r["row_s"] for r in rows],
+        [r["gathered_s"] for r in rows])
     with pytest.raises(ValueError, match="cases: none of them takes the row-perforated"):
         kernels.calibrate_path_thresholds([(8, 8, 3)], repeats=1)
     with pytest.raises(ValueError, match="repeats: expected an int >= 1"):
@@ -105,15 +140,15 @@ def test_profiler_calibrates_once_per_machine_and_keys_timings(tmp_path, monkeyp
     try:
         kernels.set_num_threads(1)
         first = profiler.kernel_paths()
-        assert calls == [1] and kernels.path_thresholds() == {NAME: 1001}
+        assert calls == [1] and kernels.path_thresholds()[NAME] == 1001
         assert first["machine"]["kernel_threads"] == 1
-        assert profiler.machine_key()["paths"] == {NAME: 1001}
+        assert profiler.machine_key()["paths"][NAME] == 1001
         kernels.set_path_thresholds({NAME: 7})
         assert profiler.kernel_paths()["thresholds"] == {NAME: 1001}  # from the cache
-        assert calls == [1] and kernels.path_thresholds() == {NAME: 1001}
+        assert calls == [1] and kernels.path_thresholds()[NAME] == 1001
         kernels.set_num_threads(2)  # another thread count is another calibration
         profiler.kernel_paths()
-        assert calls == [1, 2] and kernels.path_thresholds() == {NAME: 1002}
+        assert calls == [1, 2] and kernels.path_thresholds()[NAME] == 1002
         profiler.kernel_paths(cache=False)  # measured afresh
         assert calls == [1, 2, 2]
     finally:
@@ -129,6 +164,6 @@ def test_latency_table_is_timed_with_the_calibrated_paths(tmp_path, monkeypatch)
     kernels.set_path_thresholds({NAME: 0})
     table = profiler.measure_latency_table(small_net(), batch_sizes=(2,), repeats=1, warmup=0,
                                            progress=False)
-    assert table.meta["machine"]["paths"] == {NAME: 4242}
-    assert kernels.path_thresholds() == {NAME: 4242}
+    assert table.meta["machine"]["paths"][NAME] == 4242
+    assert kernels.path_thresholds()[NAME] == 4242
     assert np.isfinite(table.exact_latency_s[2])

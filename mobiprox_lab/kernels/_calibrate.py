@@ -6,10 +6,15 @@ scatter ("gathered"); ``POINTWISE_ROW_GEMM_MIN_MACS`` picks row GEMMs when the t
 channels x C x Wo reach it. Which path wins depends on the BLAS's small-GEMM kernels and the
 memory bandwidth: on one Skylake-class VM the HAR 64 -> 128 layer on 16x16 maps ran 1.96x
 over exact with row GEMMs and 1.50x gathered, on a Zen 3 VM (OpenBLAS Haswell kernels)
-0.91x and 1.42x. So the threshold is measured per machine:
-:func:`calibrate_path_thresholds` times both paths on :data:`ROW_GEMM_CASES` and returns
-the threshold that minimises the summed time relative to each case's faster path;
-:func:`set_path_thresholds` puts it in force for the process. The two paths agree to
+0.91x and 1.42x. The GEMM's depth (C) matters beyond its size: on a Zen 4 VM (one thread,
+batch 64) the 32 -> 64 layer on 32x32 maps, K*C*Wo = 2^16, ran 1.5x slower with row GEMMs
+than gathered (its row-perforated layer was slower than exact), while 64 -> 64 on 16x16,
+also 2^16, ran as fast or faster; 32 -> 64 was 1.4-1.7x slower on every map from 24x24 to
+40x40. So row GEMMs also need ``C >= POINTWISE_ROW_GEMM_MIN_CHANNELS``, and both thresholds
+are measured per machine: :func:`calibrate_path_thresholds` times both paths on
+:data:`ROW_GEMM_CASES` and returns the pair that minimises the summed time relative to each
+case's faster path (:func:`choose_thresholds`); :func:`set_path_thresholds` puts them in
+force for the process. The two paths agree to
 float32 rounding (not bit for bit), so a caller that wants reproducible outputs keeps one
 threshold per machine (``profiler.kernel_paths`` caches it by machine).
 """
@@ -24,7 +29,8 @@ import numpy as np
 from . import _conv
 
 #: The thresholds :func:`set_path_thresholds` accepts (name -> ``_conv`` attribute).
-PATH_THRESHOLDS = {"pointwise_row_gemm_min_macs": "POINTWISE_ROW_GEMM_MIN_MACS"}
+PATH_THRESHOLDS = {"pointwise_row_gemm_min_macs": "POINTWISE_ROW_GEMM_MIN_MACS",
+                   "pointwise_row_gemm_min_channels": "POINTWISE_ROW_GEMM_MIN_CHANNELS"}
 #: A threshold no call reaches: the path it guards is never taken.
 NEVER = 1 << 62
 #: (C, K, H = W) of the 1x1 layers of the HAR MobileNet that row perforation applies to
@@ -82,6 +88,36 @@ def choose_threshold(macs: Iterable[int], row_s: Iterable[float],
     return candidates[int(np.argmin(scores))]  # first minimum = the largest T among ties
 
 
+def choose_thresholds(macs: Iterable[int], channels: Iterable[int], row_s: Iterable[float],
+                      gathered_s: Iterable[float]) -> dict[str, int]:
+    """The pair (``pointwise_row_gemm_min_macs`` T, ``pointwise_row_gemm_min_channels`` M)
+    minimising sum_i t_i / min(row_i, gathered_i), where case i takes row GEMMs when
+    ``macs[i] >= T`` and ``channels[i] >= M``, else the gathered path. M's candidates are 0
+    and the cases' ``channels``; for each, T is :func:`choose_threshold`'s on the cases
+    that M lets through. Ties go to the smaller M (a channel limit only where it helps),
+    then to the larger T."""
+    m = np.asarray(list(macs), np.int64)
+    c = np.asarray(list(channels), np.int64)
+    r = np.asarray(list(row_s), float)
+    g = np.asarray(list(gathered_s), float)
+    if not (m.shape == c.shape == r.shape == g.shape) or m.ndim != 1:
+        raise ValueError(f"macs, channels, row_s, gathered_s: expected equal-length lists, "
+                         f"got {m.shape}, {c.shape}, {r.shape}, {g.shape}")
+    best_score, best = np.inf, None
+    for min_channels in sorted({0} | {int(v) for v in c}):
+        through = c >= min_channels
+        if through.any():
+            t = choose_threshold(m[through], r[through], g[through])
+        else:
+            t = NEVER
+        rows = through & (m >= t)
+        score = float(np.sum(np.where(rows, r, g) / np.minimum(r, g)))
+        if score < best_score:  # strictly better: ties keep the smaller limit
+            best_score, best = score, {"pointwise_row_gemm_min_macs": t,
+                                       "pointwise_row_gemm_min_channels": min_channels}
+    return best
+
+
 def calibrate_path_thresholds(cases: Iterable[tuple[int, int, int]] = ROW_GEMM_CASES, *,
                               batch_sizes: Iterable[int] = (1, 64), repeats: int = 7,
                               seed: int = 0, progress: bool = False) -> dict:
@@ -89,7 +125,7 @@ def calibrate_path_thresholds(cases: Iterable[tuple[int, int, int]] = ROW_GEMM_C
 
     cases : (C, K, H) of square H x H maps; batch_sizes : N of each timed call; repeats :
     timed rounds, the two paths alternating within each (after one untimed round). Returns
-    {"thresholds": {name: value} minimising the relative time (:func:`choose_threshold`),
+    {"thresholds": {name: value} minimising the relative time (:func:`choose_thresholds`),
     "cases": [{"n", "c", "k", "h", "macs", "row_s", "gathered_s"}] (median wall seconds per
     call)}. The thresholds in force are restored; put the result in force with
     :func:`set_path_thresholds`. Cases the row-perforated path does not take are skipped.
@@ -121,7 +157,8 @@ def calibrate_path_thresholds(cases: Iterable[tuple[int, int, int]] = ROW_GEMM_C
             times = {0: [], NEVER: []}
             for i in range(repeats + 1):
                 for t in (0, NEVER) if i % 2 else (NEVER, 0):
-                    set_path_thresholds(pointwise_row_gemm_min_macs=t)
+                    set_path_thresholds(pointwise_row_gemm_min_macs=t,
+                                        pointwise_row_gemm_min_channels=0)
                     t0 = time.perf_counter()
                     _conv.conv2d(x, w, knob=ROW_KNOB, relu=True)
                     if i:
@@ -131,6 +168,6 @@ def calibrate_path_thresholds(cases: Iterable[tuple[int, int, int]] = ROW_GEMM_C
                          "gathered_s": float(np.median(times[NEVER]))})
     finally:
         set_path_thresholds(before)
-    threshold = choose_threshold([r["macs"] for r in rows], [r["row_s"] for r in rows],
-                                 [r["gathered_s"] for r in rows])
-    return {"thresholds": {"pointwise_row_gemm_min_macs": threshold}, "cases": rows}
+    thresholds = choose_thresholds([r["macs"] for r in rows], [r["c"] for r in rows],
+                                   [r["row_s"] for r in rows], [r["gathered_s"] for r in rows])
+    return {"thresholds": thresholds, "cases": rows}

@@ -5,7 +5,8 @@ Paths (``groups == 1`` unless said):
 * 1x1, stride 1, no padding, fp32, maps of >= ``POINTWISE_MIN_PLANE`` pixels (or of >=
   ``POINTWISE_SMALL_MIN_PLANE`` with at most ``POINTWISE_SMALL_MAX_WEIGHT_BYTES`` of weights)
   (``_pointwise``): exact and filter-sampled, GEMMs straight on (strided views of) the
-  input into the output; row-perforated with ``K*C*Wo >= POINTWISE_ROW_GEMM_MIN_MACS``,
+  input into the output; row-perforated with ``K*C*Wo >= POINTWISE_ROW_GEMM_MIN_MACS``
+  and ``C >= POINTWISE_ROW_GEMM_MIN_CHANNELS``,
   one GEMM per kept row straight into the output and the skipped rows filled in place;
   other perforation, the kept pixels of a few samples (``POINTWISE_GEMM_WIDTH``) copied,
   one GEMM and the fill, all in cache. Tasks are blocks of samples x blocks of output
@@ -133,6 +134,9 @@ POINTWISE_BUFFER_BYTES = 1 << 19  # ... while its kept pixels and results fit in
 # row-perforated 1x1 with K*C*Wo >= this: row GEMMs (HAR pw2, 64 -> 128 on 16x16, is 2^17:
 # 1.96x over exact with them, 1.50x gathered; pw1, 32 -> 64 on 32x32, 2^16: 0.99x vs 1.41x)
 POINTWISE_ROW_GEMM_MIN_MACS = 1 << 17
+# ... and C >= this (no limit built in; see _calibrate: on a Zen 4 VM 32 -> 64 layers took
+# 1.4-1.7x the gathered path's time with row GEMMs, 64 -> 64 and 64 -> 128 0.97-1.01x)
+POINTWISE_ROW_GEMM_MIN_CHANNELS = 0
 DIRECT_MAX_GROUP_WIDTH = 8
 DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
 # row perforation of fewer samples than threads: about this many tasks per thread in each of
@@ -478,7 +482,7 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         kept_px = hsrc.shape[0] * wsrc.shape[0]
     nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
     if kind == "gathered":  # samples per GEMM: wide enough, buffers in cache
-        row_gemms = (kn.axis == "row"
+        row_gemms = (kn.axis == "row" and s.c >= POINTWISE_ROW_GEMM_MIN_CHANNELS
                      and _row_gemm_macs(s, kb) >= POINTWISE_ROW_GEMM_MIN_MACS)
         m = 0 if row_gemms else max(1, min(nb, ceil(POINTWISE_GEMM_WIDTH / kept_px),
                                            POINTWISE_BUFFER_BYTES // (4 * (s.c + kb) * kept_px)))

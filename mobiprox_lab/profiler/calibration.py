@@ -18,7 +18,7 @@ from .fingerprint import machine_key
 
 __all__ = ["kernel_paths"]
 
-_VERSION = 1
+_VERSION = 2  # 2: the row GEMMs' channel threshold too
 #: machine_key fields the calibration is not keyed by: the thresholds it sets, and torch's
 #: threads (only our kernels are timed)
 _NOT_KEYED = ("paths", "torch_threads")
