@@ -69,6 +69,13 @@ def set_path_thresholds(values: Mapping[str, int] | None = None, **kwargs: int
     return before
 
 
+def _relative_time(takes_rows: np.ndarray, row_s: np.ndarray, gathered_s: np.ndarray
+                   ) -> float:
+    """sum_i t_i / min(row_i, gathered_i), where case i runs row GEMMs where ``takes_rows``."""
+    return float(np.sum(np.where(takes_rows, row_s, gathered_s)
+                        / np.minimum(row_s, gathered_s)))
+
+
 def choose_threshold(macs: Iterable[int], row_s: Iterable[float],
                      gathered_s: Iterable[float]) -> int:
     """The threshold T minimising sum_i t_i(T) / min(row_i, gathered_i), where case i takes
@@ -82,9 +89,8 @@ def choose_threshold(macs: Iterable[int], row_s: Iterable[float],
                          f"{m.shape}, {r.shape}, {g.shape}")
     if not (np.all(r > 0) and np.all(g > 0)):
         raise ValueError("row_s, gathered_s: expected positive times")
-    best = np.minimum(r, g)
     candidates = sorted({int(v) for v in m} | {NEVER}, reverse=True)
-    scores = [float(np.sum(np.where(m >= t, r, g) / best)) for t in candidates]
+    scores = [_relative_time(m >= t, r, g) for t in candidates]
     return candidates[int(np.argmin(scores))]  # first minimum = the largest T among ties
 
 
@@ -106,12 +112,8 @@ def choose_thresholds(macs: Iterable[int], channels: Iterable[int], row_s: Itera
     best_score, best = np.inf, None
     for min_channels in sorted({0} | {int(v) for v in c}):
         through = c >= min_channels
-        if through.any():
-            t = choose_threshold(m[through], r[through], g[through])
-        else:
-            t = NEVER
-        rows = through & (m >= t)
-        score = float(np.sum(np.where(rows, r, g) / np.minimum(r, g)))
+        t = choose_threshold(m[through], r[through], g[through])
+        score = _relative_time(through & (m >= t), r, g)
         if score < best_score:  # strictly better: ties keep the smaller limit
             best_score, best = score, {"pointwise_row_gemm_min_macs": t,
                                        "pointwise_row_gemm_min_channels": min_channels}
