@@ -35,7 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mobiprox_lab import knobs  # noqa: E402
-from mobiprox_lab.kernelbench import settle  # noqa: E402
+from mobiprox_lab.kernelbench import settle, warm_up  # noqa: E402
 from mobiprox_lab.kernels import retain_freed_memory  # noqa: E402
 from mobiprox_lab.models import build_model, cached_model  # noqa: E402
 from mobiprox_lab.runtime import ApproxModel  # noqa: E402
@@ -90,8 +90,10 @@ def _median_times(fns: dict, budget: float, min_rounds: int = 3,
                   warm: int = 3, spinning=TORCH_RUNS) -> dict[str, float]:
     """Median seconds per call of each function, timed round-robin (one call of each per
     round) so that load drifts on a shared machine hit every candidate alike; each timed
-    call follows ``warm`` untimed calls of the same function, so that it starts from its
-    own weights and buffers in cache, not from what the previous candidate left. Our exact
+    call follows ``warm`` untimed calls of the same function lasting at least
+    ``kernelbench.WARM_SECONDS`` (``kernelbench.warm_up``: a call right after the idle wait
+    below runs slow), so that it starts from its own weights and buffers in cache, not from
+    what the previous candidate left, on a busy machine. Our exact
     run comes right after the torch ones: HAR at batch 1 (1 thread, CPU time, median of
     300) measured 0.533 ms after one warm call, 0.496 ms after three, 0.494 ms after a
     perforated run (which shares its weights); with no warm call the exact run was the
@@ -108,8 +110,7 @@ def _median_times(fns: dict, budget: float, min_rounds: int = 3,
     rounds = 0
     while rounds < min_rounds or (time.perf_counter() < t_end and rounds < max_rounds):
         for k, fn in fns.items():
-            for _ in range(warm):
-                fn()
+            warm_up(fn, calls=warm)
             t0 = clock()
             fn()
             times[k].append(clock() - t0)

@@ -28,9 +28,11 @@ import pandas as pd
 
 from . import cache, kernels, knobs
 
-BENCH_VERSION = 4  # 2: each timed call after an untimed one of the same variant;
+BENCH_VERSION = 5  # 2: each timed call after an untimed one of the same variant;
 # 3: after a torch call, wait for its OpenMP threads to stop spinning (settle);
-# 4: the allocator keeps freed memory (kernels.retain_freed_memory; also in the key)
+# 4: the allocator keeps freed memory (kernels.retain_freed_memory; also in the key);
+# 5: each timed call after at least WARM_SECONDS of untimed calls (warm_up)
+WARM_SECONDS = 0.02  # untimed calls of a variant before each timed one, at least (warm_up)
 BATCH = 64
 # variant label -> knob id (None: torch's exact conv2d)
 APPROX_VARIANTS: dict[str, int] = {
@@ -275,25 +277,42 @@ def settle(max_s: float = 0.1, step_s: float = 0.002, idle_cpu_s: float = 2e-4) 
     return time.perf_counter() - start
 
 
+def warm_up(call, seconds: float = WARM_SECONDS, calls: int = 1) -> None:
+    """Call ``call()`` at least ``calls`` times and until ``seconds`` have passed.
+
+    A call timed right after the process was idle (:func:`settle` sleeps until torch's
+    threads stop) runs slow for a few milliseconds, whatever came before it: on 2 threads,
+    HAR's depthwise layers at batch 64 (width 1.0), the same kernel timed three times in a
+    row after torch's, each after one untimed call, measured 1.03, 0.78 and 0.71x torch's time
+    (geomean); after 10 or 30 ms of untimed calls, 0.72-0.74 each. One untimed call had made
+    the first variant after torch's (our exact) look slow, and every speedup over it large."""
+    start = time.perf_counter()
+    done = 0
+    while done < calls or time.perf_counter() - start < seconds:
+        call()
+        done += 1
+
+
 def _time_interleaved(calls: dict, repeats: int, warmup: int = 2, spinning=("torch exact",)
                       ) -> dict[str, tuple[list[float], list[float]]]:
     """variant -> (wall seconds, process CPU seconds) of each repeat.
 
-    Each timed call follows an untimed call of the same variant: every variant is timed
-    with its own data in cache, not with what the variant before it left there (torch's
-    exact conv ran before ours and left it a cold cache: on the HAR 32x32 pointwise layer
-    our exact measured ~40 % slower after it, inflating every speedup over it). After the
-    variants in ``spinning`` (torch's) the next one starts when their threads have stopped
-    spinning (:func:`settle`): on 2 threads, our exact and perf row s2, the two variants
-    right after torch's, had quartile spreads (q75 / q25 of wall time) of 1.6-2.1 on HAR
-    pw2, pw4, pw12 and dw2-dw6, the later variants about 1.05."""
+    Each timed call follows untimed calls of the same variant (:func:`warm_up`): every
+    variant is timed with its own data in cache and the machine busy, not with what the
+    variant before it left there (torch's exact conv ran before ours and left it a cold
+    cache: on the HAR 32x32 pointwise layer our exact measured ~40 % slower after it,
+    inflating every speedup over it). After the variants in ``spinning`` (torch's) the
+    next one starts when their threads have stopped spinning (:func:`settle`): on 2
+    threads, our exact and perf row s2, the two variants right after torch's, had quartile
+    spreads (q75 / q25 of wall time) of 1.6-2.1 on HAR pw2, pw4, pw12 and dw2-dw6, the
+    later variants about 1.05."""
     for call in calls.values():
         for _ in range(warmup):
             call()
     samples: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in calls}
     for _ in range(repeats):
         for name, call in calls.items():
-            call()
+            warm_up(call)
             cpu, start = time.process_time(), time.perf_counter()
             call()
             samples[name][0].append(time.perf_counter() - start)

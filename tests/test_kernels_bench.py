@@ -63,6 +63,21 @@ def test_settle_sees_the_cpu_time_of_another_thread():
     assert waited >= 0.1
 
 
+def test_warm_up_runs_at_least_the_calls_and_the_seconds():
+    n = [0]
+
+    def call():
+        n[0] += 1
+        time.sleep(0.002)
+
+    start = time.perf_counter()
+    kernelbench.warm_up(call, seconds=0.03, calls=1)
+    assert time.perf_counter() - start >= 0.03 and n[0] >= 2
+    n[0] = 0
+    kernelbench.warm_up(call, seconds=0.0, calls=5)
+    assert n[0] == 5
+
+
 def test_layer_shapes_follow_the_har_network_width():
     """layer_shapes(har_width): the distinct regular-conv shapes of HarMobileNet(width)."""
     from torch import nn
