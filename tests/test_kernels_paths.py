@@ -471,6 +471,31 @@ def test_fused_relu_is_relu_of_the_output(case, threads):
     assert phases["interp"] > 0
 
 
+@pytest.mark.parametrize("shape,block", [
+    ((3, 5, 17, 19), (0, 3, 1, 4, 0, 17 * 19)),  # whole planes: runs of 3 x 323 values
+    ((3, 5, 17, 19), (1, 2, 0, 5, 7, 300)),  # part of each plane
+    ((2, 4, 1, 1), (0, 2, 0, 4, 0, 1)),  # one value a plane
+    ((2, 3, 30, 30), (0, 2, 1, 3, 5, 5)),  # an empty range: nothing written
+])
+def test_relu_block_is_bitwise_relu_of_its_block_only(shape, block):
+    """Runs longer than the scratch (``RELU_CHUNK``), NaN of both signs and -0.0 (kept, as
+    ``torch.relu`` keeps them), nothing outside the block touched."""
+    from mobiprox_lab.kernels import _scatter
+
+    rng = np.random.default_rng(3)
+    out = rng.standard_normal(shape, dtype=np.float32)
+    flat = out.reshape(-1)
+    flat[::7] = -0.0
+    flat[3::11] = np.nan
+    flat[5::13] = -np.float32(np.nan)
+    n0, n1, k0, k1, j0, j1 = block
+    want = out.copy().reshape(shape[0], shape[1], -1)
+    region = want[n0:n1, k0:k1, j0:j1]
+    want[n0:n1, k0:k1, j0:j1] = np.where(region < 0, np.float32(0.0), region)
+    _scatter.relu_block(out, *block)
+    np.testing.assert_array_equal(out.reshape(-1).view(np.int32), want.reshape(-1).view(np.int32))
+
+
 def test_relu_must_be_a_bool():
     with pytest.raises(ValueError, match="relu"):
         kernels.conv2d(np.zeros((1, 1, 3, 3), np.float32), np.zeros((1, 1, 1, 1), np.float32),
