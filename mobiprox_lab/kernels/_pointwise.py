@@ -46,7 +46,16 @@ SAMPLE_FILL_MAX_VALUES = 8192  # stride-2 columns, <= this many kept values a ta
 
 
 @njit(cache=True, nogil=True)
-def _bias_plane(of, d, plane, bv):
+def _bias_plane(of, d, plane, bv, relu):
+    """Add ``bv`` to ``plane`` values from ``of[d]``, then ReLU if ``relu``: one pass (a
+    stored value that differs from the loaded one keeps the loop vectorised, see
+    ``_scatter.relu_block``)."""
+    zero = np.float32(0.0)
+    if relu:
+        for j in range(uint64(plane)):
+            v = of[d + j] + bv
+            of[d + j] = zero if v < 0 else v
+        return
     for j in range(uint64(plane)):
         of[d + j] += bv
 
@@ -64,8 +73,8 @@ def pointwise_exact(x, w2, out, n0, n1, k0, k1, bias, has_bias, relu):
               np.float32(0.0))
         if has_bias:
             for k in range(k0, k1):
-                _bias_plane(of, uint64((n * k_ + k) * plane), plane, bias[k])
-        if relu:
+                _bias_plane(of, uint64((n * k_ + k) * plane), plane, bias[k], relu)
+        elif relu:
             relu_block(out, n, n + 1, k0, k1, 0, plane)
 
 
@@ -96,8 +105,8 @@ def pointwise_sampled(x, wcls, out, n0, n1, k0, k1, s, offset, bias, has_bias, r
                 of[j] = 0.0
         if has_bias:
             for k in range(k0, k1):
-                _bias_plane(of, uint64((n * k_ + k) * plane), plane, bias[k])
-        if relu:
+                _bias_plane(of, uint64((n * k_ + k) * plane), plane, bias[k], relu)
+        elif relu:
             relu_block(out, n, n + 1, k0, k1, 0, plane)
 
 
