@@ -334,7 +334,7 @@ def _run_batched_pointwise(x, w2, out, s: ConvSpec, chan, bias, has_bias, worker
     hsrc, row_a, row_b, wsrc, col_a, col_b, col_s2 = _plan.output_plan(s.knob, s.ho, s.wo)
     hk, wk = hsrc.shape[0], wsrc.shape[0]
     kept = hk * wk
-    fused_relu = relu and not timing and kept == s.h * s.w  # else a pass of its own
+    fused_relu = relu and not timing  # timed, a pass of its own
     xb = np.empty(chan.shape[0] * s.n * kept, np.float32)
     nb = batch_chunk(s.n, s.n, workers)
 
@@ -417,7 +417,7 @@ def _fill_from_kept(res, out, s: ConvSpec, hk, wk, sources, bias, has_bias, task
         t0 = thread_time() if timing else 0.0
         n, j = divmod(i, kblocks)
         k0, k1 = j * kb, min(s.k, (j + 1) * kb)
-        scatter(res[n, k0:k1], out, n, k0, hk, wk, *sources, bias, has_bias, False)
+        scatter(res[n, k0:k1], out, n, k0, hk, wk, *sources, bias, has_bias, False, False)
         if timing:
             add_time(scratch, "interp", thread_time() - t0)
 
@@ -643,7 +643,7 @@ def _run_shifted_perforated(x, w, out, s: ConvSpec, bias, has_bias, workers, tim
         t1 = thread_time() if timing else 0.0
         if res is None:
             scatter(out_block.reshape(s.k, hk * wk), out, n, 0, hk, wk, *sources, bias,
-                    has_bias, False)
+                    has_bias, False, False)
         if timing:
             add_time(scratch, "gemm", t1 - t0)
             add_time(scratch, "interp", thread_time() - t1)
@@ -783,7 +783,7 @@ def _gemm_task(x, w2, out, s: ConvSpec, k0, chan, krow, kcol, geometry, bias, ha
             matmul_into(w2, patches, res)
             t2 = thread_time()
             scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias,
-                    has_bias, fp16)
+                    has_bias, fp16, False)
         t3 = thread_time()
         add_time(scratch, "im2col", t1 - t0)
         add_time(scratch, "gemm", t2 - t1)

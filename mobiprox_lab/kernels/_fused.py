@@ -39,7 +39,8 @@ def gemm_chunk(x, n0, m, chan, krow, kcol, hsrc, wsrc, w2, cols_buf, res_buf, ou
         return
     res = res_buf[:kc * m * plane].reshape(kc, m * plane)
     matmul_into(w2, patches, res)
-    scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, has_bias, fp16)
+    scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, has_bias, fp16,
+            False)
 
 
 @njit(cache=True, nogil=True)

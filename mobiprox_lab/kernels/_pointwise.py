@@ -223,9 +223,7 @@ def _columns_s2_samples(x, w2, out, n0, n1, k0, k1, wsrc, off, bias, has_bias, x
     for n in range(n0, n1):
         _gather_pixels(x, n, hs, wsrc, 2, xbuf, 0, kp)
         sgemm(wf[k0 * c_:], c_, xbuf, kp, rbuf, kp, kc, kp, c_, np.float32(0.0))
-        columns_s2_sample(rbuf, of, (n * k_ + k0) * plane, kc * kp, off, bvec, edge)
-        if relu:
-            relu_block(out, n, n + 1, k0, k1, 0, plane)
+        columns_s2_sample(rbuf, of, (n * k_ + k0) * plane, kc * kp, off, bvec, edge, relu)
 
 
 @njit(cache=True, nogil=True)
@@ -264,9 +262,7 @@ def pointwise_gathered(x, w2, out, n0, n1, k0, k1, hsrc, wsrc, row_a, row_b, col
             _gather_pixels(x, nb + s, hsrc, wsrc, step, xbuf, s * kp, wid)
         sgemm(wf[k0 * c_:], c_, xbuf, wid, rbuf, wid, kc, wid, c_, np.float32(0.0))
         scatter(rbuf[:kc * wid].reshape(kc, wid), out, nb, k0, hk, wk, row_a, row_b, col_a,
-                col_b, col_s2, bias, has_bias, False)
-        if relu:
-            relu_block(out, nb, nb + mm, k0, k1, 0, out.shape[2] * out.shape[3])
+                col_b, col_s2, bias, has_bias, False, relu)
 
 
 @njit(cache=True, nogil=True)
@@ -300,8 +296,8 @@ def batched_gemm(w2, xb, res, out, n0, n1, k0, k1, bias, has_bias, relu, hk, wk,
     """``out[n0:n1, k0:k1]`` = ``w2[k0:k1]`` (K, R) @ the samples' columns of ``xb`` (see
     :func:`pack_channels`), through ``res`` (at least ``(k1-k0)*(n1-n0)*hk*wk``), plus the
     bias. Perforated (``hk*wk`` kept pixels of fewer than the plane's): the output filled
-    from the kept ones by ``_scatter.scatter`` (``row_a`` ... ``col_s2`` as there), and
-    ``relu`` must be False; else unpacked, then ReLU if ``relu`` (NaN kept)."""
+    from the kept ones by ``_scatter.scatter`` (``row_a`` ... ``col_s2`` as there), else
+    unpacked; ReLU on each value as it is written if ``relu`` (NaN kept)."""
     k_, red = w2.shape
     plane = out.shape[2] * out.shape[3]
     kept = hk * wk
@@ -312,7 +308,7 @@ def batched_gemm(w2, xb, res, out, n0, n1, k0, k1, bias, has_bias, relu, hk, wk,
           np.float32(0.0))
     if kept < plane:
         scatter(res[:(k1 - k0) * cols].reshape(k1 - k0, cols), out, n0, k0, hk, wk, row_a,
-                row_b, col_a, col_b, col_s2, bias, has_bias, False)
+                row_b, col_a, col_b, col_s2, bias, has_bias, False, relu)
         return
     zero = np.float32(0.0)
     for k in range(k0, k1):

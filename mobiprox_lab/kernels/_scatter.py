@@ -28,9 +28,15 @@ def finish_value(v, bias, has_bias, fp16):
     return v
 
 
+@njit(cache=True, inline="always")
+def _act(v, relu):
+    """``v``, or ReLU of it (NaN and -0.0 kept) if ``relu``."""
+    return np.float32(0.0) if relu and v < 0 else v
+
+
 @njit(cache=True, nogil=True)
 def scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, has_bias,
-            fp16):
+            fp16, relu):
     """Write ``res`` (Kc, m*hk*wk) into ``out[n0:n0+m, k0:k0+Kc]`` (N, K, Ho, Wo).
 
     Column ``s*hk*wk + i*wk + j`` of ``res`` holds kept output row ``i`` (of
@@ -43,6 +49,7 @@ def scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, 
 
     fp32 loops add the bias unconditionally (0 without one: it changes nothing but the
     sign of a zero) so that no flag is tested per element and the loops vectorise.
+    ``relu`` (fp32 only): ReLU on each value as it is written, not in a pass of its own.
     """
     kc, width = res.shape[0], res.shape[1]
     k_, ho_n, wo_n = out.shape[1], out.shape[2], out.shape[3]
@@ -53,7 +60,7 @@ def scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, 
     of = out.reshape(-1)
     if not fp16 and plane < ho_n * wo_n and ho_n * wo_n <= FLAT_FILL_MAX_PLANE:
         _perforated_small_planes(rf, of, n0, k0, k_, kc, width, hk, wk, ho_n, wo_n, row_a,
-                                 row_b, col_a, col_b, bias, has_bias)
+                                 row_b, col_a, col_b, bias, has_bias, relu)
         return
     row_s2 = _stride2_offset(row_a, row_b, ho_n) if col_full and hk < ho_n else -1
     for t in range(m * kc):
@@ -68,16 +75,16 @@ def scatter(res, out, n0, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias, 
             continue
         bz = bv if has_bias else np.float32(0.0)
         if row_s2 >= 0:
-            _rows_s2_plane(rf, of, src0, dst0, ho_n, wo_n, hk, row_s2, bz)
+            _rows_s2_plane(rf, of, src0, dst0, ho_n, wo_n, hk, row_s2, bz, relu)
         elif col_full:
-            _rows_fp32(rf, of, src0, dst0, ho_n, wo_n, row_a, row_b, bz, has_bias)
+            _rows_fp32(rf, of, src0, dst0, ho_n, wo_n, row_a, row_b, bz, has_bias, relu)
         else:
-            _cols_rows(rf, of, src0, dst0, ho_n, wo_n, wk, col_a, col_b, col_s2, bz)
+            _cols_rows(rf, of, src0, dst0, ho_n, wo_n, wk, col_a, col_b, col_s2, bz, relu)
 
 
 @njit(cache=True, nogil=True)
 def _perforated_small_planes(rf, of, n0, k0, k_, kc, width, hk, wk, ho_n, wo_n, row_a, row_b,
-                             col_a, col_b, bias, has_bias):
+                             col_a, col_b, bias, has_bias, relu):
     """``scatter`` of a perforated result onto planes of a few pixels (fp32): a plane-long
     loop costs more to start than its handful of outputs, so each sample's channels
     ``k0 .. k0+kc`` (consecutive planes of the output) are written in one loop, its sources
@@ -86,7 +93,7 @@ def _perforated_small_planes(rf, of, n0, k0, k_, kc, width, hk, wk, ho_n, wo_n, 
     kept = hk * wk
     if width == kept:  # one sample: tables of one plane, not worth building for every channel
         _perforated_small_planes_one(rf, of, n0, k0, k_, kc, width, hk, wk, ho_n, wo_n, row_a,
-                                     row_b, col_a, col_b, bias, has_bias)
+                                     row_b, col_a, col_b, bias, has_bias, relu)
         return
     size = kc * plane
     ia = np.empty(size, np.uint64)
@@ -107,12 +114,12 @@ def _perforated_small_planes(rf, of, n0, k0, k_, kc, width, hk, wk, ho_n, wo_n, 
             u = rf[a + ia[o]]
             v = rf[a + ib[o]]
             u = u if ia[o] == ib[o] else _HALF * (u + v)
-            of[d + o] = u + bvec[o]
+            of[d + o] = _act(u + bvec[o], relu)
 
 
 @njit(cache=True, nogil=True)
 def _perforated_small_planes_one(rf, of, n0, k0, k_, kc, width, hk, wk, ho_n, wo_n, row_a,
-                                 row_b, col_a, col_b, bias, has_bias):
+                                 row_b, col_a, col_b, bias, has_bias, relu):
     """:func:`_perforated_small_planes` of one sample (``width`` = its kept values): the
     source tables cover one plane and serve every channel, so that a batch-1 call does not
     build ``kc`` planes' worth of them (HAR 128 -> 128 on 4x4, row s2: the whole call
@@ -133,7 +140,7 @@ def _perforated_small_planes_one(rf, of, n0, k0, k_, kc, width, hk, wk, ho_n, wo
             u = rf[a + ia[o]]
             v = rf[a + ib[o]]
             u = u if ia[o] == ib[o] else _HALF * (u + v)
-            of[dk + o] = u + bz
+            of[dk + o] = _act(u + bz, relu)
 
 
 @njit(cache=True, nogil=True)
@@ -148,34 +155,34 @@ def fill_column_rows(res, out, n, r0, r1, col_a, col_b, col_s2, bias, has_bias):
     for k in range(kc):
         bz = bias[k] if has_bias else np.float32(0.0)
         _cols_rows(rf, of, k * width, ((n * k_ + k) * ho_n + r0) * wo_n, r1 - r0, wo_n, wk,
-                   col_a, col_b, col_s2, bz)
+                   col_a, col_b, col_s2, bz, False)
 
 
 @njit(cache=True, nogil=True)
-def _cols_rows(rf, of, src0, dst0, rows, wo_n, wk, col_a, col_b, col_s2, bz):
+def _cols_rows(rf, of, src0, dst0, rows, wo_n, wk, col_a, col_b, col_s2, bz, relu):
     """``rows`` consecutive output rows under column perforation, from their kept columns
-    (``wk`` a row, consecutive from ``rf[src0]``), plus ``bz``."""
+    (``wk`` a row, consecutive from ``rf[src0]``), plus ``bz``, then ReLU if ``relu``."""
     if col_s2 >= 0 and wo_n % 2 == 0:
-        _cols_s2_plane(rf, of, src0, dst0, rows * wk, wk, col_s2, bz)
+        _cols_s2_plane(rf, of, src0, dst0, rows * wk, wk, col_s2, bz, relu)
         return
     for ho in range(rows):
         a = uint64(src0 + ho * wk)
         d = uint64(dst0 + ho * wo_n)
         if col_s2 >= 0:
-            _cols_s2_row(rf, of, a, d, wo_n, wk, col_s2, bz)
+            _cols_s2_row(rf, of, a, d, wo_n, wk, col_s2, bz, relu)
         else:  # branch-free select: gathers and contiguous stores vectorise
             for wo in range(uint64(wo_n)):
                 u = rf[a + col_a[wo]]
                 v = rf[a + col_b[wo]]
                 u = u if col_a[wo] == col_b[wo] else _HALF * (u + v)
-                of[d + wo] = u + bz
+                of[d + wo] = _act(u + bz, relu)
 
 
 @njit(cache=True, nogil=True)
-def _rows_fp32(rf, of, src0, dst0, ho_n, wo_n, row_a, row_b, bz, has_bias):
+def _rows_fp32(rf, of, src0, dst0, ho_n, wo_n, row_a, row_b, bz, has_bias, relu):
     """One output plane, columns complete: each row a copy of a kept row or the mean of
     two, plus ``bz`` (copies without a bias stay plain copies: exact outputs are bit for
-    bit the GEMM's)."""
+    bit the GEMM's), then ReLU if ``relu``."""
     uw = uint64(wo_n)
     d = uint64(dst0)
     for ho in range(ho_n):
@@ -183,13 +190,13 @@ def _rows_fp32(rf, of, src0, dst0, ho_n, wo_n, row_a, row_b, bz, has_bias):
         b = uint64(src0 + row_b[ho] * wo_n)
         if a == b and has_bias:
             for j in range(uw):
-                of[d + j] = rf[a + j] + bz
+                of[d + j] = _act(rf[a + j] + bz, relu)
         elif a == b:
             for j in range(uw):
-                of[d + j] = rf[a + j]
+                of[d + j] = _act(rf[a + j], relu)
         else:
             for j in range(uw):
-                of[d + j] = _HALF * (rf[a + j] + rf[b + j]) + bz
+                of[d + j] = _act(_HALF * (rf[a + j] + rf[b + j]) + bz, relu)
         d += uw
 
 
@@ -220,15 +227,16 @@ def _stride2_offset(row_a, row_b, ho_n):
 
 
 @njit(cache=True, nogil=True)
-def _rows_s2_plane(rf, of, src0, dst0, ho_n, wo_n, hk, off, bz):
+def _rows_s2_plane(rf, of, src0, dst0, ho_n, wo_n, hk, off, bz, relu):
     """One output plane under stride-2 row perforation with offset ``off``: kept row ``i``
     is output row ``2i + 1 - off``; each is written in one loop with the skipped row above
-    it (the mean of kept rows ``i - 1`` and ``i``), which halves the short row loops."""
+    it (the mean of kept rows ``i - 1`` and ``i``), which halves the short row loops; ReLU
+    on each value if ``relu``."""
     uw = uint64(wo_n)
     a, d = uint64(src0), uint64(dst0)
     r0 = uint64(1 - off)  # output row of kept row 0
     for j in range(uw):  # kept row 0; with offset 0, row 0 above it is its copy
-        v = rf[a + j] + bz
+        v = _act(rf[a + j] + bz, relu)
         of[d + j] = v
         of[d + r0 * uw + j] = v
     for i in range(_U1, uint64(hk)):
@@ -236,49 +244,50 @@ def _rows_s2_plane(rf, of, src0, dst0, ho_n, wo_n, hk, off, bz):
         dk = d + (_U2 * i + r0) * uw
         for j in range(uw):
             u, v = rf[ka - uw + j], rf[ka + j]
-            of[dk - uw + j] = _HALF * (u + v) + bz
-            of[dk + j] = v + bz
+            of[dk - uw + j] = _act(_HALF * (u + v) + bz, relu)
+            of[dk + j] = _act(v + bz, relu)
     last = uint64(2 * (hk - 1)) + r0  # output row of the last kept row
     if last + _U1 < uint64(ho_n):  # the last row is skipped: a copy of the one above
         ka = a + uint64(hk - 1) * uw
         dk = d + (last + _U1) * uw
         for j in range(uw):
-            of[dk + j] = rf[ka + j] + bz
+            of[dk + j] = _act(rf[ka + j] + bz, relu)
 
 
 @njit(cache=True, nogil=True)
-def _cols_s2_plane(rf, of, src0, dst0, half, wk, off, bz):
+def _cols_s2_plane(rf, of, src0, dst0, half, wk, off, bz, relu):
     """One output plane of even width under stride-2 column perforation with offset
     ``off``: its ``half`` kept values (``wk`` per row) interleaved with their means in one
-    loop over the whole plane, then the edge columns (copies) of each row fixed."""
+    loop over the whole plane, then the edge columns (copies) of each row fixed; ReLU on
+    each value if ``relu``."""
     a, d = uint64(src0), uint64(dst0)
     uh = uint64(half)
     if off == 0:  # kept odd columns: out[2p+1] = r[p], out[2p] = mean(r[p-1], r[p])
         for p in range(_U1, uh):
             u, v = rf[a + p - _U1], rf[a + p]
-            of[d + _U2 * p] = _HALF * (u + v) + bz
-            of[d + _U2 * p + _U1] = v + bz
-        of[d + _U1] = rf[a] + bz
+            of[d + _U2 * p] = _act(_HALF * (u + v) + bz, relu)
+            of[d + _U2 * p + _U1] = _act(v + bz, relu)
+        of[d + _U1] = _act(rf[a] + bz, relu)
         for p in range(0, half, wk):  # column 0 of each row copies column 1
-            of[d + uint64(2 * p)] = rf[a + uint64(p)] + bz
+            of[d + uint64(2 * p)] = _act(rf[a + uint64(p)] + bz, relu)
     else:  # kept even columns: out[2p] = r[p], out[2p+1] = mean(r[p], r[p+1])
         for p in range(uh - _U1):
             u, v = rf[a + p], rf[a + p + _U1]
-            of[d + _U2 * p] = u + bz
-            of[d + _U2 * p + _U1] = _HALF * (u + v) + bz
+            of[d + _U2 * p] = _act(u + bz, relu)
+            of[d + _U2 * p + _U1] = _act(_HALF * (u + v) + bz, relu)
         for p in range(wk - 1, half, wk):  # the last column of each row copies the one before
-            v = rf[a + uint64(p)] + bz
+            v = _act(rf[a + uint64(p)] + bz, relu)
             of[d + uint64(2 * p)] = v
             of[d + uint64(2 * p + 1)] = v
 
 
 @njit(cache=True, nogil=True)
-def columns_s2_sample(rf, of, dst0, n_kept, off, bvec, edge):
+def columns_s2_sample(rf, of, dst0, n_kept, off, bvec, edge, relu):
     """Planes of even width under stride-2 column perforation with offset ``off``, written
     from ``rf``'s first ``n_kept`` values (consecutive planes' kept values, in order) to
     ``of[dst0:]`` in one loop: kept value ``q`` is output ``2q + 1 - off``, its skipped
     neighbour (``2q`` or ``2q + 1``) the mean of it and the kept value beyond, or a copy
-    where ``edge[q]`` (column 0 / Wo-1). ``bvec[q]``: the bias to add."""
+    where ``edge[q]`` (column 0 / Wo-1). ``bvec[q]``: the bias to add; then ReLU if ``relu``."""
     d = uint64(dst0)
     n = uint64(n_kept)
     if off == 0:  # kept odd columns: out[2q+1] = r[q], out[2q] = mean(r[q-1], r[q])
@@ -286,9 +295,9 @@ def columns_s2_sample(rf, of, dst0, n_kept, off, bvec, edge):
             u, v = rf[q - _U1], rf[q]
             b = bvec[q]
             m = v if edge[q] else _HALF * (u + v)
-            of[d + _U2 * q] = m + b
-            of[d + _U2 * q + _U1] = v + b
-        v = rf[0] + bvec[0]
+            of[d + _U2 * q] = _act(m + b, relu)
+            of[d + _U2 * q + _U1] = _act(v + b, relu)
+        v = _act(rf[0] + bvec[0], relu)
         of[d] = v
         of[d + _U1] = v
     else:  # kept even columns: out[2q] = r[q], out[2q+1] = mean(r[q], r[q+1])
@@ -296,31 +305,32 @@ def columns_s2_sample(rf, of, dst0, n_kept, off, bvec, edge):
             u, v = rf[q], rf[q + _U1]
             b = bvec[q]
             m = u if edge[q] else _HALF * (u + v)
-            of[d + _U2 * q] = u + b
-            of[d + _U2 * q + _U1] = m + b
+            of[d + _U2 * q] = _act(u + b, relu)
+            of[d + _U2 * q + _U1] = _act(m + b, relu)
         last = n - _U1
-        v = rf[last] + bvec[last]
+        v = _act(rf[last] + bvec[last], relu)
         of[d + _U2 * last] = v
         of[d + _U2 * last + _U1] = v
 
 
 @njit(cache=True, nogil=True)
-def _cols_s2_row(rf, of, a, d, wo_n, wk, off, bz):
-    """One output row (any width) under stride-2 column perforation with offset ``off``."""
+def _cols_s2_row(rf, of, a, d, wo_n, wk, off, bz, relu):
+    """One output row (any width) under stride-2 column perforation with offset ``off``;
+    ReLU on each value if ``relu``."""
     if off == 0:  # kept odd columns: out[2p+1] = r[p], out[2p] = mean(r[p-1], r[p])
         for p in range(_U1, uint64(wk)):
             u, v = rf[a + p - _U1], rf[a + p]
-            of[d + _U2 * p] = _HALF * (u + v) + bz
-            of[d + _U2 * p + _U1] = v + bz
-        of[d] = of[d + _U1] = rf[a] + bz
+            of[d + _U2 * p] = _act(_HALF * (u + v) + bz, relu)
+            of[d + _U2 * p + _U1] = _act(v + bz, relu)
+        of[d] = of[d + _U1] = _act(rf[a] + bz, relu)
         if wo_n % 2:
-            of[d + uint64(wo_n - 1)] = rf[a + uint64(wk - 1)] + bz
+            of[d + uint64(wo_n - 1)] = _act(rf[a + uint64(wk - 1)] + bz, relu)
     else:  # kept even columns: out[2p] = r[p], out[2p+1] = mean(r[p], r[p+1])
         for p in range(uint64(wk - 1)):
             u, v = rf[a + p], rf[a + p + _U1]
-            of[d + _U2 * p] = u + bz
-            of[d + _U2 * p + _U1] = _HALF * (u + v) + bz
-        last = rf[a + uint64(wk - 1)] + bz
+            of[d + _U2 * p] = _act(u + bz, relu)
+            of[d + _U2 * p + _U1] = _act(_HALF * (u + v) + bz, relu)
+        last = _act(rf[a + uint64(wk - 1)] + bz, relu)
         of[d + uint64(2 * (wk - 1))] = last
         if wo_n % 2 == 0:
             of[d + uint64(wo_n - 1)] = last
