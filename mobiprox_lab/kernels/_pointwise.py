@@ -21,10 +21,12 @@ sample's planes are still in cache:
   are in cache.
 
 A task is a block of output channels of a block of samples, so that a single sample
-still spreads over several threads. A fused ReLU (``relu``) runs on each sample's block
-of output channels as soon as it is written, while it is in cache: a pass over a whole
-task's block afterwards read it back from memory (HAR at batch 64: ~2 ms of an exact
-inference's ~26 ms on the calling thread under cProfile, ~3.7 ms of row s2's).
+still spreads over several threads. A fused ReLU (``relu``) is applied to each sample's
+block of output channels while it is in cache: with the bias in one pass (exact, sampled),
+as the scatter writes each value (gathered perforation), else by ``_scatter.relu_block``
+(no bias, or row GEMMs). A pass over a whole task's block afterwards read it back from
+memory (HAR at batch 64: ~2 ms of an exact inference's ~26 ms on the calling thread under
+cProfile, ~3.7 ms of row s2's).
 
 On maps too small for per-sample GEMMs (2x2, or 4x4 with large weights) a batch is
 one GEMM instead: the kept input channels (and pixels) of every sample are packed side by
