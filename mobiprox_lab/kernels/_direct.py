@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-from ._scatter import finish_value
+from ._scatter import act, finish_value
 from ._transpose import transpose_block
 
 
@@ -85,7 +85,6 @@ def depthwise_nhwc(x, w, out, n0, n1, sh, sw, ph, pw, bias, has_bias, fp16, relu
     transpose_block(w.reshape(-1), 0, taps, wt, 0, c_, c_, taps)  # wt[t*C + c] = w[c, t]
     xf = x.reshape(-1)
     of = out.reshape(-1)
-    zero = np.float32(0.0)
     for n in range(n0, n1):
         transpose_block(xf, n * c_ * hw, hw, xs, 0, c_, c_, hw)
         for ho in range(ho_n):
@@ -104,7 +103,7 @@ def depthwise_nhwc(x, w, out, n0, n1, sh, sw, ph, pw, bias, has_bias, fp16, relu
                 if has_bias or fp16 or relu:
                     for c in range(cu):
                         v = finish_value(acc[a + c], bias[c], has_bias, fp16)
-                        acc[a + c] = zero if relu and v < 0 else v
+                        acc[a + c] = act(v, relu)
         transpose_block(acc, 0, c_, of, n * c_ * pl, pl, pl, c_)
 
 
@@ -201,13 +200,12 @@ def depthwise_phases(x, w, out, n0, n1, c0, c1, sh, sw, ph, pw, bias, has_bias, 
                         acc[p] += v * buf[p + o]
             bv = bias[c] if has_bias else np.float32(0.0)
             d0 = (n * c_ + c) * ho_n * wo_n
-            zero = np.float32(0.0)
             for ho in range(ho_n):
                 d = uint64(d0 + ho * wo_n)
                 s0 = uint64(ho * wq)
                 for j in range(uint64(wo_n)):
                     v = acc[s0 + j] + bv
-                    of[d + j] = zero if relu and v < 0 else v
+                    of[d + j] = act(v, relu)
 
 
 def depthwise_buffer_size(h: int, w: int, kh: int, kw: int, sh: int, sw: int, ph: int,

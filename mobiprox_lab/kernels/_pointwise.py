@@ -41,7 +41,7 @@ import numpy as np
 from numba import njit, uint64
 
 from ._blas import sgemm
-from ._scatter import columns_s2_sample, relu_block, scatter
+from ._scatter import act, columns_s2_sample, relu_block, scatter
 
 _HALF = np.float32(0.5)  # the mean in float32, as ``_scatter`` and the reference compute it
 SAMPLE_FILL_MAX_VALUES = 8192  # stride-2 columns, <= this many kept values a task's sample
@@ -52,14 +52,8 @@ def _bias_plane(of, d, plane, bv, relu):
     """Add ``bv`` to ``plane`` values from ``of[d]``, then ReLU if ``relu``: one pass (a
     stored value that differs from the loaded one keeps the loop vectorised, see
     ``_scatter.relu_block``)."""
-    zero = np.float32(0.0)
-    if relu:
-        for j in range(uint64(plane)):
-            v = of[d + j] + bv
-            of[d + j] = zero if v < 0 else v
-        return
     for j in range(uint64(plane)):
-        of[d + j] += bv
+        of[d + j] = act(of[d + j] + bv, relu)
 
 
 @njit(cache=True, nogil=True)
@@ -321,4 +315,4 @@ def batched_gemm(w2, xb, res, out, n0, n1, k0, k1, bias, has_bias, relu, hk, wk,
             s0 = r0 + uint64((n - n0) * plane)
             for j in range(uint64(plane)):
                 v = res[s0 + j] + bv
-                of[d + j] = zero if relu and v < 0 else v
+                of[d + j] = act(v, relu)

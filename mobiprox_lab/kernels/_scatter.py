@@ -29,7 +29,7 @@ def finish_value(v, bias, has_bias, fp16):
 
 
 @njit(cache=True, inline="always")
-def _act(v, relu):
+def act(v, relu):
     """``v``, or ReLU of it (NaN and -0.0 kept) if ``relu``."""
     return np.float32(0.0) if relu and v < 0 else v
 
@@ -114,7 +114,7 @@ def _perforated_small_planes(rf, of, n0, k0, k_, kc, width, hk, wk, ho_n, wo_n, 
             u = rf[a + ia[o]]
             v = rf[a + ib[o]]
             u = u if ia[o] == ib[o] else _HALF * (u + v)
-            of[d + o] = _act(u + bvec[o], relu)
+            of[d + o] = act(u + bvec[o], relu)
 
 
 @njit(cache=True, nogil=True)
@@ -140,7 +140,7 @@ def _perforated_small_planes_one(rf, of, n0, k0, k_, kc, width, hk, wk, ho_n, wo
             u = rf[a + ia[o]]
             v = rf[a + ib[o]]
             u = u if ia[o] == ib[o] else _HALF * (u + v)
-            of[dk + o] = _act(u + bz, relu)
+            of[dk + o] = act(u + bz, relu)
 
 
 @njit(cache=True, nogil=True)
@@ -175,7 +175,7 @@ def _cols_rows(rf, of, src0, dst0, rows, wo_n, wk, col_a, col_b, col_s2, bz, rel
                 u = rf[a + col_a[wo]]
                 v = rf[a + col_b[wo]]
                 u = u if col_a[wo] == col_b[wo] else _HALF * (u + v)
-                of[d + wo] = _act(u + bz, relu)
+                of[d + wo] = act(u + bz, relu)
 
 
 @njit(cache=True, nogil=True)
@@ -190,13 +190,13 @@ def _rows_fp32(rf, of, src0, dst0, ho_n, wo_n, row_a, row_b, bz, has_bias, relu)
         b = uint64(src0 + row_b[ho] * wo_n)
         if a == b and has_bias:
             for j in range(uw):
-                of[d + j] = _act(rf[a + j] + bz, relu)
+                of[d + j] = act(rf[a + j] + bz, relu)
         elif a == b:
             for j in range(uw):
-                of[d + j] = _act(rf[a + j], relu)
+                of[d + j] = act(rf[a + j], relu)
         else:
             for j in range(uw):
-                of[d + j] = _act(_HALF * (rf[a + j] + rf[b + j]) + bz, relu)
+                of[d + j] = act(_HALF * (rf[a + j] + rf[b + j]) + bz, relu)
         d += uw
 
 
@@ -236,7 +236,7 @@ def _rows_s2_plane(rf, of, src0, dst0, ho_n, wo_n, hk, off, bz, relu):
     a, d = uint64(src0), uint64(dst0)
     r0 = uint64(1 - off)  # output row of kept row 0
     for j in range(uw):  # kept row 0; with offset 0, row 0 above it is its copy
-        v = _act(rf[a + j] + bz, relu)
+        v = act(rf[a + j] + bz, relu)
         of[d + j] = v
         of[d + r0 * uw + j] = v
     for i in range(_U1, uint64(hk)):
@@ -244,14 +244,14 @@ def _rows_s2_plane(rf, of, src0, dst0, ho_n, wo_n, hk, off, bz, relu):
         dk = d + (_U2 * i + r0) * uw
         for j in range(uw):
             u, v = rf[ka - uw + j], rf[ka + j]
-            of[dk - uw + j] = _act(_HALF * (u + v) + bz, relu)
-            of[dk + j] = _act(v + bz, relu)
+            of[dk - uw + j] = act(_HALF * (u + v) + bz, relu)
+            of[dk + j] = act(v + bz, relu)
     last = uint64(2 * (hk - 1)) + r0  # output row of the last kept row
     if last + _U1 < uint64(ho_n):  # the last row is skipped: a copy of the one above
         ka = a + uint64(hk - 1) * uw
         dk = d + (last + _U1) * uw
         for j in range(uw):
-            of[dk + j] = _act(rf[ka + j] + bz, relu)
+            of[dk + j] = act(rf[ka + j] + bz, relu)
 
 
 @njit(cache=True, nogil=True)
@@ -265,18 +265,18 @@ def _cols_s2_plane(rf, of, src0, dst0, half, wk, off, bz, relu):
     if off == 0:  # kept odd columns: out[2p+1] = r[p], out[2p] = mean(r[p-1], r[p])
         for p in range(_U1, uh):
             u, v = rf[a + p - _U1], rf[a + p]
-            of[d + _U2 * p] = _act(_HALF * (u + v) + bz, relu)
-            of[d + _U2 * p + _U1] = _act(v + bz, relu)
-        of[d + _U1] = _act(rf[a] + bz, relu)
+            of[d + _U2 * p] = act(_HALF * (u + v) + bz, relu)
+            of[d + _U2 * p + _U1] = act(v + bz, relu)
+        of[d + _U1] = act(rf[a] + bz, relu)
         for p in range(0, half, wk):  # column 0 of each row copies column 1
-            of[d + uint64(2 * p)] = _act(rf[a + uint64(p)] + bz, relu)
+            of[d + uint64(2 * p)] = act(rf[a + uint64(p)] + bz, relu)
     else:  # kept even columns: out[2p] = r[p], out[2p+1] = mean(r[p], r[p+1])
         for p in range(uh - _U1):
             u, v = rf[a + p], rf[a + p + _U1]
-            of[d + _U2 * p] = _act(u + bz, relu)
-            of[d + _U2 * p + _U1] = _act(_HALF * (u + v) + bz, relu)
+            of[d + _U2 * p] = act(u + bz, relu)
+            of[d + _U2 * p + _U1] = act(_HALF * (u + v) + bz, relu)
         for p in range(wk - 1, half, wk):  # the last column of each row copies the one before
-            v = _act(rf[a + uint64(p)] + bz, relu)
+            v = act(rf[a + uint64(p)] + bz, relu)
             of[d + uint64(2 * p)] = v
             of[d + uint64(2 * p + 1)] = v
 
@@ -295,9 +295,9 @@ def columns_s2_sample(rf, of, dst0, n_kept, off, bvec, edge, relu):
             u, v = rf[q - _U1], rf[q]
             b = bvec[q]
             m = v if edge[q] else _HALF * (u + v)
-            of[d + _U2 * q] = _act(m + b, relu)
-            of[d + _U2 * q + _U1] = _act(v + b, relu)
-        v = _act(rf[0] + bvec[0], relu)
+            of[d + _U2 * q] = act(m + b, relu)
+            of[d + _U2 * q + _U1] = act(v + b, relu)
+        v = act(rf[0] + bvec[0], relu)
         of[d] = v
         of[d + _U1] = v
     else:  # kept even columns: out[2q] = r[q], out[2q+1] = mean(r[q], r[q+1])
@@ -305,10 +305,10 @@ def columns_s2_sample(rf, of, dst0, n_kept, off, bvec, edge, relu):
             u, v = rf[q], rf[q + _U1]
             b = bvec[q]
             m = u if edge[q] else _HALF * (u + v)
-            of[d + _U2 * q] = _act(u + b, relu)
-            of[d + _U2 * q + _U1] = _act(m + b, relu)
+            of[d + _U2 * q] = act(u + b, relu)
+            of[d + _U2 * q + _U1] = act(m + b, relu)
         last = n - _U1
-        v = _act(rf[last] + bvec[last], relu)
+        v = act(rf[last] + bvec[last], relu)
         of[d + _U2 * last] = v
         of[d + _U2 * last + _U1] = v
 
@@ -320,17 +320,17 @@ def _cols_s2_row(rf, of, a, d, wo_n, wk, off, bz, relu):
     if off == 0:  # kept odd columns: out[2p+1] = r[p], out[2p] = mean(r[p-1], r[p])
         for p in range(_U1, uint64(wk)):
             u, v = rf[a + p - _U1], rf[a + p]
-            of[d + _U2 * p] = _act(_HALF * (u + v) + bz, relu)
-            of[d + _U2 * p + _U1] = _act(v + bz, relu)
-        of[d] = of[d + _U1] = _act(rf[a] + bz, relu)
+            of[d + _U2 * p] = act(_HALF * (u + v) + bz, relu)
+            of[d + _U2 * p + _U1] = act(v + bz, relu)
+        of[d] = of[d + _U1] = act(rf[a] + bz, relu)
         if wo_n % 2:
-            of[d + uint64(wo_n - 1)] = _act(rf[a + uint64(wk - 1)] + bz, relu)
+            of[d + uint64(wo_n - 1)] = act(rf[a + uint64(wk - 1)] + bz, relu)
     else:  # kept even columns: out[2p] = r[p], out[2p+1] = mean(r[p], r[p+1])
         for p in range(uint64(wk - 1)):
             u, v = rf[a + p], rf[a + p + _U1]
-            of[d + _U2 * p] = _act(u + bz, relu)
-            of[d + _U2 * p + _U1] = _act(_HALF * (u + v) + bz, relu)
-        last = _act(rf[a + uint64(wk - 1)] + bz, relu)
+            of[d + _U2 * p] = act(u + bz, relu)
+            of[d + _U2 * p + _U1] = act(_HALF * (u + v) + bz, relu)
+        last = act(rf[a + uint64(wk - 1)] + bz, relu)
         of[d + uint64(2 * (wk - 1))] = last
         if wo_n % 2 == 0:
             of[d + uint64(wo_n - 1)] = last
