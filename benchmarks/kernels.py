@@ -109,9 +109,13 @@ def run(threads: int, args) -> None:
           f"(each kernel worker thread runs a single-threaded BLAS) ===")
     if not args.default_paths:  # this machine's calibrated paths, as the profiler times
         kernels.set_num_threads(threads)
-        profiler.kernel_paths(progress=True)
+        cal = profiler.kernel_paths(progress=True)
+        print(f"calibrated on {cal.get('clock', 'wall')} time, 1-minute load average before / "
+              f"after: {cal.get('load_average')}")
+    rows = [c[:5] for c in kernels.path_choices() if c[5]]
     print(f"kernel path thresholds ({'built-in' if args.default_paths else 'calibrated'}): "
-          f"{kernels.path_thresholds()}")
+          f"{kernels.path_thresholds()}; shapes calibrated to row GEMMs "
+          f"[C, K, H, W, one sample]: {rows or 'none'}")
     print(f"before: {_load()}")
     df = kernelbench.bench_layers(quick=args.quick, threads=threads, refresh=args.refresh)
     bd = kernelbench.bench_breakdown(quick=args.quick, threads=threads, refresh=args.refresh)

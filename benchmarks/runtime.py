@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
           f"{kernels.get_num_threads()} threads; clock: "
           f"{'CPU time of the calling thread' if use_cpu else 'wall'}; allocator: {allocator}; "
           f"kernel paths ({'built-in' if args.default_paths else 'calibrated'}): "
-          f"{kernels.path_thresholds()}")
+          f"{kernels.path_thresholds()}, row GEMMs on [C, K, H, W, one sample] "
+          f"{[c[:5] for c in kernels.path_choices() if c[5]] or 'none'}")
     frames = []
     for task in args.tasks:
         df, extra = bench_task(task, args.batches, args.budget, clock)

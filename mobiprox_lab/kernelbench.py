@@ -156,7 +156,8 @@ def _cached(kind: str, compute, refresh: bool, **inputs) -> pd.DataFrame:
     allocator = kernels.retain_freed_memory()  # for torch's conv2d and ours alike
     key = cache.cache_key(kind=kind, version=BENCH_VERSION, code=_code_fingerprint(),
                           machine=platform.node(), cpus=os.cpu_count(), allocator=allocator,
-                          paths=kernels.path_thresholds(), **inputs)
+                          paths=kernels.path_thresholds(),
+                          path_choices=kernels.path_choices(), **inputs)
     path = cache.cache_dir("kernelbench") / f"{kind}-{key}.csv"
     if path.exists() and not refresh:
         return pd.read_csv(path)

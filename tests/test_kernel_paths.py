@@ -1,5 +1,6 @@
-"""Machine-dependent kernel path thresholds: the choice rule, putting a threshold in force,
-the calibration that times both paths, and the profiler's per-machine cache of it."""
+"""Machine-dependent kernel path thresholds and per-shape choices: the choice rules, putting
+them in force, the calibration that times both paths, and the profiler's per-machine cache
+of it."""
 
 from __future__ import annotations
 
@@ -19,9 +20,23 @@ CHANNELS = "pointwise_row_gemm_min_channels"
 
 @pytest.fixture(autouse=True)
 def _restore_thresholds():
-    before = kernels.path_thresholds()
+    before, choices = kernels.path_thresholds(), kernels.path_choices()
     yield
     kernels.set_path_thresholds(before)
+    kernels.set_path_choices(choices)
+
+
+def _spy_row_gemms(mp) -> list:
+    """Monkeypatch ``_conv.pointwise_gathered`` to record its ``row_gemms`` argument."""
+    seen = []
+    real = _conv.pointwise_gathered
+
+    def spy(*args):
+        seen.append(args[-1])
+        return real(*args)
+
+    mp.setattr(_conv, "pointwise_gathered", spy)
+    return seen
 
 
 def test_choose_threshold_minimises_the_relative_time():
@@ -90,27 +105,67 @@ def test_threshold_in_force_picks_the_path(threshold, min_channels, row_gemms):
         before = kernels.set_path_thresholds({NAME: threshold, CHANNELS: min_channels})
         assert before == {NAME: 99, CHANNELS: 7}  # was in force
         assert kernels.path_thresholds() == {NAME: threshold, CHANNELS: min_channels}
+        kernels.set_path_choices([[64, 128, 8, 8, False, True]])  # another shape: no effect
         mp.setattr(_conv, "pointwise_gathered", spy)
         got = kernels.conv2d(x, wt, b, knob=123)
     assert seen == [row_gemms]
     assert_close(got, reference.conv2d(x, wt, b, knob=123))
 
 
+@pytest.mark.parametrize("n", [1, 3])
+@pytest.mark.parametrize("row", [True, False])
+def test_a_shape_choice_overrides_the_thresholds(n, row):
+    """A choice for the call's shape (C, K, H, W, one sample or not) picks its path whatever
+    the thresholds say; the other batch class keeps to the thresholds."""
+    x, wt, b = _data(5, n, 64, 16, 16, 128, 64, 1, 1, True)
+    with pytest.MonkeyPatch.context() as mp, forced_paths(1):
+        kernels.set_path_thresholds({NAME: 0 if not row else NEVER, CHANNELS: 0})
+        before = kernels.set_path_choices([(64, 128, 16, 16, n == 1, row),
+                                           [64, 128, 16, 16, n != 1, not row]])
+        assert before == []
+        assert kernels.path_choices() == sorted([[64, 128, 16, 16, n == 1, row],
+                                                 [64, 128, 16, 16, n != 1, not row]])
+        seen = _spy_row_gemms(mp)
+        got = kernels.conv2d(x, wt, b, knob=123)
+        kernels.set_path_choices([[64, 128, 16, 16, n != 1, row]])  # only the other class
+        kernels.conv2d(x, wt, b, knob=123)
+    assert seen == [row, not row]
+    assert_close(got, reference.conv2d(x, wt, b, knob=123))
+
+
+@pytest.mark.parametrize("bad", [[64, 128, 16, 16, True], [64, 128, 16, 0, True, True],
+                                 [64, 128, 16, 16, 1, True], [64.0, 128, 16, 16, True, False],
+                                 "64,128,16,16,1,1", [True, 128, 16, 16, True, False]])
+def test_set_path_choices_validates(bad):
+    kernels.set_path_choices([[8, 8, 8, 8, False, True]])
+    with pytest.raises(ValueError, match="choices: expected \\[C, K, H, W, one_sample"):
+        kernels.set_path_choices([[32, 64, 8, 8, False, False], bad])
+    assert kernels.path_choices() == [[8, 8, 8, 8, False, True]]  # nothing changed
+
+
+def test_choices_from_cases_take_the_faster_path():
+    cases = [{"n": 64, "c": 128, "k": 256, "h": 8, "row_s": 1.0, "gathered_s": 2.0},
+             {"n": 1, "c": 128, "k": 256, "h": 8, "row_s": 2.0, "gathered_s": 1.0},
+             {"n": 64, "c": 64, "k": 64, "h": 16, "row_s": 1.0, "gathered_s": 1.0}]  # a tie
+    assert _calibrate.choices_from_cases(cases) == [
+        [64, 64, 16, 16, False, False], [128, 256, 8, 8, False, True],
+        [128, 256, 8, 8, True, False]]
+
+
 def test_calibration_times_both_paths_and_restores():
     kernels.set_path_thresholds({NAME: 12345, CHANNELS: 999})  # would keep to one path
     cases = [(16, 32, 8), (32, 64, 8), (8, 8, 3)]  # the last: a 3x3 map takes no 1x1 path
-    seen = []
-    real = _conv.pointwise_gathered
-
-    def spy(*args):
-        seen.append(args[-1])
-        return real(*args)
-
+    # choices that would keep every timed shape on the gathered path, were they in force
+    held = [[c, k, h, h, one, False] for c, k, h in cases[:2] for one in (True, False)]
+    kernels.set_path_choices(held)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_conv, "pointwise_gathered", spy)
+        seen = _spy_row_gemms(mp)
         res = kernels.calibrate_path_thresholds(cases, batch_sizes=(1, 4), repeats=1)
     assert set(seen) == {True, False}  # both paths were timed
     assert kernels.path_thresholds() == {NAME: 12345, CHANNELS: 999}
+    assert kernels.path_choices() == sorted(held)
+    assert res["choices"] == _calibrate.choices_from_cases(res["cases"])
+    assert res["clock"] in ("thread cpu", "wall") and len(res["load_average"]) == 2
     rows = res["cases"]
     assert [(r["c"], r["k"], r["h"], r["n"]) for r in rows] == [
         (16, 32, 8, 1), (16, 32, 8, 4), (32, 64, 8, 1), (32, 64, 8, 4)]
@@ -133,7 +188,8 @@ def test_profiler_calibrates_once_per_machine_and_keys_timings(tmp_path, monkeyp
 
     def fake(**kwargs):
         calls.append(kernels.get_num_threads())
-        return {"thresholds": {NAME: 1000 + kernels.get_num_threads()}, "cases": []}
+        return {"thresholds": {NAME: 1000 + kernels.get_num_threads()}, "cases": [],
+                "choices": [[32, 64, 8, 8, False, kernels.get_num_threads() == 1]]}
 
     monkeypatch.setattr(kernels, "calibrate_path_thresholds", fake)
     threads = kernels.get_num_threads()
@@ -143,12 +199,15 @@ def test_profiler_calibrates_once_per_machine_and_keys_timings(tmp_path, monkeyp
         assert calls == [1] and kernels.path_thresholds()[NAME] == 1001
         assert first["machine"]["kernel_threads"] == 1
         assert profiler.machine_key()["paths"][NAME] == 1001
+        assert kernels.path_choices() == [[32, 64, 8, 8, False, True]]
+        assert profiler.machine_key()["path_choices"] == [[32, 64, 8, 8, False, True]]
         kernels.set_path_thresholds({NAME: 7})
         assert profiler.kernel_paths()["thresholds"] == {NAME: 1001}  # from the cache
         assert calls == [1] and kernels.path_thresholds()[NAME] == 1001
         kernels.set_num_threads(2)  # another thread count is another calibration
         profiler.kernel_paths()
         assert calls == [1, 2] and kernels.path_thresholds()[NAME] == 1002
+        assert kernels.path_choices() == [[32, 64, 8, 8, False, False]]
         profiler.kernel_paths(cache=False)  # measured afresh
         assert calls == [1, 2, 2]
     finally:

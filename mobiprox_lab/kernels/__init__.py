@@ -35,13 +35,22 @@ runtime passes read-only copies.
     the machine-dependent path choices in force (e.g. when a row-perforated 1x1 layer
     runs one GEMM per kept row), put some in force, time both paths here and return the
     thresholds that suit this machine (``profiler.kernel_paths`` caches them per machine).
+``path_choices()`` / ``set_path_choices(choices)``
+    the per-shape choices in force ahead of those thresholds (the calibration's
+    ``"choices"``: the faster path of each shape it timed), and putting some in force.
 ``retain_freed_memory()`` / ``allocator_policy()``
     make glibc keep freed memory for reuse (no page faults from buffers given back to the
     kernel) for the rest of the process, as every timing does; the policy in force.
 """
 
 from ._blas import blas_library
-from ._calibrate import calibrate_path_thresholds, path_thresholds, set_path_thresholds
+from ._calibrate import (
+    calibrate_path_thresholds,
+    path_choices,
+    path_thresholds,
+    set_path_choices,
+    set_path_thresholds,
+)
 from ._conv import PHASES, conv2d, conv2d_breakdown
 from ._linear import linear
 from ._memory import allocator_policy, retain_freed_memory
@@ -52,6 +61,6 @@ from ._validate import conv_output_hw
 
 __all__ = ["PHASES", "allocator_policy", "blas_library", "calibrate_path_thresholds", "conv2d",
            "conv2d_breakdown", "conv_output_hw", "get_num_threads", "get_spin_seconds",
-           "global_pool2d", "linear", "path_thresholds", "pool2d", "retain_freed_memory",
-           "set_num_threads", "set_path_thresholds", "set_spin_seconds", "single_threaded_blas",
-           "using_threads"]
+           "global_pool2d", "linear", "path_choices", "path_thresholds", "pool2d",
+           "retain_freed_memory", "set_num_threads", "set_path_choices", "set_path_thresholds",
+           "set_spin_seconds", "single_threaded_blas", "using_threads"]

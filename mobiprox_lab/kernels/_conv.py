@@ -5,9 +5,10 @@ Paths (``groups == 1`` unless said):
 * 1x1, stride 1, no padding, fp32, maps of >= ``POINTWISE_MIN_PLANE`` pixels (or of >=
   ``POINTWISE_SMALL_MIN_PLANE`` with at most ``POINTWISE_SMALL_MAX_WEIGHT_BYTES`` of weights)
   (``_pointwise``): exact and filter-sampled, GEMMs straight on (strided views of) the
-  input into the output; row-perforated with ``K*C*Wo >= POINTWISE_ROW_GEMM_MIN_MACS``
-  and ``C >= POINTWISE_ROW_GEMM_MIN_CHANNELS``,
-  one GEMM per kept row straight into the output and the skipped rows filled in place;
+  input into the output; row-perforated where :func:`takes_row_gemms` says (a calibrated
+  choice for the layer's shape, else ``K*C*Wo >= POINTWISE_ROW_GEMM_MIN_MACS`` and
+  ``C >= POINTWISE_ROW_GEMM_MIN_CHANNELS``), one GEMM per kept row straight into the
+  output and the skipped rows filled in place;
   other perforation, the kept pixels of a few samples (``POINTWISE_GEMM_WIDTH``) copied,
   one GEMM and the fill, all in cache. Tasks are blocks of samples x blocks of output
   channels.
@@ -137,6 +138,9 @@ POINTWISE_ROW_GEMM_MIN_MACS = 1 << 17
 # ... and C >= this (no limit built in; see _calibrate: on a Zen 4 VM 32 -> 64 layers took
 # 1.4-1.7x the gathered path's time with row GEMMs, 64 -> 64 and 64 -> 128 0.97-1.01x)
 POINTWISE_ROW_GEMM_MIN_CHANNELS = 0
+# ... unless the layer's shape has a calibrated choice: {(C, K, H, W, one sample): row
+# GEMMs?} (``_calibrate.set_path_choices``; empty built in)
+POINTWISE_ROW_GEMM_CHOICES: dict[tuple[int, int, int, int, bool], bool] = {}
 DIRECT_MAX_GROUP_WIDTH = 8
 DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
 # row perforation of fewer samples than threads: about this many tasks per thread in each of
@@ -227,6 +231,24 @@ def pointwise_row_gemm_macs(x_shape, k: int, knob: int) -> int | None:
 def _row_gemm_macs(s: ConvSpec, kb: int) -> int:
     """Multiply-adds of one kept row's GEMM in a task of ``kb`` output channels."""
     return kb * s.c * s.wo
+
+
+def row_gemm_shape(n: int, c: int, k: int, h: int, w: int) -> tuple[int, int, int, int, bool]:
+    """The key of ``POINTWISE_ROW_GEMM_CHOICES`` for a 1x1 call on input (N, C, H, W) with
+    ``k`` outputs: one sample and several are told apart (their tasks split differently),
+    not batch sizes beyond."""
+    return int(c), int(k), int(h), int(w), int(n) == 1
+
+
+def takes_row_gemms(s: ConvSpec, kb: int) -> bool:
+    """Whether a row-perforated 1x1 call (tasks of ``kb`` output channels) runs one GEMM
+    per kept row: the calibrated choice for its shape if there is one, else the
+    thresholds."""
+    choice = POINTWISE_ROW_GEMM_CHOICES.get(row_gemm_shape(s.n, s.c, s.k, s.h, s.w))
+    if choice is not None:
+        return choice
+    return (s.c >= POINTWISE_ROW_GEMM_MIN_CHANNELS
+            and _row_gemm_macs(s, kb) >= POINTWISE_ROW_GEMM_MIN_MACS)
 
 
 def _run_direct(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
@@ -482,8 +504,7 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         kept_px = hsrc.shape[0] * wsrc.shape[0]
     nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
     if kind == "gathered":  # samples per GEMM: wide enough, buffers in cache
-        row_gemms = (kn.axis == "row" and s.c >= POINTWISE_ROW_GEMM_MIN_CHANNELS
-                     and _row_gemm_macs(s, kb) >= POINTWISE_ROW_GEMM_MIN_MACS)
+        row_gemms = kn.axis == "row" and takes_row_gemms(s, kb)
         m = 0 if row_gemms else max(1, min(nb, ceil(POINTWISE_GEMM_WIDTH / kept_px),
                                            POINTWISE_BUFFER_BYTES // (4 * (s.c + kb) * kept_px)))
     timing = timings is not None

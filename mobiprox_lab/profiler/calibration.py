@@ -3,9 +3,9 @@
 Which of two exact-equivalent kernel paths is faster depends on the machine (the BLAS's
 small-GEMM kernels, memory bandwidth: see ``kernels.calibrate_path_thresholds``). Every
 timing of the profiler first calls :func:`kernel_paths`, which puts this machine's
-calibrated thresholds in force (measuring them the first time, a few seconds), so the
-latency tables and profiles time the paths the machine runs best, and the same paths in
-every process. The thresholds in force are part of :func:`~.fingerprint.machine_key`.
+calibrated thresholds and per-shape choices in force (measuring them the first time, a few
+seconds), so the latency tables and profiles time the paths the machine runs best, and the
+same paths in every process. Both are part of :func:`~.fingerprint.machine_key`.
 """
 
 from __future__ import annotations
@@ -18,16 +18,16 @@ from .fingerprint import machine_key
 
 __all__ = ["kernel_paths"]
 
-_VERSION = 2  # 2: the row GEMMs' channel threshold too
-#: machine_key fields the calibration is not keyed by: the thresholds it sets, and torch's
-#: threads (only our kernels are timed)
-_NOT_KEYED = ("paths", "torch_threads")
+_VERSION = 3  # 2: the row GEMMs' channel threshold too; 3: per-shape choices, warmed calls
+#: machine_key fields the calibration is not keyed by: the thresholds and choices it sets,
+#: and torch's threads (only our kernels are timed)
+_NOT_KEYED = ("paths", "path_choices", "torch_threads")
 
 
 def kernel_paths(*, cache: bool = True, progress: bool = False) -> dict:
-    """Put this machine's calibrated kernel path thresholds in force and return the
-    calibration: {"thresholds": {name: value}, "cases": [...], "machine": {...}}
-    (``kernels.calibrate_path_thresholds``).
+    """Put this machine's calibrated kernel path thresholds and per-shape choices in force
+    and return the calibration: {"thresholds": {name: value}, "choices": [...],
+    "cases": [...], ..., "machine": {...}} (``kernels.calibrate_path_thresholds``).
 
     Cached as ``cache_dir("kernel_paths")/paths-<key>.json``, keyed by
     :func:`~.fingerprint.machine_key` without the thresholds and torch's threads (code
@@ -44,4 +44,5 @@ def kernel_paths(*, cache: bool = True, progress: bool = False) -> dict:
         if cache:
             save_json(path, result)
     kernels.set_path_thresholds(result["thresholds"])
+    kernels.set_path_choices(result.get("choices", []))
     return result

@@ -77,8 +77,9 @@ def cpu_model() -> str:
 def machine_key() -> dict[str, Any]:
     """What a timing depends on besides its inputs: code fingerprint, CPU model and count,
     kernel threads (``kernels.get_num_threads``), torch threads, the allocator policy
-    (``kernels.allocator_policy``), the kernel path thresholds in force
-    (``kernels.path_thresholds``) and the BLAS the kernels call (``kernels.blas_library``)."""
+    (``kernels.allocator_policy``), the kernel path thresholds and per-shape choices in
+    force (``kernels.path_thresholds``, ``kernels.path_choices``) and the BLAS the kernels
+    call (``kernels.blas_library``)."""
     import torch
 
     from .. import kernels
@@ -87,6 +88,7 @@ def machine_key() -> dict[str, Any]:
             "kernel_threads": kernels.get_num_threads(),
             "torch_threads": torch.get_num_threads(),
             "allocator": kernels.allocator_policy(), "paths": kernels.path_thresholds(),
+            "path_choices": kernels.path_choices(),
             "blas": kernels.blas_library()}
 
 
