@@ -32,13 +32,15 @@ SETTINGS = settings(max_examples=25, deadline=None,
 def forced_paths(threads: int, **limits):
     """Lower the path thresholds of ``_conv`` (and parallelise tiny calls) inside the block;
     the machine-calibrated ones (``kernels.path_thresholds``) start from their built-in
-    values, whatever a timing earlier in the process put in force."""
+    values, and no per-shape choice (``kernels.path_choices``) is in force, whatever a
+    timing earlier in the process put in force."""
     before = kernels.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_conv, "MIN_PARALLEL_FLOPS", 0)
         mp.setattr(_conv, "FILL_PARALLEL_MIN_OUTPUTS", 0)
         for name, value in _calibrate.BUILT_IN.items():
             mp.setattr(_conv, _calibrate.PATH_THRESHOLDS[name], value)
+        mp.setattr(_conv, "POINTWISE_ROW_GEMM_CHOICES", {})
         for name, value in limits.items():
             mp.setattr(_conv, name, value)
         kernels.set_num_threads(threads)
