@@ -69,7 +69,8 @@ BUILT_IN = path_thresholds()
 def set_path_thresholds(values: Mapping[str, int] | None = None, **kwargs: int
                         ) -> dict[str, int]:
     """Put path thresholds in force for this process (``values`` and / or keywords; names of
-    ``PATH_THRESHOLDS``, ints >= 0); returns the ones in force before."""
+    ``PATH_THRESHOLDS``, ints >= 0); returns the ones in force before. Shapes with a
+    per-shape choice in force (:func:`set_path_choices`) keep to it."""
     new = {**(values or {}), **kwargs}
     for name, value in new.items():
         if name not in PATH_THRESHOLDS:
