@@ -604,3 +604,17 @@ def test_a_user_controller_can_reuse_a_builtin_rule_through_kernel_spec():
     slow = control.simulate(probs, MyNaive(5, 2), e, y, fast=False)
     ref = control.simulate(probs, NaiveController(5, 2), e, y)
     assert fast.index.tolist() == slow.index.tolist() == ref.index.tolist()
+
+
+@pytest.mark.parametrize("engine", ["naive", "state", "kalman"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_doubled_step_changes_nothing_below_four_configurations(engine, seed):
+    """With at most three configurations every index a doubled step reaches (capped at the
+    last) is the one a step of 1 reaches, so factor 2 replays factor 1 exactly (why the
+    experiments' suite runs x2 only from four); with five, the two part ways."""
+    for n, same in ((2, True), (3, True), (5, False)):
+        probs, _ = control.make_synthetic_probs(2000, n, 4, seed=seed)
+        energy = np.linspace(1.0, 0.5, n)
+        runs = [control.simulate(probs, control.BUILTINS[engine](n, factor=f), energy).index
+                for f in (1, 2)]
+        assert np.array_equal(*runs) == same, (n, engine)

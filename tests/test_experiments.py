@@ -84,6 +84,24 @@ def test_suite_has_every_baseline_and_tune_fitted_confidence():
     np.testing.assert_allclose(ctrl.conf_correct, np.where(np.isnan(cc), ctrl.conf_correct, cc))
 
 
+@pytest.mark.parametrize("n_configs,factors", [(2, ["x1"]), (3, ["x1"]), (4, ["x1", "x2"])])
+def test_suite_runs_factor_2_only_where_it_can_differ(n_configs, factors):
+    """With three configurations or fewer, a doubled step lands where a step of 1 does (it
+    is capped at the last one): the x2 controllers would repeat the x1 rows, so the suite
+    leaves them out; with four they differ."""
+    setup, y_pool, pool_probs = _setup(n_configs=n_configs)
+    suite = experiments.controller_suite(setup)
+    stepping = [n for n in suite if experiments._kind(n) == "controller"]
+    assert sorted({n.split()[1] for n in stepping}) == factors
+    assert all(f"{e} x1" in suite for e in experiments.STEPPING_ENGINES)
+    if n_configs == 4:  # where both run, they differ
+        trace = _trace(y_pool)
+        table, _ = experiments.run_controllers(setup, trace, pool_probs[:, trace.pool_index])
+        by = table.set_index("controller")
+        assert not by.loc[[n for n in stepping if " x1" in n]].reset_index(drop=True).equals(
+            by.loc[[n for n in stepping if " x2" in n]].reset_index(drop=True))
+
+
 def test_run_controllers_rows_and_baselines():
     setup, y_pool, pool_probs = _setup()
     trace = _trace(y_pool)

@@ -127,7 +127,10 @@ def trace_data(setup: TaskSetup, trace):
 def controller_suite(setup: TaskSetup) -> dict[str, tuple[control.Controller, float]]:
     """name -> (controller, softmax temperature it reads): every built-in engine x factor
     1 / 2, the confidence controller at the tune-fitted temperature and at the authors'
-    temperatures, each static configuration, no controller and the oracle."""
+    temperatures, each static configuration, no controller and the oracle. Factor 2 only
+    with at least four configurations: with three or fewer, every index a doubled step
+    reaches (capped at the last configuration) is the one a step of 1 reaches, so the x2
+    rows would repeat the x1 ones (both tasks' lists on an Emerald Rapids VM: 3 and 2)."""
     n = setup.n_configs
     suite: dict[str, tuple[control.Controller, float]] = {
         "oracle (matches exact)": (control.OracleController(n, setup.relative_energy,
@@ -139,7 +142,7 @@ def controller_suite(setup: TaskSetup) -> dict[str, tuple[control.Controller, fl
     temps = {"": 1.0, f" T={setup.temperature:.2f} (fitted)": setup.temperature}
     temps.update({f" T={t:g}": t for t in AUTHORS_TEMPERATURES})
     tables = {label: setup.confidence_tables(t) for label, t in temps.items()}
-    for factor in (1, 2):
+    for factor in (1, 2) if n >= 4 else (1,):
         for engine in STEPPING_ENGINES:
             suite[f"{engine} x{factor}"] = (control.BUILTINS[engine](n, factor=factor), 1.0)
         for label, t in temps.items():
