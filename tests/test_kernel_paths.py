@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_kernels_paths import _data, assert_close, forced_paths  # tests folder on sys.path
+from test_kernels_paths import (  # tests folder on sys.path
+    _data,
+    assert_close,
+    forced_paths,
+    spy_row_gemms,
+)
 
 from mobiprox_lab import kernels, profiler
 from mobiprox_lab.kernels import _calibrate, _conv
@@ -24,19 +29,6 @@ def _restore_thresholds():
     yield
     kernels.set_path_thresholds(before)
     kernels.set_path_choices(choices)
-
-
-def _spy_row_gemms(mp) -> list:
-    """Monkeypatch ``_conv.pointwise_gathered`` to record its ``row_gemms`` argument."""
-    seen = []
-    real = _conv.pointwise_gathered
-
-    def spy(*args):
-        seen.append(args[-1])
-        return real(*args)
-
-    mp.setattr(_conv, "pointwise_gathered", spy)
-    return seen
 
 
 def test_choose_threshold_minimises_the_relative_time():
@@ -93,20 +85,13 @@ def test_threshold_in_force_picks_the_path(threshold, min_channels, row_gemms):
     """HAR's 64 -> 128 layer on 16x16 maps: row GEMMs at size threshold 0 with at most 64
     channels required, gathered at NEVER or 65 channels, the same result either way."""
     x, wt, b = _data(3, 2, 64, 16, 16, 128, 64, 1, 1, True)
-    seen = []
-    real = _conv.pointwise_gathered
-
-    def spy(*args):
-        seen.append(args[-1])
-        return real(*args)
-
     with pytest.MonkeyPatch.context() as mp, forced_paths(1):  # built-in thresholds, then:
         kernels.set_path_thresholds({NAME: 99, CHANNELS: 7})
         before = kernels.set_path_thresholds({NAME: threshold, CHANNELS: min_channels})
         assert before == {NAME: 99, CHANNELS: 7}  # was in force
         assert kernels.path_thresholds() == {NAME: threshold, CHANNELS: min_channels}
         kernels.set_path_choices([[64, 128, 8, 8, False, True]])  # another shape: no effect
-        mp.setattr(_conv, "pointwise_gathered", spy)
+        seen = spy_row_gemms(mp)
         got = kernels.conv2d(x, wt, b, knob=123)
     assert seen == [row_gemms]
     assert_close(got, reference.conv2d(x, wt, b, knob=123))
@@ -125,7 +110,7 @@ def test_a_shape_choice_overrides_the_thresholds(n, row):
         assert before == []
         assert kernels.path_choices() == sorted([[64, 128, 16, 16, n == 1, row],
                                                  [64, 128, 16, 16, n != 1, not row]])
-        seen = _spy_row_gemms(mp)
+        seen = spy_row_gemms(mp)
         got = kernels.conv2d(x, wt, b, knob=123)
         kernels.set_path_choices([[64, 128, 16, 16, n != 1, row]])  # only the other class
         kernels.conv2d(x, wt, b, knob=123)
@@ -159,7 +144,7 @@ def test_calibration_times_both_paths_and_restores():
     held = [[c, k, h, h, one, False] for c, k, h in cases[:2] for one in (True, False)]
     kernels.set_path_choices(held)
     with pytest.MonkeyPatch.context() as mp:
-        seen = _spy_row_gemms(mp)
+        seen = spy_row_gemms(mp)
         res = kernels.calibrate_path_thresholds(cases, batch_sizes=(1, 4), repeats=1)
     assert set(seen) == {True, False}  # both paths were timed
     assert kernels.path_thresholds() == {NAME: 12345, CHANNELS: 999}

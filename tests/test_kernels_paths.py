@@ -50,6 +50,20 @@ def forced_paths(threads: int, **limits):
             kernels.set_num_threads(before)
 
 
+def spy_row_gemms(mp) -> list:
+    """Monkeypatch (``mp``) ``_conv.pointwise_gathered`` to record its ``row_gemms``
+    argument, one entry a call; returns the list it fills."""
+    seen = []
+    real = _conv.pointwise_gathered
+
+    def spy(*args):
+        seen.append(args[-1])
+        return real(*args)
+
+    mp.setattr(_conv, "pointwise_gathered", spy)
+    return seen
+
+
 @contextlib.contextmanager
 def _spy(name: str):
     """Count the calls of ``_conv.<name>`` inside the block."""

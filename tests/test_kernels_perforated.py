@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from test_kernels_paths import assert_close, forced_paths  # tests folder on sys.path
+from test_kernels_paths import assert_close, forced_paths, spy_row_gemms  # tests folder on sys.path
 
 from mobiprox_lab import kernels, knobs
 from mobiprox_lab.kernels import _conv, _plan, _scatter
@@ -68,15 +68,8 @@ def test_har_pointwise_layer_takes_the_row_gemms():
     GEMMs, column perforation through the gather (on one thread, whose tasks hold all
     output channels)."""
     x, wt, b = _data(1, 2, 128, 8, 8, 256, 1, 1, True)
-    seen = []
-    real = _conv.pointwise_gathered
-
-    def spy(*args):
-        seen.append(args[-1])
-        return real(*args)
-
     with pytest.MonkeyPatch.context() as mp, forced_paths(1):  # one thread: all channels a task
-        mp.setattr(_conv, "pointwise_gathered", spy)
+        seen = spy_row_gemms(mp)
         for kid in (123, 121):
             got = kernels.conv2d(x, wt, b, knob=kid)
             assert_close(got, reference.conv2d(x, wt, b, knob=kid))

@@ -6,10 +6,9 @@ it), the 32 -> 64 one on 32x32 keeps the gather."""
 from __future__ import annotations
 
 import pytest
-from test_kernels_paths import _data, assert_close, forced_paths
+from test_kernels_paths import _data, assert_close, forced_paths, spy_row_gemms
 
 from mobiprox_lab import kernels
-from mobiprox_lab.kernels import _conv
 
 reference = pytest.importorskip("mobiprox_lab.reference")
 
@@ -18,15 +17,8 @@ reference = pytest.importorskip("mobiprox_lab.reference")
 @pytest.mark.parametrize("kid", [123, 124])
 def test_har_pointwise_row_perforation_path(c, k, hw, row_gemms, kid):
     x, wt, b = _data(3, 2, c, hw, hw, k, c, 1, 1, True)
-    seen = []
-    real = _conv.pointwise_gathered
-
-    def spy(*args):
-        seen.append(args[-1])
-        return real(*args)
-
     with pytest.MonkeyPatch.context() as mp, forced_paths(1):
-        mp.setattr(_conv, "pointwise_gathered", spy)
+        seen = spy_row_gemms(mp)
         got = kernels.conv2d(x, wt, b, knob=kid)
     assert seen == [row_gemms]
     assert_close(got, reference.conv2d(x, wt, b, knob=kid))
