@@ -43,3 +43,25 @@ def test_parameters_change_the_list():
         final_rule(table, merge_within=-1.0)
     with pytest.raises(ValueError, match="min_gain"):
         final_rule(table, min_gain=float("nan"))
+
+
+def test_eligible_limits_the_rule_to_those_rows():
+    table = _table()
+    names = list(table["name"])
+    eligible = [n not in ("D", "G") for n in names]
+    accepted, why = final_rule_decisions(table, eligible=eligible)
+    # without D and G: B is kept (nothing replaces it), then F, and H is no longer
+    # shadowed by G
+    assert [names[i] for i in accepted] == ["exact", "B", "F", "H", "I"]
+    by_name = dict(zip(names, why, strict=True))
+    assert by_name["D"] == by_name["G"] == "not eligible"
+    assert by_name["C"].startswith("speedup gain <= 0.01 over row 2")
+    # every row eligible is the rule without the argument
+    assert final_rule_decisions(table, eligible=[True] * len(names)) == \
+        final_rule_decisions(table)
+    with pytest.raises(ValueError, match="eligible: expected 10 bools"):
+        final_rule_decisions(table, eligible=[True] * 3)
+    with pytest.raises(ValueError, match="eligible: expected 10 bools"):
+        final_rule_decisions(table, eligible=[1] * 10)
+    with pytest.raises(ValueError, match="eligible: the exact"):
+        final_rule_decisions(table, eligible=[n != "exact" for n in names])

@@ -23,12 +23,12 @@ ApproxTuner on a trained network and its data (a task name is resolved to these 
 6. the authors' final rule (validated tune-set QoS loss, **measured** speedup) ->
    conf0..confN; the list is timed again in a session of its own, its configurations
    take their re-timed speedups and the rule runs again on every candidate, until it keeps
-   a list already timed (at most ``MAX_SELECTIONS`` sessions: one candidate timed fast
-   by chance would otherwise shadow every slower one); the last list reports its own
-   session, and a configuration whose gain does not repeat there (timing noise is about
-   the size of the rule's 0.01x) is dropped. Both are extensions of the authors' rule;
-   ``TuneResult.candidates["decision"]`` says what became of each candidate, and
-   ``retimed_speedup`` what a later session measured;
+   a list already timed (one candidate timed fast by chance would otherwise shadow every
+   slower one); after ``MAX_SELECTIONS`` sessions it runs once more on the configurations
+   timed again only. The list reports its own session, and a configuration whose gain
+   does not repeat there (timing noise is about the size of the rule's 0.01x) is dropped.
+   Both are extensions of the authors' rule; ``TuneResult.candidates["decision"]`` says
+   what became of each candidate, and ``retimed_speedup`` what a later session measured;
 7. the list is written as HPVM text, JSON and CSV (:mod:`.configfile`).
 
 QoS is accuracy in %; QoS losses and thresholds are percentage points below the exact

@@ -126,12 +126,16 @@ def select_candidates(trials: pd.DataFrame, *, baseline_qos: float, keep_thresho
 
 def final_rule_decisions(table: pd.DataFrame, *, loss: str = "qos_loss",
                          speedup: str = "speedup", min_gain: float = 0.01,
-                         merge_within: float = 0.1) -> tuple[list[int], list[str]]:
+                         merge_within: float = 0.1,
+                         eligible=None) -> tuple[list[int], list[str]]:
     """Walk the authors' final rule (see :func:`final_rule`) and say what became of each row.
 
+    ``eligible`` (optional, one bool per row) limits the rule to those rows; the others
+    are skipped and get the decision "not eligible". The exact row must be eligible.
     Returns (the accepted row positions in list order, one decision per row of ``table``):
     "conf0 (exact)", "accepted", "negative loss", "speedup gain <= min_gain over <row>",
-    "replaced by <row>" (a later row within ``merge_within`` pp took its place).
+    "replaced by <row>" (a later row within ``merge_within`` pp took its place),
+    "not eligible".
     """
     for col in (loss, speedup, "config"):
         if col not in table:
@@ -143,13 +147,24 @@ def final_rule_decisions(table: pd.DataFrame, *, loss: str = "qos_loss",
     if exact.sum() != 1:
         raise ValueError(f"table: expected exactly one exact configuration (config all 11), "
                          f"found {int(exact.sum())}")
+    if eligible is None:
+        eligible = np.ones(len(table), bool)
+    else:
+        eligible = np.asarray(eligible)
+        if eligible.dtype != bool or eligible.shape != (len(table),):
+            raise ValueError(f"eligible: expected {len(table)} bools (one per row of table), "
+                             f"got {eligible.dtype} of shape {eligible.shape}")
+        if not eligible[exact].all():
+            raise ValueError("eligible: the exact configuration's row must be eligible")
     rows = table.reset_index(drop=True)
     lo = rows[loss].to_numpy(float)
     sp = rows[speedup].to_numpy(float)
-    decision = ["negative loss" if (not exact[i] and lo[i] < 0) else "" for i in range(len(rows))]
+    decision = ["not eligible" if not eligible[i]
+                else "negative loss" if (not exact[i] and lo[i] < 0) else ""
+                for i in range(len(rows))]
     first = int(np.flatnonzero(exact)[0])
     decision[first] = "conf0 (exact)"
-    approx = np.flatnonzero(~exact & (lo >= 0))
+    approx = np.flatnonzero(~exact & (lo >= 0) & eligible)
     order = approx[np.lexsort((-sp[approx], lo[approx]))]
     accepted = [first]
     for i in order:
