@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from numba import njit
 
 from mobiprox_lab import kernels
 from mobiprox_lab.kernels import _pool, _threads
@@ -121,6 +122,56 @@ def test_calls_from_two_python_threads_at_once_are_both_complete(spin):
     assert len(results) == 60
     for got in results:
         np.testing.assert_array_equal(got, want)
+
+
+@njit(nogil=True)
+def _claim_loop(state, job_flags, helper, counter, n_tasks, owner, spin_reads):
+    """A loop job for the tests: task ``i`` records who ran it (1 caller, 2 helper) in
+    ``owner[i]``, after ``spin_reads`` reads of a flag (work that holds no GIL)."""
+    if not _pool.enter_loop(state, job_flags, helper):
+        return
+    while True:
+        i = _pool.fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        _pool._spin_until_equal(job_flags, 0, -1, spin_reads)  # never true: just waits
+        owner[i] += 2 if helper else 1
+    _pool.leave_loop(state, helper)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("n_tasks", [0, 1, 2, 7, 40])
+def test_a_loop_job_runs_every_task_once(workers, n_tasks, spin):
+    pool = _pool.shared_pool()
+    for _ in range(3):  # the pool is reused call after call, loop jobs or not
+        owner = np.zeros(n_tasks, np.int64)
+        pool.run_loop(_claim_loop, (n_tasks, owner, 100), workers)
+        assert np.isin(owner, [1, 2]).all()  # each task once, by the caller or a helper
+        log: list[int] = []
+        _threads.run(_slow_task(log), 5, 2)
+        assert sorted(log) == list(range(5))
+    if workers == 1:
+        assert (owner == 1).all()
+
+
+def test_helpers_take_part_in_long_loop_jobs(spin):
+    """Tasks long enough for a helper to wake (also from sleep): both threads run some."""
+    owner = np.zeros(64, np.int64)
+    _pool.shared_pool().run_loop(_claim_loop, (64, owner, 200_000), 2)
+    assert set(owner) == {1, 2}
+
+
+def test_a_loop_job_inside_a_busy_pool_runs_alone():
+    inner_owners = []
+
+    def outer(i: int, scratch: dict) -> None:
+        owner = np.zeros(16, np.int64)
+        _pool.shared_pool().run_loop(_claim_loop, (16, owner, 20_000), 2)
+        inner_owners.append(owner)
+
+    _threads.run(outer, 4, 2)
+    assert len(inner_owners) == 4
+    assert all((o == 1).all() for o in inner_owners)  # on the calling thread alone
 
 
 def test_the_spin_sees_another_threads_write():

@@ -51,6 +51,9 @@ Paths (``groups == 1`` unless said):
 * other depthwise / narrow grouped (<= ``DIRECT_MAX_GROUP_WIDTH`` input channels per
   group): a direct Numba loop (channel-vectorised NHWC for small depthwise maps).
 
+Depthwise calls on several threads without timings run as loop jobs (``_loops``: the task
+loop in Numba, no GIL taken between tasks, see ``_pool``) while ``LOOP_JOBS`` is set.
+
 Chunks run on ``_threads`` worker threads (serial nogil kernels, single-threaded
 BLAS per worker). Without timings a chunk is one nogil call (``_fused``, whose
 GEMM is ``_blas``'s, outside any parallel loop); with timings its phases run as
@@ -65,7 +68,7 @@ from time import thread_time  # per-thread CPU seconds: see conv2d(timings=...)
 
 import numpy as np
 
-from . import _plan, _threads
+from . import _plan, _pool, _threads
 from ._blas import matmul_into
 from ._direct import depthwise_buffer_size, depthwise_nhwc, depthwise_phases, direct_conv
 from ._fused import (
@@ -78,6 +81,7 @@ from ._fused import (
 )
 from ._half import to_half
 from ._im2col import im2col, im2col_column_phases, split_column_phases
+from ._loops import depthwise_nhwc_loop, depthwise_phases_loop
 from ._pointwise import (
     batched_gemm,
     pack_channels,
@@ -142,6 +146,7 @@ POINTWISE_ROW_GEMM_MIN_CHANNELS = 0
 # GEMMs?} (``_calibrate.set_path_choices``; empty built in)
 POINTWISE_ROW_GEMM_CHOICES: dict[tuple[int, int, int, int, bool], bool] = {}
 DIRECT_MAX_GROUP_WIDTH = 8
+LOOP_JOBS = True  # depthwise calls on several threads: Numba task loops (``_loops``)
 DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
 # row perforation of fewer samples than threads: about this many tasks per thread in each of
 # its two phases (KWS at batch 1, row s2, 2 threads, wall: conv2 0.92 / 0.74 / 0.78 ms with
@@ -274,6 +279,11 @@ def _run_direct(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_star
         if timing:
             add_time(scratch, "direct", thread_time() - t0)
 
+    if LOOP_JOBS and nhwc and not timing and workers > 1:
+        _pool.shared_pool().run_loop(depthwise_nhwc_loop, (
+            ceil(s.n / nb), nb, x, w, out, s.sh, s.sw, s.ph, s.pw, bias, has_bias, fp16,
+            relu), workers)
+        return
     fused = nhwc and not timing  # else ReLU is a pass of its own ("interp" when timed)
     run_tasks(relu_after(direct_task, relu and not fused, out, lambda i: (
         i * nb, min(s.n, (i + 1) * nb), 0, s.k, 0, s.ho * s.wo), timing),
@@ -742,6 +752,11 @@ def _run_depthwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
     size = depthwise_buffer_size(s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw)
     timing = timings is not None
+    if LOOP_JOBS and not timing and workers > 1:
+        _pool.shared_pool().run_loop(depthwise_phases_loop, (
+            n_blocks * kblocks, nb, kb, kblocks, size, x, w, out, s.sh, s.sw, s.ph, s.pw,
+            bias, has_bias, relu), workers)
+        return
 
     def task(i: int, scratch: dict) -> None:
         t0 = thread_time() if timing else 0.0
