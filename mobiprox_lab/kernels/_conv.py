@@ -51,7 +51,7 @@ Paths (``groups == 1`` unless said):
 * other depthwise / narrow grouped (<= ``DIRECT_MAX_GROUP_WIDTH`` input channels per
   group): a direct Numba loop (channel-vectorised NHWC for small depthwise maps).
 
-Depthwise calls on several threads without timings run as loop jobs (``_loops``: the task
+Depthwise and 1x1 calls on several threads without timings run as loop jobs (``_loops``: the task
 loop in Numba, no GIL taken between tasks, see ``_pool``) while ``LOOP_JOBS`` is set.
 
 Chunks run on ``_threads`` worker threads (serial nogil kernels, single-threaded
@@ -81,7 +81,13 @@ from ._fused import (
 )
 from ._half import to_half
 from ._im2col import im2col, im2col_column_phases, split_column_phases
-from ._loops import depthwise_nhwc_loop, depthwise_phases_loop
+from ._loops import (
+    depthwise_nhwc_loop,
+    depthwise_phases_loop,
+    pointwise_exact_loop,
+    pointwise_gathered_loop,
+    pointwise_sampled_loop,
+)
 from ._pointwise import (
     batched_gemm,
     pack_channels,
@@ -146,7 +152,7 @@ POINTWISE_ROW_GEMM_MIN_CHANNELS = 0
 # GEMMs?} (``_calibrate.set_path_choices``; empty built in)
 POINTWISE_ROW_GEMM_CHOICES: dict[tuple[int, int, int, int, bool], bool] = {}
 DIRECT_MAX_GROUP_WIDTH = 8
-LOOP_JOBS = True  # depthwise calls on several threads: Numba task loops (``_loops``)
+LOOP_JOBS = True  # depthwise and 1x1 calls on several threads: Numba task loops (``_loops``)
 DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
 # row perforation of fewer samples than threads: about this many tasks per thread in each of
 # its two phases (KWS at batch 1, row s2, 2 threads, wall: conv2 0.92 / 0.74 / 0.78 ms with
@@ -280,9 +286,9 @@ def _run_direct(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_star
             add_time(scratch, "direct", thread_time() - t0)
 
     if LOOP_JOBS and nhwc and not timing and workers > 1:
-        _pool.shared_pool().run_loop(depthwise_nhwc_loop, (
+        _loop_job(depthwise_nhwc_loop, (
             ceil(s.n / nb), nb, x, w, out, s.sh, s.sw, s.ph, s.pw, bias, has_bias, fp16,
-            relu), workers)
+            relu), workers, blas=False)
         return
     fused = nhwc and not timing  # else ReLU is a pass of its own ("interp" when timed)
     run_tasks(relu_after(direct_task, relu and not fused, out, lambda i: (
@@ -519,6 +525,18 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
                                            POINTWISE_BUFFER_BYTES // (4 * (s.c + kb) * kept_px)))
     timing = timings is not None
     fused = relu and not timing  # timed, the ReLU is a pass of its own, clocked as "interp"
+    if LOOP_JOBS and not timing and workers > 1:
+        n_tasks, common = n_blocks * kblocks, (nb, kb, kblocks, x, w2, out)
+        if kind == "exact":
+            _loop_job(pointwise_exact_loop, (n_tasks, *common, bias, has_bias, relu), workers)
+        elif kind == "sampling":
+            _loop_job(pointwise_sampled_loop, (n_tasks, *common, kn.stride, kn.offset, bias,
+                                               has_bias, relu), workers)
+        else:
+            _loop_job(pointwise_gathered_loop, (
+                n_tasks, *common, hsrc, wsrc, row_a, row_b, col_a, col_b, col_s2, bias,
+                has_bias, s.c * m * kept_px, kb * m * kept_px, relu, row_gemms), workers)
+        return
 
     def task(i: int, scratch: dict) -> None:
         t0 = thread_time() if timing else 0.0
@@ -542,6 +560,16 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
 
     run_tasks(relu_after(task, relu and timing, out, block_region(s, nb, kb, kblocks)),
               n_blocks * kblocks, workers, timings, t_start, small)
+
+
+def _loop_job(loop, args: tuple, workers: int, blas: bool = True) -> None:
+    """``loop`` (a ``_loops`` function) as a loop job of the kernel workers; with ``blas``
+    (its tasks call it), their BLAS on one thread each."""
+    if not blas:
+        _pool.shared_pool().run_loop(loop, args, workers)
+        return
+    with _threads.single_threaded_blas():
+        _pool.shared_pool().run_loop(loop, args, workers)
 
 
 def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, workers,
@@ -753,9 +781,9 @@ def _run_depthwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     size = depthwise_buffer_size(s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw)
     timing = timings is not None
     if LOOP_JOBS and not timing and workers > 1:
-        _pool.shared_pool().run_loop(depthwise_phases_loop, (
+        _loop_job(depthwise_phases_loop, (
             n_blocks * kblocks, nb, kb, kblocks, size, x, w, out, s.sh, s.sw, s.ph, s.pw,
-            bias, has_bias, relu), workers)
+            bias, has_bias, relu), workers, blas=False)
         return
 
     def task(i: int, scratch: dict) -> None:

@@ -12,25 +12,30 @@ import numpy as np
 from numba import njit
 
 from ._direct import depthwise_nhwc, depthwise_phases
+from ._pointwise import pointwise_exact, pointwise_gathered, pointwise_sampled
 from ._pool import enter_loop, fetch_add, leave_loop
+
+
+@njit(cache=True, nogil=True)
+def _block(i, nb, kb, kblocks, n, k):
+    """(n0, n1, k0, k1) of task ``i``: samples ``b*nb ..`` x output channels ``j*kb ..``."""
+    b, j = divmod(i, kblocks)
+    return b * nb, min(n, (b + 1) * nb), j * kb, min(k, (j + 1) * kb)
 
 
 @njit(cache=True, nogil=True)
 def depthwise_phases_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks,
                           buffer_size, x, w, out, sh, sw, ph, pw, bias, has_bias, relu):
-    """``_direct.depthwise_phases`` on tasks ``i < n_tasks``: samples ``b*nb ..`` x
-    channels ``j*kb ..`` with ``b, j = divmod(i, kblocks)``."""
+    """``_direct.depthwise_phases`` on tasks ``i < n_tasks`` (see :func:`_block`)."""
     if not enter_loop(state, job_flags, helper):
         return
-    n, k = out.shape[0], out.shape[1]
     buf = np.zeros(buffer_size, np.float32)
     while True:
         i = fetch_add(counter, 0, 1)
         if i >= n_tasks:
             break
-        b, j = divmod(i, kblocks)
-        depthwise_phases(x, w, out, b * nb, min(n, (b + 1) * nb), j * kb, min(k, (j + 1) * kb),
-                         sh, sw, ph, pw, bias, has_bias, buf, relu)
+        n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
+        depthwise_phases(x, w, out, n0, n1, k0, k1, sh, sw, ph, pw, bias, has_bias, buf, relu)
     leave_loop(state, helper)
 
 
@@ -47,4 +52,54 @@ def depthwise_nhwc_loop(state, job_flags, helper, counter, n_tasks, nb, x, w, ou
             break
         depthwise_nhwc(x, w, out, i * nb, min(n, (i + 1) * nb), sh, sw, ph, pw, bias,
                        has_bias, fp16, relu)
+    leave_loop(state, helper)
+
+
+@njit(cache=True, nogil=True)
+def pointwise_exact_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks, x, w2,
+                         out, bias, has_bias, relu):
+    """``_pointwise.pointwise_exact`` on tasks ``i < n_tasks`` (see :func:`_block`)."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
+        pointwise_exact(x, w2, out, n0, n1, k0, k1, bias, has_bias, relu)
+    leave_loop(state, helper)
+
+
+@njit(cache=True, nogil=True)
+def pointwise_sampled_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks, x,
+                           wcls, out, s, offset, bias, has_bias, relu):
+    """``_pointwise.pointwise_sampled`` on tasks ``i < n_tasks`` (see :func:`_block`)."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
+        pointwise_sampled(x, wcls, out, n0, n1, k0, k1, s, offset, bias, has_bias, relu)
+    leave_loop(state, helper)
+
+
+@njit(cache=True, nogil=True)
+def pointwise_gathered_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks, x,
+                            w2, out, hsrc, wsrc, row_a, row_b, col_a, col_b, col_s2, bias,
+                            has_bias, xbuf_size, rbuf_size, relu, row_gemms):
+    """``_pointwise.pointwise_gathered`` on tasks ``i < n_tasks`` (see :func:`_block`),
+    with buffers of ``xbuf_size`` and ``rbuf_size`` floats of each thread's own."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    xbuf = np.empty(xbuf_size, np.float32)
+    rbuf = np.empty(rbuf_size, np.float32)
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
+        pointwise_gathered(x, w2, out, n0, n1, k0, k1, hsrc, wsrc, row_a, row_b, col_a, col_b,
+                           col_s2, bias, has_bias, xbuf, rbuf, relu, row_gemms)
     leave_loop(state, helper)
