@@ -87,6 +87,8 @@ from ._loops import (
     pointwise_exact_loop,
     pointwise_gathered_loop,
     pointwise_sampled_loop,
+    rowblock_loop,
+    wide_loop,
 )
 from ._pointwise import (
     batched_gemm,
@@ -593,15 +595,20 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
         rows = min(rows, max(1, ceil(s.ho / ceil(TASKS_PER_WORKER * workers / s.n))))
     per_sample = ceil(s.ho / rows)
     timing = timings is not None
+    sizes = (r_ * rows * wk, s.k * rows * wk if perforated else 0,
+             s.c * s.h * 2 * ((s.w + 1) // 2) if phases else 0)  # cols, res, xph
+    if LOOP_JOBS and not timing and workers > 1:
+        _loop_job(rowblock_loop, (s.n * per_sample, rows, per_sample, x, chan, krow, kcol, hsrc,
+                                  wsrc, w2, out, col_a, col_b, col_s2, bias, has_bias, *sizes,
+                                  perforated, relu), workers)
+        return
 
     def task(i: int, scratch: dict) -> None:
         n, j = divmod(i, per_sample)
         r0, r1 = j * rows, min(s.ho, (j + 1) * rows)
         if "cols" not in scratch:
-            scratch["cols"] = np.empty(r_ * rows * wk, np.float32)
-            scratch["res"] = np.empty(s.k * rows * wk if perforated else 0, np.float32)
-            scratch["xph"] = np.empty(s.c * s.h * 2 * ((s.w + 1) // 2) if phases else 0,
-                                      np.float32)
+            scratch["cols"], scratch["res"], scratch["xph"] = (
+                np.empty(size, np.float32) for size in sizes)
         if not timing:
             if perforated:
                 rowblock_columns_chunk(x, n, r0, r1, chan, krow, kcol, hsrc, wsrc, w2,
@@ -749,6 +756,12 @@ def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
         rows = ceil(s.ho / min(s.ho, ceil(WIDE_ROW_TASKS * workers / s.n)))
     hblocks = ceil(s.ho / rows)
     timing = timings is not None
+    pbuf_size, abuf_size = pc.shape[0] * (rows + s.kh - 1) * s.wo, kb * rows * s.wo
+    if LOOP_JOBS and not timing and workers > 1:
+        _loop_job(wide_loop, (n_blocks * kblocks * hblocks, nb, kb, kblocks, rows, hblocks, x,
+                              wr, pc, pj, out, bias, has_bias, pbuf_size, abuf_size, relu),
+                  workers)
+        return
 
     def region(i: int) -> tuple:
         """Task -> its output block (n0, n1, k0, k1, first pixel, end pixel)."""
@@ -761,8 +774,8 @@ def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
         t0 = thread_time() if timing else 0.0
         n0, n1, k0, k1, p0, p1 = region(i)
         if "p" not in scratch:
-            scratch["p"] = np.empty(pc.shape[0] * (rows + s.kh - 1) * s.wo, np.float32)
-            scratch["acc"] = np.empty(kb * rows * s.wo, np.float32)
+            scratch["p"] = np.empty(pbuf_size, np.float32)
+            scratch["acc"] = np.empty(abuf_size, np.float32)
         wide_conv(x, wr, pc, pj, out, n0, n1, k0, k1, p0 // s.wo, p1 // s.wo, bias, has_bias,
                   scratch["p"], scratch["acc"])
         if timing:

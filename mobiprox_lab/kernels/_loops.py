@@ -12,8 +12,11 @@ import numpy as np
 from numba import njit
 
 from ._direct import depthwise_nhwc, depthwise_phases
+from ._fused import rowblock_chunk, rowblock_columns_chunk
 from ._pointwise import pointwise_exact, pointwise_gathered, pointwise_sampled
 from ._pool import enter_loop, fetch_add, leave_loop
+from ._scatter import relu_block
+from ._wide import wide_conv
 
 
 @njit(cache=True, nogil=True)
@@ -102,4 +105,60 @@ def pointwise_gathered_loop(state, job_flags, helper, counter, n_tasks, nb, kb, 
         n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
         pointwise_gathered(x, w2, out, n0, n1, k0, k1, hsrc, wsrc, row_a, row_b, col_a, col_b,
                            col_s2, bias, has_bias, xbuf, rbuf, relu, row_gemms)
+    leave_loop(state, helper)
+
+
+@njit(cache=True, nogil=True)
+def wide_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks, rows, hblocks, x,
+              wr, pc, pj, out, bias, has_bias, pbuf_size, abuf_size, relu):
+    """``_wide.wide_conv`` on tasks ``i < n_tasks``: block ``b`` of ``nb`` samples, block
+    ``j`` of ``kb`` channels and block ``h`` of ``rows`` output rows, with ``b, rest =
+    divmod(i, kblocks * hblocks)`` and ``j, h = divmod(rest, hblocks)``; then ReLU on the
+    block if ``relu``."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    n, k, ho, wo = out.shape
+    pbuf = np.empty(pbuf_size, np.float32)
+    abuf = np.empty(abuf_size, np.float32)
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        b, rest = divmod(i, kblocks * hblocks)
+        j, h = divmod(rest, hblocks)
+        n0, n1, k0, k1 = b * nb, min(n, (b + 1) * nb), j * kb, min(k, (j + 1) * kb)
+        h0, h1 = h * rows, min(ho, (h + 1) * rows)
+        wide_conv(x, wr, pc, pj, out, n0, n1, k0, k1, h0, h1, bias, has_bias, pbuf, abuf)
+        if relu:
+            relu_block(out, n0, n1, k0, k1, h0 * wo, h1 * wo)
+    leave_loop(state, helper)
+
+
+@njit(cache=True, nogil=True)
+def rowblock_loop(state, job_flags, helper, counter, n_tasks, rows, per_sample, x, chan, krow,
+                  kcol, hsrc, wsrc, w2, out, col_a, col_b, col_s2, bias, has_bias, cols_size,
+                  res_size, xph_size, perforated, relu):
+    """``_fused.rowblock_chunk`` (or ``rowblock_columns_chunk`` if ``perforated``) on tasks
+    ``i < n_tasks``: sample ``i // per_sample``, its output rows ``(i % per_sample) * rows``
+    onwards; then ReLU on them if ``relu``."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    k, ho, wo = out.shape[1], out.shape[2], out.shape[3]
+    cols = np.empty(cols_size, np.float32)
+    res = np.empty(res_size, np.float32)
+    xph = np.empty(xph_size, np.float32)
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        n, j = divmod(i, per_sample)
+        r0, r1 = j * rows, min(ho, (j + 1) * rows)
+        if perforated:
+            rowblock_columns_chunk(x, n, r0, r1, chan, krow, kcol, hsrc, wsrc, w2, cols, res,
+                                   out, col_a, col_b, col_s2, bias, has_bias, xph)
+        else:
+            rowblock_chunk(x, n, r0, r1, chan, krow, kcol, hsrc, wsrc, w2, cols, out, bias,
+                           has_bias)
+        if relu:
+            relu_block(out, n, n + 1, 0, k, r0 * wo, r1 * wo)
     leave_loop(state, helper)
