@@ -82,8 +82,11 @@ from ._fused import (
 from ._half import to_half
 from ._im2col import im2col, im2col_column_phases, split_column_phases
 from ._loops import (
+    batched_gemm_loop,
+    chunks_loop,
     depthwise_nhwc_loop,
     depthwise_phases_loop,
+    pack_loop,
     pointwise_exact_loop,
     pointwise_gathered_loop,
     pointwise_sampled_loop,
@@ -377,6 +380,9 @@ def _run_batched_pointwise(x, w2, out, s: ConvSpec, chan, bias, has_bias, worker
     fused_relu = relu and not timing  # timed, a pass of its own
     xb = np.empty(chan.shape[0] * s.n * kept, np.float32)
     nb = batch_chunk(s.n, s.n, workers)
+    loop = LOOP_JOBS and not timing and workers > 1
+    if loop:
+        _loop_job(pack_loop, (ceil(s.n / nb), nb, x, chan, hsrc, wsrc, xb), workers, blas=False)
 
     def pack_task(i: int, scratch: dict) -> None:
         t0 = thread_time() if timing else 0.0
@@ -384,12 +390,18 @@ def _run_batched_pointwise(x, w2, out, s: ConvSpec, chan, bias, has_bias, worker
         if timing:
             add_time(scratch, "im2col", thread_time() - t0)
 
-    run_tasks(pack_task, ceil(s.n / nb), workers, timings, t_start, small)
+    if not loop:
+        run_tasks(pack_task, ceil(s.n / nb), workers, timings, t_start, small)
     cb = max(1, min(s.n, POINTWISE_BATCHED_COLUMNS // kept))
     cblocks = ceil(s.n / cb)
     kblocks = 1 if small or workers == 1 else max(1, min(s.k // 16, ceil(workers / cblocks)))
     kb = ceil(s.k / kblocks)
     kblocks = ceil(s.k / kb)
+    if loop:
+        _loop_job(batched_gemm_loop, (cblocks * kblocks, cb, kb, kblocks, w2, xb, out, bias,
+                                      has_bias, relu, hk, wk, row_a, row_b, col_a, col_b, col_s2,
+                                      kb * cb * kept), workers)
+        return
 
     def gemm_task(i: int, scratch: dict) -> None:
         t0 = thread_time() if timing else 0.0
@@ -482,8 +494,14 @@ def _run_chunks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, worke
     for g in range(s.groups):
         w2_g = w2[g * kg:(g + 1) * kg] if s.groups > 1 else w2
         chan_g = chan + g * cg if g else chan
-        task, n_tasks, nb = _gemm_task(x, w2_g, out, s, g * kg, chan_g, krow, kcol, geometry,
-                                       bias, has_bias, s.knob.is_fp16, timing, workers)
+        task, n_tasks, nb, sizes = _gemm_task(x, w2_g, out, s, g * kg, chan_g, krow, kcol,
+                                              geometry, bias, has_bias, s.knob.is_fp16, timing,
+                                              workers)
+        if LOOP_JOBS and not timing and workers > 1:
+            _loop_job(chunks_loop, (n_tasks, nb, x, chan_g, krow, kcol, geometry[0], geometry[3],
+                                    w2_g, out, g * kg, *geometry[1:3], *geometry[4:], bias,
+                                    has_bias, s.knob.is_fp16, *sizes, relu), workers)
+            continue
         def region(i: int, _k0=g * kg, _nb=nb) -> tuple:
             return i * _nb, min(s.n, (i + 1) * _nb), _k0, _k0 + kg, 0, s.ho * s.wo
 
@@ -565,13 +583,14 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
 
 
 def _loop_job(loop, args: tuple, workers: int, blas: bool = True) -> None:
-    """``loop`` (a ``_loops`` function) as a loop job of the kernel workers; with ``blas``
-    (its tasks call it), their BLAS on one thread each."""
+    """``loop`` (a ``_loops`` function; ``args`` from its ``n_tasks`` on) as a loop job of
+    the kernel workers; with ``blas`` (its tasks call it), their BLAS on one thread each."""
+    n_tasks, *rest = args
     if not blas:
-        _pool.shared_pool().run_loop(loop, args, workers)
+        _pool.shared_pool().run_loop(loop, n_tasks, tuple(rest), workers)
         return
     with _threads.single_threaded_blas():
-        _pool.shared_pool().run_loop(loop, args, workers)
+        _pool.shared_pool().run_loop(loop, n_tasks, tuple(rest), workers)
 
 
 def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, workers,
@@ -823,8 +842,8 @@ def conv2d_breakdown(x, w, b=None, **kwargs) -> tuple[np.ndarray, dict[str, floa
 
 def _gemm_task(x, w2, out, s: ConvSpec, k0, chan, krow, kcol, geometry, bias, has_bias, fp16,
                timing, workers):
-    """``(task, n_tasks)`` computing output channels ``k0 .. k0+len(w2)`` by chunks:
-    reduced im2col + GEMM + scatter."""
+    """``(task, n_tasks, samples per task, (cols, res) buffer sizes)`` computing output
+    channels ``k0 .. k0+len(w2)`` by chunks: reduced im2col + GEMM + scatter."""
     hsrc, row_a, row_b, wsrc, col_a, col_b, col_s2 = geometry
     r_, kc = chan.shape[0], w2.shape[0]
     hk, wk = hsrc.shape[0], wsrc.shape[0]
@@ -835,12 +854,13 @@ def _gemm_task(x, w2, out, s: ConvSpec, k0, chan, krow, kcol, geometry, bias, ha
     nb = batch_chunk(s.n, fit, workers)
     direct_out = nb == 1 and hk == s.ho and wk == s.wo
 
+    sizes = (r_ * nb * plane, 0 if direct_out else kc * nb * plane)  # cols, res
+
     def task(i: int, scratch: dict) -> None:
         n0 = i * nb
         m = min(nb, s.n - n0)
         if "cols" not in scratch:
-            scratch["cols"] = np.empty(r_ * nb * plane, dtype=np.float32)
-            scratch["res"] = np.empty(0 if direct_out else kc * nb * plane, np.float32)
+            scratch["cols"], scratch["res"] = (np.empty(size, np.float32) for size in sizes)
         if not timing:  # the whole chunk in one nogil call
             gemm_chunk(x, n0, m, chan, krow, kcol, hsrc, wsrc, w2, scratch["cols"],
                        scratch["res"], out, k0, row_a, row_b, col_a, col_b, col_s2, bias,
@@ -866,4 +886,4 @@ def _gemm_task(x, w2, out, s: ConvSpec, k0, chan, krow, kcol, geometry, bias, ha
         add_time(scratch, "gemm", t2 - t1)
         add_time(scratch, "interp", t3 - t2)
 
-    return task, ceil(s.n / nb), nb
+    return task, ceil(s.n / nb), nb, sizes

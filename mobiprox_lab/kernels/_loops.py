@@ -3,7 +3,8 @@
 Each function runs on every thread that takes part in one kernel call: it claims tasks
 (blocks of the output) from a shared counter with an atomic add and computes them, with no
 return to Python between tasks, so no thread takes the GIL during the call. Signature:
-``(state, job_flags, helper, counter, ...)``, the first four as ``run_loop`` passes them.
+``(state, job_flags, helper, counter, n_tasks, ...)``, the first five as ``run_loop`` passes
+them.
 """
 
 from __future__ import annotations
@@ -12,9 +13,15 @@ import numpy as np
 from numba import njit
 
 from ._direct import depthwise_nhwc, depthwise_phases
-from ._fused import rowblock_chunk, rowblock_columns_chunk
-from ._pointwise import pointwise_exact, pointwise_gathered, pointwise_sampled
-from ._pool import enter_loop, fetch_add, leave_loop
+from ._fused import gemm_chunk, rowblock_chunk, rowblock_columns_chunk
+from ._pointwise import (
+    batched_gemm,
+    pack_channels,
+    pointwise_exact,
+    pointwise_gathered,
+    pointwise_sampled,
+)
+from ._pool import enter_loop, fetch_add
 from ._scatter import relu_block
 from ._wide import wide_conv
 
@@ -39,7 +46,6 @@ def depthwise_phases_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kb
             break
         n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
         depthwise_phases(x, w, out, n0, n1, k0, k1, sh, sw, ph, pw, bias, has_bias, buf, relu)
-    leave_loop(state, helper)
 
 
 @njit(cache=True, nogil=True)
@@ -55,7 +61,6 @@ def depthwise_nhwc_loop(state, job_flags, helper, counter, n_tasks, nb, x, w, ou
             break
         depthwise_nhwc(x, w, out, i * nb, min(n, (i + 1) * nb), sh, sw, ph, pw, bias,
                        has_bias, fp16, relu)
-    leave_loop(state, helper)
 
 
 @njit(cache=True, nogil=True)
@@ -70,7 +75,6 @@ def pointwise_exact_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kbl
             break
         n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
         pointwise_exact(x, w2, out, n0, n1, k0, k1, bias, has_bias, relu)
-    leave_loop(state, helper)
 
 
 @njit(cache=True, nogil=True)
@@ -85,7 +89,6 @@ def pointwise_sampled_loop(state, job_flags, helper, counter, n_tasks, nb, kb, k
             break
         n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
         pointwise_sampled(x, wcls, out, n0, n1, k0, k1, s, offset, bias, has_bias, relu)
-    leave_loop(state, helper)
 
 
 @njit(cache=True, nogil=True)
@@ -105,7 +108,6 @@ def pointwise_gathered_loop(state, job_flags, helper, counter, n_tasks, nb, kb, 
         n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
         pointwise_gathered(x, w2, out, n0, n1, k0, k1, hsrc, wsrc, row_a, row_b, col_a, col_b,
                            col_s2, bias, has_bias, xbuf, rbuf, relu, row_gemms)
-    leave_loop(state, helper)
 
 
 @njit(cache=True, nogil=True)
@@ -131,7 +133,6 @@ def wide_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks, rows,
         wide_conv(x, wr, pc, pj, out, n0, n1, k0, k1, h0, h1, bias, has_bias, pbuf, abuf)
         if relu:
             relu_block(out, n0, n1, k0, k1, h0 * wo, h1 * wo)
-    leave_loop(state, helper)
 
 
 @njit(cache=True, nogil=True)
@@ -161,4 +162,58 @@ def rowblock_loop(state, job_flags, helper, counter, n_tasks, rows, per_sample, 
                            has_bias)
         if relu:
             relu_block(out, n, n + 1, 0, k, r0 * wo, r1 * wo)
-    leave_loop(state, helper)
+
+
+@njit(cache=True, nogil=True)
+def chunks_loop(state, job_flags, helper, counter, n_tasks, nb, x, chan, krow, kcol, hsrc,
+                wsrc, w2, out, k0, row_a, row_b, col_a, col_b, col_s2, bias, has_bias, fp16,
+                cols_size, res_size, relu):
+    """``_fused.gemm_chunk`` on tasks ``i < n_tasks``: samples ``i*nb ..``, output channels
+    ``k0 .. k0+len(w2)``; then ReLU on them if ``relu``."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    n = out.shape[0]
+    plane = out.shape[2] * out.shape[3]
+    cols = np.empty(cols_size, np.float32)
+    res = np.empty(res_size, np.float32)
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        n0 = i * nb
+        m = min(nb, n - n0)
+        gemm_chunk(x, n0, m, chan, krow, kcol, hsrc, wsrc, w2, cols, res, out, k0, row_a,
+                   row_b, col_a, col_b, col_s2, bias, has_bias, fp16)
+        if relu:
+            relu_block(out, n0, n0 + m, k0, k0 + w2.shape[0], 0, plane)
+
+
+@njit(cache=True, nogil=True)
+def pack_loop(state, job_flags, helper, counter, n_tasks, nb, x, chan, hsrc, wsrc, xb):
+    """``_pointwise.pack_channels`` on tasks ``i < n_tasks``: samples ``i*nb ..``."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    n = x.shape[0]
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        pack_channels(x, chan, hsrc, wsrc, i * nb, min(n, (i + 1) * nb), xb)
+
+
+@njit(cache=True, nogil=True)
+def batched_gemm_loop(state, job_flags, helper, counter, n_tasks, cb, kb, kblocks, w2, xb, out,
+                      bias, has_bias, relu, hk, wk, row_a, row_b, col_a, col_b, col_s2,
+                      res_size):
+    """``_pointwise.batched_gemm`` on tasks ``i < n_tasks`` (see :func:`_block`, with blocks
+    of ``cb`` samples)."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    res = np.empty(res_size, np.float32)
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        n0, n1, k0, k1 = _block(i, cb, kb, kblocks, out.shape[0], out.shape[1])
+        batched_gemm(w2, xb, res, out, n0, n1, k0, k1, bias, has_bias, relu, hk, wk, row_a,
+                     row_b, col_a, col_b, col_s2)

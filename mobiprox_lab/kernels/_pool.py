@@ -20,10 +20,13 @@ whole models at batch 64 (alternated 30 times) by 1-5 %. ``benchmarks/threads.py
 times spinning against sleeping.
 
 Loop jobs (:meth:`Pool.run_loop`) go further: the task loop itself is Numba code
-(``_loops``), tasks are claimed with an atomic add, the calling thread announces the job
-from inside that code and helpers leave it there too, so no thread waits for the GIL
-during a call (a thread that blocks on the GIL sleeps in the kernel, and waking it cost
-~50 us here). HAR's depthwise layers at batch 64 on two threads, side by side with the
+(``_loops``), tasks are claimed with an atomic add, and the calling thread announces the
+job from inside that code, so a helper never waits for the GIL during a call (a thread
+that blocks on the GIL sleeps in the kernel, and waking it cost ~50 us here). A helper
+leaves the job only once it is back in its spin, with the GIL released: had it left
+inside the loop, the caller would return to Python while the helper took the GIL back,
+and block on it (KWS at batch 1, row s2, whose calls mix both kinds of job: 3.5 % slower
+that way, 1 % faster this way). HAR's depthwise layers at batch 64 on two threads, side by side with the
 Python task loop, 4 interleaved rounds: geomean time 0.85x and 0.88x in two runs (0.89x
 and 0.92x torch's, against 1.05x); batch 8: 0.95x; batch 1 runs on one thread either way.
 
@@ -94,16 +97,14 @@ def enter_loop(state, job_flags, helper):
     """First call of a loop job's function (:meth:`Pool.run_loop`): the calling thread
     announces an open job (bumps the generation, from nogil code: the helpers that see it
     will find the GIL free), and returns True; a helper registers as active and returns
-    True if the job is still open, else unregisters and returns False."""
+    True if the job is still open, else False. A helper unregisters only once back in
+    its wait (:func:`_leave_and_spin`)."""
     if not helper:
         if _volatile_read(job_flags, 0) != 0:
             fetch_add(state, _GENERATION, 1)
         return True
     fetch_add(state, _ACTIVE, 1)
-    if _volatile_read(job_flags, 0) != 0:
-        return True
-    fetch_add(state, _ACTIVE, -1)
-    return False
+    return _volatile_read(job_flags, 0) != 0
 
 
 @njit(cache=True, nogil=True)
@@ -112,11 +113,23 @@ def fetch_flag_close(job_flags):
     fetch_add(job_flags, 0, -_volatile_read(job_flags, 0))
 
 
+@njit(cache=True)
+def _add(state, index, value):
+    """``state[index] += value`` atomically, the GIL held (Numba code elsewhere may change
+    the same element at the same time)."""
+    fetch_add(state, index, value)
+
+
 @njit(cache=True, nogil=True)
-def leave_loop(state, helper):
-    """Last call of a loop job's function: a helper unregisters (see :func:`enter_loop`)."""
-    if helper:
-        fetch_add(state, _ACTIVE, -1)
+def _leave_and_spin(state, value, max_reads):
+    """A helper back from a loop job: unregister (the GIL already released, so the caller,
+    which waits for that, finds it free), then :func:`_spin_while_equal` on the
+    generation."""
+    fetch_add(state, _ACTIVE, -1)
+    for _ in range(max_reads):
+        if _volatile_read(state, _GENERATION) != value:
+            return True
+    return False
 
 
 @njit(cache=True, nogil=True)
@@ -184,12 +197,13 @@ class _Job:
 
 class _LoopJob:
     """One call whose tasks are handed out inside Numba code: ``loop(state, job_flags,
-    helper, counter, *args)`` runs on every thread that takes part, claims tasks with
-    :func:`fetch_add` on ``counter[0]`` and brackets its work with :func:`enter_loop` /
-    :func:`leave_loop`. ``job_flags[0]``: 1 while helpers may join."""
+    helper, counter, n_tasks, *args)`` runs on every thread that takes part, starts with
+    :func:`enter_loop` (and returns at once if it says False), then claims tasks
+    ``i < n_tasks`` with :func:`fetch_add` on ``counter[0]``. ``job_flags[0]``: 1 while
+    helpers may join."""
 
-    def __init__(self, loop, args: tuple, seats: int):
-        self.loop, self.args, self.seats = loop, args, seats
+    def __init__(self, loop, n_tasks: int, args: tuple, seats: int):
+        self.loop, self.args, self.seats = loop, (n_tasks, *args), seats
         self.counter = np.zeros(1, np.int64)
         self.flags = np.ones(1, np.int64)
 
@@ -231,7 +245,7 @@ class Pool:
             job = _Job(task, n_tasks, workers - 1)
             with self._lock:
                 self._job = job
-                self._state[_GENERATION] += 1
+                _add(self._state, _GENERATION, 1)
                 self._wake.notify_all()
             scratch = job.work()  # the calling thread's share; then no helper may join any more
             with self._lock:
@@ -244,18 +258,20 @@ class Pool:
             raise job.error
         return [scratch, *job.helper_scratches]
 
-    def run_loop(self, loop, args: tuple, workers: int) -> None:
-        """``loop(state, job_flags, helper, counter, *args)`` (a Numba function, see
-        :class:`_LoopJob`) on the calling thread and up to ``workers - 1`` workers.
+    def run_loop(self, loop, n_tasks: int, args: tuple, workers: int) -> None:
+        """``loop(state, job_flags, helper, counter, n_tasks, *args)`` (a Numba function, see
+        :class:`_LoopJob`) on the calling thread and up to ``min(workers, n_tasks) - 1``
+        workers (a helper woken for nothing would hold the GIL when the caller returns).
 
         Unlike :meth:`run`, no thread takes the GIL between the job's tasks: the calling
         thread announces the job from inside ``loop``, so a spinning helper finds the GIL
         free when it wakes, and helpers leave the job inside ``loop``, so the caller's join
         waits for no GIL either. ``loop`` must not raise."""
-        job = _LoopJob(loop, args, workers - 1)
+        workers = min(workers, n_tasks)
+        job = _LoopJob(loop, n_tasks, args, workers - 1)
         if workers <= 1 or not self._busy.acquire(blocking=False):
             job.flags[0] = 0  # closed: nobody is told
-            loop(self._state, job.flags, False, job.counter, *args)
+            loop(self._state, job.flags, False, job.counter, *job.args)
             return
         try:
             self._grow(workers - 1)
@@ -264,9 +280,9 @@ class Pool:
                 sleeping = self._sleeping
             if sleeping:  # a sleeping worker needs the condition, not just the generation
                 with self._lock:
-                    self._state[_GENERATION] += 1
+                    _add(self._state, _GENERATION, 1)
                     self._wake.notify_all()
-            loop(self._state, job.flags, False, job.counter, *args)
+            loop(self._state, job.flags, False, job.counter, *job.args)
             fetch_flag_close(job.flags)
             while not _spin_until_equal(self._state, _ACTIVE, 0, self._spin_reads() + 1):
                 time.sleep(0)  # helpers are inside ``loop``, finishing a claimed task
@@ -291,7 +307,8 @@ class Pool:
             return
         with self._lock:
             while self._state[_ACTIVE] != 0:
-                self._done.wait()
+                # a loop job's late helper unregisters without notifying: look again soon
+                self._done.wait(1e-3)
 
     def _grow(self, size: int) -> None:
         while len(self._threads) < size:
@@ -304,8 +321,14 @@ class Pool:
         """A worker's life: wait for the next job, take a seat in it, work, repeat."""
         with self._lock:
             seen = int(self._state[_GENERATION])
+        leaving = False  # back from a loop job, still registered in it
         while True:
-            if not _spin_while_equal(self._state, _GENERATION, seen, self._spin_reads()):
+            if leaving:
+                leaving = False
+                woken = _leave_and_spin(self._state, seen, self._spin_reads())
+            else:
+                woken = _spin_while_equal(self._state, _GENERATION, seen, self._spin_reads())
+            if not woken:
                 with self._lock:
                     self._sleeping += 1
                     while self._state[_GENERATION] == seen and not self._closed:
@@ -323,16 +346,17 @@ class Pool:
                     loop_job = job
                 else:
                     loop_job = None
-                    self._state[_ACTIVE] += 1
+                    _add(self._state, _ACTIVE, 1)
             if loop_job is not None:
                 loop_job.loop(self._state, loop_job.flags, True, loop_job.counter,
                               *loop_job.args)
+                leaving = True
                 continue
             try:
                 job.helper_scratches.append(job.work())
             finally:
                 with self._lock:
-                    self._state[_ACTIVE] -= 1
+                    _add(self._state, _ACTIVE, -1)
                     if self._state[_ACTIVE] == 0:
                         self._done.notify_all()
 
@@ -340,7 +364,7 @@ class Pool:
         """Stop the workers once they are idle (at exit)."""
         with self._lock:
             self._closed = True
-            self._state[_GENERATION] += 1
+            _add(self._state, _GENERATION, 1)
             self._wake.notify_all()
 
 
