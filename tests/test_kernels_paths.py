@@ -347,7 +347,8 @@ def test_shifted_rows_under_perforation_match_reference(n, c, k, kh, kw, ho, wo,
                                                         relu, threads, split, seed):
     """Stride-2 row / column perforation on column-shifted rows (kept columns only, rows
     split by parity), a task per sample, or (``split``, two threads) per block of a
-    sample's kept rows into a shared result, then the fill."""
+    sample's kept rows into a shared result, then the fill; by the Python task loop (whose
+    blocks a spy counts) and as a loop job (two threads: ``_loops.shifted_loop``)."""
     assume(knobs.applicable(kid, "conv", (ho, wo)))
     x, wt, b = _data(seed, n, c, ho + kh - 1, wo + kw - 1, k, c, kh, kw, bias)
     blocks = []
@@ -357,16 +358,20 @@ def test_shifted_rows_under_perforation_match_reference(n, c, k, kh, kw, ho, wo,
         blocks.append(args[7:9])  # kept rows m0, m1
         return real(*args)
 
-    with forced_paths(threads, WIDE_MIN_REDUCTION=1, ROWBLOCK_MIN_PLANE=1,
-                      WIDE_ROW_SPLIT_SAMPLES=10**9 if split else 0,
-                      shifted_perforated_conv=spy), \
+    paths = {"WIDE_MIN_REDUCTION": 1, "ROWBLOCK_MIN_PLANE": 1,
+             "WIDE_ROW_SPLIT_SAMPLES": 10**9 if split else 0}
+    with forced_paths(threads, LOOP_JOBS=False, shifted_perforated_conv=spy, **paths), \
             _spy("_run_shifted_perforated") as calls:
-        got = kernels.conv2d(x, wt, b, knob=kid, relu=relu)
+        by_tasks = kernels.conv2d(x, wt, b, knob=kid, relu=relu)
     assert calls
     kept = max(m1 for _, m1 in blocks)
     assert (len(blocks) > n) == (split and threads == 2 and kept > 1)
+    with forced_paths(threads, **paths), _spy("_run_shifted_perforated") as calls:
+        got = kernels.conv2d(x, wt, b, knob=kid, relu=relu)
+    assert calls
     want = reference.conv2d(x, wt, b, knob=kid)
-    assert_close(got, np.maximum(want, 0) if relu else want)
+    for result in (by_tasks, got):
+        assert_close(result, np.maximum(want, 0) if relu else want)
 
 
 @pytest.mark.parametrize("kid", [121, 123])
@@ -374,21 +379,26 @@ def test_shifted_rows_under_perforation_match_reference(n, c, k, kh, kw, ho, wo,
 def test_small_fill_from_kept_outputs_runs_on_the_calling_thread(kid, fill_min, fill_workers,
                                                                  monkeypatch):
     """KWS conv2 at batch 1 (26,624 outputs): its kept rows on both threads, the fill on the
-    calling thread alone (below ``FILL_PARALLEL_MIN_OUTPUTS``), without setting a BLAS
-    limit it would not use; both threads without the threshold."""
+    calling thread alone (below ``FILL_PARALLEL_MIN_OUTPUTS``); both threads without the
+    threshold. The fill calls no BLAS and sets no BLAS limit either way."""
     x, wt, b = _data(6, 1, 64, 41, 16, 64, 64, 10, 4, True)
     workers, limits = [], []
-    real, real_limit = _conv.run_tasks, _threads.single_threaded_blas
+    real, real_loop, real_limit = _conv.run_tasks, _conv._loop_job, _threads.single_threaded_blas
 
     def spy(task, n_tasks, n_workers, *args):
         workers.append(n_workers)
         return real(task, n_tasks, n_workers, *args)
+
+    def loop_spy(loop, args, n_workers, **kwargs):
+        workers.append(n_workers)
+        return real_loop(loop, args, n_workers, **kwargs)
 
     def counted_limit():
         limits.append(1)
         return real_limit()
 
     monkeypatch.setattr(_conv, "run_tasks", spy)
+    monkeypatch.setattr(_conv, "_loop_job", loop_spy)
     monkeypatch.setattr(_threads, "single_threaded_blas", counted_limit)
     if fill_min is not None:
         monkeypatch.setattr(_conv, "FILL_PARALLEL_MIN_OUTPUTS", fill_min)
@@ -399,7 +409,7 @@ def test_small_fill_from_kept_outputs_runs_on_the_calling_thread(kid, fill_min, 
     finally:
         kernels.set_num_threads(before)
     assert workers == [2, fill_workers]
-    assert len(limits) == fill_workers  # the kept rows' phase; the fill's only if parallel
+    assert len(limits) == 1  # the kept rows' phase
     assert_close(got, np.maximum(reference.conv2d(x, wt, b, knob=kid), 0))
 
 

@@ -86,11 +86,14 @@ from ._loops import (
     chunks_loop,
     depthwise_nhwc_loop,
     depthwise_phases_loop,
+    fill_loop,
+    kept_rows_loop,
     pack_loop,
     pointwise_exact_loop,
     pointwise_gathered_loop,
     pointwise_sampled_loop,
     rowblock_loop,
+    shifted_loop,
     wide_loop,
 )
 from ._pointwise import (
@@ -436,6 +439,12 @@ def _run_kept_rows(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
     rows = ceil(hk / min(hk, KEPT_ROW_TASKS * workers // s.n))
     hblocks = ceil(hk / rows)
     res = np.empty((s.n, s.k, hk * s.wo), np.float32)
+    if LOOP_JOBS and not timing and workers > 1:
+        _loop_job(kept_rows_loop, (s.n * hblocks, hblocks, rows, x, chan, krow, kcol, hsrc, wsrc,
+                                   w2, res, r_ * rows * s.wo), workers)
+        _fill_from_kept(res, out, s, hk, s.wo, (row_a, row_b, col_a, col_b, -1), bias,
+                        has_bias, KEPT_ROW_TASKS * workers // s.n, workers, timings, relu)
+        return
 
     def rows_task(i: int, scratch: dict) -> None:
         t0 = thread_time() if timing else 0.0
@@ -464,6 +473,10 @@ def _fill_from_kept(res, out, s: ConvSpec, hk, wk, sources, bias, has_bias, task
         workers = tasks = 1
     kb = ceil(s.k / min(s.k, max(1, tasks)))
     kblocks = ceil(s.k / kb)
+    if LOOP_JOBS and not timing and workers > 1:
+        _loop_job(fill_loop, (s.n * kblocks, kb, kblocks, res, out, hk, wk, *sources, bias,
+                              has_bias, relu), workers, blas=False)
+        return
 
     def fill_task(i: int, scratch: dict) -> None:
         t0 = thread_time() if timing else 0.0
@@ -713,6 +726,15 @@ def _run_shifted_perforated(x, w, out, s: ConvSpec, bias, has_bias, workers, tim
     else:
         rows = ceil(hk / min(hk, ceil(WIDE_ROW_TASKS * workers / s.n)))
     hblocks = ceil(hk / rows)
+    pbuf_size = pc.shape[0] * (step * (rows - 1) + s.kh) * wk
+    if LOOP_JOBS and not timing and workers > 1:
+        res = np.empty((s.n, s.k, hk * wk), np.float32)
+        _loop_job(shifted_loop, (s.n * hblocks, hblocks, rows, hk, x, wr, pc, pj, parity, wsrc,
+                                 res, out, *sources, bias, has_bias, pbuf_size, relu), workers)
+        if hblocks > 1:
+            _fill_from_kept(res, out, s, hk, wk, sources, bias, has_bias,
+                            WIDE_ROW_TASKS * workers // s.n, workers, timings, relu)
+        return
     res = np.empty((s.n, s.k, hk * wk), np.float32) if hblocks > 1 else None
 
     def gemm_task(i: int, scratch: dict) -> None:
@@ -720,7 +742,7 @@ def _run_shifted_perforated(x, w, out, s: ConvSpec, bias, has_bias, workers, tim
         n, h = divmod(i, hblocks)
         m0, m1 = h * rows, min(hk, (h + 1) * rows)
         if "p" not in scratch:
-            scratch["p"] = np.empty(pc.shape[0] * (step * (rows - 1) + s.kh) * wk, np.float32)
+            scratch["p"] = np.empty(pbuf_size, np.float32)
             scratch["res"] = np.empty(s.k * hk * wk, np.float32) if res is None else None
         out_block = res[n].reshape(-1) if res is not None else scratch["res"]
         shifted_perforated_conv(x, wr, pc, pj, n, 0, s.k, m0, m1, parity, wsrc, scratch["p"],

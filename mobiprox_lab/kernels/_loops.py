@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from ._direct import depthwise_nhwc, depthwise_phases
-from ._fused import gemm_chunk, rowblock_chunk, rowblock_columns_chunk
+from ._fused import gemm_chunk, kept_rows_gemm, rowblock_chunk, rowblock_columns_chunk
 from ._pointwise import (
     batched_gemm,
     pack_channels,
@@ -22,8 +22,8 @@ from ._pointwise import (
     pointwise_sampled,
 )
 from ._pool import enter_loop, fetch_add
-from ._scatter import relu_block
-from ._wide import wide_conv
+from ._scatter import relu_block, scatter
+from ._wide import shifted_perforated_conv, wide_conv
 
 
 @njit(cache=True, nogil=True)
@@ -217,3 +217,65 @@ def batched_gemm_loop(state, job_flags, helper, counter, n_tasks, cb, kb, kblock
         n0, n1, k0, k1 = _block(i, cb, kb, kblocks, out.shape[0], out.shape[1])
         batched_gemm(w2, xb, res, out, n0, n1, k0, k1, bias, has_bias, relu, hk, wk, row_a,
                      row_b, col_a, col_b, col_s2)
+
+
+@njit(cache=True, nogil=True)
+def shifted_loop(state, job_flags, helper, counter, n_tasks, hblocks, rows, hk, x, wr, pc, pj,
+                 parity, wsrc, res, out, row_a, row_b, col_a, col_b, col_s2, bias, has_bias,
+                 pbuf_size, relu):
+    """``_wide.shifted_perforated_conv`` on tasks ``i < n_tasks``: sample ``i // hblocks``,
+    its kept rows ``(i % hblocks) * rows`` onwards, into ``res`` (N, K, hk*wk). With one
+    block a sample (``hblocks == 1``) each task also fills its sample's output from them
+    (``_scatter.scatter``, ReLU if ``relu``); else :func:`fill_loop` does, afterwards."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    k = out.shape[1]
+    wk = wsrc.shape[0]
+    pbuf = np.empty(pbuf_size, np.float32)
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        n, h = divmod(i, hblocks)
+        m0, m1 = h * rows, min(hk, (h + 1) * rows)
+        shifted_perforated_conv(x, wr, pc, pj, n, 0, k, m0, m1, parity, wsrc, pbuf,
+                                res[n].reshape(-1), hk * wk)
+        if hblocks == 1:
+            scatter(res[n], out, n, 0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias,
+                    has_bias, False, relu)
+
+
+@njit(cache=True, nogil=True)
+def kept_rows_loop(state, job_flags, helper, counter, n_tasks, hblocks, rows, x, chan, krow,
+                   kcol, hsrc, wsrc, w2, res, cols_size):
+    """``_fused.kept_rows_gemm`` on tasks ``i < n_tasks``: sample ``i // hblocks``, its kept
+    rows ``hsrc[(i % hblocks) * rows ..]``, into ``res`` (N, K, kept pixels)."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    cols = np.empty(cols_size, np.float32)
+    wk = wsrc.shape[0]
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        n, j = divmod(i, hblocks)
+        kept_rows_gemm(x, n, chan, krow, kcol, hsrc[j * rows:(j + 1) * rows], wsrc, w2, cols,
+                       res[n], j * rows * wk)
+
+
+@njit(cache=True, nogil=True)
+def fill_loop(state, job_flags, helper, counter, n_tasks, kb, kblocks, res, out, hk, wk, row_a,
+              row_b, col_a, col_b, col_s2, bias, has_bias, relu):
+    """``_scatter.scatter`` of ``res`` (N, K, hk*wk) into ``out`` on tasks ``i < n_tasks``:
+    sample ``i // kblocks``, channels ``(i % kblocks) * kb`` onwards; ReLU if ``relu``."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    k = out.shape[1]
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        n, j = divmod(i, kblocks)
+        k0, k1 = j * kb, min(k, (j + 1) * kb)
+        scatter(res[n, k0:k1], out, n, k0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias,
+                has_bias, False, relu)

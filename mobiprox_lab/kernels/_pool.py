@@ -26,9 +26,10 @@ that blocks on the GIL sleeps in the kernel, and waking it cost ~50 us here). A 
 leaves the job only once it is back in its spin, with the GIL released: had it left
 inside the loop, the caller would return to Python while the helper took the GIL back,
 and block on it (KWS at batch 1, row s2, whose calls mix both kinds of job: 3.5 % slower
-that way, 1 % faster this way). HAR's depthwise layers at batch 64 on two threads, side by side with the
-Python task loop, 4 interleaved rounds: geomean time 0.85x and 0.88x in two runs (0.89x
-and 0.92x torch's, against 1.05x); batch 8: 0.95x; batch 1 runs on one thread either way.
+that way, 1 % faster this way). HAR's depthwise layers at batch 64 on two threads, side
+by side with the Python task loop, 4 interleaved rounds: geomean time 0.85x and 0.88x in
+two runs (0.89x and 0.92x torch's, against 1.05x); batch 8: 0.95x; batch 1 runs on one
+thread either way.
 
 One call at a time uses the workers: a call made while they are busy with another
 (another Python thread, or a task that calls a kernel) runs on its own thread alone.
