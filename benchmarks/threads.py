@@ -1,14 +1,18 @@
-"""Idle kernel workers that spin for the next call against workers that sleep at once.
+"""How our kernels share a call between threads: idle workers that spin for the next call
+against workers that sleep at once, and task loops in Numba against task loops in Python.
 
     python benchmarks/threads.py [--threads 2] [--rounds 9] [--spin 2e-4]
 
 Side by side in one process, on the HAR MobileNet's layers of ``kernelbench.layer_shapes``
 at batch 64 (the KWS layers are left out: they take ~30-60 ms, where a wake-up is noise) and
 on both whole models (exact, batch 1 and 64): torch, our kernels with the workers spinning
-``--spin`` seconds between calls (``kernels.set_spin_seconds``), and with them sleeping at
-once (spin 0). The three run in turn, the order rotating each round, each timed call after
-one untimed call of its own; the median of ``--rounds`` rounds of 7 calls each is printed
-with the ratios, and the depthwise layers' geomean against torch (the issue's target).
+``--spin`` seconds between calls (``kernels.set_spin_seconds``) ("spin", the default
+runtime), with them sleeping at once ("sleep", spin 0), and spinning but with each call's
+task loop in Python ("python", ``kernels.set_numba_task_loops(False)``: every task a
+Python call, so a helper takes the GIL for each). The four run in turn, the order
+rotating each round, each timed call after one untimed call of its own; the median of
+``--rounds`` rounds of 7 calls each is printed with the ratios, and the depthwise layers'
+geomean against torch (the issue's target).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from mobiprox_lab.models import build_model, cached_model  # noqa: E402
 from mobiprox_lab.runtime import ApproxModel  # noqa: E402
 
 SHAPES = {"har": ((3, 32, 32), 7), "kws": ((1, 101, 40), 12)}
-VARIANTS = ("torch", "spin", "sleep")
+VARIANTS = ("torch", "spin", "sleep", "python")
 
 
 def _median_ms(fn, calls: int = 7) -> float:
@@ -45,29 +49,33 @@ def _median_ms(fn, calls: int = 7) -> float:
 
 
 def compare(torch_fn, ours_fn, rounds: int, spin: float) -> dict[str, float]:
-    """Median ms of torch, ours spinning and ours sleeping, rotated round by round."""
+    """Median ms of each of ``VARIANTS``, the order rotated round by round."""
     samples: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    n = len(VARIANTS)
     for r in range(rounds):
-        for v in VARIANTS[r % 3:] + VARIANTS[:r % 3]:
+        for v in VARIANTS[r % n:] + VARIANTS[:r % n]:
             if v == "torch":
                 samples[v].append(_median_ms(torch_fn))
                 kernelbench.settle()  # torch's OpenMP threads stop spinning first
                 continue
-            kernels.set_spin_seconds(spin if v == "spin" else 0.0)
+            kernels.set_spin_seconds(0.0 if v == "sleep" else spin)
+            kernels.set_numba_task_loops(v != "python")
             samples[v].append(_median_ms(ours_fn))
     kernels.set_spin_seconds(spin)
+    kernels.set_numba_task_loops(True)
     return {v: float(np.median(s)) for v, s in samples.items()}
 
 
 def _row(name: str, t: dict[str, float]) -> str:
     return (f"{name:<12} torch {t['torch']:7.3f}  spin {t['spin']:7.3f}  sleep {t['sleep']:7.3f}"
-            f"  | spin/torch {t['spin'] / t['torch']:5.2f}  sleep/torch "
-            f"{t['sleep'] / t['torch']:5.2f}  spin/sleep {t['spin'] / t['sleep']:5.2f}")
+            f"  python {t['python']:7.3f}  | spin/torch {t['spin'] / t['torch']:5.2f}  "
+            f"python/torch {t['python'] / t['torch']:5.2f}  spin/sleep "
+            f"{t['spin'] / t['sleep']:5.2f}  spin/python {t['spin'] / t['python']:5.2f}")
 
 
 def bench_layers(rounds: int, spin: float) -> None:
     rng = np.random.default_rng(0)
-    ratios: dict[str, list[float]] = {"spin": [], "sleep": []}
+    ratios: dict[str, list[float]] = {"spin": [], "sleep": [], "python": []}
     print("\nLayers at batch 64, exact, median ms per call:")
     for layer in kernelbench.layer_shapes():
         if layer.net != "har":

@@ -337,6 +337,35 @@ def test_set_num_threads_validates():
         kernels.set_num_threads(0)
 
 
+@pytest.mark.parametrize("case", [
+    ((9, 32, 16, 16), (48, 32, 1, 1), 1, 0, 1, [11, 123, 121, 231]),  # 1x1
+    ((5, 24, 13, 11), (16, 24, 3, 3), 1, 1, 1, [11, 123, 121, 231]),  # chunks / row blocks
+    ((3, 8, 20, 14), (12, 8, 5, 4), 1, 0, 1, [11, 121, 123, 231]),  # column-shifted rows
+    ((7, 64, 8, 8), (64, 1, 3, 3), 2, 1, 64, [11]),  # depthwise by phases
+    ((7, 64, 4, 4), (64, 1, 3, 3), 1, 1, 64, [11]),  # depthwise, channel-vectorised
+], ids=["pointwise", "chunks", "shifted", "depthwise", "depthwise-nhwc"])
+def test_numba_and_python_task_loops_give_the_same_bits(case):
+    """Two threads, with and without loop jobs (``set_numba_task_loops``), fused ReLU."""
+    xs, ws, stride, padding, groups, kids = case
+    x, w, b = _rand(*xs), _rand(*ws), _rand(ws[0])
+    assert kernels.get_numba_task_loops() is True  # the default
+    with kernels.using_threads(2):
+        for kid in kids:
+            kw = {"stride": stride, "padding": padding, "groups": groups, "knob": kid,
+                  "relu": True}
+            in_numba = kernels.conv2d(x, w, b, **kw)
+            kernels.set_numba_task_loops(False)
+            try:
+                in_python = kernels.conv2d(x, w, b, **kw)
+            finally:
+                kernels.set_numba_task_loops(True)
+            np.testing.assert_array_equal(in_numba, in_python)
+    for bad in (1, "yes", None):
+        with pytest.raises(ValueError, match="enabled: expected a bool"):
+            kernels.set_numba_task_loops(bad)
+    assert kernels.get_numba_task_loops() is True
+
+
 # ---- benchmark helpers and figures (smoke) -------------------------------------------------
 
 def test_layer_shapes_match_the_networks():

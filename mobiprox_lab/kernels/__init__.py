@@ -22,6 +22,8 @@ runtime passes read-only copies.
     (Ho, Wo) of a convolution / pooling window over an (H, W) map.
 ``set_num_threads(n)`` / ``get_num_threads()`` / ``using_threads(n)``
     threads per call (default: Numba's thread count); the last sets it for a block.
+``set_numba_task_loops(enabled)`` / ``get_numba_task_loops()``
+    whether calls on several threads run their task loop in Numba (default) or Python.
 ``set_spin_seconds(s)`` / ``get_spin_seconds()``
     how long idle worker threads spin for the next call before they sleep (default 0.2 ms,
     like OpenMP runtimes; 0: sleep at once, no CPU spent between calls).
@@ -51,7 +53,13 @@ from ._calibrate import (
     set_path_choices,
     set_path_thresholds,
 )
-from ._conv import PHASES, conv2d, conv2d_breakdown
+from ._conv import (
+    PHASES,
+    conv2d,
+    conv2d_breakdown,
+    get_numba_task_loops,
+    set_numba_task_loops,
+)
 from ._linear import linear
 from ._memory import allocator_policy, retain_freed_memory
 from ._pool import get_spin_seconds, set_spin_seconds
@@ -60,7 +68,8 @@ from ._threads import get_num_threads, set_num_threads, single_threaded_blas, us
 from ._validate import conv_output_hw
 
 __all__ = ["PHASES", "allocator_policy", "blas_library", "calibrate_path_thresholds", "conv2d",
-           "conv2d_breakdown", "conv_output_hw", "get_num_threads", "get_spin_seconds",
-           "global_pool2d", "linear", "path_choices", "path_thresholds", "pool2d",
-           "retain_freed_memory", "set_num_threads", "set_path_choices", "set_path_thresholds",
-           "set_spin_seconds", "single_threaded_blas", "using_threads"]
+           "conv2d_breakdown", "conv_output_hw", "get_num_threads", "get_numba_task_loops",
+           "get_spin_seconds", "global_pool2d", "linear", "path_choices", "path_thresholds",
+           "pool2d", "retain_freed_memory", "set_num_threads", "set_numba_task_loops",
+           "set_path_choices", "set_path_thresholds", "set_spin_seconds",
+           "single_threaded_blas", "using_threads"]

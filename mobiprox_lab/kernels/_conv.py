@@ -51,8 +51,9 @@ Paths (``groups == 1`` unless said):
 * other depthwise / narrow grouped (<= ``DIRECT_MAX_GROUP_WIDTH`` input channels per
   group): a direct Numba loop (channel-vectorised NHWC for small depthwise maps).
 
-Depthwise and 1x1 calls on several threads without timings run as loop jobs (``_loops``: the task
-loop in Numba, no GIL taken between tasks, see ``_pool``) while ``LOOP_JOBS`` is set.
+Untimed calls on several threads run as loop jobs (``_loops``: the task loop in Numba, no
+GIL taken during the call, see ``_pool``), but for the fp16 1x1 and the narrow grouped
+direct loops; :func:`set_numba_task_loops` turns that off.
 
 Chunks run on ``_threads`` worker threads (serial nogil kernels, single-threaded
 BLAS per worker). Without timings a chunk is one nogil call (``_fused``, whose
@@ -160,7 +161,7 @@ POINTWISE_ROW_GEMM_MIN_CHANNELS = 0
 # GEMMs?} (``_calibrate.set_path_choices``; empty built in)
 POINTWISE_ROW_GEMM_CHOICES: dict[tuple[int, int, int, int, bool], bool] = {}
 DIRECT_MAX_GROUP_WIDTH = 8
-LOOP_JOBS = True  # depthwise and 1x1 calls on several threads: Numba task loops (``_loops``)
+LOOP_JOBS = True  # calls on several threads: task loops in Numba (``_loops``), see below
 DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
 # row perforation of fewer samples than threads: about this many tasks per thread in each of
 # its two phases (KWS at batch 1, row s2, 2 threads, wall: conv2 0.92 / 0.74 / 0.78 ms with
@@ -224,6 +225,22 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
     else:
         _run_reduced(*args)
     return out
+
+
+def get_numba_task_loops() -> bool:
+    """Whether multi-threaded calls run their task loop in Numba (loop jobs, the default)
+    rather than in Python (see the module doc)."""
+    return LOOP_JOBS
+
+
+def set_numba_task_loops(enabled: bool) -> None:
+    """Run multi-threaded calls' task loops in Numba (True, the default: no thread takes the
+    GIL during a call) or in Python (False: each task a Python call, as timed calls always
+    run). Results are the same bit for bit; ``benchmarks/threads.py`` times both."""
+    global LOOP_JOBS
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise ValueError(f"enabled: expected a bool, got {enabled!r}")
+    LOOP_JOBS = bool(enabled)
 
 
 def _parallelism(s: ConvSpec) -> tuple[bool, int]:
