@@ -160,6 +160,42 @@ def test_helpers_take_part_in_long_loop_jobs(spin):
     assert set(owner) == {1, 2}
 
 
+@njit(nogil=True)
+def _failing_loop(state, job_flags, helper, counter, n_tasks, fail_helper, owner):
+    """A loop job whose helper (``fail_helper``) or calling thread raises on its first
+    task; the other thread runs every task it claims."""
+    if not _pool.enter_loop(state, job_flags, helper):
+        return
+    while True:
+        i = _pool.fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        if helper == fail_helper:
+            raise ValueError("task failed")
+        _pool._spin_until_equal(job_flags, 0, -1, 50_000)
+        owner[i] = 1
+
+
+@pytest.mark.parametrize("where", ["caller", "helper"])
+def test_an_error_in_a_loop_job_reaches_the_caller_and_the_pool_goes_on(where, spin):
+    """Raised once every thread has left the job. The caller's tasks are long (~1 ms
+    each), so a helper joins long before they run out; the error of a helper that did not
+    join would not exist, hence "at least once" over the rounds."""
+    pool = _pool.shared_pool()
+    raised = 0
+    for _ in range(3):
+        owner = np.zeros(64, np.int64)
+        try:
+            pool.run_loop(_failing_loop, 64, (where == "helper", owner), 2)
+        except ValueError as e:
+            assert "task failed" in str(e)
+            raised += 1
+        owner = np.zeros(64, np.int64)
+        pool.run_loop(_claim_loop, 64, (owner, 100), 2)  # the pool still works
+        assert np.isin(owner, [1, 2]).all()
+    assert raised == 3 if where == "caller" else raised >= 1
+
+
 def test_a_loop_job_inside_a_busy_pool_runs_alone():
     inner_owners = []
 

@@ -97,14 +97,12 @@ def fetch_add(typingctx, flags, index, value):
 def enter_loop(state, job_flags, helper):
     """First call of a loop job's function (:meth:`Pool.run_loop`): the calling thread
     announces an open job (bumps the generation, from nogil code: the helpers that see it
-    will find the GIL free), and returns True; a helper registers as active and returns
-    True if the job is still open, else False. A helper unregisters only once back in
-    its wait (:func:`_leave_and_spin`)."""
+    will find the GIL free), and returns True; a helper (registered as active before the
+    call) returns True if the job is still open, else False."""
     if not helper:
         if _volatile_read(job_flags, 0) != 0:
             fetch_add(state, _GENERATION, 1)
         return True
-    fetch_add(state, _ACTIVE, 1)
     return _volatile_read(job_flags, 0) != 0
 
 
@@ -207,6 +205,17 @@ class _LoopJob:
         self.loop, self.args, self.seats = loop, (n_tasks, *args), seats
         self.counter = np.zeros(1, np.int64)
         self.flags = np.ones(1, np.int64)
+        self.error: BaseException | None = None
+
+    def call(self, state, helper: bool) -> None:
+        """Run ``loop`` on this thread; a helper's error is kept for the caller."""
+        try:
+            self.loop(state, self.flags, helper, self.counter, *self.args)
+        except BaseException as e:
+            if not helper:
+                raise
+            if self.error is None:
+                self.error = e
 
 
 class Pool:
@@ -266,13 +275,14 @@ class Pool:
 
         Unlike :meth:`run`, no thread takes the GIL between the job's tasks: the calling
         thread announces the job from inside ``loop``, so a spinning helper finds the GIL
-        free when it wakes, and helpers leave the job inside ``loop``, so the caller's join
-        waits for no GIL either. ``loop`` must not raise."""
+        free when it wakes, and a helper leaves the job once back in its spin, with the GIL
+        released, so the caller returns to a free GIL. An error of ``loop`` (on any thread)
+        is raised here once every thread has left the job."""
         workers = min(workers, n_tasks)
         job = _LoopJob(loop, n_tasks, args, workers - 1)
         if workers <= 1 or not self._busy.acquire(blocking=False):
             job.flags[0] = 0  # closed: nobody is told
-            loop(self._state, job.flags, False, job.counter, *job.args)
+            job.call(self._state, False)
             return
         try:
             self._grow(workers - 1)
@@ -283,15 +293,19 @@ class Pool:
                 with self._lock:
                     _add(self._state, _GENERATION, 1)
                     self._wake.notify_all()
-            loop(self._state, job.flags, False, job.counter, *job.args)
-            fetch_flag_close(job.flags)
-            while not _spin_until_equal(self._state, _ACTIVE, 0, self._spin_reads() + 1):
-                time.sleep(0)  # helpers are inside ``loop``, finishing a claimed task
-            with self._lock:
-                job.seats = 0
-                self._job = None
+            try:
+                job.call(self._state, False)
+            finally:
+                fetch_flag_close(job.flags)
+                while not _spin_until_equal(self._state, _ACTIVE, 0, self._spin_reads() + 1):
+                    time.sleep(0)  # helpers are inside ``loop``, finishing a claimed task
+                with self._lock:
+                    job.seats = 0
+                    self._job = None
         finally:
             self._busy.release()
+        if job.error is not None:
+            raise job.error
 
     @staticmethod
     def alone(task: Callable[[int, dict], None], n_tasks: int) -> list[dict]:
@@ -343,15 +357,10 @@ class Pool:
                 if job is None or job.seats == 0:
                     continue
                 job.seats -= 1
-                if isinstance(job, _LoopJob):  # it counts itself active, inside ``loop``
-                    loop_job = job
-                else:
-                    loop_job = None
-                    _add(self._state, _ACTIVE, 1)
-            if loop_job is not None:
-                loop_job.loop(self._state, loop_job.flags, True, loop_job.counter,
-                              *loop_job.args)
-                leaving = True
+                _add(self._state, _ACTIVE, 1)
+            if isinstance(job, _LoopJob):
+                leaving = True  # unregistered in the next spin, the GIL released
+                job.call(self._state, True)
                 continue
             try:
                 job.helper_scratches.append(job.work())
