@@ -745,7 +745,7 @@ def _run_shifted_perforated(x, w, out, s: ConvSpec, bias, has_bias, workers, tim
     hblocks = ceil(hk / rows)
     pbuf_size = pc.shape[0] * (step * (rows - 1) + s.kh) * wk
     if LOOP_JOBS and not timing and workers > 1:
-        res = np.empty((s.n, s.k, hk * wk), np.float32)
+        res = np.empty((s.n if hblocks > 1 else 0, s.k, hk * wk), np.float32)
         _loop_job(shifted_loop, (s.n * hblocks, hblocks, rows, hk, x, wr, pc, pj, parity, wsrc,
                                  res, out, *sources, bias, has_bias, pbuf_size, relu), workers)
         if hblocks > 1:

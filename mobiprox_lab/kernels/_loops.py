@@ -224,24 +224,28 @@ def shifted_loop(state, job_flags, helper, counter, n_tasks, hblocks, rows, hk, 
                  parity, wsrc, res, out, row_a, row_b, col_a, col_b, col_s2, bias, has_bias,
                  pbuf_size, relu):
     """``_wide.shifted_perforated_conv`` on tasks ``i < n_tasks``: sample ``i // hblocks``,
-    its kept rows ``(i % hblocks) * rows`` onwards, into ``res`` (N, K, hk*wk). With one
-    block a sample (``hblocks == 1``) each task also fills its sample's output from them
-    (``_scatter.scatter``, ReLU if ``relu``); else :func:`fill_loop` does, afterwards."""
+    its kept rows ``(i % hblocks) * rows`` onwards, into ``res`` (N, K, hk*wk), for
+    :func:`fill_loop` to fill the output from afterwards. With one block a sample
+    (``hblocks == 1``; ``res`` may then be empty) each task computes into a buffer of its
+    thread's own and fills its sample's output from it (``_scatter.scatter``, ReLU if
+    ``relu``) while it is in cache."""
     if not enter_loop(state, job_flags, helper):
         return
     k = out.shape[1]
     wk = wsrc.shape[0]
     pbuf = np.empty(pbuf_size, np.float32)
+    own = np.empty((k if hblocks == 1 else 0, hk * wk), np.float32)
     while True:
         i = fetch_add(counter, 0, 1)
         if i >= n_tasks:
             break
         n, h = divmod(i, hblocks)
         m0, m1 = h * rows, min(hk, (h + 1) * rows)
+        kept = own if hblocks == 1 else res[n]
         shifted_perforated_conv(x, wr, pc, pj, n, 0, k, m0, m1, parity, wsrc, pbuf,
-                                res[n].reshape(-1), hk * wk)
+                                kept.reshape(-1), hk * wk)
         if hblocks == 1:
-            scatter(res[n], out, n, 0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias,
+            scatter(own, out, n, 0, hk, wk, row_a, row_b, col_a, col_b, col_s2, bias,
                     has_bias, False, relu)
 
 
