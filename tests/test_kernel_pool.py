@@ -125,17 +125,21 @@ def test_calls_from_two_python_threads_at_once_are_both_complete(spin):
 
 
 @njit(nogil=True)
-def _claim_loop(state, job_flags, helper, counter, n_tasks, owner, spin_reads):
+def _claim_loop(state, job_flags, helper, counter, n_tasks, owner, spin_reads, fails=0):
     """A loop job for the tests: task ``i`` records who ran it (1 caller, 2 helper) in
-    ``owner[i]``, after ``spin_reads`` reads of a flag (work that holds no GIL)."""
+    ``owner[i]``, after ``spin_reads`` reads of a flag (work that holds no GIL). ``fails``
+    1 / 2: the calling thread / a helper raises on its first task instead."""
     if not _pool.enter_loop(state, job_flags, helper):
         return
+    me = 2 if helper else 1
     while True:
         i = _pool.fetch_add(counter, 0, 1)
         if i >= n_tasks:
             break
+        if fails == me:
+            raise ValueError("task failed")
         _pool._spin_until_equal(job_flags, 0, -1, spin_reads)  # never true: just waits
-        owner[i] += 2 if helper else 1
+        owner[i] += me
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
@@ -160,22 +164,6 @@ def test_helpers_take_part_in_long_loop_jobs(spin):
     assert set(owner) == {1, 2}
 
 
-@njit(nogil=True)
-def _failing_loop(state, job_flags, helper, counter, n_tasks, fail_helper, owner):
-    """A loop job whose helper (``fail_helper``) or calling thread raises on its first
-    task; the other thread runs every task it claims."""
-    if not _pool.enter_loop(state, job_flags, helper):
-        return
-    while True:
-        i = _pool.fetch_add(counter, 0, 1)
-        if i >= n_tasks:
-            break
-        if helper == fail_helper:
-            raise ValueError("task failed")
-        _pool._spin_until_equal(job_flags, 0, -1, 50_000)
-        owner[i] = 1
-
-
 @pytest.mark.parametrize("where", ["caller", "helper"])
 def test_an_error_in_a_loop_job_reaches_the_caller_and_the_pool_goes_on(where, spin):
     """Raised once every thread has left the job. The caller's tasks are long (~1 ms
@@ -186,7 +174,7 @@ def test_an_error_in_a_loop_job_reaches_the_caller_and_the_pool_goes_on(where, s
     for _ in range(3):
         owner = np.zeros(64, np.int64)
         try:
-            pool.run_loop(_failing_loop, 64, (where == "helper", owner), 2)
+            pool.run_loop(_claim_loop, 64, (owner, 50_000, 2 if where == "helper" else 1), 2)
         except ValueError as e:
             assert "task failed" in str(e)
             raised += 1

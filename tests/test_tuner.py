@@ -509,78 +509,21 @@ def test_final_list_keeps_only_what_its_own_timing_confirms(toy, tmp_path, monke
         ("timed again: speedup gain", "not confirmed when timed again")).all()
 
 
-def test_a_fast_fluke_does_not_shadow_the_other_candidates(monkeypatch):
-    """Five kept candidates whose sessions time each at its true speedup, except the
-    candidates' session, which times F (walked first: lowest loss) at 10x. Accepted
-    first, F would shadow A, B and C; timed again at 1.1x, it takes that, and the list is
-    the rule's on the true speedups."""
+def _timed_scenario(monkeypatch, true: dict, first: dict, loss: dict):
+    """Kept candidates named as the keys of ``true`` (``exact`` first, the others one knob
+    each) with tune-set losses ``loss``; ``pipeline.profile`` faked so that the candidates'
+    session times each at ``first[name]`` and every later session at ``true[name]``.
+    Returns (kept, names of the configurations timed in each session, a call of
+    ``_measured_list`` on a fresh table -> (final, rows, table), names of a final list)."""
     import types
 
     from mobiprox_lab.tuner import pipeline
 
-    true = {"exact": 1.0, "F": 1.1, "A": 1.2, "B": 1.3, "C": 1.5}
-    loss = {"exact": 0.0, "F": 0.2, "A": 0.5, "B": 1.0, "C": 2.0}
     configs = {n: {} if n == "exact" else {n: 121} for n in true}
-    kept = pd.DataFrame({"index": range(5), "kept": True, "decision": "",
+    kept = pd.DataFrame({"index": range(len(true)), "kept": True, "decision": "",
                          "config": list(configs.values()),
                          "qos_loss_tune": list(loss.values()), "speedup": np.nan,
                          "predicted_speedup": list(true.values())})
-    table = kept.drop(columns="index").copy()
-    sessions = []
-
-    def fake_profile(model, cfgs, data, **kw):
-        names = [next(n for n, c in configs.items() if c == dict(cfg)) for cfg in cfgs]
-        speed = [10.0 if n == "F" and not sessions else true[n] for n in names]
-        sessions.append(names)
-        return pd.DataFrame({"name": names, "config": cfgs, "predicted_speedup": np.nan,
-                             "fp16_fraction": 0.0, "speedup": speed,
-                             "latency_s": [1e-3 / v for v in speed],
-                             "rel_inference_energy": [1 / v for v in speed]})
-
-    monkeypatch.setattr(pipeline, "profile", fake_profile)
-    settings = types.SimpleNamespace(measure_kwargs={"repeats": 1}, progress=False,
-                                     min_gain=0.01, merge_within=0.1)
-    problem = types.SimpleNamespace(model=None, tune_data=None, test_data=None, cost=None)
-    final, rows = pipeline._measured_list(problem, settings, table, kept)
-    assert [n for c in final["config"] for n, cc in configs.items() if cc == c] == [
-        "exact", "F", "A", "B", "C"]
-    np.testing.assert_allclose(final["speedup"], [1.0, 1.1, 1.2, 1.3, 1.5])
-    assert sessions == [list(true), ["exact", "F"], list(true)]
-    np.testing.assert_allclose(table["retimed_speedup"], list(true.values()))
-    assert table.at[1, "speedup"] == 10.0  # what the candidates' session measured
-    assert (table["decision"].iloc[1:] == "accepted").all()
-    np.testing.assert_array_equal(rows, kept["index"])  # the list's rows of the table
-
-    # one list session only: the rule then keeps to configurations timed again, so A, B
-    # and C (1.2-1.5x in the candidates' session alone) are not listed, and say why
-    monkeypatch.setattr(pipeline, "MAX_SELECTIONS", 1)
-    sessions.clear()
-    table = kept.drop(columns="index").copy()
-    final, _ = pipeline._measured_list(problem, settings, table, kept)
-    assert len(final) == 2 and sessions == [list(true), ["exact", "F"]]
-    assert list(table["decision"].iloc[2:]) == ["not timed again within 1 list sessions"] * 3
-
-
-def test_out_of_sessions_the_list_keeps_to_configurations_timed_again(monkeypatch):
-    """Z, then Y, time fast in the candidates' session only (1.59x, 1.58x; truly 1.15x,
-    1.25x); A (1.7x there, truly 1.5x) is listed and confirmed in the first list session,
-    then shadowed by Y in the second, and W (1.6x there, truly 1.0x) slips in. With two
-    list sessions, the last list timed is exact, Z, Y, W, which its own session cuts to
-    exact, Z, Y: A, confirmed at 1.5x, would be lost. The rule on the configurations timed
-    again lists exact, Z, Y, A, and that list is timed in a session of its own."""
-    import types
-
-    from mobiprox_lab.tuner import pipeline
-
-    true = {"exact": 1.0, "Z": 1.15, "Y": 1.25, "A": 1.5, "W": 1.0}
-    first = {"exact": 1.0, "Z": 1.59, "Y": 1.58, "A": 1.7, "W": 1.6}
-    loss = {"exact": 0.0, "Z": 0.1, "Y": 0.25, "A": 0.4, "W": 0.7}
-    configs = {n: {} if n == "exact" else {n: 121} for n in true}
-    kept = pd.DataFrame({"index": range(5), "kept": True, "decision": "",
-                         "config": list(configs.values()),
-                         "qos_loss_tune": list(loss.values()), "speedup": np.nan,
-                         "predicted_speedup": list(true.values())})
-    table = kept.drop(columns="index").copy()
     sessions = []
 
     def fake_profile(model, cfgs, data, **kw):
@@ -593,13 +536,68 @@ def test_out_of_sessions_the_list_keeps_to_configurations_timed_again(monkeypatc
                              "rel_inference_energy": [1 / v for v in speed]})
 
     monkeypatch.setattr(pipeline, "profile", fake_profile)
-    monkeypatch.setattr(pipeline, "MAX_SELECTIONS", 2)
     settings = types.SimpleNamespace(measure_kwargs={"repeats": 1}, progress=False,
                                      min_gain=0.01, merge_within=0.1)
     problem = types.SimpleNamespace(model=None, tune_data=None, test_data=None, cost=None)
-    final, rows = pipeline._measured_list(problem, settings, table, kept)
+
+    def measured_list():
+        table = kept.drop(columns="index").copy()
+        final, rows = pipeline._measured_list(problem, settings, table, kept)
+        return final, rows, table
+
+    def names(final) -> list[str]:
+        return [n for c in final["config"] for n, cc in configs.items() if cc == c]
+
+    return kept, sessions, measured_list, names
+
+
+def test_a_fast_fluke_does_not_shadow_the_other_candidates(monkeypatch):
+    """Five kept candidates whose sessions time each at its true speedup, except the
+    candidates' session, which times F (walked first: lowest loss) at 10x. Accepted
+    first, F would shadow A, B and C; timed again at 1.1x, it takes that, and the list is
+    the rule's on the true speedups."""
+    from mobiprox_lab.tuner import pipeline
+
+    true = {"exact": 1.0, "F": 1.1, "A": 1.2, "B": 1.3, "C": 1.5}
+    loss = {"exact": 0.0, "F": 0.2, "A": 0.5, "B": 1.0, "C": 2.0}
+    kept, sessions, measured_list, names = _timed_scenario(monkeypatch, true,
+                                                           true | {"F": 10.0}, loss)
+    final, rows, table = measured_list()
+    assert names(final) == ["exact", "F", "A", "B", "C"]
+    np.testing.assert_allclose(final["speedup"], [1.0, 1.1, 1.2, 1.3, 1.5])
+    assert sessions == [list(true), ["exact", "F"], list(true)]
+    np.testing.assert_allclose(table["retimed_speedup"], list(true.values()))
+    assert table.at[1, "speedup"] == 10.0  # what the candidates' session measured
+    assert (table["decision"].iloc[1:] == "accepted").all()
+    np.testing.assert_array_equal(rows, kept["index"])  # the list's rows of the table
+
+    # one list session only: the rule then keeps to configurations timed again, so A, B
+    # and C (1.2-1.5x in the candidates' session alone) are not listed, and say why
+    monkeypatch.setattr(pipeline, "MAX_SELECTIONS", 1)
+    sessions.clear()
+    final, _, table = measured_list()
+    assert len(final) == 2 and sessions == [list(true), ["exact", "F"]]
+    assert list(table["decision"].iloc[2:]) == ["not timed again within 1 list sessions"] * 3
+
+
+def test_out_of_sessions_the_list_keeps_to_configurations_timed_again(monkeypatch):
+    """Z, then Y, time fast in the candidates' session only (1.59x, 1.58x; truly 1.15x,
+    1.25x); A (1.7x there, truly 1.5x) is listed and confirmed in the first list session,
+    then shadowed by Y in the second, and W (1.6x there, truly 1.0x) slips in. With two
+    list sessions, the last list timed is exact, Z, Y, W, which its own session cuts to
+    exact, Z, Y: A, confirmed at 1.5x, would be lost. The rule on the configurations timed
+    again lists exact, Z, Y, A, and that list is timed in a session of its own."""
+    from mobiprox_lab.tuner import pipeline
+
+    true = {"exact": 1.0, "Z": 1.15, "Y": 1.25, "A": 1.5, "W": 1.0}
+    first = {"exact": 1.0, "Z": 1.59, "Y": 1.58, "A": 1.7, "W": 1.6}
+    loss = {"exact": 0.0, "Z": 0.1, "Y": 0.25, "A": 0.4, "W": 0.7}
+    _, sessions, measured_list, names = _timed_scenario(monkeypatch, true, first, loss)
+    monkeypatch.setattr(pipeline, "MAX_SELECTIONS", 2)
+    final, rows, table = measured_list()
     assert sessions == [list(true), ["exact", "Z", "A"], ["exact", "Z", "Y", "W"],
                         ["exact", "Z", "Y", "A"]]
+    assert names(final) == ["exact", "Z", "Y", "A"]
     np.testing.assert_allclose(final["speedup"], [1.0, 1.15, 1.25, 1.5])
     np.testing.assert_allclose(final["selection_speedup"], [1.0, 1.15, 1.25, 1.5])
     np.testing.assert_array_equal(rows, [0, 1, 2, 3])

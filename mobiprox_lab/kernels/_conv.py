@@ -64,6 +64,7 @@ separate calls so that each can be clocked, the GEMM through the same
 
 from __future__ import annotations
 
+import contextlib
 from math import ceil
 from time import thread_time  # per-thread CPU seconds: see conv2d(timings=...)
 
@@ -310,7 +311,7 @@ def _run_direct(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_star
         if timing:
             add_time(scratch, "direct", thread_time() - t0)
 
-    if LOOP_JOBS and nhwc and not timing and workers > 1:
+    if nhwc and _as_loop_job(timing, workers):
         _loop_job(depthwise_nhwc_loop, (
             ceil(s.n / nb), nb, x, w, out, s.sh, s.sw, s.ph, s.pw, bias, has_bias, fp16,
             relu), workers, blas=False)
@@ -400,7 +401,7 @@ def _run_batched_pointwise(x, w2, out, s: ConvSpec, chan, bias, has_bias, worker
     fused_relu = relu and not timing  # timed, a pass of its own
     xb = np.empty(chan.shape[0] * s.n * kept, np.float32)
     nb = batch_chunk(s.n, s.n, workers)
-    loop = LOOP_JOBS and not timing and workers > 1
+    loop = _as_loop_job(timing, workers)
     if loop:
         _loop_job(pack_loop, (ceil(s.n / nb), nb, x, chan, hsrc, wsrc, xb), workers, blas=False)
 
@@ -456,7 +457,7 @@ def _run_kept_rows(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
     rows = ceil(hk / min(hk, KEPT_ROW_TASKS * workers // s.n))
     hblocks = ceil(hk / rows)
     res = np.empty((s.n, s.k, hk * s.wo), np.float32)
-    if LOOP_JOBS and not timing and workers > 1:
+    if _as_loop_job(timing, workers):
         _loop_job(kept_rows_loop, (s.n * hblocks, hblocks, rows, x, chan, krow, kcol, hsrc, wsrc,
                                    w2, res, r_ * rows * s.wo), workers)
         _fill_from_kept(res, out, s, hk, s.wo, (row_a, row_b, col_a, col_b, -1), bias,
@@ -490,7 +491,7 @@ def _fill_from_kept(res, out, s: ConvSpec, hk, wk, sources, bias, has_bias, task
         workers = tasks = 1
     kb = ceil(s.k / min(s.k, max(1, tasks)))
     kblocks = ceil(s.k / kb)
-    if LOOP_JOBS and not timing and workers > 1:
+    if _as_loop_job(timing, workers):
         _loop_job(fill_loop, (s.n * kblocks, kb, kblocks, res, out, hk, wk, *sources, bias,
                               has_bias, relu), workers, blas=False)
         return
@@ -527,7 +528,7 @@ def _run_chunks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, worke
         task, n_tasks, nb, sizes = _gemm_task(x, w2_g, out, s, g * kg, chan_g, krow, kcol,
                                               geometry, bias, has_bias, s.knob.is_fp16, timing,
                                               workers)
-        if LOOP_JOBS and not timing and workers > 1:
+        if _as_loop_job(timing, workers):
             _loop_job(chunks_loop, (n_tasks, nb, x, chan_g, krow, kcol, geometry[0], geometry[3],
                                     w2_g, out, g * kg, *geometry[1:3], *geometry[4:], bias,
                                     has_bias, s.knob.is_fp16, *sizes, relu), workers)
@@ -575,7 +576,7 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
                                            POINTWISE_BUFFER_BYTES // (4 * (s.c + kb) * kept_px)))
     timing = timings is not None
     fused = relu and not timing  # timed, the ReLU is a pass of its own, clocked as "interp"
-    if LOOP_JOBS and not timing and workers > 1:
+    if _as_loop_job(timing, workers):
         n_tasks, common = n_blocks * kblocks, (nb, kb, kblocks, x, w2, out)
         if kind == "exact":
             _loop_job(pointwise_exact_loop, (n_tasks, *common, bias, has_bias, relu), workers)
@@ -612,14 +613,16 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
               n_blocks * kblocks, workers, timings, t_start, small)
 
 
+def _as_loop_job(timing: bool, workers: int) -> bool:
+    """Whether a call runs as a loop job: untimed, on several threads, loop jobs on."""
+    return LOOP_JOBS and not timing and workers > 1
+
+
 def _loop_job(loop, args: tuple, workers: int, blas: bool = True) -> None:
     """``loop`` (a ``_loops`` function; ``args`` from its ``n_tasks`` on) as a loop job of
     the kernel workers; with ``blas`` (its tasks call it), their BLAS on one thread each."""
     n_tasks, *rest = args
-    if not blas:
-        _pool.shared_pool().run_loop(loop, n_tasks, tuple(rest), workers)
-        return
-    with _threads.single_threaded_blas():
+    with _threads.single_threaded_blas() if blas else contextlib.nullcontext():
         _pool.shared_pool().run_loop(loop, n_tasks, tuple(rest), workers)
 
 
@@ -646,7 +649,7 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
     timing = timings is not None
     sizes = (r_ * rows * wk, s.k * rows * wk if perforated else 0,
              s.c * s.h * 2 * ((s.w + 1) // 2) if phases else 0)  # cols, res, xph
-    if LOOP_JOBS and not timing and workers > 1:
+    if _as_loop_job(timing, workers):
         _loop_job(rowblock_loop, (s.n * per_sample, rows, per_sample, x, chan, krow, kcol, hsrc,
                                   wsrc, w2, out, col_a, col_b, col_s2, bias, has_bias, *sizes,
                                   perforated, relu), workers)
@@ -744,7 +747,7 @@ def _run_shifted_perforated(x, w, out, s: ConvSpec, bias, has_bias, workers, tim
         rows = ceil(hk / min(hk, ceil(WIDE_ROW_TASKS * workers / s.n)))
     hblocks = ceil(hk / rows)
     pbuf_size = pc.shape[0] * (step * (rows - 1) + s.kh) * wk
-    if LOOP_JOBS and not timing and workers > 1:
+    if _as_loop_job(timing, workers):
         res = np.empty((s.n if hblocks > 1 else 0, s.k, hk * wk), np.float32)
         _loop_job(shifted_loop, (s.n * hblocks, hblocks, rows, hk, x, wr, pc, pj, parity, wsrc,
                                  res, out, *sources, bias, has_bias, pbuf_size, relu), workers)
@@ -815,7 +818,7 @@ def _run_wide(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
     hblocks = ceil(s.ho / rows)
     timing = timings is not None
     pbuf_size, abuf_size = pc.shape[0] * (rows + s.kh - 1) * s.wo, kb * rows * s.wo
-    if LOOP_JOBS and not timing and workers > 1:
+    if _as_loop_job(timing, workers):
         _loop_job(wide_loop, (n_blocks * kblocks * hblocks, nb, kb, kblocks, rows, hblocks, x,
                               wr, pc, pj, out, bias, has_bias, pbuf_size, abuf_size, relu),
                   workers)
@@ -851,7 +854,7 @@ def _run_depthwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
     size = depthwise_buffer_size(s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw)
     timing = timings is not None
-    if LOOP_JOBS and not timing and workers > 1:
+    if _as_loop_job(timing, workers):
         _loop_job(depthwise_phases_loop, (
             n_blocks * kblocks, nb, kb, kblocks, size, x, w, out, s.sh, s.sw, s.ph, s.pw,
             bias, has_bias, relu), workers, blas=False)

@@ -125,10 +125,7 @@ def _leave_and_spin(state, value, max_reads):
     which waits for that, finds it free), then :func:`_spin_while_equal` on the
     generation."""
     fetch_add(state, _ACTIVE, -1)
-    for _ in range(max_reads):
-        if _volatile_read(state, _GENERATION) != value:
-            return True
-    return False
+    return _spin_while_equal(state, _GENERATION, value, max_reads)
 
 
 @njit(cache=True, nogil=True)

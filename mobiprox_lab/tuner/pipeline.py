@@ -459,16 +459,17 @@ def _measured_list(p: _Problem, s: Settings, table: pd.DataFrame,
     retimed: dict[int, float] = {}  # row of kept -> its speedup in the latest list session
     sessions: dict[tuple[int, ...], pd.DataFrame] = {}  # accepted rows -> their session
 
+    def view() -> pd.DataFrame:  # kept, each speedup its latest timing
+        return kept.assign(speedup=[retimed.get(i, v) for i, v in enumerate(kept["speedup"])])
+
     def select(only_retimed: bool = False) -> tuple[list[int], list[str]]:
-        view = kept.assign(speedup=[retimed.get(i, v) for i, v in enumerate(kept["speedup"])])
         eligible = np.isin(np.arange(len(kept)), list(retimed)) if only_retimed else None
-        return final_rule_decisions(view, loss="qos_loss_tune", speedup="speedup",
+        return final_rule_decisions(view(), loss="qos_loss_tune", speedup="speedup",
                                     min_gain=s.min_gain, merge_within=s.merge_within,
                                     eligible=eligible)
 
     def time_list(accepted: list[int]) -> None:
-        view = kept.assign(speedup=[retimed.get(i, v) for i, v in enumerate(kept["speedup"])])
-        timed = _remeasured(p, s, _listed(view, accepted))
+        timed = _remeasured(p, s, _listed(view(), accepted))
         sessions[tuple(accepted)] = timed
         retimed.update(zip(accepted, timed["speedup"].to_numpy(float), strict=True))
 
