@@ -92,9 +92,9 @@ def test_threshold_in_force_picks_the_path(threshold, min_channels, row_gemms):
         assert kernels.path_thresholds() == {NAME: threshold, CHANNELS: min_channels}
         kernels.set_path_choices([[64, 128, 8, 8, False, True]])  # another shape: no effect
         seen = spy_row_gemms(mp)
-        got = kernels.conv2d(x, wt, b, knob=123)
+        got = kernels.conv2d(x, wt, b, knob=128)
     assert seen == [row_gemms]
-    assert_close(got, reference.conv2d(x, wt, b, knob=123))
+    assert_close(got, reference.conv2d(x, wt, b, knob=128))
 
 
 @pytest.mark.parametrize("n", [1, 3])
@@ -111,11 +111,11 @@ def test_a_shape_choice_overrides_the_thresholds(n, row):
         assert kernels.path_choices() == sorted([[64, 128, 16, 16, n == 1, row],
                                                  [64, 128, 16, 16, n != 1, not row]])
         seen = spy_row_gemms(mp)
-        got = kernels.conv2d(x, wt, b, knob=123)
+        got = kernels.conv2d(x, wt, b, knob=128)
         kernels.set_path_choices([[64, 128, 16, 16, n != 1, row]])  # only the other class
-        kernels.conv2d(x, wt, b, knob=123)
+        kernels.conv2d(x, wt, b, knob=128)
     assert seen == [row, not row]
-    assert_close(got, reference.conv2d(x, wt, b, knob=123))
+    assert_close(got, reference.conv2d(x, wt, b, knob=128))
 
 
 @pytest.mark.parametrize("bad", [[64, 128, 16, 16, True], [64, 128, 16, 0, True, True],
@@ -157,7 +157,7 @@ def test_calibration_times_both_paths_and_restores():
     for r in rows:
         assert r["row_s"] > 0 and r["gathered_s"] > 0
         assert r["macs"] == _conv.pointwise_row_gemm_macs((r["n"], r["c"], r["h"], r["h"]),
-                                                          r["k"], 123)
+                                                          r["k"], _calibrate.ROW_KNOB)
     assert res["thresholds"] == _calibrate.choose_thresholds(
         [r["macs"] for r in rows], [r["c"] for r in rows], [r["row_s"] for r in rows],
         [r["gathered_s"] for r in rows])

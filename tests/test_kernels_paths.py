@@ -138,8 +138,9 @@ def test_pointwise_paths_match_reference(n, c, k, h, w, kid, bias, threads, seed
 
 
 @pytest.mark.parametrize("kid,path", [(11, "pointwise_exact"), (231, "pointwise_sampled"),
-                                      (235, "pointwise_sampled"), (123, "pointwise_gathered"),
-                                      (122, "pointwise_gathered")])
+                                      (235, "pointwise_sampled"), (123, "pointwise_s2_tiles"),
+                                      (122, "pointwise_s2_tiles"), (129, "pointwise_gathered"),
+                                      (126, "pointwise_gathered")])
 def test_pointwise_layer_takes_its_path(kid, path):
     """A HAR-sized pointwise layer (8x8 maps) runs on the strided-view kernels."""
     x, wt, b = _data(1, 3, 16, 8, 8, 24, 16, 1, 1, True)

@@ -64,13 +64,14 @@ def test_pointwise_stride2_smallest_and_odd(kid, hw, row_gemm_macs):
 
 
 def test_har_pointwise_layer_takes_the_row_gemms():
-    """A HAR-sized pointwise layer (128 -> 256 channels, 8x8) runs row perforation as row
-    GEMMs, column perforation through the gather (on one thread, whose tasks hold all
-    output channels)."""
+    """A HAR-sized pointwise layer (128 -> 256 channels, 8x8) runs stride-3 row perforation
+    as row GEMMs, stride-3 column perforation through the gather (on one thread, whose
+    tasks hold all output channels); stride 2 takes the register tiles
+    (``test_kernels_microkernel``)."""
     x, wt, b = _data(1, 2, 128, 8, 8, 256, 1, 1, True)
     with pytest.MonkeyPatch.context() as mp, forced_paths(1):  # one thread: all channels a task
         seen = spy_row_gemms(mp)
-        for kid in (123, 121):
+        for kid in (128, 125):
             got = kernels.conv2d(x, wt, b, knob=kid)
             assert_close(got, reference.conv2d(x, wt, b, knob=kid))
     assert seen == [True, False]

@@ -5,7 +5,12 @@ Paths (``groups == 1`` unless said):
 * 1x1, stride 1, no padding, fp32, maps of >= ``POINTWISE_MIN_PLANE`` pixels (or of >=
   ``POINTWISE_SMALL_MIN_PLANE`` with at most ``POINTWISE_SMALL_MAX_WEIGHT_BYTES`` of weights)
   (``_pointwise``): exact and filter-sampled, GEMMs straight on (strided views of) the
-  input into the output; row-perforated where :func:`takes_row_gemms` says (a calibrated
+  input into the output; stride-2 row or column perforation of the maps
+  ``_microkernel.tile_plan`` covers (HAR's 8x8 to 32x32 maps), register tiles that read
+  the kept inputs in place and write kept and filled outputs in one store each;
+  on 4x4 maps, batches of at least four samples, whatever the weights' size, register
+  tiles of four samples' whole planes (``_microkernel.plane_tile``);
+  other row perforation where :func:`takes_row_gemms` says (a calibrated
   choice for the layer's shape, else ``K*C*Wo >= POINTWISE_ROW_GEMM_MIN_MACS`` and
   ``C >= POINTWISE_ROW_GEMM_MIN_CHANNELS``), one GEMM per kept row straight into the
   output and the skipped rows filled in place;
@@ -93,16 +98,21 @@ from ._loops import (
     pack_loop,
     pointwise_exact_loop,
     pointwise_gathered_loop,
+    pointwise_plane_tiles_loop,
+    pointwise_s2_tiles_loop,
     pointwise_sampled_loop,
     rowblock_loop,
     shifted_loop,
     wide_loop,
 )
+from ._microkernel import TILE_OUTPUTS, plane_code, plane_group, tile_plan
 from ._pointwise import (
     batched_gemm,
     pack_channels,
     pointwise_exact,
     pointwise_gathered,
+    pointwise_plane_tiles,
+    pointwise_s2_tiles,
     pointwise_sampled,
 )
 from ._scatter import fill_column_rows, finish, scatter
@@ -548,11 +558,34 @@ def _strided_pointwise(s: ConvSpec) -> str | None:
     pays = plane >= POINTWISE_MIN_PLANE or (
         plane >= POINTWISE_SMALL_MIN_PLANE and 4 * s.k * s.c <= POINTWISE_SMALL_MAX_WEIGHT_BYTES)
     if (s.groups != 1 or s.kh != 1 or s.kw != 1 or s.sh != 1 or s.sw != 1 or s.ph or s.pw
-            or kn.is_fp16 or not pays):
+            or kn.is_fp16):
+        return None
+    if _plane_tile_code(s) >= 0:
+        return "plane_tiles"
+    if not pays:
         return None
     if kn.technique == "perforation":
-        return "gathered"
+        return "tiles" if _s2_tile_plan(s) is not None else "gathered"
     return kn.technique
+
+
+def _plane_tile_code(s: ConvSpec) -> int:
+    """``_microkernel.plane_code`` of a stride-2 perforated call of at least one tile's
+    samples, else -1."""
+    kn = s.knob
+    if (kn.technique != "perforation" or kn.stride != 2 or kn.is_fp16
+            or plane_code(kn.axis, kn.offset, s.ho, s.wo) < 0
+            or s.n < plane_group(s.ho, s.wo)):
+        return -1
+    return plane_code(kn.axis, kn.offset, s.ho, s.wo)
+
+
+def _s2_tile_plan(s: ConvSpec) -> tuple | None:
+    """``_microkernel.tile_plan`` of a stride-2 perforated call, else None."""
+    kn = s.knob
+    if kn.technique != "perforation" or kn.stride != 2:
+        return None
+    return tile_plan(kn.axis, kn.offset, s.ho, s.wo)
 
 
 def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
@@ -562,6 +595,9 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     kind = _strided_pointwise(s)
     kn = s.knob
     w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
+    if kind == "plane_tiles":
+        _run_plane_tiles(x, w2, out, s, bias, has_bias, workers, timings, t_start, small, relu)
+        return
     if kind == "sampling":
         st, off = kn.stride, kn.offset
         w2 = packed(w, ("classes", st, off), lambda w2=w2: gather_columns(
@@ -569,6 +605,8 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     elif kind == "gathered":
         hsrc, row_a, row_b, wsrc, col_a, col_b, col_s2 = _plan.output_plan(s.knob, s.ho, s.wo)
         kept_px = hsrc.shape[0] * wsrc.shape[0]
+    elif kind == "tiles":
+        tiles = (kn.axis == "row", kn.offset, *_s2_tile_plan(s))
     nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
     if kind == "gathered":  # samples per GEMM: wide enough, buffers in cache
         row_gemms = kn.axis == "row" and takes_row_gemms(s, kb)
@@ -583,6 +621,9 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         elif kind == "sampling":
             _loop_job(pointwise_sampled_loop, (n_tasks, *common, kn.stride, kn.offset, bias,
                                                has_bias, relu), workers)
+        elif kind == "tiles":
+            _loop_job(pointwise_s2_tiles_loop, (n_tasks, *common, *tiles, bias, relu), workers,
+                      blas=False)
         else:
             _loop_job(pointwise_gathered_loop, (
                 n_tasks, *common, hsrc, wsrc, row_a, row_b, col_a, col_b, col_s2, bias,
@@ -599,6 +640,10 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         elif kind == "sampling":
             pointwise_sampled(x, w2, out, n0, n1, k0, k1, kn.stride, kn.offset, bias, has_bias,
                               fused)
+        elif kind == "tiles":
+            if "carry" not in scratch:
+                scratch["carry"] = np.empty(kb * TILE_OUTPUTS, np.float32)
+            pointwise_s2_tiles(x, w2, out, n0, n1, k0, k1, *tiles, bias, fused, scratch["carry"])
         else:
             if "xbuf" not in scratch:
                 scratch["xbuf"] = np.empty(s.c * m * kept_px, np.float32)
@@ -611,6 +656,43 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
 
     run_tasks(relu_after(task, relu and timing, out, block_region(s, nb, kb, kblocks)),
               n_blocks * kblocks, workers, timings, t_start, small)
+
+
+def _run_plane_tiles(x, w2, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
+                     small, relu) -> None:
+    """Stride-2 perforated 1x1 conv on small maps by ``_microkernel`` plane tiles, tasks over
+    blocks of whole tiles' samples x blocks of output channels; the samples left over (fewer
+    than a tile's) by the path the call would take without the tiles."""
+    code, group = _plane_tile_code(s), plane_group(s.ho, s.wo)
+    n_main = s.n // group * group
+    nb, n_blocks, kb, kblocks = blocks(n_main // group, s.k, workers, small)
+    nb *= group
+    timing = timings is not None
+    fused = relu and not timing  # timed, the ReLU is a pass of its own, clocked as "interp"
+    if _as_loop_job(timing, workers):
+        _loop_job(pointwise_plane_tiles_loop, (n_blocks * kblocks, nb, kb, kblocks, n_main, x,
+                                               w2, out, code, group, bias, relu), workers,
+                  blas=False)
+    else:
+        def task(i: int, scratch: dict) -> None:
+            t0 = thread_time() if timing else 0.0
+            b, j = divmod(i, kblocks)
+            pointwise_plane_tiles(x, w2, out, b * nb, min(n_main, (b + 1) * nb), j * kb,
+                                  min(s.k, (j + 1) * kb), code, group, bias, fused)
+            if timing:
+                add_time(scratch, "gemm", thread_time() - t0)
+
+        def region(i: int) -> tuple:
+            b, j = divmod(i, kblocks)
+            return (b * nb, min(n_main, (b + 1) * nb), j * kb, min(s.k, (j + 1) * kb), 0,
+                    s.ho * s.wo)
+
+        run_tasks(relu_after(task, relu and timing, out, region), n_blocks * kblocks, workers,
+                  timings, t_start, small)
+    if n_main < s.n:
+        out[n_main:] = conv2d(x[n_main:], w2.reshape(s.k, s.c, 1, 1),
+                              bias if has_bias else None, knob=s.knob.id, timings=timings,
+                              relu=relu)
 
 
 def _as_loop_job(timing: bool, workers: int) -> bool:

@@ -14,11 +14,14 @@ from numba import njit
 
 from ._direct import depthwise_nhwc, depthwise_phases
 from ._fused import gemm_chunk, kept_rows_gemm, rowblock_chunk, rowblock_columns_chunk
+from ._microkernel import TILE_OUTPUTS
 from ._pointwise import (
     batched_gemm,
     pack_channels,
     pointwise_exact,
     pointwise_gathered,
+    pointwise_plane_tiles,
+    pointwise_s2_tiles,
     pointwise_sampled,
 )
 from ._pool import enter_loop, fetch_add
@@ -108,6 +111,38 @@ def pointwise_gathered_loop(state, job_flags, helper, counter, n_tasks, nb, kb, 
         n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
         pointwise_gathered(x, w2, out, n0, n1, k0, k1, hsrc, wsrc, row_a, row_b, col_a, col_b,
                            col_s2, bias, has_bias, xbuf, rbuf, relu, row_gemms)
+
+
+@njit(cache=True, nogil=True)
+def pointwise_s2_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks, x,
+                            w2, out, rows, offset, voff, d0, flags, edges, bias, relu):
+    """``_pointwise.pointwise_s2_tiles`` on tasks ``i < n_tasks`` (see :func:`_block`),
+    with a carry buffer of each thread's own."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    carry = np.empty(kb * TILE_OUTPUTS, np.float32)
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
+        pointwise_s2_tiles(x, w2, out, n0, n1, k0, k1, rows, offset, voff, d0, flags, edges,
+                           bias, relu, carry)
+
+
+@njit(cache=True, nogil=True)
+def pointwise_plane_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks,
+                               n_main, x, w2, out, code, group, bias, relu):
+    """``_pointwise.pointwise_plane_tiles`` on tasks ``i < n_tasks`` (see :func:`_block`) of
+    the first ``n_main`` samples."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        n0, n1, k0, k1 = _block(i, nb, kb, kblocks, n_main, out.shape[1])
+        pointwise_plane_tiles(x, w2, out, n0, n1, k0, k1, code, group, bias, relu)
 
 
 @njit(cache=True, nogil=True)

@@ -18,7 +18,8 @@ from .fingerprint import machine_key
 
 __all__ = ["kernel_paths"]
 
-_VERSION = 3  # 2: the row GEMMs' channel threshold too; 3: per-shape choices, warmed calls
+_VERSION = 4  # 2: the row GEMMs' channel threshold too; 3: per-shape choices, warmed calls;
+# 4: stride-3 rows timed (stride 2 runs as register tiles)
 #: machine_key fields the calibration is not keyed by: the thresholds and choices it sets,
 #: and torch's threads (only our kernels are timed)
 _NOT_KEYED = ("paths", "path_choices", "torch_threads")

@@ -1,0 +1,548 @@
+"""Register-tiled 1x1 convolution tiles that write the stride-2 perforation fill themselves.
+
+A stride-2 perforated 1x1 convolution computes half of its outputs and fills the other
+half from them. Through a BLAS GEMM the computed values land in a buffer, and a second
+loop writes the whole output from it: on the HAR MobileNet's pointwise layers (one thread,
+batch 64) that loop cost 30-60 % of the perforated call, because it runs after the GEMM
+instead of beside it. The tiles here are written in LLVM IR (an ``@intrinsic``, compiled
+by Numba's LLVM: no toolchain beyond numba) and keep everything in registers:
+
+* the GEMM part: ``mr`` output channels x 32 kept outputs as ``mr x 2`` vectors of 16 lanes,
+  accumulated over the input channels with fused multiply-adds. Each vector loads its
+  input straight from the NCHW tensor: 16 floats of a kept row, two 8-float kept rows
+  (rows of width 8), or the even / odd floats of 32 (kept columns); nothing is gathered;
+* the epilogue: the skipped outputs as means of their kept neighbours (shuffles of the
+  accumulators), then the bias and the ReLU, and one store of every output the tile
+  covers, kept and filled, while the next tile computes.
+
+The values follow ``approximations.md``: the mean ``0.5 * (a + b)`` in float32 of the
+unbiased kept values, a copy at the map's edges, the bias after the fill; ReLU keeps NaN
+and -0.0 (as ``_scatter.act``). The sums run over the input channels in order, with one
+rounding per multiply-add, so values differ from a BLAS GEMM's in the last bits, as two
+BLAS builds do.
+
+Tiles (``flags`` bits: :data:`RELU`, :data:`LEAD_COPY`, :data:`LEAD_MEAN`,
+:data:`TRAIL_COPY`):
+
+* rows (:func:`rows_tile`, width ``W`` in 8, 16, 32): ``32 // W`` consecutive kept rows of
+  one plane; kept row ``t`` is written at ``d0 + 2*t*W``, the skipped row after it (the
+  mean of kept rows ``t`` and ``t + 1``) at ``d0 + (2*t + 1)*W``; the skipped row before the
+  tile at ``d0 - W`` (a copy of kept row 0 at the map's top edge, else the mean with the
+  previous tile's last kept row, kept unbiased in ``carry``); the row after the last kept
+  row at ``d0 + (2*R - 1)*W`` when it is the map's last row (a copy);
+* columns (:func:`cols_tile`): 64 consecutive outputs of a plane, whole rows of even width
+  ``W`` (``64 % W == 0``), whose 32 kept values are the odd (offset 0) or even (offset 1)
+  inputs of those 64 positions; ``edges`` (bit ``p``) marks the skipped positions at a
+  row's edge, which copy their one neighbour;
+* planes (:func:`plane_tile`, 4x4 maps): the whole planes of four consecutive samples (8
+  kept outputs each), each plane's 16 outputs written by one store.
+
+Each tile computes ``mr`` = 12 output channels (24 of the 32 vector registers of AVX-512
+hold accumulators), then 4, then 1 for the last ones of a block.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+from ._plan import axis_plan
+
+__all__ = ["LANES", "LEAD_COPY", "LEAD_MEAN", "MR_SIZES", "PLANE_SHAPES", "RELU", "ROW_WIDTHS",
+           "TILE_OUTPUTS", "TRAIL_COPY", "cols_tile", "plane_code", "plane_group", "plane_tile",
+           "rows_tile", "tile_plan"]
+
+LANES = 16  # floats per vector register (AVX-512; LLVM splits them on narrower machines)
+TILE_OUTPUTS = 2 * LANES  # kept outputs per tile and output channel
+ROW_WIDTHS = (8, 16, 32)  # the row tiles' widths
+RELU, LEAD_COPY, LEAD_MEAN, TRAIL_COPY = 1, 2, 4, 8
+
+_F32, _I64, _I32, _I1 = ir.FloatType(), ir.IntType(64), ir.IntType(32), ir.IntType(1)
+
+
+def _vec(n: int) -> ir.VectorType:
+    return ir.VectorType(_F32, n)
+
+
+def _const_lanes(values) -> ir.Constant:
+    return ir.Constant(ir.VectorType(_I32, len(values)), list(values))
+
+
+def _shuffle(builder, a, b, lanes):
+    """``a`` and ``b`` as one vector (``b`` after ``a``), lanes ``lanes`` of it."""
+    return builder.shuffle_vector(a, b, _const_lanes(lanes))
+
+
+def _splat(builder, scalar, n: int):
+    undef = ir.Constant(_vec(n), ir.Undefined)
+    one = builder.insert_element(undef, scalar, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(one, undef, _const_lanes([0] * n))
+
+
+def _fma(builder, n: int):
+    name = f"llvm.fma.v{n}f32"
+    vec = _vec(n)
+    return builder.module.globals.get(name) or ir.Function(
+        builder.module, ir.FunctionType(vec, [vec, vec, vec]), name=name)
+
+
+def _data(context, builder, array_type, value):
+    return context.make_array(array_type)(context, builder, value).data
+
+
+def _load(builder, base, index, n: int):
+    """``n`` floats from ``base[index]`` (any alignment)."""
+    ptr = builder.bitcast(builder.gep(base, [index]), _vec(n).as_pointer())
+    return builder.load(ptr, align=4)
+
+
+def _store(builder, value, base, index):
+    ptr = builder.bitcast(builder.gep(base, [index]), value.type.as_pointer())
+    builder.store(value, ptr, align=4)
+
+
+def _accumulate(builder, w, w0, ldw, loads, nc, mr: int):
+    """The tile's GEMM: ``mr`` x 2 accumulators (vectors of ``LANES``),
+    ``acc[m][v] += w[w0 + m*ldw + c] * loads(c)[v]`` for ``c`` in ``[0, nc)``, ``nc >= 1``."""
+    fma = _fma(builder, LANES)
+    rows = [builder.gep(w, [builder.add(w0, builder.mul(ir.Constant(_I64, m), ldw))])
+            for m in range(mr)]
+    entry = builder.block
+    loop = builder.append_basic_block("tile.loop")
+    done = builder.append_basic_block("tile.done")
+    builder.branch(loop)
+    builder.position_at_end(loop)
+    c = builder.phi(_I64)
+    c.add_incoming(ir.Constant(_I64, 0), entry)
+    zero = ir.Constant(_vec(LANES), [0.0] * LANES)
+    acc = [[builder.phi(_vec(LANES)) for _ in range(2)] for _ in range(mr)]
+    inputs = loads(c)
+    new = []
+    for m in range(mr):
+        weight = _splat(builder, builder.load(builder.gep(rows[m], [c])), LANES)
+        new.append([builder.call(fma, [weight, v, a])
+                    for v, a in zip(inputs, acc[m], strict=True)])
+    c_next = builder.add(c, ir.Constant(_I64, 1))
+    body = builder.block
+    c.add_incoming(c_next, body)
+    for m in range(mr):
+        for a, v in zip(acc[m], new[m], strict=True):
+            a.add_incoming(zero, entry)
+            a.add_incoming(v, body)
+    builder.cbranch(builder.icmp_signed("<", c_next, nc), loop, done)
+    builder.position_at_end(done)
+    return new
+
+
+def _finish(builder, value, bias, relu):
+    """``value + bias``, then ReLU (``0 if v < 0 else v``: NaN and -0.0 kept) if ``relu``."""
+    n = value.type.count
+    v = builder.fadd(value, _splat(builder, bias, n))
+    zero = ir.Constant(_vec(n), [0.0] * n)
+    negative = builder.fcmp_ordered("<", v, zero)
+    return builder.select(builder.and_(negative, _splat_bool(builder, relu, n)), zero, v)
+
+
+def _splat_bool(builder, flag, n: int):
+    undef = ir.Constant(ir.VectorType(_I1, n), ir.Undefined)
+    one = builder.insert_element(undef, flag, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(one, undef, _const_lanes([0] * n))
+
+
+def _mean(builder, a, b):
+    n = a.type.count
+    return builder.fmul(builder.fadd(a, b), ir.Constant(_vec(n), [0.5] * n))
+
+
+def _flag(builder, flags, bit: int):
+    return builder.icmp_unsigned("!=", builder.and_(flags, ir.Constant(_I64, bit)),
+                                 ir.Constant(_I64, 0))
+
+
+def _tile_signature(w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, carry, flags,
+                    edges):
+    arrays = (w, x, voff, out, bias, carry)
+    ints = (w0, ldw, x0, ldx, nc, d0, ldo, b0, flags, edges)
+    if not all(isinstance(a, types.Array) for a in arrays) or not all(
+            isinstance(i, types.Integer) for i in ints):
+        return None
+    if any(a.dtype != types.float32 for a in (w, x, out, bias, carry)) or voff.dtype != types.int64:
+        return None
+    return types.void(w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, carry, flags,
+                      edges)
+
+
+def _unpack(context, builder, sig, args):
+    """The tile's arguments: array data pointers, integers as int64."""
+    names = ("w", "w0", "ldw", "x", "x0", "voff", "ldx", "nc", "out", "d0", "ldo", "bias",
+             "b0", "carry", "flags", "edges")
+    got = {}
+    for name, ty, value in zip(names, sig.args, args, strict=True):
+        if isinstance(ty, types.Array):
+            got[name] = _data(context, builder, ty, value)
+        else:
+            got[name] = context.cast(builder, value, ty, types.int64)
+    return got
+
+
+def _make_rows_tile(mr: int, width: int):
+    chunk = min(LANES, width)
+    per_vector = LANES // chunk  # kept rows of one vector (2 when rows are 8 wide)
+    kept_rows = TILE_OUTPUTS // width
+
+    def loads(builder, a):
+        def at(c):
+            base = builder.add(a["x0"], builder.mul(c, a["ldx"]))
+            vectors = []
+            for v in range(2):
+                parts = [_load(builder, a["x"], builder.add(base, builder.load(builder.gep(
+                    a["voff"], [ir.Constant(_I64, v * per_vector + p)]))), chunk)
+                    for p in range(per_vector)]
+                if per_vector == 2:
+                    parts = [_shuffle(builder, parts[0], parts[1], range(LANES))]
+                vectors.append(parts[0])
+            return vectors
+        return at
+
+    def codegen(context, builder, sig, args):
+        a = _unpack(context, builder, sig, args)
+        acc = _accumulate(builder, a["w"], a["w0"], a["ldw"], loads(builder, a), a["nc"], mr)
+        relu = _flag(builder, a["flags"], RELU)
+        lead_copy = _flag(builder, a["flags"], LEAD_COPY)
+        lead_mean = _flag(builder, a["flags"], LEAD_MEAN)
+        trail = _flag(builder, a["flags"], TRAIL_COPY)
+        w = ir.Constant(_I64, width)
+        for m in range(mr):
+            whole = _shuffle(builder, acc[m][0], acc[m][1], range(TILE_OUTPUTS))
+            rows = [_shuffle(builder, whole, whole, range(t * width, (t + 1) * width))
+                    for t in range(kept_rows)]
+            bias = builder.load(builder.gep(a["bias"], [builder.add(a["b0"], ir.Constant(
+                _I64, m))]))
+            base = builder.add(a["d0"], builder.mul(ir.Constant(_I64, m), a["ldo"]))
+            carry_at = ir.Constant(_I64, m * width)
+            with builder.if_then(builder.or_(lead_copy, lead_mean)):
+                previous = _load(builder, a["carry"], carry_at, width)
+                value = builder.select(lead_copy, rows[0], _mean(builder, previous, rows[0]))
+                _store(builder, _finish(builder, value, bias, relu), a["out"],
+                       builder.sub(base, w))
+            for t in range(kept_rows):
+                at = builder.add(base, ir.Constant(_I64, 2 * t * width))
+                _store(builder, _finish(builder, rows[t], bias, relu), a["out"], at)
+                if t + 1 < kept_rows:
+                    _store(builder, _finish(builder, _mean(builder, rows[t], rows[t + 1]), bias,
+                                            relu), a["out"], builder.add(at, w))
+            with builder.if_then(trail):
+                at = builder.add(base, ir.Constant(_I64, (2 * kept_rows - 1) * width))
+                _store(builder, _finish(builder, rows[-1], bias, relu), a["out"], at)
+            _store(builder, rows[-1], a["carry"], carry_at)
+        return context.get_dummy_value()
+
+    @intrinsic
+    def tile(typingctx, w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, carry,
+             flags, edges):
+        sig = _tile_signature(w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0,
+                              carry, flags, edges)
+        return None if sig is None else (sig, codegen)
+
+    return tile
+
+
+def _make_cols_tile(mr: int, offset: int):
+    parity = 1 - offset  # offset 0 skips the even columns and keeps the odd ones
+    positions = 2 * TILE_OUTPUTS
+    # output position p: its kept value (q) and, for a skipped one, its other neighbour
+    # (a copy takes ``first``: the right neighbour at a row's left edge, offset 0, the left
+    # one at its right edge, offset 1)
+    if offset == 0:
+        first = [(p - 1) // 2 if p % 2 else p // 2 for p in range(positions)]
+        second = [(p - 1) // 2 if p % 2 else max(p // 2 - 1, 0) for p in range(positions)]
+    else:
+        first = [p // 2 for p in range(positions)]
+        second = [p // 2 if p % 2 == 0 else min(p // 2 + 1, TILE_OUTPUTS - 1)
+                  for p in range(positions)]
+    kept = [p % 2 == parity for p in range(positions)]
+
+    def codegen(context, builder, sig, args):
+        a = _unpack(context, builder, sig, args)
+        wide = _vec(TILE_OUTPUTS)
+
+        def at(c):
+            base = builder.add(a["x0"], builder.mul(c, a["ldx"]))
+            vectors = []
+            for v in range(2):
+                start = builder.add(base, builder.load(builder.gep(a["voff"], [ir.Constant(
+                    _I64, v)])))
+                both = builder.load(builder.bitcast(builder.gep(a["x"], [start]),
+                                                    wide.as_pointer()), align=4)
+                vectors.append(_shuffle(builder, both, both,
+                                        [2 * i + parity for i in range(LANES)]))
+            return vectors
+
+        acc = _accumulate(builder, a["w"], a["w0"], a["ldw"], at, a["nc"], mr)
+        relu = _flag(builder, a["flags"], RELU)
+        edge_bits = builder.bitcast(a["edges"], ir.VectorType(_I1, 64))
+        for m in range(mr):
+            bias = builder.load(builder.gep(a["bias"], [builder.add(a["b0"], ir.Constant(
+                _I64, m))]))
+            base = builder.add(a["d0"], builder.mul(ir.Constant(_I64, m), a["ldo"]))
+            for j in range(positions // LANES):
+                lanes = range(j * LANES, (j + 1) * LANES)
+                one = _shuffle(builder, acc[m][0], acc[m][1], [first[p] for p in lanes])
+                two = _shuffle(builder, acc[m][0], acc[m][1], [second[p] for p in lanes])
+                copy = builder.or_(
+                    _shuffle(builder, edge_bits, edge_bits, lanes),
+                    ir.Constant(ir.VectorType(_I1, LANES), [int(kept[p]) for p in lanes]))
+                value = builder.select(copy, one, _mean(builder, one, two))
+                _store(builder, _finish(builder, value, bias, relu), a["out"],
+                       builder.add(base, ir.Constant(_I64, j * LANES)))
+        return context.get_dummy_value()
+
+    @intrinsic
+    def tile(typingctx, w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, carry,
+             flags, edges):
+        sig = _tile_signature(w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0,
+                              carry, flags, edges)
+        return None if sig is None else (sig, codegen)
+
+    return tile
+
+
+def _plane_lanes(h: int, w: int, axis: str, offset: int) -> tuple[list, list, list]:
+    """Stride-2 perforation of an ``h x w`` plane along ``axis``: the kept positions
+    (row-major), and for every output position the two kept values it is the mean of
+    (indices into the kept ones; equal for a kept or copied output)."""
+    rows = axis_plan(h, 2 if axis == "row" else 1, offset if axis == "row" else 0)
+    cols = axis_plan(w, 2 if axis == "col" else 1, offset if axis == "col" else 0)
+    wk = cols[0].size
+    kept = [int(r) * w + int(c) for r in rows[0] for c in cols[0]]
+    first = [int(rows[1][r]) * wk + int(cols[1][c]) for r in range(h) for c in range(w)]
+    second = [int(rows[2][r]) * wk + int(cols[2][c]) for r in range(h) for c in range(w)]
+    return kept, first, second
+
+
+def _make_plane_tile(h: int, w: int, axis: str, offset: int):
+    """A tile of ``TILE_OUTPUTS // kept`` whole ``h x w`` planes (``h*w <= LANES``) of
+    consecutive samples: input plane ``g`` at ``x[x0 + g*xs + c*ldx]``, output plane ``g``
+    of channel ``m`` at ``out[d0 + g*ds + m*ldo]``; ``mr`` (12, 4 or 1) chosen at run
+    time."""
+    kept, first, second = _plane_lanes(h, w, axis, offset)
+    plane, k = h * w, len(kept)
+    group = TILE_OUTPUTS // k
+
+    def emit(builder, a, mr):
+        def at(c):
+            base = builder.add(a["x0"], builder.mul(c, a["ldx"]))
+            pieces = []
+            for g in range(group):
+                start = builder.add(base, builder.mul(ir.Constant(_I64, g), a["xs"]))
+                whole = _load(builder, a["x"], start, plane)
+                pieces.append(_shuffle(builder, whole, whole, kept))
+            while pieces[0].type.count < LANES:
+                n = pieces[0].type.count
+                pieces = [_shuffle(builder, pieces[i], pieces[i + 1], range(2 * n))
+                          for i in range(0, len(pieces), 2)]
+            return pieces
+
+        acc = _accumulate(builder, a["w"], a["w0"], a["ldw"], at, a["nc"], mr)
+        relu = _flag(builder, a["flags"], RELU)
+        for m in range(mr):
+            both = _shuffle(builder, acc[m][0], acc[m][1], range(TILE_OUTPUTS))
+            bias = builder.load(builder.gep(a["bias"], [builder.add(a["b0"], ir.Constant(
+                _I64, m))]))
+            base = builder.add(a["d0"], builder.mul(ir.Constant(_I64, m), a["ldo"]))
+            for g in range(group):
+                one = _shuffle(builder, both, both, [g * k + i for i in first])
+                two = _shuffle(builder, both, both, [g * k + i for i in second])
+                copy = ir.Constant(ir.VectorType(_I1, plane),
+                                   [int(i == j) for i, j in zip(first, second, strict=True)])
+                value = builder.select(copy, one, _mean(builder, one, two))
+                at_g = builder.add(base, builder.mul(ir.Constant(_I64, g), a["ds"]))
+                _store(builder, _finish(builder, value, bias, relu), a["out"], at_g)
+
+    def codegen(context, builder, sig, args):
+        names = ("w", "w0", "ldw", "x", "x0", "xs", "ldx", "nc", "out", "d0", "ds", "ldo",
+                 "bias", "b0", "flags", "mr")
+        a = {}
+        for name, ty, value in zip(names, sig.args, args, strict=True):
+            a[name] = (_data(context, builder, ty, value) if isinstance(ty, types.Array)
+                       else context.cast(builder, value, ty, types.int64))
+        for mr in MR_SIZES[:-1]:
+            with builder.if_then(builder.icmp_signed("==", a["mr"], ir.Constant(_I64, mr))):
+                emit(builder, a, mr)
+        with builder.if_then(builder.icmp_signed("==", a["mr"], ir.Constant(_I64, 1))):
+            emit(builder, a, 1)
+        return context.get_dummy_value()
+
+    @intrinsic
+    def tile(typingctx, w, w0, ldw, x, x0, xs, ldx, nc, out, d0, ds, ldo, bias, b0, flags, mr):
+        arrays, ints = (w, x, out, bias), (w0, ldw, x0, xs, ldx, nc, d0, ds, ldo, b0, flags, mr)
+        if not all(isinstance(v, types.Array) and v.dtype == types.float32 for v in arrays) \
+                or not all(isinstance(v, types.Integer) for v in ints):
+            return None
+        return types.void(w, w0, ldw, x, x0, xs, ldx, nc, out, d0, ds, ldo, bias, b0, flags,
+                          mr), codegen
+
+    return tile
+
+
+MR_SIZES = (12, 4, 1)  # output channels per tile: the main size, then the tails
+_ROWS = {(w, mr): _make_rows_tile(mr, w) for w in ROW_WIDTHS for mr in MR_SIZES}
+_COLS = {(o, mr): _make_cols_tile(mr, o) for o in (0, 1) for mr in MR_SIZES}
+_rows8_12, _rows8_4, _rows8_1 = (_ROWS[8, mr] for mr in MR_SIZES)
+_rows16_12, _rows16_4, _rows16_1 = (_ROWS[16, mr] for mr in MR_SIZES)
+_rows32_12, _rows32_4, _rows32_1 = (_ROWS[32, mr] for mr in MR_SIZES)
+_cols0_12, _cols0_4, _cols0_1 = (_COLS[0, mr] for mr in MR_SIZES)
+_cols1_12, _cols1_4, _cols1_1 = (_COLS[1, mr] for mr in MR_SIZES)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def rows_tile(width, mr, w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, carry,
+              flags):
+    """One row tile (module doc) of ``mr`` (12, 4 or 1) output channels, rows ``width``
+    wide (8, 16 or 32): weights ``w[w0 + m*ldw + c]``, input vectors from ``x[x0 + voff[i]
+    + c*ldx]`` (``voff``: the starts of the tile's kept rows, two 16-float halves for
+    32-wide rows), output channel ``m`` at ``out[d0 + m*ldo]`` with ``bias[b0 + m]``;
+    ``carry``: ``mr * width`` floats, the previous tile's last kept row of each channel."""
+    a = (w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, carry, flags, 0)
+    if width == 8:
+        if mr == 12:
+            _rows8_12(*a)
+        elif mr == 4:
+            _rows8_4(*a)
+        else:
+            _rows8_1(*a)
+    elif width == 16:
+        if mr == 12:
+            _rows16_12(*a)
+        elif mr == 4:
+            _rows16_4(*a)
+        else:
+            _rows16_1(*a)
+    elif mr == 12:
+        _rows32_12(*a)
+    elif mr == 4:
+        _rows32_4(*a)
+    else:
+        _rows32_1(*a)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def cols_tile(offset, mr, w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, flags,
+              edges):
+    """One column tile (module doc) of ``mr`` (12, 4 or 1) output channels under stride-2
+    column perforation with ``offset``: arguments as :func:`rows_tile`, ``voff``: the
+    starts of the tile's two 32-float input runs, ``edges``: the row-edge bits."""
+    a = (w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, bias, flags, edges)  # no carry
+    if offset == 0:
+        if mr == 12:
+            _cols0_12(*a)
+        elif mr == 4:
+            _cols0_4(*a)
+        else:
+            _cols0_1(*a)
+    elif mr == 12:
+        _cols1_12(*a)
+    elif mr == 4:
+        _cols1_4(*a)
+    else:
+        _cols1_1(*a)
+
+
+def _check_axis(axis: str) -> None:
+    if axis not in ("row", "col"):
+        raise ValueError(f"axis: expected 'row' or 'col', got {axis!r}")
+
+
+@lru_cache(maxsize=256)
+def tile_plan(axis: str, offset: int, ho: int, wo: int) -> tuple | None:
+    """The tiles of one ``ho x wo`` output plane under stride-2 perforation along ``axis``
+    ("row" | "col", as ``knobs.Knob.axis``) with ``offset``, or None where they do not
+    apply (rows: width 8, 16 or 32 and a whole number of tiles of kept rows; columns: an
+    even width dividing 64 and a plane of whole 64-output tiles).
+
+    Returns ``(voff, d0, flags, edges)``, one row per tile, offsets within a plane:
+    ``voff`` (T, 4) int64 the input starts of the tile's vectors, ``d0`` (T,) its first
+    output, ``flags`` (T,) its ``LEAD_*`` / ``TRAIL_COPY`` bits, ``edges`` (T,) its
+    row-edge bits (columns; 0 for rows). Cached: the arrays are shared, never write them."""
+    _check_axis(axis)
+    if axis == "row":
+        if wo not in ROW_WIDTHS:
+            return None
+        per_tile = TILE_OUTPUTS // wo
+        kept = np.array([r for r in range(ho) if not (r >= offset and (r - offset) % 2 == 0)],
+                        np.int64)
+        if kept.size == 0 or kept.size % per_tile:
+            return None
+        n = kept.size // per_tile
+        voff = np.zeros((n, 4), np.int64)
+        d0 = np.zeros(n, np.int64)
+        flags = np.zeros(n, np.int64)
+        for j in range(n):
+            rows = kept[j * per_tile:(j + 1) * per_tile]
+            starts = rows * wo
+            voff[j, :starts.size] = starts
+            if wo == 32:
+                voff[j, 1] = starts[0] + LANES
+            d0[j] = starts[0]
+            if j:
+                flags[j] |= LEAD_MEAN
+            elif rows[0] == 1:  # row 0 skipped: a copy of row 1
+                flags[j] |= LEAD_COPY
+            if j == n - 1 and rows[-1] == ho - 2:  # the last row skipped: a copy
+                flags[j] |= TRAIL_COPY
+        return voff, d0, flags, np.zeros(n, np.int64)
+    positions = 2 * TILE_OUTPUTS
+    if wo % 2 or positions % wo or (ho * wo) % positions:
+        return None
+    n = ho * wo // positions
+    d0 = np.arange(n, dtype=np.int64) * positions
+    voff = np.zeros((n, 4), np.int64)
+    voff[:, 0], voff[:, 1] = d0, d0 + TILE_OUTPUTS
+    edge_column = 0 if offset == 0 else wo - 1  # offset 0 skips column 0, 1 the last one
+    bits = sum(1 << p for p in range(positions) if p % wo == edge_column)
+    edges = np.full(n, np.uint64(bits).view(np.int64), np.int64)
+    return voff, d0, np.zeros(n, np.int64), edges
+
+
+# the maps the plane tiles cover, whole planes a tile. 2x2 maps (16 samples a tile, 16
+# loads of 4 floats per input channel) measured slower than the packed GEMM (one thread,
+# batch 64, 1024 -> 1024 channels: 1.26x over exact against 1.52x), so they keep it.
+PLANE_SHAPES = ((4, 4),)
+_PLANES = {(h, w, axis, o): _make_plane_tile(h, w, axis, o) for h, w in PLANE_SHAPES
+           for axis in ("row", "col") for o in (0, 1)}
+_p44r0, _p44r1, _p44c0, _p44c1 = (_PLANES[4, 4, a, o] for a in ("row", "col") for o in (0, 1))
+
+
+def plane_code(axis: str, offset: int, ho: int, wo: int) -> int:
+    """The plane tile of stride-2 perforation along ``axis`` ("row" | "col") with
+    ``offset`` on ``ho x wo`` maps (an index for :func:`plane_tile`), or -1 if none covers
+    them."""
+    _check_axis(axis)
+    if (ho, wo) not in PLANE_SHAPES:
+        return -1
+    return 4 * PLANE_SHAPES.index((ho, wo)) + 2 * (axis == "col") + offset
+
+
+def plane_group(ho: int, wo: int) -> int:
+    """Samples one plane tile covers on ``ho x wo`` maps (stride 2 keeps half of a plane)."""
+    return 2 * TILE_OUTPUTS // (ho * wo)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def plane_tile(code, mr, w, w0, ldw, x, x0, xs, ldx, nc, out, d0, ds, ldo, bias, b0, flags):
+    """One plane tile (:func:`plane_code`) of ``mr`` (12, 4 or 1) output channels over
+    :func:`plane_group` consecutive samples: sample ``g``'s input at ``x[x0 + g*xs]``, its
+    output at ``out[d0 + g*ds]``; other arguments as :func:`rows_tile`."""
+    a = (w, w0, ldw, x, x0, xs, ldx, nc, out, d0, ds, ldo, bias, b0, flags, mr)
+    if code == 0:
+        _p44r0(*a)
+    elif code == 1:
+        _p44r1(*a)
+    elif code == 2:
+        _p44c0(*a)
+    else:
+        _p44c1(*a)

@@ -1,0 +1,144 @@
+"""The register tiles of stride-2 perforated 1x1 convolutions (``_microkernel``) against the
+reference simulation: their plan, their path, and their values on shapes that reach every
+tile (row widths 8 / 16 / 32, column tiles of 1 to 32 rows, 4x4 planes four samples a tile,
+both offsets, output-channel tails of 4 and 1, one sample and many, one thread and two,
+bias, ReLU, NaN, timed and untimed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from test_kernels_paths import SETTINGS, _data, _spy, assert_close, forced_paths
+
+from mobiprox_lab import kernels, knobs
+from mobiprox_lab.kernels import _conv, _microkernel
+from mobiprox_lab.kernels._validate import conv_spec
+
+reference = pytest.importorskip("mobiprox_lab.reference")
+
+ROW_KNOBS, COLUMN_KNOBS = (123, 124), (121, 122)
+
+
+def test_row_plan_of_an_8x8_map_is_one_tile_with_its_edges():
+    # offset 1 keeps rows 0, 2, 4, 6: one tile of four 8-wide rows, the last row a copy
+    voff, d0, flags, edges = _microkernel.tile_plan("row", 1, 8, 8)
+    np.testing.assert_array_equal(voff, [[0, 16, 32, 48]])
+    np.testing.assert_array_equal(d0, [0])
+    assert flags.tolist() == [_microkernel.TRAIL_COPY] and edges.tolist() == [0]
+    # offset 0 keeps rows 1, 3, ..., 15 of a 16x16 map: two rows a tile, row 0 a copy
+    voff, d0, flags, _ = _microkernel.tile_plan("row", 0, 16, 16)
+    np.testing.assert_array_equal(voff[:, :2], [[16, 48], [80, 112], [144, 176],
+                                                [208, 240]])
+    np.testing.assert_array_equal(d0, [16, 80, 144, 208])
+    assert flags.tolist() == [_microkernel.LEAD_COPY] + [_microkernel.LEAD_MEAN] * 3
+    # 32-wide rows: one row a tile, in two 16-float halves
+    voff, d0, _, _ = _microkernel.tile_plan("row", 1, 4, 32)
+    np.testing.assert_array_equal(voff[:, :2], [[0, 16], [64, 80]])
+
+
+def test_column_plan_marks_the_row_edges():
+    voff, d0, flags, edges = _microkernel.tile_plan("col", 0, 16, 8)
+    np.testing.assert_array_equal(d0, [0, 64])
+    np.testing.assert_array_equal(voff[:, :2], [[0, 32], [64, 96]])
+    assert not flags.any()
+    assert np.uint64(edges[0].view(np.uint64)) == np.uint64(0x0101010101010101)  # column 0
+    _, _, _, edges = _microkernel.tile_plan("col", 1, 16, 8)
+    assert np.uint64(edges[0].view(np.uint64)) == np.uint64(0x8080808080808080)  # column 7
+
+
+@pytest.mark.parametrize("axis,ho,wo", [
+    ("row", 8, 4), ("row", 8, 64), ("row", 5, 8), ("row", 2, 16), ("row", 1, 32),
+    ("col", 8, 7), ("col", 4, 4), ("col", 2, 2), ("col", 1, 1), ("col", 3, 8),
+    ("col", 1, 128)])
+def test_no_plan_where_tiles_do_not_fit(axis, ho, wo):
+    """Rows of other widths, too few kept rows for a tile, odd widths, planes that are not
+    whole tiles, and the smallest maps go to the other kernels."""
+    assert _microkernel.tile_plan(axis, 0, ho, wo) is None
+
+
+@pytest.mark.parametrize("kid,path", [(123, "pointwise_s2_tiles"), (121, "pointwise_s2_tiles"),
+                                      (123, "pointwise_gathered"), (129, "pointwise_gathered")])
+def test_perforated_pointwise_takes_the_tiles_where_they_fit(kid, path):
+    """8x8 maps take the tiles at stride 2; 8x4 rows (no tile) and stride 3 do not."""
+    width = 4 if path == "pointwise_gathered" and kid == 123 else 8
+    x, wt, b = _data(3, 2, 12, 8, width, 20, 12, 1, 1, True)
+    with _spy(path) as calls:
+        got = kernels.conv2d(x, wt, b, knob=kid)
+    assert calls
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
+
+
+@st.composite
+def _tiled_shapes(draw):
+    """(kid, h, w) of a map the tiles cover."""
+    kid = draw(st.sampled_from(ROW_KNOBS + COLUMN_KNOBS))
+    if kid in ROW_KNOBS:
+        w = draw(st.sampled_from(_microkernel.ROW_WIDTHS))
+        h = draw(st.integers(2, 72 // w))
+    else:
+        w = draw(st.sampled_from([2, 4, 8, 16, 32, 64]))
+        h = (64 // w) * draw(st.integers(1, 3))
+    return kid, h, w
+
+
+@SETTINGS
+@given(shape=_tiled_shapes(), n=st.integers(1, 4), c=st.integers(1, 24),
+       k=st.sampled_from([1, 3, 4, 7, 12, 13, 17, 29]), bias=st.booleans(),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31 - 1))
+def test_tiles_match_reference(shape, n, c, k, bias, threads, seed):
+    kid, h, w = shape
+    kn = knobs.get(kid)
+    assume(_microkernel.tile_plan(kn.axis, kn.offset, h, w) is not None)  # whole tiles
+    x, wt, b = _data(seed, n, c, h, w, k, c, 1, 1, bias)
+    with forced_paths(threads, POINTWISE_MIN_PLANE=1):
+        assert _conv._strided_pointwise(conv_spec(x, wt, b, 1, 0, 1, kid)) == "tiles"
+        got = kernels.conv2d(x, wt, b, knob=kid)
+        relu = kernels.conv2d(x, wt, b, knob=kid, relu=True)
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
+    np.testing.assert_array_equal(relu, np.maximum(got, 0))
+
+
+@pytest.mark.parametrize("kid", ROW_KNOBS + COLUMN_KNOBS)
+def test_tiles_keep_nan_through_relu(kid):
+    """A NaN input reaches every output of its sample's planes that depend on it, ReLU
+    keeps it, as the other kernels do (``_scatter.act``); finite outputs stay close."""
+    x, wt, _ = _data(11, 2, 4, 8, 16, 13, 4, 1, 1, False)
+    x[1, 2, 3, 5] = np.nan
+    with forced_paths(1):
+        got = kernels.conv2d(x, wt, None, knob=kid, relu=True)
+    want = np.maximum(reference.conv2d(x, wt, None, knob=kid), 0)
+    want[np.isnan(reference.conv2d(x, wt, None, knob=kid))] = np.nan
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    finite = ~np.isnan(want)
+    np.testing.assert_allclose(got[finite], want[finite], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kid", ROW_KNOBS + COLUMN_KNOBS)
+@pytest.mark.parametrize("n,tiled", [(1, False), (3, False), (4, True), (7, True), (8, True)])
+def test_4x4_maps_take_the_plane_tiles_from_one_tile_of_samples(kid, n, tiled):
+    """4x4 maps: four samples a tile; the samples left over (7 = 4 + 3) and batches of fewer
+    take the other kernels."""
+    x, wt, b = _data(5, n, 24, 4, 4, 17, 24, 1, 1, True)
+    with _spy("pointwise_plane_tiles") as calls, forced_paths(1):
+        got = kernels.conv2d(x, wt, b, knob=kid)
+    assert bool(calls) == tiled
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
+
+
+@SETTINGS
+@given(kid=st.sampled_from(ROW_KNOBS + COLUMN_KNOBS), n=st.integers(4, 13),
+       c=st.integers(1, 40), k=st.sampled_from([1, 3, 4, 5, 12, 16, 25]), bias=st.booleans(),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31 - 1))
+def test_plane_tiles_match_reference(kid, n, c, k, bias, threads, seed):
+    x, wt, b = _data(seed, n, c, 4, 4, k, c, 1, 1, bias)
+    with forced_paths(threads):
+        assert _conv._strided_pointwise(conv_spec(x, wt, b, 1, 0, 1, kid)) == "plane_tiles"
+        got = kernels.conv2d(x, wt, b, knob=kid)
+        relu = kernels.conv2d(x, wt, b, knob=kid, relu=True)
+        timed, phases = kernels.conv2d_breakdown(x, wt, b, knob=kid, relu=True)
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
+    np.testing.assert_array_equal(relu, np.maximum(got, 0))
+    np.testing.assert_array_equal(timed, relu)
+    assert phases["gemm"] > 0
