@@ -64,10 +64,23 @@ def test_perforated_pointwise_takes_the_tiles_where_they_fit(kid, path):
     """8x8 maps take the tiles at stride 2; 8x4 rows (no tile) and stride 3 do not."""
     width = 4 if path == "pointwise_gathered" and kid == 123 else 8
     x, wt, b = _data(3, 2, 12, 8, width, 20, 12, 1, 1, True)
-    with _spy(path) as calls:
+    with _spy(path) as calls, forced_paths(1):
         got = kernels.conv2d(x, wt, b, knob=kid)
     assert calls
     assert_close(got, reference.conv2d(x, wt, b, knob=kid))
+
+
+@pytest.mark.parametrize("hw,n", [(8, 2), (4, 4)])
+def test_without_wide_vectors_the_tiles_step_aside(hw, n, monkeypatch):
+    """Off AVX-512 (``REGISTER_TILES`` False) the GEMM + fill paths run, as before the
+    tiles, with the same values."""
+    x, wt, b = _data(4, n, 12, hw, hw, 20, 12, 1, 1, True)
+    with forced_paths(1):
+        monkeypatch.setattr(_conv, "REGISTER_TILES", False)
+        with _spy("pointwise_s2_tiles") as tiles, _spy("pointwise_plane_tiles") as planes:
+            got = kernels.conv2d(x, wt, b, knob=123)
+    assert not tiles and not planes
+    assert_close(got, reference.conv2d(x, wt, b, knob=123))
 
 
 @st.composite

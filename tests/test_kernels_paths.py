@@ -41,6 +41,7 @@ def forced_paths(threads: int, **limits):
         for name, value in _calibrate.BUILT_IN.items():
             mp.setattr(_conv, _calibrate.PATH_THRESHOLDS[name], value)
         mp.setattr(_conv, "POINTWISE_ROW_GEMM_CHOICES", {})
+        mp.setattr(_conv, "REGISTER_TILES", True)  # correct on any CPU, so tested on any
         for name, value in limits.items():
             mp.setattr(_conv, name, value)
         kernels.set_num_threads(threads)
@@ -144,7 +145,7 @@ def test_pointwise_paths_match_reference(n, c, k, h, w, kid, bias, threads, seed
 def test_pointwise_layer_takes_its_path(kid, path):
     """A HAR-sized pointwise layer (8x8 maps) runs on the strided-view kernels."""
     x, wt, b = _data(1, 3, 16, 8, 8, 24, 16, 1, 1, True)
-    with _spy(path) as calls:
+    with _spy(path) as calls, forced_paths(1):
         got = kernels.conv2d(x, wt, b, knob=kid)
     assert calls
     assert_close(got, reference.conv2d(x, wt, b, knob=kid))

@@ -105,7 +105,13 @@ from ._loops import (
     shifted_loop,
     wide_loop,
 )
-from ._microkernel import TILE_OUTPUTS, plane_code, plane_group, tile_plan
+from ._microkernel import (
+    TILE_OUTPUTS,
+    host_has_wide_vectors,
+    plane_code,
+    plane_group,
+    tile_plan,
+)
 from ._pointwise import (
     batched_gemm,
     pack_channels,
@@ -171,6 +177,9 @@ POINTWISE_ROW_GEMM_MIN_CHANNELS = 0
 # ... unless the layer's shape has a calibrated choice: {(C, K, H, W, one sample): row
 # GEMMs?} (``_calibrate.set_path_choices``; empty built in)
 POINTWISE_ROW_GEMM_CHOICES: dict[tuple[int, int, int, int, bool], bool] = {}
+# stride-2 perforated 1x1 convs as ``_microkernel`` register tiles: on AVX-512 CPUs, the
+# only ones they were timed on (elsewhere the GEMM + fill paths, as before them)
+REGISTER_TILES = host_has_wide_vectors()
 DIRECT_MAX_GROUP_WIDTH = 8
 LOOP_JOBS = True  # calls on several threads: task loops in Numba (``_loops``), see below
 DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
@@ -573,7 +582,7 @@ def _plane_tile_code(s: ConvSpec) -> int:
     """``_microkernel.plane_code`` of a stride-2 perforated call of at least one tile's
     samples, else -1."""
     kn = s.knob
-    if (kn.technique != "perforation" or kn.stride != 2 or kn.is_fp16
+    if (not REGISTER_TILES or kn.technique != "perforation" or kn.stride != 2 or kn.is_fp16
             or plane_code(kn.axis, kn.offset, s.ho, s.wo) < 0
             or s.n < plane_group(s.ho, s.wo)):
         return -1
@@ -583,7 +592,7 @@ def _plane_tile_code(s: ConvSpec) -> int:
 def _s2_tile_plan(s: ConvSpec) -> tuple | None:
     """``_microkernel.tile_plan`` of a stride-2 perforated call, else None."""
     kn = s.knob
-    if kn.technique != "perforation" or kn.stride != 2:
+    if not REGISTER_TILES or kn.technique != "perforation" or kn.stride != 2:
         return None
     return tile_plan(kn.axis, kn.offset, s.ho, s.wo)
 

@@ -53,10 +53,22 @@ from numba.extending import intrinsic
 from ._plan import axis_plan
 
 __all__ = ["LANES", "LEAD_COPY", "LEAD_MEAN", "MR_SIZES", "PLANE_SHAPES", "RELU", "ROW_WIDTHS",
-           "TILE_OUTPUTS", "TRAIL_COPY", "cols_tile", "plane_code", "plane_group", "plane_tile",
-           "rows_tile", "tile_plan"]
+           "TILE_OUTPUTS", "TRAIL_COPY", "cols_tile", "host_has_wide_vectors", "plane_code",
+           "plane_group", "plane_tile", "rows_tile", "tile_plan"]
 
 LANES = 16  # floats per vector register (AVX-512; LLVM splits them on narrower machines)
+
+
+def host_has_wide_vectors() -> bool:
+    """Whether this CPU has AVX-512 (32 registers of 16 floats), the machine the tiles are
+    shaped for. Elsewhere they compute the same values, but their 24 accumulators no longer
+    fit in registers, and they were never timed there."""
+    try:
+        import llvmlite.binding as llvm
+
+        return bool(llvm.get_host_cpu_features().get("avx512f", False))
+    except (RuntimeError, OSError):  # no feature query on this platform
+        return False
 TILE_OUTPUTS = 2 * LANES  # kept outputs per tile and output channel
 ROW_WIDTHS = (8, 16, 32)  # the row tiles' widths
 RELU, LEAD_COPY, LEAD_MEAN, TRAIL_COPY = 1, 2, 4, 8
