@@ -155,3 +155,19 @@ def test_plane_tiles_match_reference(kid, n, c, k, bias, threads, seed):
     np.testing.assert_array_equal(relu, np.maximum(got, 0))
     np.testing.assert_array_equal(timed, relu)
     assert phases["gemm"] > 0
+
+
+def test_register_tiles_switch_is_checked_and_keys_the_timings():
+    from mobiprox_lab import profiler
+
+    before = kernels.get_register_tiles()
+    try:
+        with pytest.raises(ValueError, match="enabled: expected a bool"):
+            kernels.set_register_tiles("yes")
+        kernels.set_register_tiles(False)
+        assert not kernels.get_register_tiles()
+        assert profiler.machine_key()["register_tiles"] is False
+        kernels.set_register_tiles(True)
+        assert profiler.machine_key()["register_tiles"] is True
+    finally:
+        kernels.set_register_tiles(before)

@@ -24,6 +24,9 @@ runtime passes read-only copies.
     threads per call (default: Numba's thread count); the last sets it for a block.
 ``set_numba_task_loops(enabled)`` / ``get_numba_task_loops()``
     whether calls on several threads run their task loop in Numba (default) or Python.
+``set_register_tiles(enabled)`` / ``get_register_tiles()``
+    whether stride-2 perforated 1x1 convs run as register tiles that write the fill
+    themselves (default on AVX-512 CPUs) or as a GEMM and a fill pass.
 ``set_spin_seconds(s)`` / ``get_spin_seconds()``
     how long idle worker threads spin for the next call before they sleep (default 0.2 ms,
     like OpenMP runtimes; 0: sleep at once, no CPU spent between calls).
@@ -58,7 +61,9 @@ from ._conv import (
     conv2d,
     conv2d_breakdown,
     get_numba_task_loops,
+    get_register_tiles,
     set_numba_task_loops,
+    set_register_tiles,
 )
 from ._linear import linear
 from ._memory import allocator_policy, retain_freed_memory
@@ -69,7 +74,7 @@ from ._validate import conv_output_hw
 
 __all__ = ["PHASES", "allocator_policy", "blas_library", "calibrate_path_thresholds", "conv2d",
            "conv2d_breakdown", "conv_output_hw", "get_num_threads", "get_numba_task_loops",
-           "get_spin_seconds", "global_pool2d", "linear", "path_choices", "path_thresholds",
-           "pool2d", "retain_freed_memory", "set_num_threads", "set_numba_task_loops",
-           "set_path_choices", "set_path_thresholds", "set_spin_seconds",
-           "single_threaded_blas", "using_threads"]
+           "get_register_tiles", "get_spin_seconds", "global_pool2d", "linear", "path_choices",
+           "path_thresholds", "pool2d", "retain_freed_memory", "set_num_threads",
+           "set_numba_task_loops", "set_path_choices", "set_path_thresholds",
+           "set_register_tiles", "set_spin_seconds", "single_threaded_blas", "using_threads"]

@@ -263,6 +263,22 @@ def set_numba_task_loops(enabled: bool) -> None:
     LOOP_JOBS = bool(enabled)
 
 
+def get_register_tiles() -> bool:
+    """Whether stride-2 perforated 1x1 convs run as ``_microkernel`` register tiles where
+    they fit (the default on AVX-512 CPUs) rather than as a GEMM and a fill pass."""
+    return REGISTER_TILES
+
+
+def set_register_tiles(enabled: bool) -> None:
+    """Run stride-2 perforated 1x1 convs as register tiles (True) or as a GEMM and a fill
+    pass (False). Values agree to float32 rounding (sums in another order), not bit for
+    bit; ``benchmarks/tiles.py`` times both."""
+    global REGISTER_TILES
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise ValueError(f"enabled: expected a bool, got {enabled!r}")
+    REGISTER_TILES = bool(enabled)
+
+
 def _parallelism(s: ConvSpec) -> tuple[bool, int]:
     """(small, workers) of a call: below ``MIN_PARALLEL_FLOPS`` it runs on the calling
     thread alone."""

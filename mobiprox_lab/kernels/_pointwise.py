@@ -13,8 +13,8 @@ sample's planes are still in cache:
   (:func:`pointwise_s2_tiles`): register tiles that compute 32 kept outputs of 12 output
   channels from the input in place and store them with the filled ones and the bias and
   ReLU, tile by tile, so the output is written once and while the next tile computes
-  (one thread, batch 64, the HAR MobileNet's 8x8 to 32x32 layers: 1.6-2.3x over exact,
-  against 1.0-1.6x through a BLAS GEMM and a fill pass, ``benchmarks/kernels.py``);
+  (one thread, batch 64, the HAR MobileNet's 4x4 to 32x32 layers: 1.6-2.3x over exact,
+  against 1.0-1.5x through a BLAS GEMM and a fill pass, ``benchmarks/tiles.py``);
 * other row perforation of a layer with enough work per output row (``_conv`` decides): one
   GEMM per kept row, straight from the input row into the output row (the plane as
   leading dimension), then the skipped rows filled in place from their neighbours while

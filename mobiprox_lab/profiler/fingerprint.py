@@ -78,8 +78,9 @@ def machine_key() -> dict[str, Any]:
     """What a timing depends on besides its inputs: code fingerprint, CPU model and count,
     kernel threads (``kernels.get_num_threads``), torch threads, the allocator policy
     (``kernels.allocator_policy``), the kernel path thresholds and per-shape choices in
-    force (``kernels.path_thresholds``, ``kernels.path_choices``) and the BLAS the kernels
-    call (``kernels.blas_library``)."""
+    force (``kernels.path_thresholds``, ``kernels.path_choices``), whether the register
+    tiles are on (``kernels.get_register_tiles``) and the BLAS the kernels call
+    (``kernels.blas_library``)."""
     import torch
 
     from .. import kernels
@@ -89,6 +90,7 @@ def machine_key() -> dict[str, Any]:
             "torch_threads": torch.get_num_threads(),
             "allocator": kernels.allocator_policy(), "paths": kernels.path_thresholds(),
             "path_choices": kernels.path_choices(),
+            "register_tiles": kernels.get_register_tiles(),
             "blas": kernels.blas_library()}
 
 
