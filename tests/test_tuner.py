@@ -465,6 +465,13 @@ def test_final_list_reported_from_its_own_timing_session(toy, tmp_path, monkeypa
     # the list is what its session confirmed (timing noise may drop a configuration); no
     # list is timed twice, so exactly one session holds the list and its speedups
     assert r.config_list[0] == {}
+    if r.config_list == [{}]:
+        # no session confirmed a gain (a toy of two 3x3 convs on 8x8 maps, timed once at
+        # batch 8, can time its knobs no faster than exact); exact's 1.0 is in every session,
+        # so the list's own session is the one that timed exact alone
+        assert [{}] in [cfgs for cfgs, _, _ in lists]
+        assert r.configs["speedup"].tolist() == [1.0]
+        return
     own = []
     for cfgs, _, speedups in lists:
         if all(c in cfgs for c in r.config_list):
