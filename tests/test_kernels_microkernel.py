@@ -70,17 +70,40 @@ def test_perforated_pointwise_takes_the_tiles_where_they_fit(kid, path):
     assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
 
+@pytest.mark.parametrize("kid,old", [(123, "pointwise_gathered"), (11, "pointwise_exact"),
+                                     (231, "pointwise_sampled")])
 @pytest.mark.parametrize("hw,n", [(8, 2), (4, 4)])
-def test_without_wide_vectors_the_tiles_step_aside(hw, n, monkeypatch):
-    """Off AVX-512 (``REGISTER_TILES`` False) the GEMM + fill paths run, as before the
-    tiles, with the same values."""
+def test_without_wide_vectors_the_tiles_step_aside(kid, old, hw, n, monkeypatch):
+    """Off AVX-512 (``REGISTER_TILES`` False) the GEMM paths run, as before the tiles, with
+    the same values."""
     x, wt, b = _data(4, n, 12, hw, hw, 20, 12, 1, 1, True)
     with forced_paths(1):
         monkeypatch.setattr(_conv, "REGISTER_TILES", False)
-        with _spy("pointwise_s2_tiles") as tiles, _spy("pointwise_plane_tiles") as planes:
-            got = kernels.conv2d(x, wt, b, knob=123)
-    assert not tiles and not planes
-    assert_close(got, reference.conv2d(x, wt, b, knob=123))
+        with _spy("pointwise_s2_tiles") as tiles, _spy("pointwise_plane_tiles") as planes, \
+                _spy("pointwise_dense_tiles") as dense, _spy(old) as before:
+            got = kernels.conv2d(x, wt, b, knob=kid)
+    assert not tiles and not planes and not dense
+    assert before or (hw == 4 and kid != 123)  # 4x4 exact / sampled: the packed GEMM
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
+
+
+@SETTINGS
+@given(kid=st.sampled_from([11, 231, 232]), n=st.integers(1, 4), c=st.integers(1, 30),
+       k=st.sampled_from([1, 3, 4, 5, 12, 13, 25]), hw=st.sampled_from([(8, 4), (4, 8), (8, 8),
+                                                                       (16, 2), (6, 16)]),
+       bias=st.booleans(), threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31 - 1))
+def test_dense_tiles_match_reference(kid, n, c, k, hw, bias, threads, seed):
+    """Exact and stride-2 sampled 1x1 convs on planes of whole 32-output tiles; one input
+    channel under offset 0 keeps none (the conv is the bias) and takes the old kernel."""
+    x, wt, b = _data(seed, n, c, *hw, k, c, 1, 1, bias)
+    with forced_paths(threads, POINTWISE_MIN_PLANE=1):
+        with _spy("pointwise_dense_tiles") as calls:
+            got = kernels.conv2d(x, wt, b, knob=kid)
+            relu = kernels.conv2d(x, wt, b, knob=kid, relu=True)
+    if threads == 1:
+        assert bool(calls) == (kid != 231 or c > 1)
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
+    np.testing.assert_array_equal(relu, np.maximum(got, 0))
 
 
 @st.composite

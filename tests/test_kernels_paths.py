@@ -138,7 +138,9 @@ def test_pointwise_paths_match_reference(n, c, k, h, w, kid, bias, threads, seed
     assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
 
-@pytest.mark.parametrize("kid,path", [(11, "pointwise_exact"), (231, "pointwise_sampled"),
+@pytest.mark.parametrize("kid,path", [(11, "pointwise_dense_tiles"),
+                                      (231, "pointwise_dense_tiles"),
+                                      (232, "pointwise_dense_tiles"),
                                       (235, "pointwise_sampled"), (123, "pointwise_s2_tiles"),
                                       (122, "pointwise_s2_tiles"), (129, "pointwise_gathered"),
                                       (126, "pointwise_gathered")])

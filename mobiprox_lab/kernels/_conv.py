@@ -5,7 +5,8 @@ Paths (``groups == 1`` unless said):
 * 1x1, stride 1, no padding, fp32, maps of >= ``POINTWISE_MIN_PLANE`` pixels (or of >=
   ``POINTWISE_SMALL_MIN_PLANE`` with at most ``POINTWISE_SMALL_MAX_WEIGHT_BYTES`` of weights)
   (``_pointwise``): exact and filter-sampled, GEMMs straight on (strided views of) the
-  input into the output; stride-2 row or column perforation of the maps
+  input into the output, or, exact and stride-2 sampled on maps of whole 32-output tiles,
+  ``_microkernel`` dense tiles; stride-2 row or column perforation of the maps
   ``_microkernel.tile_plan`` covers (HAR's 8x8 to 32x32 maps), register tiles that read
   the kept inputs in place and write kept and filled outputs in one store each;
   on 4x4 maps, batches of at least four samples, whatever the weights' size, register
@@ -96,6 +97,7 @@ from ._loops import (
     fill_loop,
     kept_rows_loop,
     pack_loop,
+    pointwise_dense_tiles_loop,
     pointwise_exact_loop,
     pointwise_gathered_loop,
     pointwise_plane_tiles_loop,
@@ -115,6 +117,7 @@ from ._microkernel import (
 from ._pointwise import (
     batched_gemm,
     pack_channels,
+    pointwise_dense_tiles,
     pointwise_exact,
     pointwise_gathered,
     pointwise_plane_tiles,
@@ -180,6 +183,7 @@ POINTWISE_ROW_GEMM_CHOICES: dict[tuple[int, int, int, int, bool], bool] = {}
 # stride-2 perforated 1x1 convs as ``_microkernel`` register tiles: on AVX-512 CPUs, the
 # only ones they were timed on (elsewhere the GEMM + fill paths, as before them)
 REGISTER_TILES = host_has_wide_vectors()
+DENSE_TILES_EXACT = True  # ... and exact 1x1 convs on planes of whole 32-output tiles too
 DIRECT_MAX_GROUP_WIDTH = 8
 LOOP_JOBS = True  # calls on several threads: task loops in Numba (``_loops``), see below
 DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
@@ -605,6 +609,20 @@ def _plane_tile_code(s: ConvSpec) -> int:
     return plane_code(kn.axis, kn.offset, s.ho, s.wo)
 
 
+def _dense_tiles(s: ConvSpec, kept: int) -> tuple[int, int] | None:
+    """``(first, step)`` of the input channels a ``_microkernel.dense_tile`` reduces over for
+    an exact or stride-2 sampled 1x1 call (``kept`` of them) on planes of whole tiles, else
+    None."""
+    kn = s.knob
+    if not REGISTER_TILES or (s.ho * s.wo) % TILE_OUTPUTS or kept < 1:
+        return None
+    if kn.technique == "exact" and not kn.is_fp16:
+        return (0, 1) if DENSE_TILES_EXACT else None
+    if kn.technique == "sampling" and kn.stride == 2:
+        return 1 - kn.offset, 2  # the one residue class kept: offset 0 skips the even ones
+    return None
+
+
 def _s2_tile_plan(s: ConvSpec) -> tuple | None:
     """``_microkernel.tile_plan`` of a stride-2 perforated call, else None."""
     kn = s.knob
@@ -627,6 +645,9 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         st, off = kn.stride, kn.offset
         w2 = packed(w, ("classes", st, off), lambda w2=w2: gather_columns(
             w2, _plan.channel_classes(s.c, st, off), np.float32(st / (st - 1))))
+    dense = _dense_tiles(s, w2.shape[1])
+    if dense is not None:
+        kind = "dense"
     elif kind == "gathered":
         hsrc, row_a, row_b, wsrc, col_a, col_b, col_s2 = _plan.output_plan(s.knob, s.ho, s.wo)
         kept_px = hsrc.shape[0] * wsrc.shape[0]
@@ -641,7 +662,10 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     fused = relu and not timing  # timed, the ReLU is a pass of its own, clocked as "interp"
     if _as_loop_job(timing, workers):
         n_tasks, common = n_blocks * kblocks, (nb, kb, kblocks, x, w2, out)
-        if kind == "exact":
+        if kind == "dense":
+            _loop_job(pointwise_dense_tiles_loop, (n_tasks, *common, *dense, bias, relu),
+                      workers, blas=False)
+        elif kind == "exact":
             _loop_job(pointwise_exact_loop, (n_tasks, *common, bias, has_bias, relu), workers)
         elif kind == "sampling":
             _loop_job(pointwise_sampled_loop, (n_tasks, *common, kn.stride, kn.offset, bias,
@@ -660,7 +684,9 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         b, j = divmod(i, kblocks)
         n0, n1 = b * nb, min(s.n, (b + 1) * nb)
         k0, k1 = j * kb, min(s.k, (j + 1) * kb)
-        if kind == "exact":
+        if kind == "dense":
+            pointwise_dense_tiles(x, w2, out, n0, n1, k0, k1, *dense, bias, fused)
+        elif kind == "exact":
             pointwise_exact(x, w2, out, n0, n1, k0, k1, bias, has_bias, fused)
         elif kind == "sampling":
             pointwise_sampled(x, w2, out, n0, n1, k0, k1, kn.stride, kn.offset, bias, has_bias,

@@ -37,7 +37,10 @@ Tiles (``flags`` bits: :data:`RELU`, :data:`LEAD_COPY`, :data:`LEAD_MEAN`,
   inputs of those 64 positions; ``edges`` (bit ``p``) marks the skipped positions at a
   row's edge, which copy their one neighbour;
 * planes (:func:`plane_tile`, 4x4 maps): the whole planes of four consecutive samples (8
-  kept outputs each), each plane's 16 outputs written by one store.
+  kept outputs each), each plane's 16 outputs written by one store;
+* dense (:func:`dense_tile`): 32 consecutive outputs, nothing skipped, for exact convs and
+  for stride-2 filter sampling (the reduction over one residue class of input channels).
+  On the same layers exact ran 1.1-1.55x faster this way than through the BLAS GEMM.
 
 Each tile computes ``mr`` = 12 output channels (24 of the 32 vector registers of AVX-512
 hold accumulators), then 4, then 1 for the last ones of a block.
@@ -55,8 +58,8 @@ from numba.extending import intrinsic
 from ._plan import axis_plan
 
 __all__ = ["LANES", "LEAD_COPY", "LEAD_MEAN", "MR_SIZES", "PLANE_SHAPES", "RELU", "ROW_WIDTHS",
-           "TILE_OUTPUTS", "TRAIL_COPY", "cols_tile", "host_has_wide_vectors", "plane_code",
-           "plane_group", "plane_tile", "rows_tile", "tile_plan"]
+           "TILE_OUTPUTS", "TRAIL_COPY", "cols_tile", "dense_tile", "host_has_wide_vectors",
+           "plane_code", "plane_group", "plane_tile", "rows_tile", "tile_plan"]
 
 LANES = 16  # floats per vector register (AVX-512; LLVM splits them on narrower machines)
 
@@ -325,6 +328,40 @@ def _make_cols_tile(mr: int, offset: int):
     return tile
 
 
+def _make_dense_tile(mr: int):
+    """A tile of ``mr`` output channels x 32 consecutive outputs of one plane, no fill: the
+    two vectors' input at ``x[x0 + voff[v] + c*ldx]``, their output at ``out[d0 + m*ldo +
+    voff[v]]`` (a 1x1 conv's output pixel is its input pixel)."""
+
+    def codegen(context, builder, sig, args):
+        a = _unpack(context, builder, sig, args)
+        offs = [builder.load(builder.gep(a["voff"], [ir.Constant(_I64, v)])) for v in range(2)]
+
+        def at(c):
+            base = builder.add(a["x0"], builder.mul(c, a["ldx"]))
+            return [_load(builder, a["x"], builder.add(base, o), LANES) for o in offs]
+
+        acc = _accumulate(builder, a["w"], a["w0"], a["ldw"], at, a["nc"], mr)
+        relu = _flag(builder, a["flags"], RELU)
+        for m in range(mr):
+            bias = builder.load(builder.gep(a["bias"], [builder.add(a["b0"], ir.Constant(
+                _I64, m))]))
+            base = builder.add(a["d0"], builder.mul(ir.Constant(_I64, m), a["ldo"]))
+            for v in range(2):
+                _store(builder, _finish(builder, acc[m][v], bias, relu), a["out"],
+                       builder.add(base, offs[v]))
+        return context.get_dummy_value()
+
+    @intrinsic
+    def tile(typingctx, w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, carry,
+             flags, edges):
+        sig = _tile_signature(w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0,
+                              carry, flags, edges)
+        return None if sig is None else (sig, codegen)
+
+    return tile
+
+
 def _plane_lanes(h: int, w: int, axis: str, offset: int) -> tuple[list, list, list]:
     """Stride-2 perforation of an ``h x w`` plane along ``axis``: the kept positions
     (row-major), and for every output position the two kept values it is the mean of
@@ -406,6 +443,7 @@ def _make_plane_tile(h: int, w: int, axis: str, offset: int):
 MR_SIZES = (12, 4, 1)  # output channels per tile: the main size, then the tails
 _ROWS = {(w, mr): _make_rows_tile(mr, w) for w in ROW_WIDTHS for mr in MR_SIZES}
 _COLS = {(o, mr): _make_cols_tile(mr, o) for o in (0, 1) for mr in MR_SIZES}
+_dense12, _dense4, _dense1 = (_make_dense_tile(mr) for mr in MR_SIZES)
 _rows8_12, _rows8_4, _rows8_1 = (_ROWS[8, mr] for mr in MR_SIZES)
 _rows16_12, _rows16_4, _rows16_1 = (_ROWS[16, mr] for mr in MR_SIZES)
 _rows32_12, _rows32_4, _rows32_1 = (_ROWS[32, mr] for mr in MR_SIZES)
@@ -442,6 +480,22 @@ def rows_tile(width, mr, w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b
         _rows32_4(*a)
     else:
         _rows32_1(*a)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def dense_tile(mr, w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, flags):
+    """One dense tile (no perforation: exact, or sampled channels) of ``mr`` (12, 4 or 1)
+    output channels x 32 consecutive outputs at plane offsets ``voff[0]``, ``voff[0] + 16``
+    (``voff[1]``); arguments as :func:`rows_tile`, the reduction ``c`` over ``x[x0 +
+    voff[v] + c*ldx]`` (``ldx``: the plane, or ``s`` planes for one class of sampled
+    channels)."""
+    a = (w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, bias, flags, 0)
+    if mr == 12:
+        _dense12(*a)
+    elif mr == 4:
+        _dense4(*a)
+    else:
+        _dense1(*a)
 
 
 @njit(cache=True, nogil=True, inline="always")
