@@ -177,6 +177,7 @@ def test_batched_pointwise_matches_reference(n, c, k, h, w, kid, bias, columns, 
     assume(knobs.applicable(kid, "conv", (h, w)))
     x, wt, b = _data(seed, n, c, h, w, k, c, 1, 1, bias)
     with forced_paths(threads, POINTWISE_MIN_PLANE=10**9, POINTWISE_SMALL_MIN_PLANE=10**9,
+                      REGISTER_TILES=False,
                       POINTWISE_BATCHED_COLUMNS=columns), _spy("_run_batched_pointwise") as calls:
         got = kernels.conv2d(x, wt, b, knob=kid)
     assert calls
@@ -215,6 +216,7 @@ def test_row_perforation_of_few_samples_matches_reference(threads, data, c, k, k
     x, wt, b = _data(seed, n, c, h, w, k, c, kh, kw, bias)
     args = {"stride": (sh, sw), "padding": (ph, pw), "knob": kid}
     with forced_paths(threads, POINTWISE_MIN_PLANE=10**9, POINTWISE_SMALL_MIN_PLANE=10**9,
+                      REGISTER_TILES=False,
                       POINTWISE_BATCHED_MIN_SAMPLES=10**9, ROWBLOCK_MIN_PLANE=10**9), \
             _spy("_run_kept_rows") as calls:
         got = kernels.conv2d(x, wt, b, **args)
@@ -316,7 +318,7 @@ def test_row_blocks_match_reference(n, c, k, kh, kw, sh, sw, ho, wo, data, bias,
     x, wt, b = _data(seed, n, c, h, w, k, c, kh, kw, bias)
     # a few hundred bytes of im2col per block: several blocks per sample
     with forced_paths(threads, ROWBLOCK_MIN_PLANE=1, WIDE_MIN_REDUCTION=10**9,
-                 POINTWISE_MIN_PLANE=10**9, POINTWISE_SMALL_MIN_PLANE=10**9,
+                 POINTWISE_MIN_PLANE=10**9, POINTWISE_SMALL_MIN_PLANE=10**9, REGISTER_TILES=False,
                  POINTWISE_BATCHED_MIN_SAMPLES=10**9, CHUNK_BYTES=4 * c * kh * kw * 2 * wo):
         got = kernels.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), knob=kid)
     assert_close(got, reference.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), knob=kid))

@@ -88,6 +88,7 @@ def test_chunked_perforation_matches_reference(n, c, k, kh, kw, ho, wo, pad, kid
     assume(h >= 1 and w >= 1)
     x, wt, b = _data(seed, n, c, h, w, k, kh, kw, bias)
     with forced_paths(1, POINTWISE_MIN_PLANE=10**9, POINTWISE_SMALL_MIN_PLANE=10**9,
+                      REGISTER_TILES=False,
                       POINTWISE_BATCHED_MIN_SAMPLES=10**9):
         got = kernels.conv2d(x, wt, b, padding=pad, knob=kid)
     assert_close(got, reference.conv2d(x, wt, b, padding=pad, knob=kid))
@@ -134,7 +135,7 @@ def test_column_perforation_by_row_blocks(n, c, k, kh, kw, sh, sw, ho, wo, data,
     x, wt, b = _data(seed, n, c, h, w, k, kh, kw, bias)
     args = {"stride": (sh, sw), "padding": (ph, pw), "knob": kid}
     with forced_paths(threads, ROWBLOCK_MIN_PLANE=1, WIDE_MIN_REDUCTION=10**9,
-                 POINTWISE_MIN_PLANE=10**9, POINTWISE_SMALL_MIN_PLANE=10**9,
+                 POINTWISE_MIN_PLANE=10**9, POINTWISE_SMALL_MIN_PLANE=10**9, REGISTER_TILES=False,
                  POINTWISE_BATCHED_MIN_SAMPLES=10**9, COLUMN_BLOCK_COLUMNS=block):
         got = kernels.conv2d(x, wt, b, **args)
         timed, phases = kernels.conv2d_breakdown(x, wt, b, **args)
