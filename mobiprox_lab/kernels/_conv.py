@@ -108,6 +108,7 @@ from ._loops import (
     wide_loop,
 )
 from ._microkernel import (
+    PLANE_SHAPES,
     TILE_OUTPUTS,
     host_has_wide_vectors,
     plane_code,
@@ -603,8 +604,7 @@ def _plane_tile_code(s: ConvSpec) -> int:
     samples, else -1."""
     kn = s.knob
     if (not REGISTER_TILES or kn.technique != "perforation" or kn.stride != 2 or kn.is_fp16
-            or plane_code(kn.axis, kn.offset, s.ho, s.wo) < 0
-            or s.n < plane_group(s.ho, s.wo)):
+            or (s.ho, s.wo) not in PLANE_SHAPES or s.n < plane_group(s.ho, s.wo)):
         return -1
     return plane_code(kn.axis, kn.offset, s.ho, s.wo)
 

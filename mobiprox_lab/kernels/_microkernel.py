@@ -64,6 +64,13 @@ __all__ = ["LANES", "LEAD_COPY", "LEAD_MEAN", "MR_SIZES", "PLANE_SHAPES", "RELU"
 LANES = 16  # floats per vector register (AVX-512; LLVM splits them on narrower machines)
 
 
+TILE_OUTPUTS = 2 * LANES  # kept outputs per tile and output channel
+ROW_WIDTHS = (8, 16, 32)  # the row tiles' widths
+RELU, LEAD_COPY, LEAD_MEAN, TRAIL_COPY = 1, 2, 4, 8
+
+_F32, _I64, _I32, _I1 = ir.FloatType(), ir.IntType(64), ir.IntType(32), ir.IntType(1)
+
+
 def host_has_wide_vectors() -> bool:
     """Whether this CPU has AVX-512 (32 registers of 16 floats), the machine the tiles are
     shaped for. Elsewhere they compute the same values, but their 24 accumulators no longer
@@ -74,11 +81,6 @@ def host_has_wide_vectors() -> bool:
         return bool(llvm.get_host_cpu_features().get("avx512f", False))
     except (RuntimeError, OSError):  # no feature query on this platform
         return False
-TILE_OUTPUTS = 2 * LANES  # kept outputs per tile and output channel
-ROW_WIDTHS = (8, 16, 32)  # the row tiles' widths
-RELU, LEAD_COPY, LEAD_MEAN, TRAIL_COPY = 1, 2, 4, 8
-
-_F32, _I64, _I32, _I1 = ir.FloatType(), ir.IntType(64), ir.IntType(32), ir.IntType(1)
 
 
 def _vec(n: int) -> ir.VectorType:
@@ -193,10 +195,33 @@ def _tile_signature(w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, ca
                       edges)
 
 
-def _unpack(context, builder, sig, args):
-    """The tile's arguments: array data pointers, integers as int64."""
-    names = ("w", "w0", "ldw", "x", "x0", "voff", "ldx", "nc", "out", "d0", "ldo", "bias",
-             "b0", "carry", "flags", "edges")
+def _tile_intrinsic(codegen):
+    """The ``@intrinsic`` of a row, column or dense tile whose IR ``codegen`` emits."""
+
+    @intrinsic
+    def tile(typingctx, w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, carry,
+             flags, edges):
+        sig = _tile_signature(w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0,
+                              carry, flags, edges)
+        return None if sig is None else (sig, codegen)
+
+    return tile
+
+
+def _channel(builder, a, m: int):
+    """Output channel ``m`` of a tile: its bias and the index of its first output."""
+    bias = builder.load(builder.gep(a["bias"], [builder.add(a["b0"], ir.Constant(_I64, m))]))
+    return bias, builder.add(a["d0"], builder.mul(ir.Constant(_I64, m), a["ldo"]))
+
+
+_TILE_ARGS = ("w", "w0", "ldw", "x", "x0", "voff", "ldx", "nc", "out", "d0", "ldo", "bias",
+              "b0", "carry", "flags", "edges")
+_PLANE_ARGS = ("w", "w0", "ldw", "x", "x0", "xs", "ldx", "nc", "out", "d0", "ds", "ldo",
+               "bias", "b0", "flags", "mr")
+
+
+def _unpack(context, builder, sig, args, names=_TILE_ARGS):
+    """A tile's arguments by name: array data pointers, integers as int64."""
     got = {}
     for name, ty, value in zip(names, sig.args, args, strict=True):
         if isinstance(ty, types.Array):
@@ -237,9 +262,7 @@ def _make_rows_tile(mr: int, width: int):
             whole = _shuffle(builder, acc[m][0], acc[m][1], range(TILE_OUTPUTS))
             rows = [_shuffle(builder, whole, whole, range(t * width, (t + 1) * width))
                     for t in range(kept_rows)]
-            bias = builder.load(builder.gep(a["bias"], [builder.add(a["b0"], ir.Constant(
-                _I64, m))]))
-            base = builder.add(a["d0"], builder.mul(ir.Constant(_I64, m), a["ldo"]))
+            bias, base = _channel(builder, a, m)
             carry_at = ir.Constant(_I64, m * width)
             with builder.if_then(builder.or_(lead_copy, lead_mean)):
                 previous = _load(builder, a["carry"], carry_at, width)
@@ -258,14 +281,7 @@ def _make_rows_tile(mr: int, width: int):
             _store(builder, rows[-1], a["carry"], carry_at)
         return context.get_dummy_value()
 
-    @intrinsic
-    def tile(typingctx, w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, carry,
-             flags, edges):
-        sig = _tile_signature(w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0,
-                              carry, flags, edges)
-        return None if sig is None else (sig, codegen)
-
-    return tile
+    return _tile_intrinsic(codegen)
 
 
 def _make_cols_tile(mr: int, offset: int):
@@ -303,9 +319,7 @@ def _make_cols_tile(mr: int, offset: int):
         relu = _flag(builder, a["flags"], RELU)
         edge_bits = builder.bitcast(a["edges"], ir.VectorType(_I1, 64))
         for m in range(mr):
-            bias = builder.load(builder.gep(a["bias"], [builder.add(a["b0"], ir.Constant(
-                _I64, m))]))
-            base = builder.add(a["d0"], builder.mul(ir.Constant(_I64, m), a["ldo"]))
+            bias, base = _channel(builder, a, m)
             for j in range(positions // LANES):
                 lanes = range(j * LANES, (j + 1) * LANES)
                 one = _shuffle(builder, acc[m][0], acc[m][1], [first[p] for p in lanes])
@@ -318,14 +332,7 @@ def _make_cols_tile(mr: int, offset: int):
                        builder.add(base, ir.Constant(_I64, j * LANES)))
         return context.get_dummy_value()
 
-    @intrinsic
-    def tile(typingctx, w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, carry,
-             flags, edges):
-        sig = _tile_signature(w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0,
-                              carry, flags, edges)
-        return None if sig is None else (sig, codegen)
-
-    return tile
+    return _tile_intrinsic(codegen)
 
 
 def _make_dense_tile(mr: int):
@@ -344,22 +351,13 @@ def _make_dense_tile(mr: int):
         acc = _accumulate(builder, a["w"], a["w0"], a["ldw"], at, a["nc"], mr)
         relu = _flag(builder, a["flags"], RELU)
         for m in range(mr):
-            bias = builder.load(builder.gep(a["bias"], [builder.add(a["b0"], ir.Constant(
-                _I64, m))]))
-            base = builder.add(a["d0"], builder.mul(ir.Constant(_I64, m), a["ldo"]))
+            bias, base = _channel(builder, a, m)
             for v in range(2):
                 _store(builder, _finish(builder, acc[m][v], bias, relu), a["out"],
                        builder.add(base, offs[v]))
         return context.get_dummy_value()
 
-    @intrinsic
-    def tile(typingctx, w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, carry,
-             flags, edges):
-        sig = _tile_signature(w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0,
-                              carry, flags, edges)
-        return None if sig is None else (sig, codegen)
-
-    return tile
+    return _tile_intrinsic(codegen)
 
 
 def _plane_lanes(h: int, w: int, axis: str, offset: int) -> tuple[list, list, list]:
@@ -400,27 +398,20 @@ def _make_plane_tile(h: int, w: int, axis: str, offset: int):
 
         acc = _accumulate(builder, a["w"], a["w0"], a["ldw"], at, a["nc"], mr)
         relu = _flag(builder, a["flags"], RELU)
+        copy = ir.Constant(ir.VectorType(_I1, plane),
+                           [int(i == j) for i, j in zip(first, second, strict=True)])
         for m in range(mr):
             both = _shuffle(builder, acc[m][0], acc[m][1], range(TILE_OUTPUTS))
-            bias = builder.load(builder.gep(a["bias"], [builder.add(a["b0"], ir.Constant(
-                _I64, m))]))
-            base = builder.add(a["d0"], builder.mul(ir.Constant(_I64, m), a["ldo"]))
+            bias, base = _channel(builder, a, m)
             for g in range(group):
                 one = _shuffle(builder, both, both, [g * k + i for i in first])
                 two = _shuffle(builder, both, both, [g * k + i for i in second])
-                copy = ir.Constant(ir.VectorType(_I1, plane),
-                                   [int(i == j) for i, j in zip(first, second, strict=True)])
                 value = builder.select(copy, one, _mean(builder, one, two))
                 at_g = builder.add(base, builder.mul(ir.Constant(_I64, g), a["ds"]))
                 _store(builder, _finish(builder, value, bias, relu), a["out"], at_g)
 
     def codegen(context, builder, sig, args):
-        names = ("w", "w0", "ldw", "x", "x0", "xs", "ldx", "nc", "out", "d0", "ds", "ldo",
-                 "bias", "b0", "flags", "mr")
-        a = {}
-        for name, ty, value in zip(names, sig.args, args, strict=True):
-            a[name] = (_data(context, builder, ty, value) if isinstance(ty, types.Array)
-                       else context.cast(builder, value, ty, types.int64))
+        a = _unpack(context, builder, sig, args, _PLANE_ARGS)
         for mr in MR_SIZES[:-1]:
             with builder.if_then(builder.icmp_signed("==", a["mr"], ir.Constant(_I64, mr))):
                 emit(builder, a, mr)
