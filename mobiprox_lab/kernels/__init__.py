@@ -25,8 +25,9 @@ runtime passes read-only copies.
 ``set_numba_task_loops(enabled)`` / ``get_numba_task_loops()``
     whether calls on several threads run their task loop in Numba (default) or Python.
 ``set_register_tiles(enabled)`` / ``get_register_tiles()``
-    whether stride-2 perforated 1x1 convs run as register tiles that write the fill
-    themselves (default on AVX-512 CPUs) or as a GEMM and a fill pass.
+    whether exact, stride-2 sampled and stride-2 perforated 1x1 convs run as register
+    tiles (the perforated ones writing the fill themselves; default on AVX-512 CPUs) or
+    through a BLAS GEMM (and a fill pass).
 ``set_spin_seconds(s)`` / ``get_spin_seconds()``
     how long idle worker threads spin for the next call before they sleep (default 0.2 ms,
     like OpenMP runtimes; 0: sleep at once, no CPU spent between calls).

@@ -181,10 +181,10 @@ POINTWISE_ROW_GEMM_MIN_CHANNELS = 0
 # ... unless the layer's shape has a calibrated choice: {(C, K, H, W, one sample): row
 # GEMMs?} (``_calibrate.set_path_choices``; empty built in)
 POINTWISE_ROW_GEMM_CHOICES: dict[tuple[int, int, int, int, bool], bool] = {}
-# stride-2 perforated 1x1 convs as ``_microkernel`` register tiles: on AVX-512 CPUs, the
-# only ones they were timed on (elsewhere the GEMM + fill paths, as before them)
+# exact, stride-2 sampled and stride-2 perforated 1x1 convs as ``_microkernel`` register
+# tiles where they fit: on AVX-512 CPUs, the only ones they were timed on (elsewhere the
+# GEMM paths, as before them)
 REGISTER_TILES = host_has_wide_vectors()
-DENSE_TILES_EXACT = True  # ... and exact 1x1 convs on planes of whole 32-output tiles too
 DIRECT_MAX_GROUP_WIDTH = 8
 LOOP_JOBS = True  # calls on several threads: task loops in Numba (``_loops``), see below
 DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
@@ -269,15 +269,16 @@ def set_numba_task_loops(enabled: bool) -> None:
 
 
 def get_register_tiles() -> bool:
-    """Whether stride-2 perforated 1x1 convs run as ``_microkernel`` register tiles where
-    they fit (the default on AVX-512 CPUs) rather than as a GEMM and a fill pass."""
+    """Whether exact, stride-2 sampled and stride-2 perforated 1x1 convs run as
+    ``_microkernel`` register tiles where they fit (the default on AVX-512 CPUs) rather than
+    through a BLAS GEMM (and, perforated, a fill pass)."""
     return REGISTER_TILES
 
 
 def set_register_tiles(enabled: bool) -> None:
-    """Run stride-2 perforated 1x1 convs as register tiles (True) or as a GEMM and a fill
-    pass (False). Values agree to float32 rounding (sums in another order), not bit for
-    bit; ``benchmarks/tiles.py`` times both."""
+    """Run exact, stride-2 sampled and stride-2 perforated 1x1 convs as register tiles
+    (True) or through a BLAS GEMM (False). Values agree to float32 rounding (sums in
+    another order), not bit for bit; ``benchmarks/tiles.py`` times both."""
     global REGISTER_TILES
     if not isinstance(enabled, (bool, np.bool_)):
         raise ValueError(f"enabled: expected a bool, got {enabled!r}")
@@ -617,7 +618,7 @@ def _dense_tiles(s: ConvSpec, kept: int) -> tuple[int, int] | None:
     if not REGISTER_TILES or (s.ho * s.wo) % TILE_OUTPUTS or kept < 1:
         return None
     if kn.technique == "exact" and not kn.is_fp16:
-        return (0, 1) if DENSE_TILES_EXACT else None
+        return 0, 1
     if kn.technique == "sampling" and kn.stride == 2:
         return 1 - kn.offset, 2  # the one residue class kept: offset 0 skips the even ones
     return None
