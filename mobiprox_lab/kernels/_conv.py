@@ -640,7 +640,7 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     kn = s.knob
     w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
     if kind == "plane_tiles":
-        _run_plane_tiles(x, w2, out, s, bias, has_bias, workers, timings, t_start, small, relu)
+        _run_plane_tiles(x, w, out, s, bias, has_bias, workers, timings, t_start, small, relu)
         return
     if kind == "sampling":
         st, off = kn.stride, kn.offset
@@ -649,11 +649,13 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     dense = _dense_tiles(s, w2.shape[1])
     if dense is not None:
         kind = "dense"
+        w2 = _tile_weights(w, w2, s)
     elif kind == "gathered":
         hsrc, row_a, row_b, wsrc, col_a, col_b, col_s2 = _plan.output_plan(s.knob, s.ho, s.wo)
         kept_px = hsrc.shape[0] * wsrc.shape[0]
     elif kind == "tiles":
         tiles = (kn.axis == "row", kn.offset, *_s2_tile_plan(s))
+        w2 = _tile_weights(w, w2, s)
     nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
     if kind == "gathered":  # samples per GEMM: wide enough, buffers in cache
         row_gemms = kn.axis == "row" and takes_row_gemms(s, kb)
@@ -710,11 +712,20 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
               n_blocks * kblocks, workers, timings, t_start, small)
 
 
-def _run_plane_tiles(x, w2, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
+def _tile_weights(w, w2, s: ConvSpec) -> np.ndarray:
+    """The weights ``w2`` (K, reduced channels) of a call as the ``_microkernel`` tiles read
+    them, transposed; packed once per ``w`` and channel class (see ``_weights``)."""
+    kn = s.knob
+    key = ("tiles", kn.stride, kn.offset) if kn.technique == "sampling" else ("tiles",)
+    return packed(w, key, lambda: np.ascontiguousarray(w2.T))
+
+
+def _run_plane_tiles(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
                      small, relu) -> None:
     """Stride-2 perforated 1x1 conv on small maps by ``_microkernel`` plane tiles, tasks over
     blocks of whole tiles' samples x blocks of output channels; the samples left over (fewer
     than a tile's) by the path the call would take without the tiles."""
+    wt = _tile_weights(w, np.ascontiguousarray(w).reshape(s.k, s.c), s)
     code, group = _plane_tile_code(s), plane_group(s.ho, s.wo)
     n_main = s.n // group * group
     nb, n_blocks, kb, kblocks = blocks(n_main // group, s.k, workers, small)
@@ -723,13 +734,13 @@ def _run_plane_tiles(x, w2, out, s: ConvSpec, bias, has_bias, workers, timings, 
     fused = relu and not timing  # timed, the ReLU is a pass of its own, clocked as "interp"
     if _as_loop_job(timing, workers):
         _loop_job(pointwise_plane_tiles_loop, (n_blocks * kblocks, nb, kb, kblocks, n_main, x,
-                                               w2, out, code, group, bias, relu), workers,
+                                               wt, out, code, group, bias, relu), workers,
                   blas=False)
     else:
         def task(i: int, scratch: dict) -> None:
             t0 = thread_time() if timing else 0.0
             b, j = divmod(i, kblocks)
-            pointwise_plane_tiles(x, w2, out, b * nb, min(n_main, (b + 1) * nb), j * kb,
+            pointwise_plane_tiles(x, wt, out, b * nb, min(n_main, (b + 1) * nb), j * kb,
                                   min(s.k, (j + 1) * kb), code, group, bias, fused)
             if timing:
                 add_time(scratch, "gemm", thread_time() - t0)
@@ -742,9 +753,8 @@ def _run_plane_tiles(x, w2, out, s: ConvSpec, bias, has_bias, workers, timings, 
         run_tasks(relu_after(task, relu and timing, out, region), n_blocks * kblocks, workers,
                   timings, t_start, small)
     if n_main < s.n:
-        out[n_main:] = conv2d(x[n_main:], w2.reshape(s.k, s.c, 1, 1),
-                              bias if has_bias else None, knob=s.knob.id, timings=timings,
-                              relu=relu)
+        out[n_main:] = conv2d(x[n_main:], w, bias if has_bias else None, knob=s.knob.id,
+                              timings=timings, relu=relu)
 
 
 def _as_loop_job(timing: bool, workers: int) -> bool:

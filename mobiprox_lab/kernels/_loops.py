@@ -116,7 +116,7 @@ def pointwise_gathered_loop(state, job_flags, helper, counter, n_tasks, nb, kb, 
 
 @njit(cache=True, nogil=True)
 def pointwise_s2_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks, x,
-                            w2, out, rows, offset, voff, d0, flags, edges, bias, relu):
+                            wt, out, rows, offset, voff, d0, flags, edges, bias, relu):
     """``_pointwise.pointwise_s2_tiles`` on tasks ``i < n_tasks`` (see :func:`_block`),
     with a carry buffer of each thread's own."""
     if not enter_loop(state, job_flags, helper):
@@ -127,13 +127,13 @@ def pointwise_s2_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, 
         if i >= n_tasks:
             break
         n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
-        pointwise_s2_tiles(x, w2, out, n0, n1, k0, k1, rows, offset, voff, d0, flags, edges,
+        pointwise_s2_tiles(x, wt, out, n0, n1, k0, k1, rows, offset, voff, d0, flags, edges,
                            bias, relu, carry)
 
 
 @njit(cache=True, nogil=True)
 def pointwise_plane_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks,
-                               n_main, x, w2, out, code, group, bias, relu):
+                               n_main, x, wt, out, code, group, bias, relu):
     """``_pointwise.pointwise_plane_tiles`` on tasks ``i < n_tasks`` (see :func:`_block`) of
     the first ``n_main`` samples."""
     if not enter_loop(state, job_flags, helper):
@@ -143,12 +143,12 @@ def pointwise_plane_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, k
         if i >= n_tasks:
             break
         n0, n1, k0, k1 = _block(i, nb, kb, kblocks, n_main, out.shape[1])
-        pointwise_plane_tiles(x, w2, out, n0, n1, k0, k1, code, group, bias, relu)
+        pointwise_plane_tiles(x, wt, out, n0, n1, k0, k1, code, group, bias, relu)
 
 
 @njit(cache=True, nogil=True)
 def pointwise_dense_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks, x,
-                               w2, out, first, step, bias, relu):
+                               wt, out, first, step, bias, relu):
     """``_pointwise.pointwise_dense_tiles`` on tasks ``i < n_tasks`` (see :func:`_block`)."""
     if not enter_loop(state, job_flags, helper):
         return
@@ -157,7 +157,7 @@ def pointwise_dense_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, k
         if i >= n_tasks:
             break
         n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
-        pointwise_dense_tiles(x, w2, out, n0, n1, k0, k1, first, step, bias, relu)
+        pointwise_dense_tiles(x, wt, out, n0, n1, k0, k1, first, step, bias, relu)
 
 
 @njit(cache=True, nogil=True)

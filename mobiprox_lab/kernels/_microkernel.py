@@ -3,11 +3,11 @@
 A stride-2 perforated 1x1 convolution computes half of its outputs and fills the other
 half from them. Through a BLAS GEMM the computed values land in a buffer, and a second
 loop writes the whole output from it, after the GEMM rather than beside it: on the HAR
-MobileNet's pointwise layers (width 1, one thread, batch 64) that path ran 1.0-1.5x over
-exact, against a nominal 2x. The tiles here are written in LLVM IR (an ``@intrinsic``,
-compiled by Numba's LLVM: no toolchain beyond numba) and keep everything in registers;
-on the same layers, 4x4 to 32x32 maps, they ran 1.6-2.3x over exact
-(``benchmarks/tiles.py`` times both side by side):
+MobileNet's pointwise layers (width 1, one thread, batch 64, an Emerald Rapids VM) that
+path ran 1.0-1.5x over exact, against a nominal 2x. The tiles here are written in LLVM IR
+(an ``@intrinsic``, compiled by Numba's LLVM: no toolchain beyond numba) and keep
+everything in registers; on the same layers, 4x4 to 32x32 maps, they ran 1.6-2.3x over
+exact (``benchmarks/tiles.py`` times both side by side):
 
 * the GEMM part: ``mr`` output channels x 32 kept outputs as ``mr x 2`` vectors of 16 lanes,
   accumulated over the input channels with fused multiply-adds. Each vector loads its
@@ -40,10 +40,13 @@ Tiles (``flags`` bits: :data:`RELU`, :data:`LEAD_COPY`, :data:`LEAD_MEAN`,
   kept outputs each), each plane's 16 outputs written by one store;
 * dense (:func:`dense_tile`): 32 consecutive outputs, nothing skipped, for exact convs and
   for stride-2 filter sampling (the reduction over one residue class of input channels).
-  On the same layers exact ran 1.1-1.55x faster this way than through the BLAS GEMM.
+  On the same layers exact ran 1.1-1.55x faster this way than through the BLAS GEMM
+  (Emerald Rapids, 1 thread), 1.08-1.16x on a Zen 4 VM (2 threads), where the tiles'
+  approximations also beat the GEMM paths' on all but HAR pw1 and pw7.
 
 Each tile computes ``mr`` = 12 output channels (24 of the 32 vector registers of AVX-512
-hold accumulators), then 4, then 1 for the last ones of a block.
+hold accumulators), then 4, then 1 for the last ones of a block. Tiles read the weights
+transposed, (input channels, output channels) (see ``_accumulate``).
 """
 
 from __future__ import annotations
@@ -126,10 +129,15 @@ def _store(builder, value, base, index):
 
 def _accumulate(builder, w, w0, ldw, loads, nc, mr: int):
     """The tile's GEMM: ``mr`` x 2 accumulators (vectors of ``LANES``),
-    ``acc[m][v] += w[w0 + m*ldw + c] * loads(c)[v]`` for ``c`` in ``[0, nc)``, ``nc >= 1``."""
+    ``acc[m][v] += w[w0 + c*ldw + m] * loads(c)[v]`` for ``c`` in ``[0, nc)``, ``nc >= 1``.
+
+    The weights are transposed, (input channels, output channels): the ``mr`` weights of one
+    input channel lie side by side, and one pointer, advanced by ``ldw``, walks them. With
+    one pointer per output channel (weights (K, C)), LLVM's Zen 4 schedule ran out of
+    registers, recomputed the 12 pointers in every iteration and spilled accumulators: the
+    exact tile took 2.7x the BLAS GEMM's time on HAR pw3 (1 thread), against 1.1x now."""
     fma = _fma(builder, LANES)
-    rows = [builder.gep(w, [builder.add(w0, builder.mul(ir.Constant(_I64, m), ldw))])
-            for m in range(mr)]
+    start = builder.gep(w, [w0])
     entry = builder.block
     loop = builder.append_basic_block("tile.loop")
     done = builder.append_basic_block("tile.done")
@@ -137,17 +145,20 @@ def _accumulate(builder, w, w0, ldw, loads, nc, mr: int):
     builder.position_at_end(loop)
     c = builder.phi(_I64)
     c.add_incoming(ir.Constant(_I64, 0), entry)
+    row = builder.phi(start.type)
+    row.add_incoming(start, entry)
     zero = ir.Constant(_vec(LANES), [0.0] * LANES)
     acc = [[builder.phi(_vec(LANES)) for _ in range(2)] for _ in range(mr)]
     inputs = loads(c)
     new = []
     for m in range(mr):
-        weight = _splat(builder, builder.load(builder.gep(rows[m], [c])), LANES)
+        weight = _splat(builder, builder.load(builder.gep(row, [ir.Constant(_I64, m)])), LANES)
         new.append([builder.call(fma, [weight, v, a])
                     for v, a in zip(inputs, acc[m], strict=True)])
     c_next = builder.add(c, ir.Constant(_I64, 1))
     body = builder.block
     c.add_incoming(c_next, body)
+    row.add_incoming(builder.gep(row, [ldw]), body)
     for m in range(mr):
         for a, v in zip(acc[m], new[m], strict=True):
             a.add_incoming(zero, entry)
@@ -446,10 +457,11 @@ _cols1_12, _cols1_4, _cols1_1 = (_COLS[1, mr] for mr in MR_SIZES)
 def rows_tile(width, mr, w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, carry,
               flags):
     """One row tile (module doc) of ``mr`` (12, 4 or 1) output channels, rows ``width``
-    wide (8, 16 or 32): weights ``w[w0 + m*ldw + c]``, input vectors from ``x[x0 + voff[i]
-    + c*ldx]`` (``voff``: the starts of the tile's kept rows, two 16-float halves for
-    32-wide rows), output channel ``m`` at ``out[d0 + m*ldo]`` with ``bias[b0 + m]``;
-    ``carry``: ``mr * width`` floats, the previous tile's last kept row of each channel."""
+    wide (8, 16 or 32): weights ``w[w0 + c*ldw + m]`` (transposed: input channel ``c``'s
+    row of ``ldw`` floats), input vectors from ``x[x0 + voff[i] + c*ldx]`` (``voff``: the
+    starts of the tile's kept rows, two 16-float halves for 32-wide rows), output channel
+    ``m`` at ``out[d0 + m*ldo]`` with ``bias[b0 + m]``; ``carry``: ``mr * width`` floats,
+    the previous tile's last kept row of each channel."""
     a = (w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, carry, flags, 0)
     if width == 8:
         if mr == 12:

@@ -293,16 +293,17 @@ def _tile_channels(left):
 
 
 @njit(cache=True, nogil=True)
-def pointwise_s2_tiles(x, w2, out, n0, n1, k0, k1, rows, offset, voff, d0, flags, edges, bias,
+def pointwise_s2_tiles(x, wt, out, n0, n1, k0, k1, rows, offset, voff, d0, flags, edges, bias,
                        relu, carry):
     """``out[n0:n1, k0:k1]`` of a 1x1 conv under stride-2 perforation of rows (``rows``)
-    or columns with ``offset``, by ``_microkernel`` tiles: the plan ``voff`` ... ``edges``
-    of ``_microkernel.tile_plan``; per sample, tile by tile, ``MR_SIZES`` output channels
-    at a time (the tile's input, at most 64 floats a channel, stays in cache across them).
+    or columns with ``offset``, by ``_microkernel`` tiles of the transposed weights ``wt``
+    (C, K): the plan ``voff`` ... ``edges`` of ``_microkernel.tile_plan``; per sample, tile
+    by tile, ``MR_SIZES`` output channels at a time (the tile's input, at most 64 floats a
+    channel, stays in cache across them).
     ``carry``: at least ``(k1-k0) * TILE_OUTPUTS`` floats of the thread's own."""
     c_, plane = x.shape[1], x.shape[2] * x.shape[3]
     k_, width = out.shape[1], out.shape[3]
-    xf, wf, of = x.reshape(-1), w2.reshape(-1), out.reshape(-1)
+    xf, wf, of = x.reshape(-1), wt.reshape(-1), out.reshape(-1)
     extra = RELU if relu else 0
     for n in range(n0, n1):
         x0 = n * c_ * plane
@@ -312,25 +313,25 @@ def pointwise_s2_tiles(x, w2, out, n0, n1, k0, k1, rows, offset, voff, d0, flags
                 mr = _tile_channels(k1 - m0)
                 at = (n * k_ + m0) * plane + d0[j]
                 if rows:
-                    rows_tile(width, mr, wf, m0 * c_, c_, xf, x0, voff[j], plane, c_, of, at,
+                    rows_tile(width, mr, wf, m0, k_, xf, x0, voff[j], plane, c_, of, at,
                               plane, bias, m0, carry[(m0 - k0) * TILE_OUTPUTS:],
                               flags[j] | extra)
                 else:
-                    cols_tile(offset, mr, wf, m0 * c_, c_, xf, x0, voff[j], plane, c_, of, at,
+                    cols_tile(offset, mr, wf, m0, k_, xf, x0, voff[j], plane, c_, of, at,
                               plane, bias, m0, flags[j] | extra, edges[j])
                 m0 += mr
 
 
 @njit(cache=True, nogil=True)
-def pointwise_dense_tiles(x, w2, out, n0, n1, k0, k1, first, step, bias, relu):
+def pointwise_dense_tiles(x, wt, out, n0, n1, k0, k1, first, step, bias, relu):
     """``out[n0:n1, k0:k1]`` of a 1x1 conv over the input channels ``first, first + step,
-    ...`` (``w2`` (K, their count): the exact weights with ``step`` 1, one residue class of
-    stride-2 sampling's rescaled ones with ``step`` 2) by ``_microkernel.dense_tile``: per
-    sample, 32 outputs of a plane at a time (the plane a multiple of 32), ``MR_SIZES``
-    output channels at a time."""
+    ...`` (``wt`` (their count, K), transposed: the exact weights with ``step`` 1, one
+    residue class of stride-2 sampling's rescaled ones with ``step`` 2) by
+    ``_microkernel.dense_tile``: per sample, 32 outputs of a plane at a time (the plane a
+    multiple of 32), ``MR_SIZES`` output channels at a time."""
     c_, plane = x.shape[1], x.shape[2] * x.shape[3]
-    k_, ldw = out.shape[1], w2.shape[1]
-    xf, wf, of = x.reshape(-1), w2.reshape(-1), out.reshape(-1)
+    k_, kept = out.shape[1], wt.shape[0]
+    xf, wf, of = x.reshape(-1), wt.reshape(-1), out.reshape(-1)
     extra = RELU if relu else 0
     voff = np.empty(2, np.int64)
     for n in range(n0, n1):
@@ -340,25 +341,25 @@ def pointwise_dense_tiles(x, w2, out, n0, n1, k0, k1, first, step, bias, relu):
             m0 = k0
             while m0 < k1:
                 mr = _tile_channels(k1 - m0)
-                dense_tile(mr, wf, m0 * ldw, ldw, xf, x0, voff, step * plane, ldw, of,
+                dense_tile(mr, wf, m0, k_, xf, x0, voff, step * plane, kept, of,
                            (n * k_ + m0) * plane, plane, bias, m0, extra)
                 m0 += mr
 
 
 @njit(cache=True, nogil=True)
-def pointwise_plane_tiles(x, w2, out, n0, n1, k0, k1, code, group, bias, relu):
+def pointwise_plane_tiles(x, wt, out, n0, n1, k0, k1, code, group, bias, relu):
     """``out[n0:n1, k0:k1]`` of a 1x1 conv under stride-2 perforation on small maps, by
-    ``_microkernel.plane_tile`` ``code``: ``group`` samples a tile (``n1 - n0`` a multiple
-    of it), ``MR_SIZES`` output channels at a time."""
+    ``_microkernel.plane_tile`` ``code`` of the transposed weights ``wt`` (C, K): ``group``
+    samples a tile (``n1 - n0`` a multiple of it), ``MR_SIZES`` output channels at a time."""
     c_, plane = x.shape[1], x.shape[2] * x.shape[3]
     k_ = out.shape[1]
-    xf, wf, of = x.reshape(-1), w2.reshape(-1), out.reshape(-1)
+    xf, wf, of = x.reshape(-1), wt.reshape(-1), out.reshape(-1)
     extra = RELU if relu else 0
     for n in range(n0, n1, group):
         m0 = k0
         while m0 < k1:
             mr = _tile_channels(k1 - m0)
-            plane_tile(code, mr, wf, m0 * c_, c_, xf, n * c_ * plane, c_ * plane, plane, c_,
+            plane_tile(code, mr, wf, m0, k_, xf, n * c_ * plane, c_ * plane, plane, c_,
                        of, (n * k_ + m0) * plane, k_ * plane, plane, bias, m0, extra)
             m0 += mr
 
