@@ -51,6 +51,7 @@ def main() -> None:
             x = rng.standard_normal((args.batch, layer.c, layer.h, layer.w), dtype=np.float32)
             w = rng.standard_normal((layer.k, layer.c, 1, 1), dtype=np.float32)
             w /= np.float32(np.sqrt(layer.c))
+            w.flags.writeable = False  # as the runtime passes them: packed once, not per call
             b = rng.standard_normal(layer.k, dtype=np.float32)
             variants = {(tiles, kid): None for kid in (11, *KNOBS.values())
                         for tiles in (True, False)}

@@ -208,3 +208,72 @@ def test_read_only_weights_keep_one_tile_packing_per_channel_class(hw, n):
             for kid in (11, 231, 232, *ROW_KNOBS, *COLUMN_KNOBS):
                 assert_close(kernels.conv2d(x, wt, b, knob=kid),
                              reference.conv2d(x, wt, b, knob=kid))
+
+
+CHANNEL_KNOBS = (11, 231, 232, *ROW_KNOBS, *COLUMN_KNOBS)
+
+
+def _frozen(a):
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize("kid", CHANNEL_KNOBS)
+@pytest.mark.parametrize("hw,n,k,frozen,tiled", [
+    ((4, 4), 1, 32, True, True), ((2, 2), 1, 48, True, True),
+    ((2, 2), 2, 32, True, True),
+    ((4, 4), 3, 32, True, False),   # more samples than CHANNEL_TILES_MAX_SAMPLES
+    ((2, 2), 1, 40, True, False),   # output channels not a multiple of 16
+    ((3, 3), 1, 32, True, False),   # 9 pixels (exact) fill no channel tile
+    ((4, 4), 1, 32, False, False),  # writable weights: transposed on every call, not taken
+])
+def test_small_maps_of_one_sample_take_the_channel_tiles(kid, hw, n, k, frozen, tiled):
+    x, wt, b = _data(6, n, 20, *hw, k, 20, 1, 1, True)
+    if frozen:
+        _frozen(wt)
+    with _spy("pointwise_channel_tiles") as calls, forced_paths(1):
+        got = kernels.conv2d(x, wt, b, knob=kid)
+    assert bool(calls) == (tiled and (hw != (3, 3)))
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
+
+
+@SETTINGS
+@given(kid=st.sampled_from(CHANNEL_KNOBS), hw=st.sampled_from(
+           [(4, 4), (2, 2), (4, 2), (2, 4), (1, 2), (2, 1), (1, 4), (4, 1), (1, 1)]),
+       c=st.integers(1, 40), k=st.sampled_from([16, 32, 48, 112, 144, 272]),
+       bias=st.booleans(), threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31 - 1))
+def test_channel_tiles_match_reference(kid, hw, c, k, bias, threads, seed):
+    """Every channel-tile width (16, 8, 4, 2 pixels) with its 16-channel tails, the maps'
+    edges (copies) and one input channel under sampling offset 0 (none kept: the old
+    kernel); timed calls give the same values as untimed ones."""
+    assume(knobs.applicable(kid, "conv", hw))
+    x, wt, b = _data(seed, 1, c, *hw, k, c, 1, 1, bias)
+    _frozen(wt)
+    with forced_paths(threads):
+        kind = _conv._strided_pointwise(conv_spec(x, wt, b, 1, 0, 1, kid))
+        got = kernels.conv2d(x, wt, b, knob=kid)
+        relu = kernels.conv2d(x, wt, b, knob=kid, relu=True)
+        timed, _ = kernels.conv2d_breakdown(x, wt, b, knob=kid, relu=True)
+    pixels = hw[0] * hw[1] // (2 if kid in ROW_KNOBS + COLUMN_KNOBS else 1)
+    assert (kind == "channel_tiles") == (pixels in _microkernel.CHANNEL_PIXELS
+                                         and not (kid == 231 and c == 1))
+    assert_close(got, reference.conv2d(x, wt, b, knob=kid))
+    np.testing.assert_array_equal(relu, np.maximum(got, 0))
+    np.testing.assert_array_equal(timed, relu)
+
+
+def test_channel_tiles_keep_nan_through_relu():
+    """A NaN in input channel 2 reaches the outputs that read it; sampling offset 0 (231)
+    skips channel 2, which the kernels never read (the reference multiplies it by a zero
+    weight, NaN), so it is left out."""
+    x, wt, _ = _data(12, 1, 6, 4, 4, 32, 6, 1, 1, False)
+    x[0, 2, 1, 3] = np.nan
+    _frozen(wt)
+    for kid in (11, 232, *ROW_KNOBS, *COLUMN_KNOBS):
+        with forced_paths(1):
+            got = kernels.conv2d(x, wt, None, knob=kid, relu=True)
+        want = reference.conv2d(x, wt, None, knob=kid)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        finite = ~np.isnan(want)
+        np.testing.assert_allclose(got[finite], np.maximum(want, 0)[finite], rtol=1e-4,
+                                   atol=1e-4)

@@ -9,6 +9,10 @@ Paths (``groups == 1`` unless said):
   ``_microkernel`` dense tiles; stride-2 row or column perforation of the maps
   ``_microkernel.tile_plan`` covers (HAR's 8x8 to 32x32 maps), register tiles that read
   the kept inputs in place and write kept and filled outputs in one store each;
+  on maps of at most 16 pixels, at most ``CHANNEL_TILES_MAX_SAMPLES`` samples, read-only
+  weights (exact, stride-2 sampled or perforated, whatever the weights' size),
+  ``_microkernel`` channel tiles: the output channels in the vector lanes, the few
+  (kept) pixels broadcast, each weight read once;
   on 4x4 maps, batches of at least four samples, whatever the weights' size, register
   tiles of four samples' whole planes (``_microkernel.plane_tile``);
   other row perforation where :func:`takes_row_gemms` says (a calibrated
@@ -71,6 +75,7 @@ separate calls so that each can be clocked, the GEMM through the same
 from __future__ import annotations
 
 import contextlib
+from functools import lru_cache
 from math import ceil
 from time import thread_time  # per-thread CPU seconds: see conv2d(timings=...)
 
@@ -97,6 +102,7 @@ from ._loops import (
     fill_loop,
     kept_rows_loop,
     pack_loop,
+    pointwise_channel_tiles_loop,
     pointwise_dense_tiles_loop,
     pointwise_exact_loop,
     pointwise_gathered_loop,
@@ -108,16 +114,20 @@ from ._loops import (
     wide_loop,
 )
 from ._microkernel import (
+    CHANNEL_PIXELS,
+    LANES,
     PLANE_SHAPES,
     TILE_OUTPUTS,
     host_has_wide_vectors,
     plane_code,
     plane_group,
+    plane_lanes,
     tile_plan,
 )
 from ._pointwise import (
     batched_gemm,
     pack_channels,
+    pointwise_channel_tiles,
     pointwise_dense_tiles,
     pointwise_exact,
     pointwise_gathered,
@@ -137,7 +147,7 @@ from ._tasks import (
     run_tasks,
 )
 from ._validate import ConvSpec, conv_spec
-from ._weights import gather_columns, packed
+from ._weights import gather_columns, immutable, packed
 from ._wide import shifted_perforated_conv, wide_conv
 
 CHUNK_BYTES = 1 << 20  # im2col + GEMM result of one chunk: one core's L2
@@ -185,6 +195,14 @@ POINTWISE_ROW_GEMM_CHOICES: dict[tuple[int, int, int, int, bool], bool] = {}
 # tiles where they fit: on AVX-512 CPUs, the only ones they were timed on (elsewhere the
 # GEMM paths, as before them)
 REGISTER_TILES = host_has_wide_vectors()
+# ... and, as ``_microkernel`` channel tiles (output channels in the vector lanes), exact,
+# stride-2 sampled and stride-2 perforated 1x1 convs of at most this many samples on maps
+# of at most 16 pixels, whose BLAS GEMMs are a few columns wide and as slow as wider ones.
+# Zen 4, 2 threads, side by side, old path's time / the tiles' (exact, row s2, samp s2):
+# 1024 -> 1024 on 2x2, 1 sample 2.72 / 2.94 / 2.54, 2 samples 1.71 / 1.61 / 1.68, 3 samples
+# 1.28 / 0.76 / 1.34; 512 -> 512 on 4x4, 1 sample 1.08 / 1.75 / 1.37, 2 samples 1.17 / 1.40
+# / 1.27, 3 samples 0.96 / 1.28 / 0.94, 4 samples (plane tiles) 1.02 / 0.77 / 0.95
+CHANNEL_TILES_MAX_SAMPLES = 2
 DIRECT_MAX_GROUP_WIDTH = 8
 LOOP_JOBS = True  # calls on several threads: task loops in Numba (``_loops``), see below
 DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
@@ -245,7 +263,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
         _run_wide(*args)
     elif _shifted_perforation(s) is not None:
         _run_shifted_perforated(*args)
-    elif _strided_pointwise(s) is not None:
+    elif _strided_pointwise(s, immutable(w)) is not None:
         _run_pointwise(*args)
     else:
         _run_reduced(*args)
@@ -582,8 +600,10 @@ def _run_chunks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, worke
         t_start = thread_time() if timing else 0.0
 
 
-def _strided_pointwise(s: ConvSpec) -> str | None:
-    """The ``_pointwise`` kernel for this call ("exact" | "sampling" | "gathered"), or None."""
+def _strided_pointwise(s: ConvSpec, frozen: bool = True) -> str | None:
+    """The ``_pointwise`` kernel for this call ("exact" | "sampling" | "gathered" | "tiles" |
+    "plane_tiles" | "channel_tiles"; "dense" is chosen later), or None. ``frozen``: the
+    weights are read-only (``_weights.immutable``), as the runtime passes them."""
     kn = s.knob
     plane = s.h * s.w
     pays = plane >= POINTWISE_MIN_PLANE or (
@@ -591,6 +611,8 @@ def _strided_pointwise(s: ConvSpec) -> str | None:
     if (s.groups != 1 or s.kh != 1 or s.kw != 1 or s.sh != 1 or s.sw != 1 or s.ph or s.pw
             or kn.is_fp16):
         return None
+    if frozen and _channel_tile_plan(s) is not None:
+        return "channel_tiles"
     if _plane_tile_code(s) >= 0:
         return "plane_tiles"
     if not pays:
@@ -598,6 +620,42 @@ def _strided_pointwise(s: ConvSpec) -> str | None:
     if kn.technique == "perforation":
         return "tiles" if _s2_tile_plan(s) is not None else "gathered"
     return kn.technique
+
+
+def _channel_tile_plan(s: ConvSpec) -> tuple | None:
+    """``(first, step, kept, src_a, src_b)`` of a 1x1 call (already known to be fp32,
+    stride 1, unpadded) that ``_pointwise.pointwise_channel_tiles`` runs: exact, stride-2
+    sampled or stride-2 perforated, at most ``CHANNEL_TILES_MAX_SAMPLES`` samples of maps
+    whose computed pixels fill a channel tile, a multiple of 16 output channels; else None.
+    Only read-only weights take them (see ``_strided_pointwise``): transposing writable
+    ones on every call took longer than the GEMM it replaces (HAR pw13 at batch 1)."""
+    kn = s.knob
+    if not REGISTER_TILES or s.n > CHANNEL_TILES_MAX_SAMPLES or s.k % LANES:
+        return None
+    if kn.technique not in ("exact", "sampling", "perforation") or (
+            kn.technique != "exact" and kn.stride != 2):
+        return None
+    first, step = (1 - kn.offset, 2) if kn.technique == "sampling" else (0, 1)
+    if first >= s.c:  # no input channel left to reduce over
+        return None
+    axis = kn.axis if kn.technique == "perforation" else None
+    kept, src_a, src_b = _channel_plan(s.ho, s.wo, axis, kn.offset)
+    return (first, step, kept, src_a, src_b) if kept.size in CHANNEL_PIXELS else None
+
+
+@lru_cache(maxsize=64)
+def _channel_plan(ho: int, wo: int, axis: str | None, offset: int) -> tuple:
+    """(kept plane positions, and the two kept values every output position is the mean
+    of) of an ``ho x wo`` map, stride-2 perforated along ``axis`` (None: every position
+    kept), as int64 arrays (read-only: shared by every call)."""
+    if axis is None:
+        kept = first = second = list(range(ho * wo))
+    else:
+        kept, first, second = plane_lanes(ho, wo, axis, offset)
+    arrays = tuple(np.array(v, np.int64) for v in (kept, first, second))
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
 
 
 def _plane_tile_code(s: ConvSpec) -> int:
@@ -636,19 +694,22 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
                    small, relu=False) -> None:
     """1x1 stride-1 conv by GEMMs on strided views (``_pointwise``), tasks over blocks of
     samples and of output channels."""
-    kind = _strided_pointwise(s)
+    kind = _strided_pointwise(s, immutable(w))
     kn = s.knob
     w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
     if kind == "plane_tiles":
         _run_plane_tiles(x, w, out, s, bias, has_bias, workers, timings, t_start, small, relu)
         return
-    if kind == "sampling":
+    if kn.technique == "sampling":
         st, off = kn.stride, kn.offset
         w2 = packed(w, ("classes", st, off), lambda w2=w2: gather_columns(
             w2, _plan.channel_classes(s.c, st, off), np.float32(st / (st - 1))))
-    dense = _dense_tiles(s, w2.shape[1])
+    dense = None if kind == "channel_tiles" else _dense_tiles(s, w2.shape[1])
     if dense is not None:
         kind = "dense"
+        w2 = _tile_weights(w, w2, s)
+    elif kind == "channel_tiles":
+        channel = _channel_tile_plan(s)
         w2 = _tile_weights(w, w2, s)
     elif kind == "gathered":
         hsrc, row_a, row_b, wsrc, col_a, col_b, col_s2 = _plan.output_plan(s.knob, s.ho, s.wo)
@@ -657,6 +718,9 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         tiles = (kn.axis == "row", kn.offset, *_s2_tile_plan(s))
         w2 = _tile_weights(w, w2, s)
     nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
+    if kind == "channel_tiles":  # whole channel tiles per task
+        kb = ceil(kb / LANES) * LANES
+        kblocks = ceil(s.k / kb)
     if kind == "gathered":  # samples per GEMM: wide enough, buffers in cache
         row_gemms = kn.axis == "row" and takes_row_gemms(s, kb)
         m = 0 if row_gemms else max(1, min(nb, ceil(POINTWISE_GEMM_WIDTH / kept_px),
@@ -667,6 +731,9 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         n_tasks, common = n_blocks * kblocks, (nb, kb, kblocks, x, w2, out)
         if kind == "dense":
             _loop_job(pointwise_dense_tiles_loop, (n_tasks, *common, *dense, bias, relu),
+                      workers, blas=False)
+        elif kind == "channel_tiles":
+            _loop_job(pointwise_channel_tiles_loop, (n_tasks, *common, *channel, bias, relu),
                       workers, blas=False)
         elif kind == "exact":
             _loop_job(pointwise_exact_loop, (n_tasks, *common, bias, has_bias, relu), workers)
@@ -689,6 +756,8 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         k0, k1 = j * kb, min(s.k, (j + 1) * kb)
         if kind == "dense":
             pointwise_dense_tiles(x, w2, out, n0, n1, k0, k1, *dense, bias, fused)
+        elif kind == "channel_tiles":
+            pointwise_channel_tiles(x, w2, out, n0, n1, k0, k1, *channel, bias, fused)
         elif kind == "exact":
             pointwise_exact(x, w2, out, n0, n1, k0, k1, bias, has_bias, fused)
         elif kind == "sampling":

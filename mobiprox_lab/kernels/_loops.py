@@ -18,6 +18,7 @@ from ._microkernel import TILE_OUTPUTS
 from ._pointwise import (
     batched_gemm,
     pack_channels,
+    pointwise_channel_tiles,
     pointwise_dense_tiles,
     pointwise_exact,
     pointwise_gathered,
@@ -144,6 +145,21 @@ def pointwise_plane_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, k
             break
         n0, n1, k0, k1 = _block(i, nb, kb, kblocks, n_main, out.shape[1])
         pointwise_plane_tiles(x, wt, out, n0, n1, k0, k1, code, group, bias, relu)
+
+
+@njit(cache=True, nogil=True)
+def pointwise_channel_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks,
+                                 x, wt, out, first, step, kept, src_a, src_b, bias, relu):
+    """``_pointwise.pointwise_channel_tiles`` on tasks ``i < n_tasks`` (see :func:`_block`)."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
+        pointwise_channel_tiles(x, wt, out, n0, n1, k0, k1, first, step, kept, src_a, src_b,
+                                bias, relu)
 
 
 @njit(cache=True, nogil=True)

@@ -41,7 +41,9 @@ as the scatter writes each value (gathered perforation), else by ``_scatter.relu
 memory (HAR at batch 64: ~2 ms of an exact inference's ~26 ms on the calling thread under
 cProfile, ~3.7 ms of row s2's).
 
-On maps too small for per-sample GEMMs (2x2, or 4x4 with large weights) a batch is
+On maps of at most 16 pixels, one or two samples at a time, :func:`pointwise_channel_tiles`
+runs ``_microkernel`` channel tiles (output channels in the vector lanes). Otherwise, on
+maps too small for per-sample GEMMs (2x2, or 4x4 with large weights) a batch is
 one GEMM instead: the kept input channels (and pixels) of every sample are packed side by
 side (:func:`pack_channels`, ``(R, N*kept)``), and :func:`batched_gemm` multiplies a block
 of output channels by a block of those columns and unpacks the result into NCHW (filling
@@ -59,6 +61,7 @@ from ._microkernel import (
     MR_SIZES,
     RELU,
     TILE_OUTPUTS,
+    channel_tile,
     cols_tile,
     dense_tile,
     plane_tile,
@@ -344,6 +347,44 @@ def pointwise_dense_tiles(x, wt, out, n0, n1, k0, k1, first, step, bias, relu):
                 dense_tile(mr, wf, m0, k_, xf, x0, voff, step * plane, kept, of,
                            (n * k_ + m0) * plane, plane, bias, m0, extra)
                 m0 += mr
+
+
+@njit(cache=True, nogil=True)
+def pointwise_channel_tiles(x, wt, out, n0, n1, k0, k1, first, step, kept, src_a, src_b, bias,
+                            relu):
+    """``out[n0:n1, k0:k1]`` of a 1x1 conv on small maps (planes of at most 16 pixels) by
+    ``_microkernel.channel_tile``, sample by sample: the ``P = kept.size`` computed pixels
+    (``kept``: their plane positions) of the input channels ``first, first + step, ...``
+    (``wt`` (their count, K), transposed: exact weights, or one residue class of stride-2
+    sampling's) side by side, tiles of 16 x ``channel_vectors(P)`` output channels, then
+    every output position ``q`` from kept values ``src_a[q]`` and ``src_b[q]`` (their mean
+    where they differ, ``approximations.md``), the bias and the ReLU. ``k0`` and ``k1 - k0``
+    are multiples of 16."""
+    c_, plane = x.shape[1], x.shape[2] * x.shape[3]
+    nc, k_ = wt.shape
+    pixels, ldr = kept.shape[0], k1 - k0
+    main = LANES * (LANES // pixels)
+    xf, wf, of = x.reshape(-1), wt.reshape(-1), out.reshape(-1)
+    xk = np.empty(nc * pixels, np.float32)
+    res = np.empty(pixels * ldr, np.float32)
+    half = np.float32(0.5)
+    for n in range(n0, n1):
+        for c in range(nc):
+            base = (n * c_ + first + c * step) * plane
+            for p in range(pixels):
+                xk[c * pixels + p] = xf[base + kept[p]]
+        m0 = k0
+        while m0 < k1:
+            tail = k1 - m0 < main
+            channel_tile(pixels, tail, xk, wf, m0, k_, nc, res, m0 - k0, ldr)
+            m0 += LANES if tail else main
+        for m in range(k0, k1):
+            r, at = m - k0, (n * k_ + m) * plane
+            for q in range(plane):
+                v = res[src_a[q] * ldr + r]
+                if src_b[q] != src_a[q]:
+                    v = (v + res[src_b[q] * ldr + r]) * half
+                of[at + q] = act(v + bias[m], relu)
 
 
 @njit(cache=True, nogil=True)
