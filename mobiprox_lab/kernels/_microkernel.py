@@ -44,13 +44,13 @@ Tiles (``flags`` bits: :data:`RELU`, :data:`LEAD_COPY`, :data:`LEAD_MEAN`,
   (Emerald Rapids, 1 thread), 1.08-1.16x on a Zen 4 VM (2 threads), where the tiles'
   approximations also beat the GEMM paths' on all but HAR pw1 and pw7.
 
-* channels (:func:`channel_tile`, maps of at most 16 pixels, one or two samples): the
-  roles swapped, 16 or more output channels in the vector lanes and the sample's 16, 8, 4
-  or 2 (kept) pixels broadcast, each weight read once as part of a vector; the sums go to
-  a buffer that ``_pointwise.pointwise_channel_tiles`` fills the output from. A BLAS GEMM
-  a few columns wide took as long as a wider one: HAR pw13 (1024 -> 1024 on 2x2) at batch
-  1 ran 2.9x faster this way exact, and row s2 1.2x over that (its weight reads, 4 MB,
-  are not halved), sampling 1.7x (Zen 4, 2 threads).
+* channels (:func:`channel_tile`, at most 8 computed pixels of a map, one or two
+  samples): the roles swapped, 16 or more output channels in the vector lanes and the
+  sample's 8, 4 or 2 (kept) pixels broadcast, each weight read once as part of a vector;
+  the sums go to a buffer that ``_pointwise.pointwise_channel_tiles`` fills the output
+  from. A BLAS GEMM a few columns wide took as long as a wider one: HAR pw13 (1024 ->
+  1024 on 2x2) at batch 1 ran 2.9x faster this way exact, and row s2 1.2x over that (its
+  weight reads, 4 MB, are not halved), sampling 1.7x (Zen 4, 2 threads).
 
 Each tile computes ``mr`` = 12 output channels (24 of the 32 vector registers of AVX-512
 hold accumulators), then 4, then 1 for the last ones of a block. Tiles read the weights
@@ -454,21 +454,20 @@ def _make_plane_tile(h: int, w: int, axis: str, offset: int):
 def _make_channel_tile(pixels: int, vectors: int):
     """A tile of ``pixels`` inputs x ``16 * vectors`` output channels, the roles of the other
     tiles swapped: the output channels fill the vector lanes, the pixels are broadcast.
-    ``res[r0 + p*ldr + j] = sum_c x[c*pixels + p] * w[w0 + c*ldw + j]`` for ``j`` in
+    ``res[r0 + p*ldr + j] = sum_c x[x0 + c*ldx + p] * w[w0 + c*ldw + j]`` for ``j`` in
     ``[0, 16 * vectors)`` (``x``: the pixels side by side, ``w``: transposed weights)."""
 
     def codegen(context, builder, sig, args):
-        x, w, res = (_data(context, builder, sig.args[i], args[i]) for i in (0, 1, 5))
-        w0, ldw, nc, r0, ldr = (context.cast(builder, args[i], sig.args[i], types.int64)
-                                for i in (2, 3, 4, 6, 7))
+        x, w, res = (_data(context, builder, sig.args[i], args[i]) for i in (0, 3, 7))
+        x0, ldx, w0, ldw, nc, r0, ldr = (context.cast(builder, args[i], sig.args[i], types.int64)
+                                         for i in (1, 2, 4, 5, 6, 8, 9))
 
         def at(c):
             base = builder.add(w0, builder.mul(c, ldw))
             return [_load(builder, w, builder.add(base, ir.Constant(_I64, LANES * v)), LANES)
                     for v in range(vectors)]
 
-        acc = _accumulate(builder, x, ir.Constant(_I64, 0), ir.Constant(_I64, pixels), at, nc,
-                          pixels, vectors)
+        acc = _accumulate(builder, x, x0, ldx, at, nc, pixels, vectors)
         for p in range(pixels):
             row = builder.add(r0, builder.mul(ir.Constant(_I64, p), ldr))
             for v in range(vectors):
@@ -476,41 +475,41 @@ def _make_channel_tile(pixels: int, vectors: int):
         return context.get_dummy_value()
 
     @intrinsic
-    def tile(typingctx, x, w, w0, ldw, nc, res, r0, ldr):
-        arrays, ints = (x, w, res), (w0, ldw, nc, r0, ldr)
+    def tile(typingctx, x, x0, ldx, w, w0, ldw, nc, res, r0, ldr):
+        arrays, ints = (x, w, res), (x0, ldx, w0, ldw, nc, r0, ldr)
         if not all(isinstance(v, types.Array) and v.dtype == types.float32 for v in arrays) \
                 or not all(isinstance(v, types.Integer) for v in ints):
             return None
-        return types.void(x, w, w0, ldw, nc, res, r0, ldr), codegen
+        return types.void(x, x0, ldx, w, w0, ldw, nc, res, r0, ldr), codegen
 
     return tile
 
 
-CHANNEL_PIXELS = (16, 8, 4, 2)  # pixels a channel tile takes (a 4x4 or 2x2 map, or its half)
+# (kept) pixels of a map the channel tiles take: a whole 4x4 map (16) stays with BLAS, whose
+# GEMM 16 columns wide ran 256 -> 256 at batch 1 in 23 us against the tiles' 38 (one thread)
+CHANNEL_PIXELS = (8, 4, 2)
 
 
 def channel_vectors(pixels: int) -> int:
-    """Vectors of 16 output channels in the main channel tile of ``pixels`` pixels (16
-    accumulators, half the registers: more made the 2x2 tiles no faster)."""
+    """Vectors of 16 output channels in the main channel tile of ``pixels`` pixels: 16
+    accumulators."""
     return LANES // pixels
 
 
 _CHANNEL = {(p, v): _make_channel_tile(p, v) for p in CHANNEL_PIXELS
             for v in {channel_vectors(p), 1}}
-_ch16, _ch8, _ch8t, _ch4, _ch4t, _ch2, _ch2t = (
-    _CHANNEL[16, 1], _CHANNEL[8, 2], _CHANNEL[8, 1], _CHANNEL[4, 4], _CHANNEL[4, 1],
-    _CHANNEL[2, 8], _CHANNEL[2, 1])
+_ch8, _ch8t, _ch4, _ch4t, _ch2, _ch2t = (
+    _CHANNEL[8, 2], _CHANNEL[8, 1], _CHANNEL[4, 4], _CHANNEL[4, 1], _CHANNEL[2, 8],
+    _CHANNEL[2, 1])
 
 
 @njit(cache=True, nogil=True, inline="always")
-def channel_tile(pixels, tail, x, w, w0, ldw, nc, res, r0, ldr):
-    """One channel tile of ``pixels`` (16, 8, 4 or 2) pixels x ``16 * channel_vectors(pixels)``
-    output channels, or 16 with ``tail``: ``res[r0 + p*ldr + j] = sum_c x[c*pixels + p] *
+def channel_tile(pixels, tail, x, x0, ldx, w, w0, ldw, nc, res, r0, ldr):
+    """One channel tile of ``pixels`` (8, 4 or 2) pixels x ``16 * channel_vectors(pixels)``
+    output channels, or 16 with ``tail``: ``res[r0 + p*ldr + j] = sum_c x[x0 + c*ldx + p] *
     w[w0 + c*ldw + j]`` over ``c < nc`` (``w``: transposed weights (C, K), ``ldw`` = K)."""
-    a = (x, w, w0, ldw, nc, res, r0, ldr)
-    if pixels == 16:
-        _ch16(*a)
-    elif pixels == 8:
+    a = (x, x0, ldx, w, w0, ldw, nc, res, r0, ldr)
+    if pixels == 8:
         if tail:
             _ch8t(*a)
         else:

@@ -41,8 +41,9 @@ as the scatter writes each value (gathered perforation), else by ``_scatter.relu
 memory (HAR at batch 64: ~2 ms of an exact inference's ~26 ms on the calling thread under
 cProfile, ~3.7 ms of row s2's).
 
-On maps of at most 16 pixels, one or two samples at a time, :func:`pointwise_channel_tiles`
-runs ``_microkernel`` channel tiles (output channels in the vector lanes). Otherwise, on
+Computing at most 8 pixels a map (2x2, 4x4 under stride-2 perforation), one or two samples
+at a time, :func:`pointwise_channel_tiles` runs ``_microkernel`` channel tiles (output
+channels in the vector lanes). Otherwise, on
 maps too small for per-sample GEMMs (2x2, or 4x4 with large weights) a batch is
 one GEMM instead: the kept input channels (and pixels) of every sample are packed side by
 side (:func:`pack_channels`, ``(R, N*kept)``), and :func:`batched_gemm` multiplies a block
@@ -352,13 +353,14 @@ def pointwise_dense_tiles(x, wt, out, n0, n1, k0, k1, first, step, bias, relu):
 @njit(cache=True, nogil=True)
 def pointwise_channel_tiles(x, wt, out, n0, n1, k0, k1, first, step, kept, src_a, src_b, bias,
                             relu):
-    """``out[n0:n1, k0:k1]`` of a 1x1 conv on small maps (planes of at most 16 pixels) by
+    """``out[n0:n1, k0:k1]`` of a 1x1 conv on small maps (at most 8 pixels computed) by
     ``_microkernel.channel_tile``, sample by sample: the ``P = kept.size`` computed pixels
     (``kept``: their plane positions) of the input channels ``first, first + step, ...``
     (``wt`` (their count, K), transposed: exact weights, or one residue class of stride-2
-    sampling's) side by side, tiles of 16 x ``channel_vectors(P)`` output channels, then
-    every output position ``q`` from kept values ``src_a[q]`` and ``src_b[q]`` (their mean
-    where they differ, ``approximations.md``), the bias and the ReLU. ``k0`` and ``k1 - k0``
+    sampling's) side by side, tiles of ``P`` pixels x 16 x ``channel_vectors(P)``
+    output channels, then every output position ``q`` from kept values ``src_a[q]`` and
+    ``src_b[q]`` (their mean where they differ, ``approximations.md``), the bias and the
+    ReLU. ``k0`` and ``k1 - k0``
     are multiples of 16."""
     c_, plane = x.shape[1], x.shape[2] * x.shape[3]
     nc, k_ = wt.shape
@@ -376,7 +378,7 @@ def pointwise_channel_tiles(x, wt, out, n0, n1, k0, k1, first, step, kept, src_a
         m0 = k0
         while m0 < k1:
             tail = k1 - m0 < main
-            channel_tile(pixels, tail, xk, wf, m0, k_, nc, res, m0 - k0, ldr)
+            channel_tile(pixels, tail, xk, 0, pixels, wf, m0, k_, nc, res, m0 - k0, ldr)
             m0 += LANES if tail else main
         for m in range(k0, k1):
             r, at = m - k0, (n * k_ + m) * plane
