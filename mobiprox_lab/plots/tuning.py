@@ -74,7 +74,9 @@ def plot_energy_vs_qos(configs_by_task: dict[str, pd.DataFrame], *, tuner_thresh
 
 def plot_pareto(results_by_task: dict, *, path=None):
     """Figure 2: speedup vs QoS loss: every search trial (predicted), the validated
-    candidates, and the final list with its predicted and measured speedup.
+    candidates (loss on the tune set, where the list was chosen), and the final list with
+    its predicted and measured speedup at its loss on the test set (so its order in loss
+    may differ from the tune set's).
 
     results_by_task : {task: TuneResult} (needs ``trials``, ``candidates``, ``configs``).
     """
@@ -89,10 +91,10 @@ def plot_pareto(results_by_task: dict, *, path=None):
                    color="tab:orange", label="candidates, validated on tune set")
         cfg = res.configs
         ax.plot(cfg["qos_loss"], cfg["predicted_speedup"], "o-", color=TASK_COLOURS.get(task),
-                label="final list: predicted speedup")
+                label="final list, QoS loss on the test set: predicted speedup")
         if "speedup" in cfg:
             ax.plot(cfg["qos_loss"], cfg["speedup"], "^--", color="tab:green",
-                    label="final list: measured speedup (this CPU)")
+                    label="final list, test set: measured speedup (this CPU)")
         ax.set_xlabel("QoS loss (accuracy pp below exact)")
         ax.set_ylabel("speedup over exact (x)")
         ax.set_title(TASK_NAMES.get(task, task))
