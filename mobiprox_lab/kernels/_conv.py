@@ -264,8 +264,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
         _run_wide(*args)
     elif _shifted_perforation(s) is not None:
         _run_shifted_perforated(*args)
-    elif _strided_pointwise(s, immutable(w)) is not None:
-        _run_pointwise(*args)
+    elif (kind := _strided_pointwise(s, immutable(w))) is not None:
+        _run_pointwise(*args, kind)
     else:
         _run_reduced(*args)
     return out
@@ -692,10 +692,9 @@ def _s2_tile_plan(s: ConvSpec) -> tuple | None:
 
 
 def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
-                   small, relu=False) -> None:
+                   small, relu: bool, kind: str) -> None:
     """1x1 stride-1 conv by GEMMs on strided views (``_pointwise``), tasks over blocks of
-    samples and of output channels."""
-    kind = _strided_pointwise(s, immutable(w))
+    samples and of output channels; ``kind``: :func:`_strided_pointwise` of the call."""
     kn = s.knob
     w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
     if kind == "plane_tiles":

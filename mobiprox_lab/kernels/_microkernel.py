@@ -454,20 +454,21 @@ def _make_plane_tile(h: int, w: int, axis: str, offset: int):
 def _make_channel_tile(pixels: int, vectors: int):
     """A tile of ``pixels`` inputs x ``16 * vectors`` output channels, the roles of the other
     tiles swapped: the output channels fill the vector lanes, the pixels are broadcast.
-    ``res[r0 + p*ldr + j] = sum_c x[x0 + c*ldx + p] * w[w0 + c*ldw + j]`` for ``j`` in
+    ``res[r0 + p*ldr + j] = sum_c x[c*pixels + p] * w[w0 + c*ldw + j]`` for ``j`` in
     ``[0, 16 * vectors)`` (``x``: the pixels side by side, ``w``: transposed weights)."""
 
     def codegen(context, builder, sig, args):
-        x, w, res = (_data(context, builder, sig.args[i], args[i]) for i in (0, 3, 7))
-        x0, ldx, w0, ldw, nc, r0, ldr = (context.cast(builder, args[i], sig.args[i], types.int64)
-                                         for i in (1, 2, 4, 5, 6, 8, 9))
+        x, w, res = (_data(context, builder, sig.args[i], args[i]) for i in (0, 1, 5))
+        w0, ldw, nc, r0, ldr = (context.cast(builder, args[i], sig.args[i], types.int64)
+                                for i in (2, 3, 4, 6, 7))
 
         def at(c):
             base = builder.add(w0, builder.mul(c, ldw))
             return [_load(builder, w, builder.add(base, ir.Constant(_I64, LANES * v)), LANES)
                     for v in range(vectors)]
 
-        acc = _accumulate(builder, x, x0, ldx, at, nc, pixels, vectors)
+        acc = _accumulate(builder, x, ir.Constant(_I64, 0), ir.Constant(_I64, pixels), at, nc,
+                          pixels, vectors)
         for p in range(pixels):
             row = builder.add(r0, builder.mul(ir.Constant(_I64, p), ldr))
             for v in range(vectors):
@@ -475,12 +476,12 @@ def _make_channel_tile(pixels: int, vectors: int):
         return context.get_dummy_value()
 
     @intrinsic
-    def tile(typingctx, x, x0, ldx, w, w0, ldw, nc, res, r0, ldr):
-        arrays, ints = (x, w, res), (x0, ldx, w0, ldw, nc, r0, ldr)
+    def tile(typingctx, x, w, w0, ldw, nc, res, r0, ldr):
+        arrays, ints = (x, w, res), (w0, ldw, nc, r0, ldr)
         if not all(isinstance(v, types.Array) and v.dtype == types.float32 for v in arrays) \
                 or not all(isinstance(v, types.Integer) for v in ints):
             return None
-        return types.void(x, x0, ldx, w, w0, ldw, nc, res, r0, ldr), codegen
+        return types.void(x, w, w0, ldw, nc, res, r0, ldr), codegen
 
     return tile
 
@@ -504,11 +505,11 @@ _ch8, _ch8t, _ch4, _ch4t, _ch2, _ch2t = (
 
 
 @njit(cache=True, nogil=True, inline="always")
-def channel_tile(pixels, tail, x, x0, ldx, w, w0, ldw, nc, res, r0, ldr):
+def channel_tile(pixels, tail, x, w, w0, ldw, nc, res, r0, ldr):
     """One channel tile of ``pixels`` (8, 4 or 2) pixels x ``16 * channel_vectors(pixels)``
-    output channels, or 16 with ``tail``: ``res[r0 + p*ldr + j] = sum_c x[x0 + c*ldx + p] *
+    output channels, or 16 with ``tail``: ``res[r0 + p*ldr + j] = sum_c x[c*pixels + p] *
     w[w0 + c*ldw + j]`` over ``c < nc`` (``w``: transposed weights (C, K), ``ldw`` = K)."""
-    a = (x, x0, ldx, w, w0, ldw, nc, res, r0, ldr)
+    a = (x, w, w0, ldw, nc, res, r0, ldr)
     if pixels == 8:
         if tail:
             _ch8t(*a)

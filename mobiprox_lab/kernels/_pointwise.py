@@ -9,7 +9,7 @@ sample's planes are still in cache:
   run as ``_microkernel`` dense tiles (:func:`pointwise_dense_tiles`): 12 output channels
   x 32 outputs accumulated in registers over the (kept) input channels, read in place,
   and stored once with the bias and ReLU. Side by side with the GEMMs below (HAR width 1,
-  batch 64, ``benchmarks/tiles.py``), exact ran 1.1-1.55x faster on one thread and
+  batch 64, ``benchmarks/tiles.py``, Emerald Rapids), exact ran 1.1-1.55x faster on one thread and
   1.1-1.4x on two on the 8x8 to 32x32 layers; it is the baseline every approximation's
   speedup is measured against, so the faster exact makes those speedups smaller, and true;
 * filter sampling skips the input channels ``c % s == offset`` (1x1 kernels are always
@@ -43,12 +43,11 @@ cProfile, ~3.7 ms of row s2's).
 
 Computing at most 8 pixels a map (2x2, 4x4 under stride-2 perforation), one or two samples
 at a time, :func:`pointwise_channel_tiles` runs ``_microkernel`` channel tiles (output
-channels in the vector lanes). Otherwise, on
-maps too small for per-sample GEMMs (2x2, or 4x4 with large weights) a batch is
-one GEMM instead: the kept input channels (and pixels) of every sample are packed side by
-side (:func:`pack_channels`, ``(R, N*kept)``), and :func:`batched_gemm` multiplies a block
-of output channels by a block of those columns and unpacks the result into NCHW (filling
-perforated pixels from the kept ones).
+channels in the vector lanes). Otherwise, on maps too small for per-sample GEMMs (2x2, or
+4x4 with large weights) a batch is one GEMM instead: the kept input channels (and pixels) of
+every sample are packed side by side (:func:`pack_channels`, ``(R, N*kept)``), and
+:func:`batched_gemm` multiplies a block of output channels by a block of those columns and
+unpacks the result into NCHW (filling perforated pixels from the kept ones).
 """
 
 from __future__ import annotations
@@ -360,8 +359,7 @@ def pointwise_channel_tiles(x, wt, out, n0, n1, k0, k1, first, step, kept, src_a
     sampling's) side by side, tiles of ``P`` pixels x 16 x ``channel_vectors(P)``
     output channels, then every output position ``q`` from kept values ``src_a[q]`` and
     ``src_b[q]`` (their mean where they differ, ``approximations.md``), the bias and the
-    ReLU. ``k0`` and ``k1 - k0``
-    are multiples of 16."""
+    ReLU. ``k0`` and ``k1 - k0`` are multiples of 16."""
     c_, plane = x.shape[1], x.shape[2] * x.shape[3]
     nc, k_ = wt.shape
     pixels, ldr = kept.shape[0], k1 - k0
@@ -369,7 +367,6 @@ def pointwise_channel_tiles(x, wt, out, n0, n1, k0, k1, first, step, kept, src_a
     xf, wf, of = x.reshape(-1), wt.reshape(-1), out.reshape(-1)
     xk = np.empty(nc * pixels, np.float32)
     res = np.empty(pixels * ldr, np.float32)
-    half = np.float32(0.5)
     for n in range(n0, n1):
         for c in range(nc):
             base = (n * c_ + first + c * step) * plane
@@ -378,14 +375,14 @@ def pointwise_channel_tiles(x, wt, out, n0, n1, k0, k1, first, step, kept, src_a
         m0 = k0
         while m0 < k1:
             tail = k1 - m0 < main
-            channel_tile(pixels, tail, xk, 0, pixels, wf, m0, k_, nc, res, m0 - k0, ldr)
+            channel_tile(pixels, tail, xk, wf, m0, k_, nc, res, m0 - k0, ldr)
             m0 += LANES if tail else main
         for m in range(k0, k1):
             r, at = m - k0, (n * k_ + m) * plane
             for q in range(plane):
                 v = res[src_a[q] * ldr + r]
                 if src_b[q] != src_a[q]:
-                    v = (v + res[src_b[q] * ldr + r]) * half
+                    v = (v + res[src_b[q] * ldr + r]) * _HALF
                 of[at + q] = act(v + bias[m], relu)
 
 
