@@ -6,6 +6,8 @@ bias, ReLU, NaN, timed and untimed)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -278,3 +280,100 @@ def test_channel_tiles_keep_nan_through_relu():
         finite = ~np.isnan(want)
         np.testing.assert_allclose(got[finite], np.maximum(want, 0)[finite], rtol=1e-4,
                                    atol=1e-4)
+
+
+@contextlib.contextmanager
+def _streaming(min_bytes):
+    before = kernels.get_streaming_stores()
+    kernels.set_streaming_stores(min_bytes)
+    try:
+        yield
+    finally:
+        kernels.set_streaming_stores(before)
+
+
+def _stream_flags(mp) -> list:
+    """Monkeypatch (``mp``) the tile runners of ``_conv`` to record the ``stream`` argument
+    of each call (single-threaded calls run them from Python)."""
+    seen = []
+
+    def recorder(real, at):
+        def wrapper(*args):
+            seen.append(bool(args[at]))
+            return real(*args)
+        return wrapper
+
+    for name, at in (("pointwise_dense_tiles", -1), ("pointwise_s2_tiles", -2)):
+        mp.setattr(_conv, name, recorder(getattr(_conv, name), at))
+    return seen
+
+
+@st.composite
+def _streamed_shapes(draw):
+    """(kid, h, w) of a map the dense or the stride-2 tiles cover."""
+    if draw(st.booleans()):
+        return draw(st.sampled_from([11, 231, 232])), *draw(st.sampled_from(
+            [(8, 4), (4, 8), (8, 8), (16, 2), (6, 16), (3, 32)]))
+    return draw(_tiled_shapes())
+
+
+@SETTINGS
+@given(shape=_streamed_shapes(), n=st.integers(1, 4), c=st.integers(1, 24),
+       k=st.sampled_from([1, 4, 5, 12, 13, 29]), bias=st.booleans(), relu=st.booleans(),
+       threads=st.sampled_from([1, 2]), seed=st.integers(0, 2**31 - 1))
+def test_streaming_stores_write_the_same_outputs(shape, n, c, k, bias, relu, threads, seed):
+    """Non-temporal stores (``kernels.set_streaming_stores``) change where the tiles' outputs
+    go through the memory system, not their values: bit for bit those of ordinary stores,
+    on every tile, plane sizes streamed (whole 16-float vectors) or not, one thread and two."""
+    kid, h, w = shape
+    x, wt, b = _data(seed, n, c, h, w, k, c, 1, 1, bias)
+    with forced_paths(threads, POINTWISE_MIN_PLANE=1):
+        with _streaming(None):
+            cached = kernels.conv2d(x, wt, b, knob=kid, relu=relu)
+        with _streaming(0), pytest.MonkeyPatch.context() as mp:
+            flags = _stream_flags(mp)
+            streamed = kernels.conv2d(x, wt, b, knob=kid, relu=relu)
+    np.testing.assert_array_equal(streamed, cached)
+    assert streamed.ctypes.data % 64 == 0
+    if threads == 1 and flags:
+        assert all(flags) == ((h * w) % _microkernel.LANES == 0)
+    want = reference.conv2d(x, wt, b, knob=kid)
+    assert_close(streamed, np.maximum(want, 0) if relu else want)
+
+
+@pytest.mark.parametrize("min_bytes,streams", [(None, False), (0, True),
+                                               (4 * 2 * 12 * 256, True),
+                                               (4 * 2 * 12 * 256 + 1, False)])
+def test_streaming_starts_at_the_output_size_set(min_bytes, streams):
+    """From ``min_bytes`` written by a call on (here 2 x 12 x 16 x 16 floats), not below."""
+    x, wt, b = _data(3, 2, 8, 16, 16, 12, 8, 1, 1, True)
+    with forced_paths(1), _streaming(min_bytes), pytest.MonkeyPatch.context() as mp:
+        flags = _stream_flags(mp)
+        kernels.conv2d(x, wt, b, knob=11)
+        kernels.conv2d(x, wt, b, knob=123)
+    assert len(flags) == 2 and flags == [streams] * 2
+
+
+def test_streaming_switch_is_checked_and_keys_the_timings():
+    from mobiprox_lab import profiler
+
+    for bad in ("8M", -1, 2.5, True):
+        with pytest.raises(ValueError, match="min_bytes: expected an int >= 0 or None"):
+            kernels.set_streaming_stores(bad)
+    with _streaming(1 << 20):
+        assert kernels.get_streaming_stores() == 1 << 20
+        assert profiler.machine_key()["streaming_stores"] == 1 << 20
+    with _streaming(None):
+        assert profiler.machine_key()["streaming_stores"] is None
+
+
+@pytest.mark.parametrize("shape", [(0,), (1,), (3, 5), (2, 3, 4, 5)])
+def test_aligned_empty_starts_on_the_boundary(shape):
+    from mobiprox_lab.kernels._memory import aligned_empty
+
+    for align in (4, 64, 256):
+        a = aligned_empty(shape, align)
+        assert a.shape == shape and a.dtype == np.float32 and a.flags.c_contiguous
+        assert a.ctypes.data % align == 0 or a.size == 0
+    with pytest.raises(ValueError, match="align: expected a power of two >= 4"):
+        aligned_empty((3,), 48)

@@ -28,6 +28,9 @@ runtime passes read-only copies.
     whether exact, stride-2 sampled and stride-2 perforated 1x1 convs run as register
     tiles (the perforated ones writing the fill themselves; default on AVX-512 CPUs) or
     through a BLAS GEMM (and a fill pass).
+``set_streaming_stores(min_bytes)`` / ``get_streaming_stores()``
+    the output size (bytes) from which those register tiles store non-temporally, past the
+    caches and without reading each output line first (None: never).
 ``set_spin_seconds(s)`` / ``get_spin_seconds()``
     how long idle worker threads spin for the next call before they sleep (default 0.2 ms,
     like OpenMP runtimes; 0: sleep at once, no CPU spent between calls).
@@ -63,8 +66,10 @@ from ._conv import (
     conv2d_breakdown,
     get_numba_task_loops,
     get_register_tiles,
+    get_streaming_stores,
     set_numba_task_loops,
     set_register_tiles,
+    set_streaming_stores,
 )
 from ._linear import linear
 from ._memory import allocator_policy, retain_freed_memory
@@ -75,7 +80,8 @@ from ._validate import conv_output_hw
 
 __all__ = ["PHASES", "allocator_policy", "blas_library", "calibrate_path_thresholds", "conv2d",
            "conv2d_breakdown", "conv_output_hw", "get_num_threads", "get_numba_task_loops",
-           "get_register_tiles", "get_spin_seconds", "global_pool2d", "linear", "path_choices",
-           "path_thresholds", "pool2d", "retain_freed_memory", "set_num_threads",
-           "set_numba_task_loops", "set_path_choices", "set_path_thresholds",
-           "set_register_tiles", "set_spin_seconds", "single_threaded_blas", "using_threads"]
+           "get_register_tiles", "get_spin_seconds", "get_streaming_stores", "global_pool2d",
+           "linear", "path_choices", "path_thresholds", "pool2d", "retain_freed_memory",
+           "set_num_threads", "set_numba_task_loops", "set_path_choices", "set_path_thresholds",
+           "set_register_tiles", "set_spin_seconds", "set_streaming_stores",
+           "single_threaded_blas", "using_threads"]

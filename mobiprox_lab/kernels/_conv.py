@@ -114,6 +114,7 @@ from ._loops import (
     shifted_loop,
     wide_loop,
 )
+from ._memory import aligned_empty
 from ._microkernel import (
     CHANNEL_PIXELS,
     LANES,
@@ -204,6 +205,16 @@ REGISTER_TILES = host_has_wide_vectors()
 # 1.28 / 0.76 / 1.34; 512 -> 512 on 4x4 (row s2: 8 pixels), 1 sample 1.75, 2 samples 1.40,
 # 3 samples 1.28, 4 samples (plane tiles) 0.77
 CHANNEL_TILES_MAX_SAMPLES = 2
+# register tiles (dense, rows, columns) whose call writes at least this many output bytes
+# store them non-temporally (``_microkernel.STREAM``): no read of each output line before its
+# write, past the caches. None: never. See :func:`set_streaming_stores`. Zen 4, 2 threads,
+# wall, batch 64, HAR width 1, streamed / cached time (benchmarks/streaming.py, median of 15
+# interleaved): 16 MiB outputs (pw1) 0.76-0.84 (exact 0.77), 8 MiB (pw2, pw3) 0.66-0.90,
+# 4 MiB (pw4, pw5) 0.87-1.05. The next layer then reads the output from memory, not the
+# caches: the whole HAR model (width 0.5) with 2 MiB or 8 MiB thresholds ran within the
+# run's noise of no streaming (0.87-1.10x at batch 32 and 64; at batch 32 nothing reaches
+# 8 MiB, and those ratios, 0.95-1.10, are the noise itself)
+STREAM_MIN_BYTES: int | None = 8 << 20
 DIRECT_MAX_GROUP_WIDTH = 8
 LOOP_JOBS = True  # calls on several threads: task loops in Numba (``_loops``), see below
 DEPTHWISE_NHWC_MAX_PLANE = 16  # depthwise maps up to this many outputs: channel-vectorised
@@ -244,7 +255,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
     if not isinstance(relu, (bool, np.bool_)):
         raise ValueError(f"relu: expected a bool, got {relu!r}")
     s = conv_spec(x, w, b, stride, padding, groups, knob)
-    out = np.empty((s.n, s.k, s.ho, s.wo), dtype=np.float32)
+    out = aligned_empty((s.n, s.k, s.ho, s.wo))  # for non-temporal stores (``_streams``)
     if out.size == 0:
         return out
     fp16 = s.knob.is_fp16
@@ -302,6 +313,31 @@ def set_register_tiles(enabled: bool) -> None:
     if not isinstance(enabled, (bool, np.bool_)):
         raise ValueError(f"enabled: expected a bool, got {enabled!r}")
     REGISTER_TILES = bool(enabled)
+
+
+def get_streaming_stores() -> int | None:
+    """The output size (bytes) from which register tiles store non-temporally, or None."""
+    return STREAM_MIN_BYTES
+
+
+def set_streaming_stores(min_bytes: int | None) -> None:
+    """Let exact, stride-2 sampled and stride-2 perforated 1x1 convs run as register tiles
+    store their outputs non-temporally (past the caches, without first reading each line)
+    when a call writes at least ``min_bytes``; None: never. Values are the same bit for
+    bit; the next layer then reads the output from memory rather than the caches."""
+    global STREAM_MIN_BYTES
+    if min_bytes is not None and (isinstance(min_bytes, (bool, np.bool_))
+                                  or not isinstance(min_bytes, (int, np.integer))
+                                  or min_bytes < 0):
+        raise ValueError(f"min_bytes: expected an int >= 0 or None, got {min_bytes!r}")
+    STREAM_MIN_BYTES = None if min_bytes is None else int(min_bytes)
+
+
+def _streams(out: np.ndarray) -> bool:
+    """Whether the register tiles writing ``out`` (N, K, Ho, Wo) store non-temporally: a large
+    enough output, 64-byte aligned, planes of whole 16-float vectors."""
+    return (STREAM_MIN_BYTES is not None and out.nbytes >= STREAM_MIN_BYTES
+            and out.ctypes.data % 64 == 0 and (out.shape[2] * out.shape[3]) % LANES == 0)
 
 
 def _parallelism(s: ConvSpec) -> tuple[bool, int]:
@@ -727,11 +763,12 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
                                            POINTWISE_BUFFER_BYTES // (4 * (s.c + kb) * kept_px)))
     timing = timings is not None
     fused = relu and not timing  # timed, the ReLU is a pass of its own, clocked as "interp"
+    stream = kind in ("dense", "tiles") and _streams(out)
     if _as_loop_job(timing, workers):
         n_tasks, common = n_blocks * kblocks, (nb, kb, kblocks, x, w2, out)
         if kind == "dense":
-            _loop_job(pointwise_dense_tiles_loop, (n_tasks, *common, *dense, bias, relu),
-                      workers, blas=False)
+            _loop_job(pointwise_dense_tiles_loop, (n_tasks, *common, *dense, bias, relu,
+                                                   stream), workers, blas=False)
         elif kind == "channel_tiles":
             _loop_job(pointwise_channel_tiles_loop, (n_tasks, *common, *channel, bias, relu),
                       workers, blas=False)
@@ -741,8 +778,8 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
             _loop_job(pointwise_sampled_loop, (n_tasks, *common, kn.stride, kn.offset, bias,
                                                has_bias, relu), workers)
         elif kind == "tiles":
-            _loop_job(pointwise_s2_tiles_loop, (n_tasks, *common, *tiles, bias, relu), workers,
-                      blas=False)
+            _loop_job(pointwise_s2_tiles_loop, (n_tasks, *common, *tiles, bias, relu, stream),
+                      workers, blas=False)
         else:
             _loop_job(pointwise_gathered_loop, (
                 n_tasks, *common, hsrc, wsrc, row_a, row_b, col_a, col_b, col_s2, bias,
@@ -755,7 +792,7 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         n0, n1 = b * nb, min(s.n, (b + 1) * nb)
         k0, k1 = j * kb, min(s.k, (j + 1) * kb)
         if kind == "dense":
-            pointwise_dense_tiles(x, w2, out, n0, n1, k0, k1, *dense, bias, fused)
+            pointwise_dense_tiles(x, w2, out, n0, n1, k0, k1, *dense, bias, fused, stream)
         elif kind == "channel_tiles":
             pointwise_channel_tiles(x, w2, out, n0, n1, k0, k1, *channel, bias, fused)
         elif kind == "exact":
@@ -766,7 +803,8 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         elif kind == "tiles":
             if "carry" not in scratch:
                 scratch["carry"] = np.empty(kb * TILE_OUTPUTS, np.float32)
-            pointwise_s2_tiles(x, w2, out, n0, n1, k0, k1, *tiles, bias, fused, scratch["carry"])
+            pointwise_s2_tiles(x, w2, out, n0, n1, k0, k1, *tiles, bias, fused, stream,
+                               scratch["carry"])
         else:
             if "xbuf" not in scratch:
                 scratch["xbuf"] = np.empty(s.c * m * kept_px, np.float32)

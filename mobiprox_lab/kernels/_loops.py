@@ -117,7 +117,7 @@ def pointwise_gathered_loop(state, job_flags, helper, counter, n_tasks, nb, kb, 
 
 @njit(cache=True, nogil=True)
 def pointwise_s2_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks, x,
-                            wt, out, rows, offset, voff, d0, flags, edges, bias, relu):
+                            wt, out, rows, offset, voff, d0, flags, edges, bias, relu, stream):
     """``_pointwise.pointwise_s2_tiles`` on tasks ``i < n_tasks`` (see :func:`_block`),
     with a carry buffer of each thread's own."""
     if not enter_loop(state, job_flags, helper):
@@ -129,7 +129,7 @@ def pointwise_s2_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, 
             break
         n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
         pointwise_s2_tiles(x, wt, out, n0, n1, k0, k1, rows, offset, voff, d0, flags, edges,
-                           bias, relu, carry)
+                           bias, relu, stream, carry)
 
 
 @njit(cache=True, nogil=True)
@@ -164,7 +164,7 @@ def pointwise_channel_tiles_loop(state, job_flags, helper, counter, n_tasks, nb,
 
 @njit(cache=True, nogil=True)
 def pointwise_dense_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks, x,
-                               wt, out, first, step, bias, relu):
+                               wt, out, first, step, bias, relu, stream):
     """``_pointwise.pointwise_dense_tiles`` on tasks ``i < n_tasks`` (see :func:`_block`)."""
     if not enter_loop(state, job_flags, helper):
         return
@@ -173,7 +173,7 @@ def pointwise_dense_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, k
         if i >= n_tasks:
             break
         n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
-        pointwise_dense_tiles(x, wt, out, n0, n1, k0, k1, first, step, bias, relu)
+        pointwise_dense_tiles(x, wt, out, n0, n1, k0, k1, first, step, bias, relu, stream)
 
 
 @njit(cache=True, nogil=True)

@@ -23,7 +23,9 @@ from __future__ import annotations
 import ctypes
 import threading
 
-__all__ = ["MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES", "allocator_policy",
+import numpy as np
+
+__all__ = ["MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES", "aligned_empty", "allocator_policy",
            "retain_freed_memory"]
 
 MMAP_THRESHOLD_BYTES = 32 << 20
@@ -68,3 +70,15 @@ def _apply() -> str:
         raise RuntimeError("mallopt refused the allocator thresholds "
                            f"(mmap {MMAP_THRESHOLD_BYTES}, trim {TRIM_THRESHOLD_BYTES} bytes)")
     return "glibc-retain"
+
+
+def aligned_empty(shape: tuple[int, ...], align: int = 64) -> np.ndarray:
+    """An uninitialised C-contiguous float32 array of ``shape`` whose data starts on an
+    ``align``-byte boundary (a power of two >= 4): non-temporal vector stores need it. A view
+    into a buffer ``align`` bytes longer."""
+    if align < 4 or align & (align - 1):
+        raise ValueError(f"align: expected a power of two >= 4, got {align!r}")
+    size = int(np.prod(shape, dtype=np.int64))
+    buffer = np.empty(size + align // 4, np.float32)
+    skip = (-buffer.ctypes.data % align) // 4
+    return buffer[skip:skip + size].reshape(shape)

@@ -24,7 +24,7 @@ rounding per multiply-add, so values differ from a BLAS GEMM's in the last bits,
 BLAS builds do.
 
 Tiles (``flags`` bits: :data:`RELU`, :data:`LEAD_COPY`, :data:`LEAD_MEAN`,
-:data:`TRAIL_COPY`):
+:data:`TRAIL_COPY`, :data:`STREAM`):
 
 * rows (:func:`rows_tile`, width ``W`` in 8, 16, 32): ``32 // W`` consecutive kept rows of
   one plane; kept row ``t`` is written at ``d0 + 2*t*W``, the skipped row after it (the
@@ -69,16 +69,16 @@ from numba.extending import intrinsic
 from ._plan import axis_plan
 
 __all__ = ["CHANNEL_PIXELS", "LANES", "LEAD_COPY", "LEAD_MEAN", "MR_SIZES", "PLANE_SHAPES",
-           "RELU", "ROW_WIDTHS", "TILE_OUTPUTS", "TRAIL_COPY", "channel_tile", "channel_vectors",
-           "cols_tile", "dense_tile", "host_has_wide_vectors", "plane_code", "plane_group",
-           "plane_lanes", "plane_tile", "rows_tile", "tile_plan"]
+           "RELU", "ROW_WIDTHS", "STREAM", "TILE_OUTPUTS", "TRAIL_COPY", "channel_tile",
+           "channel_vectors", "cols_tile", "dense_tile", "host_has_wide_vectors", "plane_code",
+           "plane_group", "plane_lanes", "plane_tile", "rows_tile", "stream_fence", "tile_plan"]
 
 LANES = 16  # floats per vector register (AVX-512; LLVM splits them on narrower machines)
 
 
 TILE_OUTPUTS = 2 * LANES  # kept outputs per tile and output channel
 ROW_WIDTHS = (8, 16, 32)  # the row tiles' widths
-RELU, LEAD_COPY, LEAD_MEAN, TRAIL_COPY = 1, 2, 4, 8
+RELU, LEAD_COPY, LEAD_MEAN, TRAIL_COPY, STREAM = 1, 2, 4, 8, 16
 
 _F32, _I64, _I32, _I1 = ir.FloatType(), ir.IntType(64), ir.IntType(32), ir.IntType(1)
 
@@ -131,9 +131,25 @@ def _load(builder, base, index, n: int):
     return builder.load(ptr, align=4)
 
 
-def _store(builder, value, base, index):
+def _store(builder, value, base, index, stream: bool = False):
+    """``value`` to ``base[index]``; ``stream``: a non-temporal store (past the caches, no
+    read of the line first), which needs ``base[index]`` aligned to the vector's bytes."""
     ptr = builder.bitcast(builder.gep(base, [index]), value.type.as_pointer())
-    builder.store(value, ptr, align=4)
+    if not stream:
+        builder.store(value, ptr, align=4)
+        return
+    store = builder.store(value, ptr, align=4 * value.type.count)
+    store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(_I32, 1)]))
+
+
+def _epilogue(builder, flags, emit) -> None:
+    """``emit(stream)`` twice, for the :data:`STREAM` bit of ``flags`` set and clear: the
+    tile's stores of its outputs, non-temporal or not."""
+    with builder.if_else(_flag(builder, flags, STREAM)) as (streamed, cached):
+        with streamed:
+            emit(True)
+        with cached:
+            emit(False)
 
 
 def _accumulate(builder, w, w0, ldw, loads, nc, mr: int, vectors: int = 2):
@@ -278,27 +294,31 @@ def _make_rows_tile(mr: int, width: int):
         lead_mean = _flag(builder, a["flags"], LEAD_MEAN)
         trail = _flag(builder, a["flags"], TRAIL_COPY)
         w = ir.Constant(_I64, width)
-        for m in range(mr):
-            whole = _shuffle(builder, acc[m][0], acc[m][1], range(TILE_OUTPUTS))
-            rows = [_shuffle(builder, whole, whole, range(t * width, (t + 1) * width))
-                    for t in range(kept_rows)]
-            bias, base = _channel(builder, a, m)
-            carry_at = ir.Constant(_I64, m * width)
-            with builder.if_then(builder.or_(lead_copy, lead_mean)):
-                previous = _load(builder, a["carry"], carry_at, width)
-                value = builder.select(lead_copy, rows[0], _mean(builder, previous, rows[0]))
-                _store(builder, _finish(builder, value, bias, relu), a["out"],
-                       builder.sub(base, w))
-            for t in range(kept_rows):
-                at = builder.add(base, ir.Constant(_I64, 2 * t * width))
-                _store(builder, _finish(builder, rows[t], bias, relu), a["out"], at)
-                if t + 1 < kept_rows:
-                    _store(builder, _finish(builder, _mean(builder, rows[t], rows[t + 1]), bias,
-                                            relu), a["out"], builder.add(at, w))
-            with builder.if_then(trail):
-                at = builder.add(base, ir.Constant(_I64, (2 * kept_rows - 1) * width))
-                _store(builder, _finish(builder, rows[-1], bias, relu), a["out"], at)
-            _store(builder, rows[-1], a["carry"], carry_at)
+
+        def stores(stream):
+            def put(value, at):
+                _store(builder, _finish(builder, value, bias, relu), a["out"], at, stream)
+
+            for m in range(mr):
+                whole = _shuffle(builder, acc[m][0], acc[m][1], range(TILE_OUTPUTS))
+                rows = [_shuffle(builder, whole, whole, range(t * width, (t + 1) * width))
+                        for t in range(kept_rows)]
+                bias, base = _channel(builder, a, m)
+                carry_at = ir.Constant(_I64, m * width)
+                with builder.if_then(builder.or_(lead_copy, lead_mean)):
+                    previous = _load(builder, a["carry"], carry_at, width)
+                    put(builder.select(lead_copy, rows[0], _mean(builder, previous, rows[0])),
+                        builder.sub(base, w))
+                for t in range(kept_rows):
+                    at = builder.add(base, ir.Constant(_I64, 2 * t * width))
+                    put(rows[t], at)
+                    if t + 1 < kept_rows:
+                        put(_mean(builder, rows[t], rows[t + 1]), builder.add(at, w))
+                with builder.if_then(trail):
+                    put(rows[-1], builder.add(base, ir.Constant(_I64, (2 * kept_rows - 1) * width)))
+                _store(builder, rows[-1], a["carry"], carry_at)
+
+        _epilogue(builder, a["flags"], stores)
         return context.get_dummy_value()
 
     return _tile_intrinsic(codegen)
@@ -338,18 +358,22 @@ def _make_cols_tile(mr: int, offset: int):
         acc = _accumulate(builder, a["w"], a["w0"], a["ldw"], at, a["nc"], mr)
         relu = _flag(builder, a["flags"], RELU)
         edge_bits = builder.bitcast(a["edges"], ir.VectorType(_I1, 64))
-        for m in range(mr):
-            bias, base = _channel(builder, a, m)
-            for j in range(positions // LANES):
-                lanes = range(j * LANES, (j + 1) * LANES)
-                one = _shuffle(builder, acc[m][0], acc[m][1], [first[p] for p in lanes])
-                two = _shuffle(builder, acc[m][0], acc[m][1], [second[p] for p in lanes])
-                copy = builder.or_(
-                    _shuffle(builder, edge_bits, edge_bits, lanes),
-                    ir.Constant(ir.VectorType(_I1, LANES), [int(kept[p]) for p in lanes]))
-                value = builder.select(copy, one, _mean(builder, one, two))
-                _store(builder, _finish(builder, value, bias, relu), a["out"],
-                       builder.add(base, ir.Constant(_I64, j * LANES)))
+
+        def stores(stream):
+            for m in range(mr):
+                bias, base = _channel(builder, a, m)
+                for j in range(positions // LANES):
+                    lanes = range(j * LANES, (j + 1) * LANES)
+                    one = _shuffle(builder, acc[m][0], acc[m][1], [first[p] for p in lanes])
+                    two = _shuffle(builder, acc[m][0], acc[m][1], [second[p] for p in lanes])
+                    copy = builder.or_(
+                        _shuffle(builder, edge_bits, edge_bits, lanes),
+                        ir.Constant(ir.VectorType(_I1, LANES), [int(kept[p]) for p in lanes]))
+                    value = builder.select(copy, one, _mean(builder, one, two))
+                    _store(builder, _finish(builder, value, bias, relu), a["out"],
+                           builder.add(base, ir.Constant(_I64, j * LANES)), stream)
+
+        _epilogue(builder, a["flags"], stores)
         return context.get_dummy_value()
 
     return _tile_intrinsic(codegen)
@@ -370,11 +394,15 @@ def _make_dense_tile(mr: int):
 
         acc = _accumulate(builder, a["w"], a["w0"], a["ldw"], at, a["nc"], mr)
         relu = _flag(builder, a["flags"], RELU)
-        for m in range(mr):
-            bias, base = _channel(builder, a, m)
-            for v in range(2):
-                _store(builder, _finish(builder, acc[m][v], bias, relu), a["out"],
-                       builder.add(base, offs[v]))
+
+        def stores(stream):
+            for m in range(mr):
+                bias, base = _channel(builder, a, m)
+                for v in range(2):
+                    _store(builder, _finish(builder, acc[m][v], bias, relu), a["out"],
+                           builder.add(base, offs[v]), stream)
+
+        _epilogue(builder, a["flags"], stores)
         return context.get_dummy_value()
 
     return _tile_intrinsic(codegen)
@@ -605,6 +633,33 @@ def cols_tile(offset, mr, w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, 
         _cols1_4(*a)
     else:
         _cols1_1(*a)
+
+
+@intrinsic
+def _store_fence(typingctx):
+    def codegen(context, builder, sig, args):
+        import llvmlite.binding as llvm
+
+        if llvm.get_process_triple().startswith(("x86_64", "i686")):
+            # x86 orders non-temporal stores only by sfence / mfence (LLVM lowers a
+            # seq_cst fence to a locked instruction, which need not order them)
+            name = "llvm.x86.sse.sfence"
+            fn = builder.module.globals.get(name) or ir.Function(
+                builder.module, ir.FunctionType(ir.VoidType(), []), name=name)
+            builder.call(fn, [])
+        else:
+            builder.fence("seq_cst")
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def stream_fence():
+    """A store fence: this thread's non-temporal stores (:data:`STREAM`), which x86 does not
+    order with its other stores, are visible before any later store, such as the one that
+    tells other threads the task is done."""
+    _store_fence()
 
 
 def _check_axis(axis: str) -> None:

@@ -60,12 +60,14 @@ from ._microkernel import (
     LANES,
     MR_SIZES,
     RELU,
+    STREAM,
     TILE_OUTPUTS,
     channel_tile,
     cols_tile,
     dense_tile,
     plane_tile,
     rows_tile,
+    stream_fence,
 )
 from ._scatter import act, columns_s2_sample, relu_block, scatter
 
@@ -297,23 +299,25 @@ def _tile_channels(left):
 
 @njit(cache=True, nogil=True)
 def pointwise_s2_tiles(x, wt, out, n0, n1, k0, k1, rows, offset, voff, d0, flags, edges, bias,
-                       relu, carry):
+                       relu, stream, carry):
     """``out[n0:n1, k0:k1]`` of a 1x1 conv under stride-2 perforation of rows (``rows``)
     or columns with ``offset``, by ``_microkernel`` tiles of the transposed weights ``wt``
-    (C, K): the plan ``voff`` ... ``edges`` of ``_microkernel.tile_plan``; per sample, tile
-    by tile, ``MR_SIZES`` output channels at a time (the tile's input, at most 64 floats a
-    channel, stays in cache across them).
+    (C, K): the plan ``voff`` ... ``edges`` of ``_microkernel.tile_plan``; per sample,
+    ``MR_SIZES`` output channels at a time, each through all of the plane's tiles (their
+    planes written in order; the sample's input stays in cache across the channel blocks).
+    ``stream``: non-temporal stores of the output
+    (``_microkernel.STREAM``; ``out`` 64-byte aligned, its plane a multiple of 16 floats).
     ``carry``: at least ``(k1-k0) * TILE_OUTPUTS`` floats of the thread's own."""
     c_, plane = x.shape[1], x.shape[2] * x.shape[3]
     k_, width = out.shape[1], out.shape[3]
     xf, wf, of = x.reshape(-1), wt.reshape(-1), out.reshape(-1)
-    extra = RELU if relu else 0
+    extra = (RELU if relu else 0) | (STREAM if stream else 0)
     for n in range(n0, n1):
         x0 = n * c_ * plane
-        for j in range(d0.shape[0]):
-            m0 = k0
-            while m0 < k1:
-                mr = _tile_channels(k1 - m0)
+        m0 = k0
+        while m0 < k1:
+            mr = _tile_channels(k1 - m0)
+            for j in range(d0.shape[0]):
                 at = (n * k_ + m0) * plane + d0[j]
                 if rows:
                     rows_tile(width, mr, wf, m0, k_, xf, x0, voff[j], plane, c_, of, at,
@@ -322,31 +326,38 @@ def pointwise_s2_tiles(x, wt, out, n0, n1, k0, k1, rows, offset, voff, d0, flags
                 else:
                     cols_tile(offset, mr, wf, m0, k_, xf, x0, voff[j], plane, c_, of, at,
                               plane, bias, m0, flags[j] | extra, edges[j])
-                m0 += mr
+            m0 += mr
+    if stream:
+        stream_fence()
 
 
 @njit(cache=True, nogil=True)
-def pointwise_dense_tiles(x, wt, out, n0, n1, k0, k1, first, step, bias, relu):
+def pointwise_dense_tiles(x, wt, out, n0, n1, k0, k1, first, step, bias, relu, stream):
     """``out[n0:n1, k0:k1]`` of a 1x1 conv over the input channels ``first, first + step,
     ...`` (``wt`` (their count, K), transposed: the exact weights with ``step`` 1, one
     residue class of stride-2 sampling's rescaled ones with ``step`` 2) by
-    ``_microkernel.dense_tile``: per sample, 32 outputs of a plane at a time (the plane a
-    multiple of 32), ``MR_SIZES`` output channels at a time."""
+    ``_microkernel.dense_tile``: per sample, ``MR_SIZES`` output channels at a time, each
+    through its planes 32 outputs at a time (the plane a multiple of 32); ``stream`` as
+    :func:`pointwise_s2_tiles`. Channel blocks outside the plane's tiles, each plane written
+    in order: HAR pw1 (32 -> 64 on 32x32, batch 64, one thread, CPU time, median of 60
+    interleaved) 6.11 -> 4.70 ms, pw2 4.13 -> 3.61, pw4 2.91 -> 2.67 (Zen 4)."""
     c_, plane = x.shape[1], x.shape[2] * x.shape[3]
     k_, kept = out.shape[1], wt.shape[0]
     xf, wf, of = x.reshape(-1), wt.reshape(-1), out.reshape(-1)
-    extra = RELU if relu else 0
+    extra = (RELU if relu else 0) | (STREAM if stream else 0)
     voff = np.empty(2, np.int64)
     for n in range(n0, n1):
         x0 = (n * c_ + first) * plane
-        for p0 in range(0, plane, TILE_OUTPUTS):
-            voff[0], voff[1] = p0, p0 + LANES
-            m0 = k0
-            while m0 < k1:
-                mr = _tile_channels(k1 - m0)
+        m0 = k0
+        while m0 < k1:
+            mr = _tile_channels(k1 - m0)
+            for p0 in range(0, plane, TILE_OUTPUTS):
+                voff[0], voff[1] = p0, p0 + LANES
                 dense_tile(mr, wf, m0, k_, xf, x0, voff, step * plane, kept, of,
                            (n * k_ + m0) * plane, plane, bias, m0, extra)
-                m0 += mr
+            m0 += mr
+    if stream:
+        stream_fence()
 
 
 @njit(cache=True, nogil=True)

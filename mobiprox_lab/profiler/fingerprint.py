@@ -79,7 +79,8 @@ def machine_key() -> dict[str, Any]:
     kernel threads (``kernels.get_num_threads``), torch threads, the allocator policy
     (``kernels.allocator_policy``), the kernel path thresholds and per-shape choices in
     force (``kernels.path_thresholds``, ``kernels.path_choices``), whether the register
-    tiles are on (``kernels.get_register_tiles``) and the BLAS the kernels call
+    tiles are on (``kernels.get_register_tiles``), from which output size they store
+    non-temporally (``kernels.get_streaming_stores``) and the BLAS the kernels call
     (``kernels.blas_library``)."""
     import torch
 
@@ -91,6 +92,7 @@ def machine_key() -> dict[str, Any]:
             "allocator": kernels.allocator_policy(), "paths": kernels.path_thresholds(),
             "path_choices": kernels.path_choices(),
             "register_tiles": kernels.get_register_tiles(),
+            "streaming_stores": kernels.get_streaming_stores(),
             "blas": kernels.blas_library()}
 
 
