@@ -44,7 +44,9 @@ SHAPES = {"har": ((3, 32, 32), 7), "kws": ((1, 101, 40), 12)}
 TORCH_RUNS = ("torch eager", "exact, reference backend")  # candidates that run torch ops
 
 
-def _model(task: str):
+def benchmark_model(task: str):
+    """(module, input shape, "trained" | "random"): ``task``'s trained model
+    (``models.cached_model``), else random weights of its architecture."""
     trained = cached_model(task)
     if trained is not None:
         return trained.module, trained.input_shape, "trained"
@@ -137,7 +139,7 @@ def amdahl(steps: pd.DataFrame, config: dict[str, int]) -> tuple[float, float]:
 
 def bench_task(task: str, batches: list[int], budget: float,
                clock=time.perf_counter) -> tuple[pd.DataFrame, dict]:
-    module, shape, source = _model(task)
+    module, shape, source = benchmark_model(task)
     t0 = time.perf_counter()
     am = ApproxModel(module, shape)
     build_s = time.perf_counter() - t0

@@ -30,7 +30,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runtime import _model, configs  # noqa: E402
+from runtime import benchmark_model, configs  # noqa: E402
 
 from mobiprox_lab import kernelbench, kernels, profiler  # noqa: E402
 from mobiprox_lab.runtime import ApproxModel  # noqa: E402
@@ -77,7 +77,7 @@ def per_layer(width: float, repeats: int) -> pd.DataFrame:
 
 
 def whole_model(batches: list[int], thresholds_mib: list[float], repeats: int) -> pd.DataFrame:
-    module, shape, source = _model("har")
+    module, shape, source = benchmark_model("har")
     am = ApproxModel(module, shape)
     prepared = {name: am.prepare_config(c) for name, c in configs(am).items()
                 if name != "mixed"}
