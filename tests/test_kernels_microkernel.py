@@ -324,8 +324,12 @@ def _streamed_shapes(draw):
 def test_streaming_stores_write_the_same_outputs(shape, n, c, k, bias, relu, threads, seed):
     """Non-temporal stores (``kernels.set_streaming_stores``) change where the tiles' outputs
     go through the memory system, not their values: bit for bit those of ordinary stores,
-    on every tile, plane sizes streamed (whole 16-float vectors) or not, one thread and two."""
+    on every tile, on the maps that stream (planes of whole 16-float lines, each line
+    written by one tile) and those that do not, one thread and two."""
     kid, h, w = shape
+    kn = knobs.get(kid)
+    if kn.technique == "perforation":
+        assume(_microkernel.tile_plan(kn.axis, kn.offset, h, w) is not None)
     x, wt, b = _data(seed, n, c, h, w, k, c, 1, 1, bias)
     with forced_paths(threads, POINTWISE_MIN_PLANE=1):
         with _streaming(None):
@@ -334,11 +338,34 @@ def test_streaming_stores_write_the_same_outputs(shape, n, c, k, bias, relu, thr
             flags = _stream_flags(mp)
             streamed = kernels.conv2d(x, wt, b, knob=kid, relu=relu)
     np.testing.assert_array_equal(streamed, cached)
-    assert streamed.ctypes.data % 64 == 0
-    if threads == 1 and flags:
-        assert all(flags) == ((h * w) % _microkernel.LANES == 0)
+    if threads == 1:  # a single-threaded call runs its tiles from Python, where flags sees it
+        split_lines = kn.axis == "row" and w == 8 and kn.offset == 1
+        assert flags or (kid == 231 and c == 1)  # one channel, offset 0: nothing to reduce
+        assert all(flags) == ((h * w) % _microkernel.LANES == 0 and not split_lines)
     want = reference.conv2d(x, wt, b, knob=kid)
     assert_close(streamed, np.maximum(want, 0) if relu else want)
+
+
+def test_streaming_needs_aligned_whole_lines_each_written_by_one_tile():
+    """Misaligned outputs (a non-temporal vector store there faults), planes that are not
+    whole 16-float lines and 8-wide rows at offset 1 (lines written by two tiles) are not
+    streamed; the timed call with a ReLU pass after it is not either."""
+    x, wt, b = _data(7, 2, 8, 16, 16, 12, 8, 1, 1, True)
+    exact, row1 = knobs.get(11), knobs.get(124)
+    with _streaming(0):
+        out = kernels.conv2d(x, wt, b)
+        assert _conv._streams(out, "dense", exact)
+        shifted = np.empty(out.size + 1, np.float32)[1:].reshape(out.shape)
+        assert shifted.ctypes.data % 64 and not _conv._streams(shifted, "dense", exact)
+        assert not _conv._streams(out, "gathered", exact)
+        assert not _conv._streams(kernels.conv2d(x[:, :, :3, :8], wt), "tiles", row1)
+        assert not _conv._streams(kernels.conv2d(x[:, :, :, :8], wt), "tiles", row1)
+        assert _conv._streams(kernels.conv2d(x[:, :, :, :8], wt), "tiles", knobs.get(123))
+        with forced_paths(1), pytest.MonkeyPatch.context() as mp:
+            flags = _stream_flags(mp)
+            kernels.conv2d_breakdown(x, wt, b, knob=11, relu=True)
+            kernels.conv2d_breakdown(x, wt, b, knob=11)
+    assert flags == [False, True]
 
 
 @pytest.mark.parametrize("min_bytes,streams", [(None, False), (0, True),

@@ -333,11 +333,19 @@ def set_streaming_stores(min_bytes: int | None) -> None:
     STREAM_MIN_BYTES = None if min_bytes is None else int(min_bytes)
 
 
-def _streams(out: np.ndarray) -> bool:
-    """Whether the register tiles writing ``out`` (N, K, Ho, Wo) store non-temporally: a large
-    enough output, 64-byte aligned, planes of whole 16-float vectors."""
-    return (STREAM_MIN_BYTES is not None and out.nbytes >= STREAM_MIN_BYTES
-            and out.ctypes.data % 64 == 0 and (out.shape[2] * out.shape[3]) % LANES == 0)
+def _streams(out: np.ndarray, kind: str, knob) -> bool:
+    """Whether the register tiles of ``kind`` ("dense" | "tiles") writing ``out`` (N, K, Ho,
+    Wo) under ``knob`` store non-temporally: a large enough output, 64-byte aligned, planes
+    of whole cache lines (16 floats), and each line written by one tile. 8-wide rows at
+    offset 1 are not: a tile's leading row (``_microkernel.rows_tile``) completes the line
+    the previous tile half wrote, and a non-temporal line written in two parts goes out to
+    memory twice, half empty."""
+    if kind not in ("dense", "tiles") or STREAM_MIN_BYTES is None:
+        return False
+    if kind == "tiles" and knob.axis == "row" and out.shape[3] == 8 and knob.offset == 1:
+        return False
+    return (out.nbytes >= STREAM_MIN_BYTES and out.ctypes.data % 64 == 0
+            and (out.shape[2] * out.shape[3]) % LANES == 0)
 
 
 def _parallelism(s: ConvSpec) -> tuple[bool, int]:
@@ -763,7 +771,8 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
                                            POINTWISE_BUFFER_BYTES // (4 * (s.c + kb) * kept_px)))
     timing = timings is not None
     fused = relu and not timing  # timed, the ReLU is a pass of its own, clocked as "interp"
-    stream = kind in ("dense", "tiles") and _streams(out)
+    # timed, a ReLU pass re-reads the output: streamed, from memory, unlike the fused call
+    stream = not (timing and relu) and _streams(out, kind, kn)
     if _as_loop_job(timing, workers):
         n_tasks, common = n_blocks * kblocks, (nb, kb, kblocks, x, w2, out)
         if kind == "dense":

@@ -133,12 +133,13 @@ def _load(builder, base, index, n: int):
 
 def _store(builder, value, base, index, stream: bool = False):
     """``value`` to ``base[index]``; ``stream``: a non-temporal store (past the caches, no
-    read of the line first), which needs ``base[index]`` aligned to the vector's bytes."""
+    read of the line first), which needs ``base[index]`` aligned to the vector's bytes, up
+    to 64 (a wider value is stored as 64-byte vectors)."""
     ptr = builder.bitcast(builder.gep(base, [index]), value.type.as_pointer())
     if not stream:
         builder.store(value, ptr, align=4)
         return
-    store = builder.store(value, ptr, align=4 * value.type.count)
+    store = builder.store(value, ptr, align=min(4 * value.type.count, 64))
     store.set_metadata("nontemporal", builder.module.add_metadata([ir.Constant(_I32, 1)]))
 
 
