@@ -87,9 +87,9 @@ def predicted_speedup(am: ApproxModel, config: dict[str, int]) -> float:
     return float(flops.sum() / cost)
 
 
-def _median_times(fns: dict, budget: float, min_rounds: int = 3,
-                  max_rounds: int = 200, clock=time.perf_counter,
-                  warm: int = 3, spinning=TORCH_RUNS) -> dict[str, float]:
+def median_times(fns: dict, budget: float, min_rounds: int = 3,
+                 max_rounds: int = 200, clock=time.perf_counter,
+                 warm: int = 3, spinning=TORCH_RUNS) -> dict[str, float]:
     """Median seconds per call of each function, timed round-robin (one call of each per
     round) so that load drifts on a shared machine hit every candidate alike; each timed
     call follows ``warm`` untimed calls of the same function lasting at least
@@ -159,7 +159,7 @@ def bench_task(task: str, batches: list[int], budget: float,
                "exact, reference backend": lambda _x=x: am.run(_x, backend="reference")}
         for name, vec in prepared.items():
             fns[name] = lambda _x=x, _v=vec: am.run(_x, _v)
-        t = _median_times(fns, budget, clock=clock)
+        t = median_times(fns, budget, clock=clock)
         t_torch, t_exact = t["torch eager"], t["exact"]
         for name in [*prepared, "torch eager", "exact, reference backend"]:
             rows.append({"task": task, "batch": n, "config": name, "ms": 1e3 * t[name],

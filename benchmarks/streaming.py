@@ -6,8 +6,8 @@
 Part 1, per layer: every 1x1 layer of the HAR MobileNet with maps of >= 8x8 (width
 ``--layer-width``) at batch 64, exact and stride-2 row / column perforation and sampling,
 each with every output streamed (``kernels.set_streaming_stores(0)``) and none (None), the
-calls interleaved, each after ``kernelbench.warm_up``: median ms both ways and the ratio
-streamed / cached (< 1: streaming is faster).
+calls interleaved, each after untimed ones (``runtime.median_times``): median ms both ways
+and the ratio streamed / cached (< 1: streaming is faster).
 
 Part 2, whole model: the HAR model as the pipeline runs it (trained weights if cached, the
 shipped width) at each batch size, exact and every regular conv at row s2 / col s2 / samp
@@ -19,9 +19,7 @@ Wall time, the runtime's thread count unless ``--threads``.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +28,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from runtime import benchmark_model, configs  # noqa: E402
+from runtime import benchmark_model, configs, median_times  # noqa: E402
 
 from mobiprox_lab import kernelbench, kernels, profiler  # noqa: E402
 from mobiprox_lab.runtime import ApproxModel  # noqa: E402
@@ -39,17 +37,17 @@ KNOBS = {"exact": 11, "row s2": 123, "col s2": 121, "samp s2": 231}
 
 
 def _interleaved(fns: dict, settings: dict, repeats: int) -> dict:
-    """Median seconds of each (function, setting), one call of each per round."""
-    times = {(f, s): [] for f in fns for s in settings}
-    for _ in range(repeats):
-        for f, fn in fns.items():
-            for s, value in settings.items():
-                kernels.set_streaming_stores(value)
-                kernelbench.warm_up(fn)
-                t0 = time.perf_counter()
-                fn()
-                times[f, s].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    """Median seconds of each (function, setting): ``runtime.median_times``, ``repeats``
+    rounds of one call of each, every call with its streaming setting in force."""
+    def with_setting(fn, value):
+        def call():
+            kernels.set_streaming_stores(value)
+            return fn()
+        return call
+
+    calls = {(f, s): with_setting(fn, value) for f, fn in fns.items()
+             for s, value in settings.items()}
+    return median_times(calls, budget=0.0, min_rounds=repeats, max_rounds=repeats)
 
 
 def per_layer(width: float, repeats: int) -> pd.DataFrame:
