@@ -297,14 +297,15 @@ def _make_rows_tile(mr: int, width: int):
         w = ir.Constant(_I64, width)
 
         def stores(stream):
-            def put(value, at):
-                _store(builder, _finish(builder, value, bias, relu), a["out"], at, stream)
-
             for m in range(mr):
                 whole = _shuffle(builder, acc[m][0], acc[m][1], range(TILE_OUTPUTS))
                 rows = [_shuffle(builder, whole, whole, range(t * width, (t + 1) * width))
                         for t in range(kept_rows)]
                 bias, base = _channel(builder, a, m)
+
+                def put(value, at, bias=bias):
+                    _store(builder, _finish(builder, value, bias, relu), a["out"], at, stream)
+
                 carry_at = ir.Constant(_I64, m * width)
                 with builder.if_then(builder.or_(lead_copy, lead_mean)):
                     previous = _load(builder, a["carry"], carry_at, width)
