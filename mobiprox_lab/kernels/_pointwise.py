@@ -307,7 +307,23 @@ def pointwise_s2_tiles(x, wt, out, n0, n1, k0, k1, rows, offset, voff, d0, flags
     planes written in order; the sample's input stays in cache across the channel blocks).
     ``stream``: non-temporal stores of the output
     (``_microkernel.STREAM``; ``out`` 64-byte aligned, its plane a multiple of 16 floats).
-    ``carry``: at least ``(k1-k0) * TILE_OUTPUTS`` floats of the thread's own."""
+    ``carry``: at least ``(k1-k0) * TILE_OUTPUTS`` floats of the thread's own.
+
+    Rows and columns run in functions of their own (:func:`_rows_tiles`,
+    :func:`_cols_tiles`): with both kinds of tile inlined in one loop, the same tiles took
+    1.4x as long (HAR pw1, 32 -> 64 on 32x32, batch 64, one thread, CPU time, median of
+    20 interleaved calls: rows 3.01 -> 2.15 ms, columns 3.05 -> 2.12 ms, exact 3.85 ms;
+    Zen 4), although the hot loops' code is the same."""
+    if rows:
+        _rows_tiles(x, wt, out, n0, n1, k0, k1, voff, d0, flags, bias, relu, stream, carry)
+    else:
+        _cols_tiles(x, wt, out, n0, n1, k0, k1, offset, voff, d0, flags, edges, bias, relu,
+                    stream)
+
+
+@njit(cache=True, nogil=True)
+def _rows_tiles(x, wt, out, n0, n1, k0, k1, voff, d0, flags, bias, relu, stream, carry):
+    """:func:`pointwise_s2_tiles` of rows."""
     c_, plane = x.shape[1], x.shape[2] * x.shape[3]
     k_, width = out.shape[1], out.shape[3]
     xf, wf, of = x.reshape(-1), wt.reshape(-1), out.reshape(-1)
@@ -318,14 +334,31 @@ def pointwise_s2_tiles(x, wt, out, n0, n1, k0, k1, rows, offset, voff, d0, flags
         while m0 < k1:
             mr = _tile_channels(k1 - m0)
             for j in range(d0.shape[0]):
-                at = (n * k_ + m0) * plane + d0[j]
-                if rows:
-                    rows_tile(width, mr, wf, m0, k_, xf, x0, voff[j], plane, c_, of, at,
-                              plane, bias, m0, carry[(m0 - k0) * TILE_OUTPUTS:],
-                              flags[j] | extra)
-                else:
-                    cols_tile(offset, mr, wf, m0, k_, xf, x0, voff[j], plane, c_, of, at,
-                              plane, bias, m0, flags[j] | extra, edges[j])
+                rows_tile(width, mr, wf, m0, k_, xf, x0, voff[j], plane, c_, of,
+                          (n * k_ + m0) * plane + d0[j], plane, bias, m0,
+                          carry[(m0 - k0) * TILE_OUTPUTS:], flags[j] | extra)
+            m0 += mr
+    if stream:
+        stream_fence()
+
+
+@njit(cache=True, nogil=True)
+def _cols_tiles(x, wt, out, n0, n1, k0, k1, offset, voff, d0, flags, edges, bias, relu,
+                stream):
+    """:func:`pointwise_s2_tiles` of columns."""
+    c_, plane = x.shape[1], x.shape[2] * x.shape[3]
+    k_ = out.shape[1]
+    xf, wf, of = x.reshape(-1), wt.reshape(-1), out.reshape(-1)
+    extra = (RELU if relu else 0) | (STREAM if stream else 0)
+    for n in range(n0, n1):
+        x0 = n * c_ * plane
+        m0 = k0
+        while m0 < k1:
+            mr = _tile_channels(k1 - m0)
+            for j in range(d0.shape[0]):
+                cols_tile(offset, mr, wf, m0, k_, xf, x0, voff[j], plane, c_, of,
+                          (n * k_ + m0) * plane + d0[j], plane, bias, m0, flags[j] | extra,
+                          edges[j])
             m0 += mr
     if stream:
         stream_fence()
