@@ -12,11 +12,17 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from numba import njit
 from test_kernels_paths import SETTINGS, _data, _spy, assert_close, forced_paths
 
 from mobiprox_lab import kernels, knobs
 from mobiprox_lab.kernels import _conv, _microkernel
 from mobiprox_lab.kernels._validate import conv_spec
+
+
+@njit(cache=False)
+def _pack_columns(offset, x, x0, n, out, o0):
+    _microkernel.pack_columns(offset, x, x0, n, out, o0)
 
 reference = pytest.importorskip("mobiprox_lab.reference")
 
@@ -58,6 +64,18 @@ def test_no_plan_where_tiles_do_not_fit(axis, ho, wo):
     """Rows of other widths, too few kept rows for a tile, odd widths, planes that are not
     whole tiles, and the smallest maps go to the other kernels."""
     assert _microkernel.tile_plan(axis, 0, ho, wo) is None
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+@given(n=st.integers(0, 4).map(lambda v: 16 * v), x0=st.integers(0, 5), o0=st.integers(0, 5))
+@SETTINGS
+def test_column_pack_takes_every_other_value_and_writes_nothing_else(offset, n, x0, o0):
+    """The column tiles' input: offset 0 keeps the odd positions of a run, 1 the even."""
+    x = np.arange(x0 + 2 * n + 7, dtype=np.float32)
+    out = np.full(o0 + n + 3, -1.0, np.float32)
+    _pack_columns(offset, x, x0, n, out, o0)
+    np.testing.assert_array_equal(out[o0:o0 + n], x[x0 + 1 - offset:x0 + 2 * n:2])
+    assert (out[:o0] == -1).all() and (out[o0 + n:] == -1).all()
 
 
 @pytest.mark.parametrize("kid,path", [(123, "pointwise_s2_tiles"), (121, "pointwise_s2_tiles"),

@@ -11,8 +11,9 @@ exact (``benchmarks/tiles.py`` times both side by side):
 
 * the GEMM part: ``mr`` output channels x 32 kept outputs as ``mr x 2`` vectors of 16 lanes,
   accumulated over the input channels with fused multiply-adds. Each vector loads its
-  input straight from the NCHW tensor: 16 floats of a kept row, two 8-float kept rows
-  (rows of width 8), or the even / odd floats of 32 (kept columns); nothing is gathered;
+  input straight from the NCHW tensor, 16 floats of a kept row or two 8-float kept rows
+  (rows of width 8), or 16 kept columns from a copy of a sample's kept columns packed
+  side by side (:func:`pack_columns`), made once for all its output channels;
 * the epilogue: the skipped outputs as means of their kept neighbours (shuffles of the
   accumulators), then the bias and the ReLU, and one store of every output the tile
   covers, kept and filled, while the next tile computes.
@@ -70,7 +71,8 @@ from ._plan import axis_plan
 
 __all__ = ["CHANNEL_PIXELS", "LANES", "LEAD_COPY", "LEAD_MEAN", "MR_SIZES", "PLANE_SHAPES",
            "RELU", "ROW_WIDTHS", "STREAM", "TILE_OUTPUTS", "TRAIL_COPY", "channel_tile",
-           "channel_vectors", "cols_tile", "dense_tile", "host_has_wide_vectors", "plane_code",
+           "channel_vectors", "cols_tile", "dense_tile", "host_has_wide_vectors",
+           "pack_columns", "plane_code",
            "plane_group", "plane_lanes", "plane_tile", "rows_tile", "stream_fence", "tile_plan"]
 
 LANES = 16  # floats per vector register (AVX-512; LLVM splits them on narrower machines)
@@ -343,19 +345,14 @@ def _make_cols_tile(mr: int, offset: int):
 
     def codegen(context, builder, sig, args):
         a = _unpack(context, builder, sig, args)
-        wide = _vec(TILE_OUTPUTS)
+
+        # the kept columns, packed (:func:`pack_columns`): half the plane offsets
+        offs = [builder.lshr(builder.load(builder.gep(a["voff"], [ir.Constant(_I64, v)])),
+                             ir.Constant(_I64, 1)) for v in range(2)]
 
         def at(c):
             base = builder.add(a["x0"], builder.mul(c, a["ldx"]))
-            vectors = []
-            for v in range(2):
-                start = builder.add(base, builder.load(builder.gep(a["voff"], [ir.Constant(
-                    _I64, v)])))
-                both = builder.load(builder.bitcast(builder.gep(a["x"], [start]),
-                                                    wide.as_pointer()), align=4)
-                vectors.append(_shuffle(builder, both, both,
-                                        [2 * i + parity for i in range(LANES)]))
-            return vectors
+            return [_load(builder, a["x"], builder.add(base, o), LANES) for o in offs]
 
         acc = _accumulate(builder, a["w"], a["w0"], a["ldw"], at, a["nc"], mr)
         relu = _flag(builder, a["flags"], RELU)
@@ -619,8 +616,10 @@ def dense_tile(mr, w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, fla
 def cols_tile(offset, mr, w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, flags,
               edges):
     """One column tile (module doc) of ``mr`` (12, 4 or 1) output channels under stride-2
-    column perforation with ``offset``: arguments as :func:`rows_tile`, ``voff``: the
-    starts of the tile's two 32-float input runs, ``edges``: the row-edge bits."""
+    column perforation with ``offset``: arguments as :func:`rows_tile`, but ``x`` holds the
+    kept columns packed (:func:`pack_columns`, planes of ``ldx`` = half the output plane);
+    ``voff``: the plane offsets of the tile's two 32-output runs (their 16 kept inputs each
+    at half those offsets), ``edges``: the row-edge bits."""
     a = (w, w0, ldw, x, x0, voff, ldx, nc, out, d0, ldo, bias, b0, bias, flags, edges)  # no carry
     if offset == 0:
         if mr == 12:
@@ -670,6 +669,54 @@ def _check_axis(axis: str) -> None:
 
 
 @lru_cache(maxsize=256)
+def _make_column_pack(parity: int):
+    """``out[o0 + i] = x[x0 + 2*i + parity]`` for ``i < n`` (a multiple of 16): every other
+    float of a run, 32 loaded and 16 stored at a time."""
+
+    def codegen(context, builder, sig, args):
+        x, out = (_data(context, builder, sig.args[i], args[i]) for i in (0, 3))
+        x0, n, o0 = (context.cast(builder, args[i], sig.args[i], types.int64) for i in (1, 2, 4))
+        zero = ir.Constant(_I64, 0)
+        entry = builder.block
+        loop = builder.append_basic_block("pack.loop")
+        done = builder.append_basic_block("pack.done")
+        builder.cbranch(builder.icmp_signed(">", n, zero), loop, done)
+        builder.position_at_end(loop)
+        i = builder.phi(_I64)
+        i.add_incoming(zero, entry)
+        both = _load(builder, x, builder.add(x0, builder.add(i, i)), TILE_OUTPUTS)
+        _store(builder, _shuffle(builder, both, both, [2 * j + parity for j in range(LANES)]),
+               out, builder.add(o0, i))
+        i_next = builder.add(i, ir.Constant(_I64, LANES))
+        i.add_incoming(i_next, builder.block)
+        builder.cbranch(builder.icmp_signed("<", i_next, n), loop, done)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    @intrinsic
+    def pack(typingctx, x, x0, n, out, o0):
+        if not all(isinstance(v, types.Array) and v.dtype == types.float32 for v in (x, out)) \
+                or not all(isinstance(v, types.Integer) for v in (x0, n, o0)):
+            return None
+        return types.void(x, x0, n, out, o0), codegen
+
+    return pack
+
+
+_pack_even, _pack_odd = _make_column_pack(0), _make_column_pack(1)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def pack_columns(offset, x, x0, n, out, o0):
+    """The input :func:`cols_tile` reads under stride-2 column perforation with ``offset``:
+    the ``n`` kept values (a multiple of 16) of the run ``x[x0 : x0 + 2*n]`` of planes of
+    even width (the odd positions for offset 0, the even ones for 1) to ``out[o0 : o0 + n]``."""
+    if offset == 0:
+        _pack_odd(x, x0, n, out, o0)
+    else:
+        _pack_even(x, x0, n, out, o0)
+
+
 def tile_plan(axis: str, offset: int, ho: int, wo: int) -> tuple | None:
     """The tiles of one ``ho x wo`` output plane under stride-2 perforation along ``axis``
     ("row" | "col", as ``knobs.Knob.axis``) with ``offset``, or None where they do not
