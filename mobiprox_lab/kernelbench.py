@@ -170,9 +170,13 @@ def _cached(kind: str, compute, refresh: bool, **inputs) -> pd.DataFrame:
 def _inputs(layer: LayerShape, batch: int, seed: int):
     """Input ``x`` and weights ``w`` of ``layer``; ``w`` read-only, as the runtime passes a
     model's weights, so that the kernels pack each knob's weights once
-    (``kernels`` ``_weights.packed``), not in every timed call."""
+    (``kernels`` ``_weights.packed``), not in every timed call; ``x`` on a 64-byte
+    boundary, as the previous layer's ``kernels.conv2d`` returns it in a model (NumPy's own
+    large arrays start 16 bytes into a page, which slows the register tiles'
+    loads: ``kernels.aligned_empty``)."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch, layer.c, layer.h, layer.w), dtype=np.float32)
+    x = kernels.aligned_empty((batch, layer.c, layer.h, layer.w))
+    x[...] = rng.standard_normal(x.shape, dtype=np.float32)
     w = rng.standard_normal((layer.k, layer.c // layer.groups, layer.kh, layer.kw),
                             dtype=np.float32) / np.float32(np.sqrt(layer.c // layer.groups
                                                                    * layer.kh * layer.kw))

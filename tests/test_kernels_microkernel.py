@@ -414,11 +414,21 @@ def test_streaming_switch_is_checked_and_keys_the_timings():
 
 @pytest.mark.parametrize("shape", [(0,), (1,), (3, 5), (2, 3, 4, 5)])
 def test_aligned_empty_starts_on_the_boundary(shape):
-    from mobiprox_lab.kernels._memory import aligned_empty
-
     for align in (4, 64, 256):
-        a = aligned_empty(shape, align)
+        a = kernels.aligned_empty(shape, align)
         assert a.shape == shape and a.dtype == np.float32 and a.flags.c_contiguous
         assert a.ctypes.data % align == 0 or a.size == 0
     with pytest.raises(ValueError, match="align: expected a power of two >= 4"):
-        aligned_empty((3,), 48)
+        kernels.aligned_empty((3,), 48)
+
+
+@pytest.mark.parametrize("shape", [(0,), (7,), (3, 5), (2, 3, 4, 5)])
+def test_half_rounded_copies_are_aligned_and_equal_numpys_cast(shape):
+    """The runtime's fp16 rounding between layers: NumPy's values, on a 64-byte boundary."""
+    a = np.random.default_rng(0).standard_normal(shape).astype(np.float32) * 1e4
+    a[...] = np.where(np.arange(a.size).reshape(shape) % 5 == 0, np.nan, a)
+    got = kernels.to_half(a[..., ::-1])  # a non-contiguous input too
+    want = a[..., ::-1].astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    assert got.ctypes.data % 64 == 0 or got.size == 0

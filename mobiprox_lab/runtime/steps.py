@@ -46,10 +46,6 @@ def _frozen(t: torch.Tensor | None) -> np.ndarray | None:
     return a
 
 
-def _half_np(a: np.ndarray) -> np.ndarray:
-    return a.astype(np.float16).astype(np.float32)
-
-
 def _half_t(t: torch.Tensor) -> torch.Tensor:
     return t.to(torch.float16).to(torch.float32)
 
@@ -114,7 +110,12 @@ def make_step(backend: str, members: list[Op], idx: list[int], inplace: bool) ->
     bn = next(((m, j) for m, j in rest if m.kind == "batchnorm"), None)
     relu = next((j for m, j in rest if m.kind == "relu"), None)
     ref = backend == "reference"
-    half = _half_t if ref else _half_np
+    if ref:
+        half = _half_t
+    else:
+        from .. import kernels
+
+        half = kernels.to_half  # 64-byte aligned, as the next layer's tiles read fastest
     rnd = tuple(j for m, j in rest)  # ops whose fp16 knob rounds the step's output
 
     if head.kind in ("conv", "group_conv", "linear"):
@@ -165,11 +166,11 @@ def _wrap(head: Op, core: Callable, ih: int, rest: list, rnd: tuple[int, ...], r
             return torch.relu_(y) if _relu is not None else y
         return step
 
-    def step(x, kv, _c=core, _i=ih, _r=rnd, _relu=relu, _fresh=fresh):
+    def step(x, kv, _c=core, _i=ih, _r=rnd, _relu=relu, _fresh=fresh, _h=half):
         y = _c(x, kv[_i])
         for j in _r:
             if kv[j] == _FP16:
-                y = _half_np(y)
+                y = _h(y)
                 break
         if _relu is not None:
             y = np.maximum(y, 0, out=y) if _fresh else np.maximum(y, np.float32(0))
