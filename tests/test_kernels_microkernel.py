@@ -422,6 +422,17 @@ def test_aligned_empty_starts_on_the_boundary(shape):
         kernels.aligned_empty((3,), 48)
 
 
+@pytest.mark.parametrize("n", [0, 1, 17, 16384, 65536])
+def test_numba_side_buffers_start_on_a_cache_line(n):
+    """The column tiles' packed input and the row tiles' carry (Numba's own ``np.empty`` is
+    32-byte aligned)."""
+    from mobiprox_lab.kernels._memory import aligned_buffer
+
+    a = aligned_buffer(n)
+    assert a.shape == (n,) and a.dtype == np.float32 and a.flags.c_contiguous
+    assert a.ctypes.data % 64 == 0
+
+
 @pytest.mark.parametrize("shape", [(0,), (7,), (3, 5), (2, 3, 4, 5)])
 def test_half_rounded_copies_are_aligned_and_equal_numpys_cast(shape):
     """The runtime's fp16 rounding between layers: NumPy's values, on a 64-byte boundary."""

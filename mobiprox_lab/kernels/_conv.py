@@ -811,7 +811,7 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
                               fused)
         elif kind == "tiles":
             if "carry" not in scratch:
-                scratch["carry"] = np.empty(kb * TILE_OUTPUTS, np.float32)
+                scratch["carry"] = aligned_empty((kb * TILE_OUTPUTS,))
             pointwise_s2_tiles(x, w2, out, n0, n1, k0, k1, *tiles, bias, fused, stream,
                                scratch["carry"])
         else:

@@ -14,6 +14,7 @@ from numba import njit
 
 from ._direct import depthwise_nhwc, depthwise_phases
 from ._fused import gemm_chunk, kept_rows_gemm, rowblock_chunk, rowblock_columns_chunk
+from ._memory import aligned_buffer
 from ._microkernel import TILE_OUTPUTS
 from ._pointwise import (
     batched_gemm,
@@ -122,7 +123,7 @@ def pointwise_s2_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, 
     with a carry buffer of each thread's own."""
     if not enter_loop(state, job_flags, helper):
         return
-    carry = np.empty(kb * TILE_OUTPUTS, np.float32)
+    carry = aligned_buffer(kb * TILE_OUTPUTS)
     while True:
         i = fetch_add(counter, 0, 1)
         if i >= n_tasks:

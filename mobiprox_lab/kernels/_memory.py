@@ -27,8 +27,8 @@ import threading
 import numpy as np
 from numba import njit
 
-__all__ = ["MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES", "aligned_empty", "allocator_policy",
-           "retain_freed_memory"]
+__all__ = ["MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES", "aligned_buffer", "aligned_empty",
+           "allocator_policy", "retain_freed_memory"]
 
 MMAP_THRESHOLD_BYTES = 32 << 20
 """Blocks up to this size come from the heap, not from ``mmap`` (glibc's largest value on
@@ -91,3 +91,12 @@ def aligned_empty(shape: tuple[int, ...], align: int = 64) -> np.ndarray:
 @njit(cache=True)
 def _address(a):
     return a.ctypes.data
+
+
+@njit(cache=True, nogil=True)
+def aligned_buffer(n):
+    """:func:`aligned_empty` of ``(n,)`` for Numba code, whose own ``np.empty`` is only 32-byte
+    aligned (a 64-byte vector load from it spans two cache lines)."""
+    buffer = np.empty(n + 16, np.float32)
+    skip = (64 - buffer.ctypes.data % 64) % 64 // 4
+    return buffer[skip:skip + n]
