@@ -80,23 +80,15 @@ def aligned_empty(shape: tuple[int, ...], align: int = 64) -> np.ndarray:
     into a buffer ``align`` bytes longer."""
     if align < 4 or align & (align - 1):
         raise ValueError(f"align: expected a power of two >= 4, got {align!r}")
-    # every conv2d call allocates its output so: math.prod and a jitted address, where
-    # np.prod and ``.ctypes.data`` took 2.1 us of a batch-1 1x1 layer's ~24 (1.2 us now)
-    size = math.prod(shape)
-    buffer = np.empty(size + align // 4, np.float32)
-    skip = (-_address(buffer) % align) // 4
-    return buffer[skip:skip + size].reshape(shape)
-
-
-@njit(cache=True)
-def _address(a):
-    return a.ctypes.data
+    # every conv2d call allocates its output so: math.prod and the jitted allocation, where
+    # np.prod and ``.ctypes.data`` took 2.1 us of a batch-1 1x1 layer's ~24
+    return aligned_buffer(math.prod(shape), align).reshape(shape)
 
 
 @njit(cache=True, nogil=True)
-def aligned_buffer(n):
-    """:func:`aligned_empty` of ``(n,)`` for Numba code, whose own ``np.empty`` is only 32-byte
-    aligned (a 64-byte vector load from it spans two cache lines)."""
-    buffer = np.empty(n + 16, np.float32)
-    skip = (64 - buffer.ctypes.data % 64) % 64 // 4
+def aligned_buffer(n, align=64):
+    """:func:`aligned_empty` of ``(n,)``, callable from Numba code too, whose own ``np.empty``
+    is only 32-byte aligned (a 64-byte vector load from it spans two cache lines)."""
+    buffer = np.empty(n + align // 4, np.float32)
+    skip = (align - buffer.ctypes.data % align) % align // 4
     return buffer[skip:skip + n]

@@ -668,7 +668,6 @@ def _check_axis(axis: str) -> None:
         raise ValueError(f"axis: expected 'row' or 'col', got {axis!r}")
 
 
-@lru_cache(maxsize=256)
 def _make_column_pack(parity: int):
     """``out[o0 + i] = x[x0 + 2*i + parity]`` for ``i < n`` (a multiple of 16): every other
     float of a run, 32 loaded and 16 stored at a time."""
