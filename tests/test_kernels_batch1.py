@@ -5,6 +5,8 @@ weights); against the reference and, per sample, against the same call on a batc
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -12,7 +14,7 @@ from hypothesis import strategies as st
 from test_kernels_paths import FP32_KNOBS, SETTINGS, _data, assert_close, forced_paths
 
 from mobiprox_lab import kernels, knobs
-from mobiprox_lab.kernels import _plan, _weights
+from mobiprox_lab.kernels import _conv, _plan, _weights
 
 reference = pytest.importorskip("mobiprox_lab.reference")
 
@@ -155,3 +157,63 @@ def test_read_only_weights_give_the_same_result_and_pack_once(monkeypatch, shape
     kernels.conv2d(x, wt, b, padding=kh // 2, knob=kid)
     assert len(calls) == 3
     assert_close(want, reference.conv2d(x, wt, b, padding=kh // 2, knob=kid))
+
+
+@contextlib.contextmanager
+def _direct_calls(enabled: bool):
+    before = kernels.get_direct_calls()
+    kernels.set_direct_calls(enabled)
+    try:
+        yield
+    finally:
+        kernels.set_direct_calls(before)
+
+
+# (c, k, h, w, kh, groups, knobs): one case per direct kernel, at batch 1 and several
+DIRECT_CASES = {
+    "dense tiles": (16, 32, 8, 8, 1, 1, [11, 231, 232]),
+    "row / column tiles": (8, 16, 16, 16, 1, 1, [121, 122, 123, 124]),
+    "channel tiles": (24, 32, 2, 2, 1, 1, [11, 121, 123, 231]),
+    "GEMMs on strided views": (24, 20, 4, 4, 1, 1, [11, 231, 235]),
+    "depthwise phases": (6, 6, 9, 7, 3, 6, [11]),
+    "depthwise NHWC": (5, 5, 4, 3, 3, 5, [11]),
+}
+
+
+@SETTINGS
+@given(case=st.sampled_from(sorted(DIRECT_CASES)), n=st.sampled_from([1, 2, 3]),
+       bias=st.booleans(), relu=st.booleans(), frozen=st.booleans(),
+       stride=st.sampled_from([1, 2]), seed=st.integers(0, 2**31 - 1), data=st.data())
+def test_direct_calls_equal_the_task_machinery_bit_for_bit(case, n, bias, relu, frozen, stride,
+                                                           seed, data):
+    """Untimed one-thread calls run their kernel directly (``set_direct_calls``) where the
+    path has one kernel, and compute what one task of the task machinery computes, bit for
+    bit, on both sides of the paths' limits (batch sizes, read-only weights or not)."""
+    c, k, h, w, kh, groups, kids = DIRECT_CASES[case]
+    kid = data.draw(st.sampled_from(kids))
+    stride = stride if groups > 1 else 1
+    x, wt, b = _data(seed, n, c, h, w, k, c // groups, kh, kh, bias)
+    if frozen:
+        wt.flags.writeable = False
+    kw = dict(stride=stride, padding=kh // 2, groups=groups, knob=kid, relu=relu)
+    calls = []
+    real = _conv.run_tasks
+    with kernels.using_threads(1), pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_conv, "run_tasks", lambda *a: calls.append(1) or real(*a))
+        with _direct_calls(False):
+            by_tasks = kernels.conv2d(x, wt, b, **kw)
+        assert calls
+        calls.clear()
+        with _direct_calls(True):
+            direct = kernels.conv2d(x, wt, b, **kw)
+    np.testing.assert_array_equal(direct, by_tasks)
+    want = reference.conv2d(x, wt, b, stride=stride, padding=kh // 2, groups=groups, knob=kid)
+    assert_close(direct, np.maximum(want, 0) if relu else want)
+    # 2x2 maps take channel tiles with read-only weights and at most two samples, else a
+    # path of several kernels (reduced im2col, a batch's packed GEMM)
+    assert (not calls) == (case != "channel tiles" or (frozen and n <= 2))
+
+
+def test_direct_calls_setting_checks_its_argument():
+    with pytest.raises(ValueError, match="enabled"):
+        kernels.set_direct_calls(1)

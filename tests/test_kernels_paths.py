@@ -80,6 +80,23 @@ def _spy(name: str):
         yield calls
 
 
+@contextlib.contextmanager
+def _routes():
+    """The paths (``_conv._route``: path, pointwise kind) of the ``conv2d`` calls inside the
+    block, whether a call then runs by tasks or, untimed on one thread, by one kernel call
+    (``kernels.set_direct_calls``), which the ``_run_*`` functions do not see."""
+    seen = []
+    real = _conv._route
+
+    def spy(*args):
+        seen.append(real(*args))
+        return seen[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_conv, "_route", spy)
+        yield seen
+
+
 def _data(seed, n, c, h, w, k, cg, kh, kw, bias):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, w), dtype=np.float32)
@@ -160,10 +177,10 @@ def test_small_pointwise_maps_take_the_views_while_weights_fit(c, k, on_views, k
     """4x4 maps: the strided-view kernels up to POINTWISE_SMALL_MAX_WEIGHT_BYTES of weights
     (HAR width 0.5's pw6, pw7), im2col + GEMM above; 2x2 maps never."""
     x, wt, b = _data(2, 3, c, 4, 4, k, c, 1, 1, True)
-    with _spy("_run_pointwise") as calls:
+    with _routes() as paths:
         got = kernels.conv2d(x, wt, b, knob=kid)
         kernels.conv2d(x[:, :, :2, :2], wt, b)
-    assert len(calls) == int(on_views)
+    assert [path for path, _ in paths].count("pointwise") == int(on_views)
     assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
 
@@ -255,9 +272,9 @@ def _input_geometry(data, kh, kw, sh, sw, ho, wo) -> tuple[int, int, int, int]:
 def test_depthwise_phases_match_torch(n, c, kh, kw, sh, sw, ho, wo, data, bias, threads, seed):
     ph, pw, h, w = _input_geometry(data, kh, kw, sh, sw, ho, wo)
     x, wt, b = _data(seed, n, c, h, w, c, 1, kh, kw, bias)
-    with forced_paths(threads, DEPTHWISE_NHWC_MAX_PLANE=0), _spy("_run_depthwise") as calls:
+    with forced_paths(threads, DEPTHWISE_NHWC_MAX_PLANE=0), _routes() as paths:
         got = kernels.conv2d(x, wt, b, stride=(sh, sw), padding=(ph, pw), groups=c)
-    assert calls
+    assert paths == [("depthwise", None)]
     with torch.no_grad():
         want = F.conv2d(torch.from_numpy(x), torch.from_numpy(wt),
                         None if b is None else torch.from_numpy(b), stride=(sh, sw),
@@ -279,9 +296,9 @@ def test_depthwise_nhwc_matches_reference(n, c, kh, kw, sh, sw, ho, wo, data, bi
     ph, pw, h, w = _input_geometry(data, kh, kw, sh, sw, ho, wo)
     x, wt, b = _data(seed, n, c, h, w, c, 1, kh, kw, bias)
     kw_args = {"stride": (sh, sw), "padding": (ph, pw), "groups": c, "knob": kid}
-    with forced_paths(threads, DEPTHWISE_NHWC_MAX_PLANE=1 << 30), _spy("_run_direct") as calls:
+    with forced_paths(threads, DEPTHWISE_NHWC_MAX_PLANE=1 << 30), _routes() as paths:
         got = kernels.conv2d(x, wt, b, relu=relu, **kw_args)
-    assert calls
+    assert paths == [("direct", None)]
     want = reference.conv2d(x, wt, b, **kw_args)
     if relu:
         want = np.maximum(want, np.float32(0.0))

@@ -24,6 +24,10 @@ runtime passes read-only copies.
     threads per call (default: Numba's thread count); the last sets it for a block.
 ``set_numba_task_loops(enabled)`` / ``get_numba_task_loops()``
     whether calls on several threads run their task loop in Numba (default) or Python.
+``set_direct_calls(enabled)`` / ``get_direct_calls()``
+    whether untimed calls on one thread (every call of under 4 MFLOP, so most of a batch-1
+    inference) run their kernel directly where their path has one kernel (depthwise, 1x1
+    tiles and GEMMs; default) or through the task machinery.
 ``set_register_tiles(enabled)`` / ``get_register_tiles()``
     whether exact, stride-2 sampled and stride-2 perforated 1x1 convs run as register
     tiles (the perforated ones writing the fill themselves; default on AVX-512 CPUs) or
@@ -71,9 +75,11 @@ from ._conv import (
     PHASES,
     conv2d,
     conv2d_breakdown,
+    get_direct_calls,
     get_numba_task_loops,
     get_register_tiles,
     get_streaming_stores,
+    set_direct_calls,
     set_numba_task_loops,
     set_register_tiles,
     set_streaming_stores,
@@ -88,8 +94,9 @@ from ._validate import conv_output_hw
 
 __all__ = ["PHASES", "aligned_empty", "allocator_policy", "blas_library",
            "calibrate_path_thresholds", "conv2d", "conv2d_breakdown", "conv_output_hw",
-           "get_num_threads", "get_numba_task_loops", "get_register_tiles", "get_spin_seconds",
-           "get_streaming_stores", "global_pool2d", "linear", "path_choices", "path_thresholds",
-           "pool2d", "retain_freed_memory", "set_num_threads", "set_numba_task_loops",
-           "set_path_choices", "set_path_thresholds", "set_register_tiles", "set_spin_seconds",
+           "get_direct_calls", "get_num_threads", "get_numba_task_loops", "get_register_tiles",
+           "get_spin_seconds", "get_streaming_stores", "global_pool2d", "linear",
+           "path_choices", "path_thresholds", "pool2d", "retain_freed_memory",
+           "set_direct_calls", "set_num_threads", "set_numba_task_loops", "set_path_choices",
+           "set_path_thresholds", "set_register_tiles", "set_spin_seconds",
            "set_streaming_stores", "single_threaded_blas", "to_half", "using_threads"]

@@ -64,7 +64,9 @@ Paths (``groups == 1`` unless said):
 
 Untimed calls on several threads run as loop jobs (``_loops``: the task loop in Numba, no
 GIL taken during the call, see ``_pool``), but for the fp16 1x1 and the narrow grouped
-direct loops; :func:`set_numba_task_loops` turns that off.
+direct loops; :func:`set_numba_task_loops` turns that off. Untimed calls on one thread of
+the depthwise and 1x1 paths (but the gathered and plane-tile ones) call their kernel once,
+directly, with no tasks (``_direct_call``; :func:`set_direct_calls` turns that off).
 
 Chunks run on ``_threads`` worker threads (serial nogil kernels, single-threaded
 BLAS per worker). Without timings a chunk is one nogil call (``_fused``, whose
@@ -77,7 +79,7 @@ from __future__ import annotations
 
 import contextlib
 from functools import lru_cache
-from math import ceil
+from math import ceil, prod
 from time import thread_time  # per-thread CPU seconds: see conv2d(timings=...)
 
 import numpy as np
@@ -229,6 +231,9 @@ KEPT_ROW_TASKS = 2
 # col s2 0.902 -> 0.798 ms; conv1 (173,184 outputs) stays parallel
 FILL_PARALLEL_MIN_OUTPUTS = 65536
 MIN_PARALLEL_FLOPS = 4_000_000  # smaller calls run on the calling thread only
+# untimed calls on one thread: one kernel call where the path has one (``_direct_call``)
+# rather than the task machinery
+DIRECT_CALLS = True
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=1, padding=0,
@@ -263,23 +268,103 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
     has_bias = b is not None
     bias = np.zeros(s.k, np.float32) if b is None else (to_half(b) if fp16 else
                                                         np.ascontiguousarray(b))
-    cg = s.c // s.groups
     small, workers = _parallelism(s)
+    path, kind = _route(s, w)
+    if DIRECT_CALLS and timings is None and workers == 1:
+        direct = _direct_call(w, s, bias, has_bias, relu, path, kind, small)
+        if direct is not None:
+            direct(x, out)
+            return out
     args = (x, w, out, s, bias, has_bias, workers, timings, t_start, small, relu)
-    if (s.groups > 1 and s.k == s.c == s.groups and not fp16
-            and s.ho * s.wo > DEPTHWISE_NHWC_MAX_PLANE):
-        _run_depthwise(*args)
-    elif s.groups > 1 and cg <= DIRECT_MAX_GROUP_WIDTH:
-        _run_direct(*args)
-    elif _wide_applies(s):
-        _run_wide(*args)
-    elif _shifted_perforation(s) is not None:
-        _run_shifted_perforated(*args)
-    elif (kind := _strided_pointwise(s, immutable(w))) is not None:
+    if path == "pointwise":
         _run_pointwise(*args, kind)
+    elif path == "depthwise":
+        _run_depthwise(*args)
+    elif path == "direct":
+        _run_direct(*args)
+    elif path == "wide":
+        _run_wide(*args)
+    elif path == "shifted":
+        _run_shifted_perforated(*args)
     else:
         _run_reduced(*args)
     return out
+
+
+def _route(s: ConvSpec, w: np.ndarray) -> tuple[str, str | None]:
+    """``(path, pointwise kind)`` of a call: "depthwise", "direct", "wide", "shifted",
+    "reduced" (``_run_<path>``, "shifted": ``_run_shifted_perforated``) or "pointwise" and
+    its :func:`_strided_pointwise` kind (else None)."""
+    if (s.groups > 1 and s.k == s.c == s.groups and not s.knob.is_fp16
+            and s.ho * s.wo > DEPTHWISE_NHWC_MAX_PLANE):
+        return "depthwise", None
+    if s.groups > 1 and s.c // s.groups <= DIRECT_MAX_GROUP_WIDTH:
+        return "direct", None
+    if _wide_applies(s):
+        return "wide", None
+    if _shifted_perforation(s) is not None:
+        return "shifted", None
+    kind = _strided_pointwise(s, immutable(w))
+    return ("reduced", None) if kind is None else ("pointwise", kind)
+
+
+def _direct_call(w, s: ConvSpec, bias, has_bias, relu: bool, path: str, kind: str | None,
+                 small: bool):
+    """``call(x, out)`` computing an untimed single-threaded call of ``path`` / ``kind``
+    (:func:`_route`) with one kernel call, fp32 and with the ReLU fused, or None where the
+    path has no such kernel. ``x``: the C-contiguous input; ``out``: the uninitialised
+    output. It skips the task machinery (``run_tasks``), a few microseconds a call: at batch
+    1 as much as some of HAR's layers compute."""
+    if s.knob.is_fp16:
+        return None
+    n, k = s.n, s.k
+    if path == "depthwise":
+        wc, size = np.ascontiguousarray(w), depthwise_buffer_size(
+            s.h, s.w, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw)
+
+        def call(x, out):
+            depthwise_phases(x, wc, out, 0, n, 0, k, s.sh, s.sw, s.ph, s.pw, bias, has_bias,
+                             np.zeros(size, np.float32), relu)
+        return call
+    if path == "direct":
+        if s.k != s.c or s.k != s.groups or s.ho * s.wo > DEPTHWISE_NHWC_MAX_PLANE:
+            return None  # direct_conv leaves the ReLU to a pass of its own
+        wc = np.ascontiguousarray(w)
+
+        def call(x, out):
+            depthwise_nhwc(x, wc, out, 0, n, s.sh, s.sw, s.ph, s.pw, bias, has_bias, False,
+                           relu)
+        return call
+    if path != "pointwise" or kind in ("plane_tiles", "gathered"):
+        return None
+    kind, w2, extra = _pointwise_operands(w, s, kind)
+    if kind == "dense":
+        stream = _streamable((n, k, s.ho, s.wo), kind, s.knob)  # out: aligned_empty's
+
+        def call(x, out):
+            pointwise_dense_tiles(x, w2, out, 0, n, 0, k, *extra, bias, relu, stream)
+    elif kind == "channel_tiles":
+        def call(x, out):
+            pointwise_channel_tiles(x, w2, out, 0, n, 0, k, *extra, bias, relu)
+    elif kind == "tiles":
+        stream = _streamable((n, k, s.ho, s.wo), kind, s.knob)  # out: aligned_empty's
+
+        def call(x, out):
+            pointwise_s2_tiles(x, w2, out, 0, n, 0, k, *extra, bias, relu, stream,
+                               aligned_empty((k * TILE_OUTPUTS,)))
+    else:  # "exact" / "sampling": BLAS GEMMs, on one thread unless too small to thread
+        kernel = pointwise_exact if kind == "exact" else pointwise_sampled
+
+        def gemms(x, out):
+            kernel(x, w2, out, 0, n, 0, k, *extra, bias, has_bias, relu)
+
+        if small:
+            return gemms
+
+        def call(x, out):
+            with _threads.single_threaded_blas():
+                gemms(x, out)
+    return call
 
 
 def get_numba_task_loops() -> bool:
@@ -296,6 +381,23 @@ def set_numba_task_loops(enabled: bool) -> None:
     if not isinstance(enabled, (bool, np.bool_)):
         raise ValueError(f"enabled: expected a bool, got {enabled!r}")
     LOOP_JOBS = bool(enabled)
+
+
+def get_direct_calls() -> bool:
+    """Whether untimed single-threaded calls run as one kernel call where their path has one
+    (the default) rather than through the task machinery (see :func:`set_direct_calls`)."""
+    return DIRECT_CALLS
+
+
+def set_direct_calls(enabled: bool) -> None:
+    """Run untimed single-threaded calls of the depthwise and 1x1 paths (but the gathered
+    and plane-tile ones) as one kernel call (True) or as one task of the task machinery
+    (False), as every other call runs. Values are the same bit for bit;
+    ``benchmarks/direct_calls.py`` times both."""
+    global DIRECT_CALLS
+    if not isinstance(enabled, (bool, np.bool_)):
+        raise ValueError(f"enabled: expected a bool, got {enabled!r}")
+    DIRECT_CALLS = bool(enabled)
 
 
 def get_register_tiles() -> bool:
@@ -335,17 +437,22 @@ def set_streaming_stores(min_bytes: int | None) -> None:
 
 def _streams(out: np.ndarray, kind: str, knob) -> bool:
     """Whether the register tiles of ``kind`` ("dense" | "tiles") writing ``out`` (N, K, Ho,
-    Wo) under ``knob`` store non-temporally: a large enough output, 64-byte aligned, planes
-    of whole cache lines (16 floats), and each line written by one tile. 8-wide rows at
-    offset 1 are not: a tile's leading row (``_microkernel.rows_tile``) completes the line
-    the previous tile half wrote, and a non-temporal line written in two parts goes out to
-    memory twice, half empty."""
+    Wo) under ``knob`` store non-temporally: :func:`_streamable`, and ``out`` 64-byte
+    aligned (a non-temporal vector store elsewhere faults)."""
+    return _streamable(out.shape, kind, knob) and out.ctypes.data % 64 == 0
+
+
+def _streamable(shape: tuple[int, ...], kind: str, knob) -> bool:
+    """Whether the register tiles of ``kind`` writing an aligned output of ``shape`` store
+    non-temporally: a large enough output, planes of whole cache lines (16 floats), and
+    each line written by one tile. 8-wide rows at offset 1 are not: a tile's leading row
+    (``_microkernel.rows_tile``) completes the line the previous tile half wrote, and a
+    non-temporal line written in two parts goes out to memory twice, half empty."""
     if kind not in ("dense", "tiles") or STREAM_MIN_BYTES is None:
         return False
-    if kind == "tiles" and knob.axis == "row" and out.shape[3] == 8 and knob.offset == 1:
+    if kind == "tiles" and knob.axis == "row" and shape[3] == 8 and knob.offset == 1:
         return False
-    return (out.nbytes >= STREAM_MIN_BYTES and out.ctypes.data % 64 == 0
-            and (out.shape[2] * out.shape[3]) % LANES == 0)
+    return 4 * prod(shape) >= STREAM_MIN_BYTES and (shape[2] * shape[3]) % LANES == 0
 
 
 def _parallelism(s: ConvSpec) -> tuple[bool, int]:
@@ -740,27 +847,13 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     """1x1 stride-1 conv by GEMMs on strided views (``_pointwise``), tasks over blocks of
     samples and of output channels; ``kind``: :func:`_strided_pointwise` of the call."""
     kn = s.knob
-    w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
     if kind == "plane_tiles":
         _run_plane_tiles(x, w, out, s, bias, has_bias, workers, timings, t_start, small, relu)
         return
-    if kn.technique == "sampling":
-        st, off = kn.stride, kn.offset
-        w2 = packed(w, ("classes", st, off), lambda w2=w2: gather_columns(
-            w2, _plan.channel_classes(s.c, st, off), np.float32(st / (st - 1))))
-    dense = None if kind == "channel_tiles" else _dense_tiles(s, w2.shape[1])
-    if dense is not None:
-        kind = "dense"
-        w2 = _tile_weights(w, w2, s)
-    elif kind == "channel_tiles":
-        channel = _channel_tile_plan(s)
-        w2 = _tile_weights(w, w2, s)
-    elif kind == "gathered":
+    kind, w2, extra = _pointwise_operands(w, s, kind)
+    if kind == "gathered":
         hsrc, row_a, row_b, wsrc, col_a, col_b, col_s2 = _plan.output_plan(s.knob, s.ho, s.wo)
         kept_px = hsrc.shape[0] * wsrc.shape[0]
-    elif kind == "tiles":
-        tiles = (kn.axis == "row", kn.offset, *_s2_tile_plan(s))
-        w2 = _tile_weights(w, w2, s)
     nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
     if kind == "channel_tiles":  # whole channel tiles per task
         kb = ceil(kb / LANES) * LANES
@@ -776,18 +869,18 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     if _as_loop_job(timing, workers):
         n_tasks, common = n_blocks * kblocks, (nb, kb, kblocks, x, w2, out)
         if kind == "dense":
-            _loop_job(pointwise_dense_tiles_loop, (n_tasks, *common, *dense, bias, relu,
+            _loop_job(pointwise_dense_tiles_loop, (n_tasks, *common, *extra, bias, relu,
                                                    stream), workers, blas=False)
         elif kind == "channel_tiles":
-            _loop_job(pointwise_channel_tiles_loop, (n_tasks, *common, *channel, bias, relu),
+            _loop_job(pointwise_channel_tiles_loop, (n_tasks, *common, *extra, bias, relu),
                       workers, blas=False)
         elif kind == "exact":
             _loop_job(pointwise_exact_loop, (n_tasks, *common, bias, has_bias, relu), workers)
         elif kind == "sampling":
-            _loop_job(pointwise_sampled_loop, (n_tasks, *common, kn.stride, kn.offset, bias,
-                                               has_bias, relu), workers)
+            _loop_job(pointwise_sampled_loop, (n_tasks, *common, *extra, bias, has_bias,
+                                               relu), workers)
         elif kind == "tiles":
-            _loop_job(pointwise_s2_tiles_loop, (n_tasks, *common, *tiles, bias, relu, stream),
+            _loop_job(pointwise_s2_tiles_loop, (n_tasks, *common, *extra, bias, relu, stream),
                       workers, blas=False)
         else:
             _loop_job(pointwise_gathered_loop, (
@@ -801,18 +894,17 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         n0, n1 = b * nb, min(s.n, (b + 1) * nb)
         k0, k1 = j * kb, min(s.k, (j + 1) * kb)
         if kind == "dense":
-            pointwise_dense_tiles(x, w2, out, n0, n1, k0, k1, *dense, bias, fused, stream)
+            pointwise_dense_tiles(x, w2, out, n0, n1, k0, k1, *extra, bias, fused, stream)
         elif kind == "channel_tiles":
-            pointwise_channel_tiles(x, w2, out, n0, n1, k0, k1, *channel, bias, fused)
+            pointwise_channel_tiles(x, w2, out, n0, n1, k0, k1, *extra, bias, fused)
         elif kind == "exact":
             pointwise_exact(x, w2, out, n0, n1, k0, k1, bias, has_bias, fused)
         elif kind == "sampling":
-            pointwise_sampled(x, w2, out, n0, n1, k0, k1, kn.stride, kn.offset, bias, has_bias,
-                              fused)
+            pointwise_sampled(x, w2, out, n0, n1, k0, k1, *extra, bias, has_bias, fused)
         elif kind == "tiles":
             if "carry" not in scratch:
                 scratch["carry"] = aligned_empty((kb * TILE_OUTPUTS,))
-            pointwise_s2_tiles(x, w2, out, n0, n1, k0, k1, *tiles, bias, fused, stream,
+            pointwise_s2_tiles(x, w2, out, n0, n1, k0, k1, *extra, bias, fused, stream,
                                scratch["carry"])
         else:
             if "xbuf" not in scratch:
@@ -826,6 +918,30 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
 
     run_tasks(relu_after(task, relu and timing, out, block_region(s, nb, kb, kblocks)),
               n_blocks * kblocks, workers, timings, t_start, small)
+
+
+def _pointwise_operands(w, s: ConvSpec, kind: str) -> tuple[str, np.ndarray, tuple]:
+    """``(kind, weights, kernel arguments)`` of a 1x1 call of :func:`_strided_pointwise`
+    ``kind`` (not "plane_tiles"): "dense" where dense tiles take it; the weights (K, C) as
+    the kernel reads them (sampled: the kept channels; tiles: transposed); the arguments
+    the kernel takes after its output block: dense / channel tiles their channels and
+    plan, row / column tiles theirs, sampling its stride and offset, others none."""
+    kn = s.knob
+    w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
+    if kn.technique == "sampling":
+        st, off = kn.stride, kn.offset
+        w2 = packed(w, ("classes", st, off), lambda w2=w2: gather_columns(
+            w2, _plan.channel_classes(s.c, st, off), np.float32(st / (st - 1))))
+    dense = None if kind == "channel_tiles" else _dense_tiles(s, w2.shape[1])
+    if dense is not None:
+        return "dense", _tile_weights(w, w2, s), dense
+    if kind == "channel_tiles":
+        return kind, _tile_weights(w, w2, s), _channel_tile_plan(s)
+    if kind == "tiles":
+        return kind, _tile_weights(w, w2, s), (kn.axis == "row", kn.offset, *_s2_tile_plan(s))
+    if kind == "sampling":
+        return kind, w2, (kn.stride, kn.offset)
+    return kind, w2, ()
 
 
 def _tile_weights(w, w2, s: ConvSpec) -> np.ndarray:
@@ -1189,3 +1305,4 @@ def _gemm_task(x, w2, out, s: ConvSpec, k0, chan, krow, kcol, geometry, bias, ha
         add_time(scratch, "interp", t3 - t2)
 
     return task, ceil(s.n / nb), nb, sizes
+
