@@ -2,6 +2,10 @@
 
     python benchmarks/direct_calls.py [--repeats 41] [--batches 1 4] [--tasks har kws]
 
+On, an untimed call on one thread whose path has one kernel calls it directly, and the
+runtime's layers (``kernels.PreparedConv2d``) resolve each input shape and knob once and
+then make the kernel call alone; off, every call checks its arguments, chooses its path and
+runs one task of the task machinery, as before either existed.
 Each model as the pipeline runs it (trained weights if cached), exact and every regular conv
 at row s2 / col s2 / samp s2, on one kernel thread (the profiler's setting; at batch 1
 nearly every call is below the size that would go parallel anyway), each configuration run

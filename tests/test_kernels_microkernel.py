@@ -84,9 +84,10 @@ def test_perforated_pointwise_takes_the_tiles_where_they_fit(kid, path):
     """8x8 maps take the tiles at stride 2; 8x4 rows (no tile) and stride 3 do not."""
     width = 4 if path == "pointwise_gathered" and kid == 123 else 8
     x, wt, b = _data(3, 2, 12, 8, width, 20, 12, 1, 1, True)
-    with _spy(path) as calls, forced_paths(1):
+    with _spy(path) as calls, _spy(f"{path}_whole") if path == "pointwise_s2_tiles" else \
+            contextlib.nullcontext([]) as whole, forced_paths(1):
         got = kernels.conv2d(x, wt, b, knob=kid)
-    assert calls
+    assert calls or whole  # one thread: the whole call in one kernel call (direct calls)
     assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
 
@@ -100,9 +101,10 @@ def test_without_wide_vectors_the_tiles_step_aside(kid, old, hw, n, monkeypatch)
     with forced_paths(1):
         monkeypatch.setattr(_conv, "REGISTER_TILES", False)
         with _spy("pointwise_s2_tiles") as tiles, _spy("pointwise_plane_tiles") as planes, \
-                _spy("pointwise_dense_tiles") as dense, _spy(old) as before:
+                _spy("pointwise_dense_tiles") as dense, _spy(old) as before, \
+                _spy("pointwise_s2_tiles_whole") as whole:
             got = kernels.conv2d(x, wt, b, knob=kid)
-    assert not tiles and not planes and not dense
+    assert not tiles and not planes and not dense and not whole
     assert before or (hw == 4 and kid != 123)  # 4x4 exact / sampled: the packed GEMM
     assert_close(got, reference.conv2d(x, wt, b, knob=kid))
 
@@ -312,7 +314,7 @@ def _streaming(min_bytes):
 
 def _stream_flags(mp) -> list:
     """Monkeypatch (``mp``) the tile runners of ``_conv`` to record the ``stream`` argument
-    of each call (single-threaded calls run them from Python)."""
+    of each call (single-threaded calls run them from Python, untimed ones directly)."""
     seen = []
 
     def recorder(real, at):
@@ -321,7 +323,8 @@ def _stream_flags(mp) -> list:
             return real(*args)
         return wrapper
 
-    for name, at in (("pointwise_dense_tiles", -1), ("pointwise_s2_tiles", -2)):
+    for name, at in (("pointwise_dense_tiles", -1), ("pointwise_s2_tiles", -2),
+                     ("pointwise_s2_tiles_whole", -1)):
         mp.setattr(_conv, name, recorder(getattr(_conv, name), at))
     return seen
 

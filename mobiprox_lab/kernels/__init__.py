@@ -10,6 +10,11 @@ runtime passes read-only copies.
 
 ``conv2d(x, w, b=None, *, stride=1, padding=0, groups=1, knob=11, timings=None)``
     x (N, C, H, W), w (K, C // groups, KH, KW), b (K,) -> (N, K, Ho, Wo).
+``PreparedConv2d(w, b=None, *, stride=1, padding=0, groups=1, relu=False)``
+    a layer's fixed operands: ``layer(x, knob)`` is ``conv2d(x, w, b, ..., knob=knob,
+    relu=relu)`` bit for bit, with each call's checks, path choice and packed operands
+    resolved once per input shape, knob and thread count (read-only weights; what the
+    runtime runs).
 ``linear(x, w, b=None, *, knob=11)``
     x (N, F), w (O, F), b (O,) -> (N, O).
 ``conv2d_breakdown(...)``
@@ -89,10 +94,11 @@ from ._linear import linear
 from ._memory import aligned_empty, allocator_policy, retain_freed_memory
 from ._pool import get_spin_seconds, set_spin_seconds
 from ._pooling import global_pool2d, pool2d
+from ._prepared import PreparedConv2d
 from ._threads import get_num_threads, set_num_threads, single_threaded_blas, using_threads
 from ._validate import conv_output_hw
 
-__all__ = ["PHASES", "aligned_empty", "allocator_policy", "blas_library",
+__all__ = ["PHASES", "PreparedConv2d", "aligned_empty", "allocator_policy", "blas_library",
            "calibrate_path_thresholds", "conv2d", "conv2d_breakdown", "conv_output_hw",
            "get_direct_calls", "get_num_threads", "get_numba_task_loops", "get_register_tiles",
            "get_spin_seconds", "get_streaming_stores", "global_pool2d", "linear",

@@ -137,6 +137,7 @@ from ._pointwise import (
     pointwise_gathered,
     pointwise_plane_tiles,
     pointwise_s2_tiles,
+    pointwise_s2_tiles_whole,
     pointwise_sampled,
 )
 from ._scatter import fill_column_rows, finish, scatter
@@ -291,6 +292,35 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
     return out
 
 
+def direct_call(x, w, b, stride, padding, groups, knob, relu: bool):
+    """``(output shape, call(x, out))``: the one kernel call that :func:`conv2d` makes for an
+    untimed call with these arguments on the current thread count (``call`` takes the
+    C-contiguous input and an uninitialised 64-byte aligned output), or None where it would
+    not make one (several threads, fp16, other paths, an empty output). Checks the arguments
+    as ``conv2d`` does. What it returns holds for as long as the thread count and
+    :func:`routing_settings` stay the same and ``w`` and ``b`` are not written to."""
+    if not isinstance(relu, (bool, np.bool_)):
+        raise ValueError(f"relu: expected a bool, got {relu!r}")
+    s = conv_spec(x, w, b, stride, padding, groups, knob)
+    small, workers = _parallelism(s)
+    if not DIRECT_CALLS or workers != 1 or s.knob.is_fp16 or s.n * s.k * s.ho * s.wo == 0:
+        return None
+    path, kind = _route(s, w)
+    bias = np.zeros(s.k, np.float32) if b is None else np.ascontiguousarray(b)
+    call = _direct_call(w, s, bias, b is not None, bool(relu), path, kind, small)
+    return None if call is None else ((s.n, s.k, s.ho, s.wo), call)
+
+
+def routing_settings() -> tuple:
+    """The module settings that :func:`_route`, :func:`_parallelism` and
+    :func:`_direct_call` read: a call resolved under one value of it (:func:`direct_call`)
+    is resolved again under another."""
+    return (DIRECT_CALLS, REGISTER_TILES, STREAM_MIN_BYTES, MIN_PARALLEL_FLOPS,
+            DEPTHWISE_NHWC_MAX_PLANE, DIRECT_MAX_GROUP_WIDTH, WIDE_MIN_REDUCTION,
+            ROWBLOCK_MIN_PLANE, POINTWISE_MIN_PLANE, POINTWISE_SMALL_MIN_PLANE,
+            POINTWISE_SMALL_MAX_WEIGHT_BYTES, CHANNEL_TILES_MAX_SAMPLES)
+
+
 def _route(s: ConvSpec, w: np.ndarray) -> tuple[str, str | None]:
     """``(path, pointwise kind)`` of a call: "depthwise", "direct", "wide", "shifted",
     "reduced" (``_run_<path>``, "shifted": ``_run_shifted_perforated``) or "pointwise" and
@@ -350,8 +380,7 @@ def _direct_call(w, s: ConvSpec, bias, has_bias, relu: bool, path: str, kind: st
         stream = _streamable((n, k, s.ho, s.wo), kind, s.knob)  # out: aligned_empty's
 
         def call(x, out):
-            pointwise_s2_tiles(x, w2, out, 0, n, 0, k, *extra, bias, relu, stream,
-                               aligned_empty((k * TILE_OUTPUTS,)))
+            pointwise_s2_tiles_whole(x, w2, out, *extra, bias, relu, stream)
     else:  # "exact" / "sampling": BLAS GEMMs, on one thread unless too small to thread
         kernel = pointwise_exact if kind == "exact" else pointwise_sampled
 

@@ -327,6 +327,17 @@ def pointwise_s2_tiles(x, wt, out, n0, n1, k0, k1, rows, offset, voff, d0, flags
 
 
 @njit(cache=True, nogil=True)
+def pointwise_s2_tiles_whole(x, wt, out, rows, offset, voff, d0, flags, edges, bias, relu,
+                             stream):
+    """:func:`pointwise_s2_tiles` over the whole of ``out``, as one single-threaded call
+    runs it, the row tiles' carry allocated here: from Python it took a ~1 us NumPy call,
+    a tenth of the row tiles' time on a HAR layer at batch 1."""
+    carry = aligned_buffer(out.shape[1] * TILE_OUTPUTS if rows else 0)
+    pointwise_s2_tiles(x, wt, out, 0, out.shape[0], 0, out.shape[1], rows, offset, voff, d0,
+                       flags, edges, bias, relu, stream, carry)
+
+
+@njit(cache=True, nogil=True)
 def _rows_tiles(x, wt, out, n0, n1, k0, k1, voff, d0, flags, bias, relu, stream, carry):
     """:func:`pointwise_s2_tiles` of rows."""
     c_, plane = x.shape[1], x.shape[2] * x.shape[3]

@@ -204,13 +204,12 @@ def _weighted_core(head: Op, bn: tuple[Op, int] | None, relu: int | None,
             return _f(x, _w, _b, knob=k)
         return core, relu
     st, pd_, gr = head.params["stride"], head.params["padding"], head.params["groups"]
-    if not ref and relu is not None:
+    if not ref:
         # the kernel applies the ReLU on each chunk while it is in cache; the
-        # step's fp16 rounding after it commutes with it (rounding keeps signs)
-        def core(x, k, _f=lib.conv2d, _w=w_, _b=b_, _s=st, _p=pd_, _g=gr):
-            return _f(x, _w, _b, stride=_s, padding=_p, groups=_g, knob=k,
-                      relu=True)
-        return core, None
+        # step's fp16 rounding after it commutes with it (rounding keeps signs); each
+        # (input shape, knob) is resolved once (kernels.PreparedConv2d)
+        return lib.PreparedConv2d(w_, b_, stride=st, padding=pd_, groups=gr,
+                                  relu=relu is not None), None
 
     def core(x, k, _f=lib.conv2d, _w=w_, _b=b_, _s=st, _p=pd_, _g=gr):
         return _f(x, _w, _b, stride=_s, padding=_p, groups=_g, knob=k)
