@@ -343,8 +343,9 @@ def _direct_call(w, s: ConvSpec, bias, has_bias, relu: bool, path: str, kind: st
     """``call(x, out)`` computing an untimed single-threaded call of ``path`` / ``kind``
     (:func:`_route`) with one kernel call, fp32 and with the ReLU fused, or None where the
     path has no such kernel. ``x``: the C-contiguous input; ``out``: the uninitialised
-    output. It skips the task machinery (``run_tasks``), a few microseconds a call: at batch
-    1 as much as some of HAR's layers compute."""
+    output. It skips the task machinery (``run_tasks``): about 4 us of a batch-1 call of
+    HAR's 16 -> 32 layer on 32x32 maps (one thread, exact: 22.5-22.9 -> 18.7-19.0 us, the
+    kernel alone 15 us)."""
     if s.knob.is_fp16:
         return None
     n, k = s.n, s.k
