@@ -158,11 +158,13 @@ def test_pointwise_paths_match_reference(n, c, k, h, w, kid, bias, threads, seed
 @pytest.mark.parametrize("kid,path", [(11, "pointwise_dense_tiles"),
                                       (231, "pointwise_dense_tiles"),
                                       (232, "pointwise_dense_tiles"),
-                                      (235, "pointwise_sampled"), (123, "pointwise_s2_tiles"),
-                                      (122, "pointwise_s2_tiles"), (129, "pointwise_gathered"),
-                                      (126, "pointwise_gathered")])
+                                      (235, "pointwise_sampled"),
+                                      (123, "pointwise_s2_tiles_whole"),
+                                      (122, "pointwise_s2_tiles_whole"),
+                                      (129, "pointwise_gathered"), (126, "pointwise_gathered")])
 def test_pointwise_layer_takes_its_path(kid, path):
-    """A HAR-sized pointwise layer (8x8 maps) runs on the strided-view kernels."""
+    """A HAR-sized pointwise layer (8x8 maps) runs on the strided-view kernels (the row /
+    column tiles, on one thread, as one call over the whole output: direct calls)."""
     x, wt, b = _data(1, 3, 16, 8, 8, 24, 16, 1, 1, True)
     with _spy(path) as calls, forced_paths(1):
         got = kernels.conv2d(x, wt, b, knob=kid)
