@@ -65,7 +65,7 @@ Paths (``groups == 1`` unless said):
 Untimed calls on several threads run as loop jobs (``_loops``: the task loop in Numba, no
 GIL taken during the call, see ``_pool``), but for the fp16 1x1 and the narrow grouped
 direct loops; :func:`set_numba_task_loops` turns that off. Untimed calls on one thread of
-the depthwise and 1x1 paths (but the gathered and plane-tile ones) call their kernel once,
+the depthwise and 1x1 paths (but the gathered one) call their kernel once,
 directly, with no tasks (``_direct_call``; :func:`set_direct_calls` turns that off).
 
 Chunks run on ``_threads`` worker threads (serial nogil kernels, single-threaded
@@ -366,8 +366,17 @@ def _direct_call(w, s: ConvSpec, bias, has_bias, relu: bool, path: str, kind: st
             depthwise_nhwc(x, wc, out, 0, n, s.sh, s.sw, s.ph, s.pw, bias, has_bias, False,
                            relu)
         return call
-    if path != "pointwise" or kind in ("plane_tiles", "gathered"):
+    if path != "pointwise" or kind == "gathered":
         return None
+    if kind == "plane_tiles":
+        code, group = _plane_tile_code(s), plane_group(s.ho, s.wo)
+        if n % group:  # the samples left over take another path: tasks
+            return None
+        wt = _tile_weights(w, np.ascontiguousarray(w).reshape(k, s.c), s)
+
+        def call(x, out):
+            pointwise_plane_tiles(x, wt, out, 0, n, 0, k, code, group, bias, relu)
+        return call
     kind, w2, extra = _pointwise_operands(w, s, kind)
     if kind == "dense":
         stream = _streamable((n, k, s.ho, s.wo), kind, s.knob)  # out: aligned_empty's
@@ -421,9 +430,9 @@ def get_direct_calls() -> bool:
 
 def set_direct_calls(enabled: bool) -> None:
     """Run untimed single-threaded calls of the depthwise and 1x1 paths (but the gathered
-    and plane-tile ones) as one kernel call (True) or as one task of the task machinery
-    (False), as every other call runs. Values are the same bit for bit;
-    ``benchmarks/direct_calls.py`` times both."""
+    one, and plane tiles with samples left over) as one kernel call (True) or as one task
+    of the task machinery (False), as every other call runs. Values are the same bit for
+    bit; ``benchmarks/direct_calls.py`` times both."""
     global DIRECT_CALLS
     if not isinstance(enabled, (bool, np.bool_)):
         raise ValueError(f"enabled: expected a bool, got {enabled!r}")
