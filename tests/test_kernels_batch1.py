@@ -5,13 +5,18 @@ weights); against the reference and, per sample, against the same call on a batc
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from test_kernels_paths import FP32_KNOBS, SETTINGS, _data, assert_close, forced_paths
+from test_kernels_paths import (
+    FP32_KNOBS,
+    SETTINGS,
+    _data,
+    assert_close,
+    forced_paths,
+    kernel_setting,
+)
 
 from mobiprox_lab import kernels, knobs
 from mobiprox_lab.kernels import _conv, _plan, _weights
@@ -159,14 +164,8 @@ def test_read_only_weights_give_the_same_result_and_pack_once(monkeypatch, shape
     assert_close(want, reference.conv2d(x, wt, b, padding=kh // 2, knob=kid))
 
 
-@contextlib.contextmanager
 def _direct_calls(enabled: bool):
-    before = kernels.get_direct_calls()
-    kernels.set_direct_calls(enabled)
-    try:
-        yield
-    finally:
-        kernels.set_direct_calls(before)
+    return kernel_setting(kernels.get_direct_calls, kernels.set_direct_calls, enabled)
 
 
 # (c, k, h, w, kh, groups, knobs): one case per direct kernel, at batch 1 and several

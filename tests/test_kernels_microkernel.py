@@ -13,7 +13,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from numba import njit
-from test_kernels_paths import SETTINGS, _data, _spy, assert_close, forced_paths
+from test_kernels_paths import SETTINGS, _data, _spy, assert_close, forced_paths, kernel_setting
 
 from mobiprox_lab import kernels, knobs
 from mobiprox_lab.kernels import _conv, _microkernel
@@ -302,14 +302,9 @@ def test_channel_tiles_keep_nan_through_relu():
                                    atol=1e-4)
 
 
-@contextlib.contextmanager
 def _streaming(min_bytes):
-    before = kernels.get_streaming_stores()
-    kernels.set_streaming_stores(min_bytes)
-    try:
-        yield
-    finally:
-        kernels.set_streaming_stores(before)
+    return kernel_setting(kernels.get_streaming_stores, kernels.set_streaming_stores,
+                          min_bytes)
 
 
 def _stream_flags(mp) -> list:

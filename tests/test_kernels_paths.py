@@ -81,6 +81,18 @@ def _spy(name: str):
 
 
 @contextlib.contextmanager
+def kernel_setting(getter, setter, value):
+    """``setter(value)`` (a ``kernels.set_*``) inside the block, ``getter()``'s value before
+    it put back after."""
+    before = getter()
+    setter(value)
+    try:
+        yield
+    finally:
+        setter(before)
+
+
+@contextlib.contextmanager
 def _routes():
     """The paths (``_conv._route``: path, pointwise kind) of the ``conv2d`` calls inside the
     block, whether a call then runs by tasks or, untimed on one thread, by one kernel call
