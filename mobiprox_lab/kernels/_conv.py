@@ -303,7 +303,7 @@ def direct_call(x, w, b, stride, padding, groups, knob, relu: bool):
         raise ValueError(f"relu: expected a bool, got {relu!r}")
     s = conv_spec(x, w, b, stride, padding, groups, knob)
     small, workers = _parallelism(s)
-    if not DIRECT_CALLS or workers != 1 or s.knob.is_fp16 or s.n * s.k * s.ho * s.wo == 0:
+    if not DIRECT_CALLS or workers != 1 or s.n * s.k * s.ho * s.wo == 0:
         return None
     path, kind = _route(s, w)
     bias = np.zeros(s.k, np.float32) if b is None else np.ascontiguousarray(b)
@@ -369,26 +369,22 @@ def _direct_call(w, s: ConvSpec, bias, has_bias, relu: bool, path: str, kind: st
     if path != "pointwise" or kind == "gathered":
         return None
     if kind == "plane_tiles":
-        code, group = _plane_tile_code(s), plane_group(s.ho, s.wo)
-        if n % group:  # the samples left over take another path: tasks
+        if n % plane_group(s.ho, s.wo):  # the samples left over take another path: tasks
             return None
-        wt = _tile_weights(w, np.ascontiguousarray(w).reshape(k, s.c), s)
+        wt, code, group = _plane_operands(w, s)
 
         def call(x, out):
             pointwise_plane_tiles(x, wt, out, 0, n, 0, k, code, group, bias, relu)
         return call
     kind, w2, extra = _pointwise_operands(w, s, kind)
+    stream = _streamable((n, k, s.ho, s.wo), kind, s.knob)  # out: aligned_empty's
     if kind == "dense":
-        stream = _streamable((n, k, s.ho, s.wo), kind, s.knob)  # out: aligned_empty's
-
         def call(x, out):
             pointwise_dense_tiles(x, w2, out, 0, n, 0, k, *extra, bias, relu, stream)
     elif kind == "channel_tiles":
         def call(x, out):
             pointwise_channel_tiles(x, w2, out, 0, n, 0, k, *extra, bias, relu)
     elif kind == "tiles":
-        stream = _streamable((n, k, s.ho, s.wo), kind, s.knob)  # out: aligned_empty's
-
         def call(x, out):
             pointwise_s2_tiles_whole(x, w2, out, *extra, bias, relu, stream)
     else:  # "exact" / "sampling": BLAS GEMMs, on one thread unless too small to thread
@@ -991,13 +987,18 @@ def _tile_weights(w, w2, s: ConvSpec) -> np.ndarray:
     return packed(w, key, lambda: np.ascontiguousarray(w2.T))
 
 
+def _plane_operands(w, s: ConvSpec) -> tuple[np.ndarray, int, int]:
+    """``(transposed weights, plane code, samples a tile)`` of a plane-tile call."""
+    return (_tile_weights(w, np.ascontiguousarray(w).reshape(s.k, s.c), s),
+            _plane_tile_code(s), plane_group(s.ho, s.wo))
+
+
 def _run_plane_tiles(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
                      small, relu) -> None:
     """Stride-2 perforated 1x1 conv on small maps by ``_microkernel`` plane tiles, tasks over
     blocks of whole tiles' samples x blocks of output channels; the samples left over (fewer
     than a tile's) by the path the call would take without the tiles."""
-    wt = _tile_weights(w, np.ascontiguousarray(w).reshape(s.k, s.c), s)
-    code, group = _plane_tile_code(s), plane_group(s.ho, s.wo)
+    wt, code, group = _plane_operands(w, s)
     n_main = s.n // group * group
     nb, n_blocks, kb, kblocks = blocks(n_main // group, s.k, workers, small)
     nb *= group
@@ -1344,4 +1345,3 @@ def _gemm_task(x, w2, out, s: ConvSpec, k0, chan, krow, kcol, geometry, bias, ha
         add_time(scratch, "interp", t3 - t2)
 
     return task, ceil(s.n / nb), nb, sizes
-
