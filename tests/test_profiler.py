@@ -173,6 +173,19 @@ def test_latency_table_predicts_measured_speedups(monkeypatch):
     assert calls == [] and again.table.equals(table.table)
 
 
+def test_latency_table_times_each_batch_size_in_a_phase_of_its_own():
+    """Every batch-2 run (warm-up and timed) precedes every batch-1 run, with the rounds that
+    timing_rounds gives: batch 1 gets SMALL_BATCH_REPEATS x the rounds."""
+    model = small_net()
+    sizes, real_run = [], model.run
+    model.run = lambda x, *a, **k: sizes.append(len(x)) or real_run(x, *a, **k)
+    profiler.measure_latency_table(model, batch_sizes=(2, 1), repeats=2, warmup=1, cache=False,
+                                   progress=False)
+    n_design = sizes.count(2) // 3
+    assert n_design > 1
+    assert sizes == [2] * 3 * n_design + [1] * (1 + 2 * profiler.SMALL_BATCH_REPEATS) * n_design
+
+
 def test_measured_cost_model_validates():
     model = small_net()
     table = profiler.measure_latency_table(model, batch_sizes=(2,), repeats=1, warmup=0,
@@ -275,14 +288,13 @@ def test_profile_times_configurations_round_robin_as_they_run(toy, monkeypatch):
     calls = _recording(model, monkeypatch)
     df = profiler.profile(model, [{"0": 151}, {"0": 123}], tune, batch_size=8, warmup=1,
                           repeats=2, progress=False)
-    # 3 configurations (exact first), 1 warm-up + 2 timed rounds at batch 8 and
-    # 1 + 2 x SMALL_BATCH_REPEATS at batch 1, each round rotated by one; the fp16 knob itself
-    # runs (no fp32 stand-in)
+    # 3 configurations (exact first), 1 warm-up + 2 timed rounds at batch 8, then (no batch-1
+    # run after a batch-8 run but the first) 1 + 2 x SMALL_BATCH_REPEATS rounds at batch 1,
+    # each round rotated by one; the fp16 knob itself runs (no fp32 stand-in)
     order = [11, 151, 123]
     rot = [order[r % 3:] + order[:r % 3] for r in range(7)]
     assert profiler.SMALL_BATCH_REPEATS == 3
-    expected = [k for r in range(3) for k in rot[r] + rot[r]] + [k for r in rot[3:] for k in r]
-    assert calls == expected
+    assert calls == [k for r in rot[:3] for k in r] + [k for r in rot for k in r]
     assert 121 not in calls
     assert df.loc[0, "fp16_fraction"] > 0 and df.loc[0, "agreement"] >= 0.9
 

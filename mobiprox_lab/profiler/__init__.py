@@ -33,7 +33,8 @@ One concept per module; every public name is re-exported here
     :func:`structure_fingerprint`, :func:`config_key`: what the caches are keyed by.
 ``common``
     shared constants (:data:`PROFILE_BATCH_SIZE`, :data:`SMALL_BATCH_REPEATS`,
-    :data:`CLOCKS`, :data:`TIMING_THREADS`) and :func:`data_arrays`.
+    :data:`CLOCKS`, :data:`TIMING_THREADS`), :func:`data_arrays` and :func:`timing_rounds`
+    (each batch size timed in a phase of its own).
 
 Every cache is written atomically.
 """
@@ -48,6 +49,7 @@ from .common import (
     SMALL_BATCH_REPEATS,
     TIMING_THREADS,
     data_arrays,
+    timing_rounds,
 )
 from .cost import CostModel, config_cost, fp16_fraction, predicted_speedup
 from .fingerprint import (
@@ -95,4 +97,5 @@ __all__ = [
     "softmax",
     "softmax_stats",
     "structure_fingerprint",
+    "timing_rounds",
 ]

@@ -7,7 +7,7 @@ import numpy as np
 from .. import checks, knobs
 
 __all__ = ["CLOCKS", "EXACT", "MAX_KNOB", "PROFILE_BATCH_SIZE", "SMALL_BATCH_REPEATS",
-           "TIMING_THREADS", "check_clock", "check_threads", "data_arrays"]
+           "TIMING_THREADS", "check_clock", "check_threads", "data_arrays", "timing_rounds"]
 
 EXACT = knobs.EXACT
 MAX_KNOB = max(knobs.KNOBS) + 1
@@ -31,6 +31,22 @@ the speedup is the ratio of work that the energy law takes. With two threads on 
 VM this was built on, the CPU clock also counted the threads' hand-offs, and a session's
 spread was far wider (HAR, batch 32: exact's interquartile range 8-27 % of its median
 against 0.6-4 %; one configuration timed 0.99x, 1.10x and 1.22x in three sessions)."""
+
+
+def timing_rounds(sizes: list[int], warmup: int, repeats: int) -> list[tuple[int, int]]:
+    """The rounds of a timing session, in order: ``(batch size, round)`` pairs, round
+    ``< warmup`` untimed. Each batch size of ``sizes`` is a phase of its own: ``warmup``
+    rounds, then ``repeats`` rounds (x :data:`SMALL_BATCH_REPEATS` below the largest size).
+
+    Phases, not interleaved sizes: a batch-1 run that follows a batch-32 run starts from
+    the caches that the larger batch swept. Measured on HAR (exact, one thread, CPU time):
+    0.94 ms a run right after a batch-32 run against 0.52 ms after another batch-1 run, and
+    rounds interleaved with batch 32 had a median of 0.71 ms against 0.47 ms; that mix,
+    different for every configuration, was the profiles' batch-1 noise.
+    """
+    top = max(sizes)
+    return [(b, r) for b in sizes
+            for r in range(warmup + repeats * (SMALL_BATCH_REPEATS if b < top else 1))]
 
 
 def check_threads(threads) -> int | None:

@@ -4,7 +4,8 @@ The runtime executes fused steps (a conv with its folded batch norm and ReLU). F
 knob ``k`` one design configuration sets ``k`` on every step head it applies to; one more
 per fused position sets 12 on the fused members. Each design configuration is run with
 ``ApproxModel.time_steps`` (BLAS limited to one thread, as in ``run``), ``repeats``
-rounds in a fresh random order per round, at each batch size, each followed by a timed
+rounds in a fresh random order per round, at each batch size in a phase of its own
+(:func:`~.common.timing_rounds`), each followed by a timed
 ``ApproxModel.run`` of the same configuration. ``time_steps`` only has a wall clock and
 times steps outside ``run``'s execution path, so each design configuration's median step
 times are scaled to sum to the median whole-run time of that configuration on the
@@ -44,6 +45,7 @@ from .common import (
     TIMING_THREADS,
     check_clock,
     check_threads,
+    timing_rounds,
 )
 from .fingerprint import machine_key, structure_fingerprint
 
@@ -185,7 +187,7 @@ def _measure(model, ops: pd.DataFrame, sizes: list[int], *, repeats: int, warmup
     kernel_paths(progress=progress)  # this machine's paths; no allocator page faults
     machine = machine_key()
     key = cache_key(batch_sizes=sizes, repeats=repeats, warmup=warmup, seed=seed,
-                    clock=clock, small=SMALL_BATCH_REPEATS, machine=machine, version=2)
+                    clock=clock, small=SMALL_BATCH_REPEATS, machine=machine, version=3)
     path = cache_dir("latency", structure_fingerprint(model)) / f"table-{key}.json"
     if cache and path.exists():
         return LatencyTable.from_json(json.loads(path.read_text()))
@@ -195,9 +197,8 @@ def _measure(model, ops: pd.DataFrame, sizes: list[int], *, repeats: int, warmup
     shape = tuple(model.input_shape)
     xs = {b: rng.standard_normal((b, *shape)).astype(np.float32) for b in sizes}
     t_start = time.perf_counter()
-    reps = {b: repeats * (SMALL_BATCH_REPEATS if b < max(sizes) else 1) for b in sizes}
-    samples, totals = _time_design(model, prepared, xs, reps, warmup=warmup, clock=clock,
-                                   rng=rng, progress=progress)
+    samples, totals = _time_design(model, prepared, xs, timing_rounds(sizes, warmup, repeats),
+                                   warmup=warmup, clock=clock, rng=rng, progress=progress)
     _scale_to_totals(samples, totals, len(design))
     rows, exact_steps = _table_rows(ops, design, head_of, samples, sizes)
     table = LatencyTable(
@@ -213,36 +214,34 @@ def _measure(model, ops: pd.DataFrame, sizes: list[int], *, repeats: int, warmup
 
 
 def _time_design(model, prepared: list[tuple[int, ...]], xs: dict[int, np.ndarray],
-                 reps: dict[int, int], *, warmup: int, clock: str, rng: np.random.Generator,
-                 progress: bool) -> tuple[Samples, Totals]:
-    """Time every design configuration (``prepared`` knob tuples): ``warmup`` untimed
-    rounds, then ``reps[b]`` rounds at batch size ``b``, each in a fresh random order
-    (``rng``): step times from ``time_steps`` and the whole run's time on ``clock``, per
-    inference."""
+                 rounds: list[tuple[int, int]], *, warmup: int, clock: str,
+                 rng: np.random.Generator, progress: bool) -> tuple[Samples, Totals]:
+    """Time every design configuration (``prepared`` knob tuples) in each of ``rounds``
+    (``(batch size, round)`` from :func:`~.common.timing_rounds`; round ``< warmup``
+    untimed), in a fresh random order per round (``rng``): step times from ``time_steps``
+    and the whole run's time on ``clock``, per inference."""
     from tqdm.auto import tqdm
 
     n = len(prepared)
     sizes = list(xs)
     samples: Samples = {b: {} for b in sizes}
     totals: Totals = {b: [[] for _ in range(n)] for b in sizes}
-    bar = tqdm(total=sum(warmup + reps[b] for b in sizes) * n, desc="latency table",
-               disable=not progress)
+    bar = tqdm(total=len(rounds) * n, desc="latency table", disable=not progress)
     try:
-        for r in range(warmup + max(reps.values())):
-            for b in [b for b in sizes if r < warmup + reps[b]]:
-                for i in map(int, rng.permutation(n)):
-                    with _blas_one_thread():
-                        st = model.time_steps(xs[b], prepared[i], repeats=1)
-                    c0, t0 = time.process_time(), time.perf_counter()
-                    model.run(xs[b], prepared[i])
-                    dt, dc = time.perf_counter() - t0, time.process_time() - c0
-                    bar.update()
-                    if r < warmup:
-                        continue
-                    totals[b][i].append((dc if clock == "cpu" else dt) / b)
-                    for head, sec in zip(st["step"], st["seconds"], strict=True):
-                        samples[b].setdefault(str(head), {}).setdefault(i, []).append(
-                            float(sec) / b)
+        for b, r in rounds:
+            for i in map(int, rng.permutation(n)):
+                with _blas_one_thread():
+                    st = model.time_steps(xs[b], prepared[i], repeats=1)
+                c0, t0 = time.process_time(), time.perf_counter()
+                model.run(xs[b], prepared[i])
+                dt, dc = time.perf_counter() - t0, time.process_time() - c0
+                bar.update()
+                if r < warmup:
+                    continue
+                totals[b][i].append((dc if clock == "cpu" else dt) / b)
+                for head, sec in zip(st["step"], st["seconds"], strict=True):
+                    samples[b].setdefault(str(head), {}).setdefault(i, []).append(
+                        float(sec) / b)
     finally:
         bar.close()
     return samples, totals

@@ -5,7 +5,8 @@ Every configuration, exact included, is timed round-robin in one session on the
 :data:`~.common.TIMING_THREADS` kernel threads (one, unless ``threads`` says otherwise), with the
 allocator keeping freed memory (``kernels.retain_freed_memory``) and this machine's
 calibrated kernel paths (:func:`~mobiprox_lab.profiler.calibration.kernel_paths`), at
-``batch_size`` and at batch 1: ``warmup`` untimed rounds, then ``repeats`` rounds, each
+``batch_size`` and then at batch 1, each in a phase of its own
+(:func:`~.common.timing_rounds`): ``warmup`` untimed rounds, then ``repeats`` rounds, each
 running every configuration once in a rotated order; median, std and quartiles per
 inference, on two clocks: CPU seconds (``time.process_time``; the default for speedups:
 robust to other processes' load) and wall seconds. Accuracy and confidences come from
@@ -42,6 +43,7 @@ from .common import (
     check_clock,
     check_threads,
     data_arrays,
+    timing_rounds,
 )
 from .cost import CostModel
 from .fingerprint import config_key, machine_key, model_fingerprint
@@ -155,7 +157,7 @@ def _timing(model, unique: list[tuple[str, dict[str, int]]], probs: np.ndarray, 
     key = cache_key(configs=[k for k, _ in unique], data=_data_key(xb, yb),
                     batch_size=batch_size, warmup=warmup, repeats=repeats,
                     counters=meter is not None, small=SMALL_BATCH_REPEATS,
-                    machine=machine_key(), version=4)
+                    machine=machine_key(), version=5)
     path = cache_dir("profiles", model_fingerprint(model)) / f"timing-{key}.json"
     if cache and path.exists():
         return json.loads(path.read_text())
@@ -190,29 +192,27 @@ def _session(model, cfgs: list[dict[str, int]], xb: np.ndarray, *, warmup: int, 
     joules: list[list[float]] = [[] for _ in cfgs]
     logits: list[np.ndarray] = [np.empty(0)] * len(cfgs)
     n = len(cfgs)
-    reps = {b: repeats * (SMALL_BATCH_REPEATS if b < max(sizes) else 1) for b in sizes}
-    bar = tqdm(total=sum(warmup + reps[b] for b in sizes) * n, desc="timing", leave=False,
-               disable=not progress)
+    rounds = timing_rounds(sizes, warmup, repeats)
+    bar = tqdm(total=len(rounds) * n, desc="timing", leave=False, disable=not progress)
     try:
-        for r in range(warmup + max(reps.values())):
-            for b in [b for b in sizes if r < warmup + reps[b]]:
-                for j in range(n):
-                    i = (j + r) % n  # rotate: every config takes every slot of the round
-                    metered = meter is not None and r >= warmup and b == sizes[0]
-                    if metered:
-                        meter.start()
-                    c0, t0 = time.process_time(), time.perf_counter()
-                    z = model.run(xs[b], prepared[i], backend="numba")
-                    dt, dc = time.perf_counter() - t0, time.process_time() - c0
-                    if metered:
-                        meter.stop()
-                        joules[i].append(meter.total_j / b)
-                    if r >= warmup:
-                        times["wall", b][i].append(dt / b)
-                        times["cpu", b][i].append(dc / b)
-                    if b == sizes[0]:
-                        logits[i] = z
-                    bar.update()
+        for b, r in rounds:
+            for j in range(n):
+                i = (j + r) % n  # rotate: every config takes every slot of the phase
+                metered = meter is not None and r >= warmup and b == sizes[0]
+                if metered:
+                    meter.start()
+                c0, t0 = time.process_time(), time.perf_counter()
+                z = model.run(xs[b], prepared[i], backend="numba")
+                dt, dc = time.perf_counter() - t0, time.process_time() - c0
+                if metered:
+                    meter.stop()
+                    joules[i].append(meter.total_j / b)
+                if r >= warmup:
+                    times["wall", b][i].append(dt / b)
+                    times["cpu", b][i].append(dc / b)
+                if b == sizes[0]:
+                    logits[i] = z
+                bar.update()
     finally:
         bar.close()
     if len(sizes) == 1:
