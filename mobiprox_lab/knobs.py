@@ -118,6 +118,34 @@ def perforation_skips(knob_id: int, out_hw: tuple[int, int]) -> tuple[int, int]:
     return skipped, n - skipped
 
 
+def work_speedup(knob_id: int, out_hw, reduction: int) -> float:
+    """Exact multiply-adds over the knob's on a convolution with an ``out_hw`` (Ho, Wo) map
+    and ``reduction`` (C*KH*KW) weights per filter: the speedup the knob would reach if
+    time followed work. It is the nominal speedup where the stride divides the skipped
+    axis; otherwise the shape decides (stride-2 column perforation at offset 1 computes 7
+    of 13 columns: 1.86x; at offset 0 it computes 16 of 33: 2.06x). Precision does not
+    change the work (an fp16 knob gives its fp32 twin's), and perforation's fill is not
+    counted. A knob that leaves nothing computed is refused, naming ``knob``.
+    """
+    knob = get(knob_id)
+    h, w = _check_out_hw(out_hw)
+    reduction = int(reduction)
+    if reduction < 1:
+        raise ValueError(f"reduction: expected an int >= 1 (C*KH*KW), got {reduction!r}")
+    if knob.technique == "perforation":
+        skipped, computed = perforation_skips(knob_id, (h, w))
+        total = skipped + computed
+    elif knob.technique == "sampling":
+        total = reduction
+        computed = reduction - skipped_count(reduction, knob.stride, knob.offset)
+    else:
+        return 1.0
+    if computed < 1:
+        raise ValueError(f"knob: {knob_id} leaves nothing computed on a {h}x{w} map with "
+                         f"{reduction} weights per filter")
+    return total / computed
+
+
 def _check_out_hw(out_hw) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in out_hw)

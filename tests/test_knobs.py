@@ -89,6 +89,40 @@ def test_skip_counts_follow_the_reference_formula():
                 assert n - knobs.skipped_count(n, s, o) == computed
 
 
+@pytest.mark.parametrize("kernel", [(1, 1, 1), (3, 1, 1), (3, 3, 3), (1, 20, 8), (64, 10, 4),
+                                    (5, 3, 1)])
+def test_work_speedup_counts_what_a_knob_computes(kernel):
+    """Perforation: all rows (columns) over the computed ones, counted by the reference rule;
+    sampling: all filter elements over the ones reference.sampling_mask keeps; fp16 twins
+    the same, exact 1."""
+    from mobiprox_lab.reference import sampling_mask
+
+    red = kernel[0] * kernel[1] * kernel[2]
+    for h, w in [(1, 2), (13, 33), (2, 13), (82, 33), (4, 4), (5, 7)]:
+        for kid in knobs.CONV_KNOB_IDS:
+            knob = knobs.get(kid)
+            if knob.technique == "exact":
+                assert knobs.work_speedup(kid, (h, w), red) == 1.0
+                continue
+            if knob.technique == "sampling":
+                kept = int(sampling_mask((1, *kernel), knob.stride, knob.offset).sum())
+                expected = red / kept if kept else None
+            else:
+                n = h if knob.axis == "row" else w
+                kept = sum(1 for r in range(n) if not (r >= knob.offset
+                                                      and (r - knob.offset) % knob.stride == 0))
+                expected = n / kept if kept else None
+            if expected is None:
+                with pytest.raises(ValueError, match=f"knob: {kid} leaves nothing computed"):
+                    knobs.work_speedup(kid, (h, w), red)
+            else:
+                assert knobs.work_speedup(kid, (h, w), red) == pytest.approx(expected)
+    assert knobs.work_speedup(122, (32, 13), 2560) == pytest.approx(13 / 7)
+    assert knobs.work_speedup(152, (32, 13), 2560) == knobs.work_speedup(122, (32, 13), 2560)
+    with pytest.raises(ValueError, match="reduction: expected an int >= 1"):
+        knobs.work_speedup(231, (4, 4), 0)
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="layer_kind"):
         knobs.applicable(121, "depthwise", (4, 4))
