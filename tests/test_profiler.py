@@ -184,6 +184,14 @@ def test_latency_table_times_each_batch_size_in_a_phase_of_its_own():
     n_design = sizes.count(2) // 3
     assert n_design > 1
     assert sizes == [2] * 3 * n_design + [1] * (1 + 2 * profiler.SMALL_BATCH_REPEATS) * n_design
+    assert profiler.timing_rounds([1, 4], 1, 1) == [(1, r) for r in range(4)] + [(4, 0), (4, 1)]
+    for args, match in [(([], 0, 1), "sizes: expected distinct"),
+                        (([2, 2], 0, 1), "sizes: expected distinct"),
+                        (([0], 0, 1), r"sizes\[\]: expected an int >= 1"),
+                        (([2], -1, 1), "warmup: expected an int >= 0"),
+                        (([2], 0, 0), "repeats: expected an int >= 1")]:
+        with pytest.raises(ValueError, match=match):
+            profiler.timing_rounds(*args)
 
 
 def test_measured_cost_model_validates():

@@ -44,6 +44,11 @@ def timing_rounds(sizes: list[int], warmup: int, repeats: int) -> list[tuple[int
     rounds interleaved with batch 32 had a median of 0.71 ms against 0.47 ms; that mix,
     different for every configuration, was the profiles' batch-1 noise.
     """
+    sizes = [checks.integer("sizes[]", b, 1) for b in sizes]
+    if not sizes or len(set(sizes)) != len(sizes):
+        raise ValueError(f"sizes: expected distinct ints >= 1, got {sizes!r}")
+    warmup = checks.integer("warmup", warmup, 0)
+    repeats = checks.integer("repeats", repeats, 1)
     top = max(sizes)
     return [(b, r) for b in sizes
             for r in range(warmup + repeats * (SMALL_BATCH_REPEATS if b < top else 1))]
