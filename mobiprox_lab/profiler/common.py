@@ -7,7 +7,8 @@ import numpy as np
 from .. import checks, knobs
 
 __all__ = ["CLOCKS", "EXACT", "MAX_KNOB", "PROFILE_BATCH_SIZE", "SMALL_BATCH_REPEATS",
-           "TIMING_THREADS", "check_clock", "check_threads", "data_arrays", "timing_rounds"]
+           "TIMING_THREADS", "check_batch_sizes", "check_clock", "check_threads", "data_arrays",
+           "timing_rounds"]
 
 EXACT = knobs.EXACT
 MAX_KNOB = max(knobs.KNOBS) + 1
@@ -33,6 +34,15 @@ spread was far wider (HAR, batch 32: exact's interquartile range 8-27 % of its m
 against 0.6-4 %; one configuration timed 0.99x, 1.10x and 1.22x in three sessions)."""
 
 
+def check_batch_sizes(name: str, sizes) -> list[int]:
+    """``sizes`` as a list of distinct ints >= 1 (at least one), else a ValueError naming
+    ``name``."""
+    out = [checks.integer(f"{name}[]", b, 1) for b in sizes]
+    if not out or len(set(out)) != len(out):
+        raise ValueError(f"{name}: expected distinct ints >= 1, got {sizes!r}")
+    return out
+
+
 def timing_rounds(sizes: list[int], warmup: int, repeats: int) -> list[tuple[int, int]]:
     """The rounds of a timing session, in order: ``(batch size, round)`` pairs, round
     ``< warmup`` untimed. Each batch size of ``sizes`` is a phase of its own: ``warmup``
@@ -44,9 +54,7 @@ def timing_rounds(sizes: list[int], warmup: int, repeats: int) -> list[tuple[int
     rounds interleaved with batch 32 had a median of 0.71 ms against 0.47 ms; that mix,
     different for every configuration, was the profiles' batch-1 noise.
     """
-    sizes = [checks.integer("sizes[]", b, 1) for b in sizes]
-    if not sizes or len(set(sizes)) != len(sizes):
-        raise ValueError(f"sizes: expected distinct ints >= 1, got {sizes!r}")
+    sizes = check_batch_sizes("sizes", sizes)
     warmup = checks.integer("warmup", warmup, 0)
     repeats = checks.integer("repeats", repeats, 1)
     top = max(sizes)

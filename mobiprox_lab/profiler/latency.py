@@ -43,6 +43,7 @@ from .common import (
     PROFILE_BATCH_SIZE,
     SMALL_BATCH_REPEATS,
     TIMING_THREADS,
+    check_batch_sizes,
     check_clock,
     check_threads,
     timing_rounds,
@@ -166,9 +167,7 @@ def measure_latency_table(model, *, batch_sizes: Sequence[int] = (PROFILE_BATCH_
         as :func:`~.measure.profile` times; None: the kernels' current count).
     See the module doc for the design. Returns a :class:`LatencyTable`.
     """
-    sizes = [checks.integer("batch_sizes[]", b, 1) for b in batch_sizes]
-    if not sizes or len(set(sizes)) != len(sizes):
-        raise ValueError(f"batch_sizes: expected distinct ints >= 1, got {batch_sizes!r}")
+    sizes = check_batch_sizes("batch_sizes", batch_sizes)
     repeats = checks.integer("repeats", repeats, 1)
     warmup = checks.integer("warmup", warmup, 0)
     clock = check_clock(clock)
