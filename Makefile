@@ -21,7 +21,7 @@ venv: $(STAMP)
 
 # `make test` is CI's command: lint plus every test, the slow end-to-end ones included
 # (quick-mode figure pipeline, notebooks, the browser playground; ~12 min from a fresh
-# clone, 10-11 of them the tests). `make test-fast` skips those (~2 min). `make test-all`
+# clone, 10-11 of them the tests). `make test-fast` skips those (~4 min). `make test-all`
 # also trains the default models to their accuracy aims (marker `training`, ~8 min more
 # on a cold cache).
 test: $(STAMP)
