@@ -151,7 +151,7 @@ from ._tasks import (
     relu_after,
     run_tasks,
 )
-from ._validate import ConvSpec, conv_spec
+from ._validate import ConvSpec, check_flag, conv_spec
 from ._weights import gather_columns, immutable, packed
 from ._wide import shifted_perforated_conv, wide_conv
 
@@ -258,8 +258,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
     add up to about T x the wall time.
     """
     t_start = thread_time() if timings is not None else 0.0
-    if not isinstance(relu, (bool, np.bool_)):
-        raise ValueError(f"relu: expected a bool, got {relu!r}")
+    relu = check_flag(relu, "relu")
     s = conv_spec(x, w, b, stride, padding, groups, knob)
     out = aligned_empty((s.n, s.k, s.ho, s.wo))  # for non-temporal stores (``_streams``)
     if out.size == 0:
@@ -299,15 +298,14 @@ def direct_call(x, w, b, stride, padding, groups, knob, relu: bool):
     not make one (several threads, fp16, other paths, an empty output). Checks the arguments
     as ``conv2d`` does. What it returns holds for as long as the thread count and
     :func:`routing_settings` stay the same and ``w`` and ``b`` are not written to."""
-    if not isinstance(relu, (bool, np.bool_)):
-        raise ValueError(f"relu: expected a bool, got {relu!r}")
+    relu = check_flag(relu, "relu")
     s = conv_spec(x, w, b, stride, padding, groups, knob)
     small, workers = _parallelism(s)
     if not DIRECT_CALLS or workers != 1 or s.n * s.k * s.ho * s.wo == 0:
         return None
     path, kind = _route(s, w)
     bias = np.zeros(s.k, np.float32) if b is None else np.ascontiguousarray(b)
-    call = _direct_call(w, s, bias, b is not None, bool(relu), path, kind, small)
+    call = _direct_call(w, s, bias, b is not None, relu, path, kind, small)
     return None if call is None else ((s.n, s.k, s.ho, s.wo), call)
 
 
@@ -413,9 +411,7 @@ def set_numba_task_loops(enabled: bool) -> None:
     GIL during a call) or in Python (False: each task a Python call, as timed calls always
     run). Results are the same bit for bit; ``benchmarks/threads.py`` times both."""
     global LOOP_JOBS
-    if not isinstance(enabled, (bool, np.bool_)):
-        raise ValueError(f"enabled: expected a bool, got {enabled!r}")
-    LOOP_JOBS = bool(enabled)
+    LOOP_JOBS = check_flag(enabled, "enabled")
 
 
 def get_direct_calls() -> bool:
@@ -430,9 +426,7 @@ def set_direct_calls(enabled: bool) -> None:
     of the task machinery (False), as every other call runs. Values are the same bit for
     bit; ``benchmarks/direct_calls.py`` times both."""
     global DIRECT_CALLS
-    if not isinstance(enabled, (bool, np.bool_)):
-        raise ValueError(f"enabled: expected a bool, got {enabled!r}")
-    DIRECT_CALLS = bool(enabled)
+    DIRECT_CALLS = check_flag(enabled, "enabled")
 
 
 def get_register_tiles() -> bool:
@@ -447,9 +441,7 @@ def set_register_tiles(enabled: bool) -> None:
     (True) or through a BLAS GEMM (False). Values agree to float32 rounding (sums in
     another order), not bit for bit; ``benchmarks/tiles.py`` times both."""
     global REGISTER_TILES
-    if not isinstance(enabled, (bool, np.bool_)):
-        raise ValueError(f"enabled: expected a bool, got {enabled!r}")
-    REGISTER_TILES = bool(enabled)
+    REGISTER_TILES = check_flag(enabled, "enabled")
 
 
 def get_streaming_stores() -> int | None:

@@ -16,6 +16,7 @@ import numpy as np
 from . import _threads
 from ._conv import conv2d, direct_call, routing_settings
 from ._memory import aligned_empty
+from ._validate import check_flag
 from ._weights import immutable
 
 MAX_RESOLVED_CALLS = 64  # per layer: (shape, knob, threads, settings) resolved; then forgotten
@@ -35,10 +36,9 @@ class PreparedConv2d:
 
     def __init__(self, w: np.ndarray, b: np.ndarray | None = None, *, stride=1, padding=0,
                  groups: int = 1, relu: bool = False):
-        if not isinstance(relu, (bool, np.bool_)):
-            raise ValueError(f"relu: expected a bool, got {relu!r}")
         self.w, self.b = w, b
-        self.stride, self.padding, self.groups, self.relu = stride, padding, groups, bool(relu)
+        self.stride, self.padding, self.groups = stride, padding, groups
+        self.relu = check_flag(relu, "relu")
         self._frozen = immutable(w) and (b is None or immutable(b))
         self._calls: dict = {}  # key -> (output shape, call) or None: see __call__
 

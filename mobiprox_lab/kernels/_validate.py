@@ -56,6 +56,14 @@ def conv_output_hw(hw, kernel, stride=1, padding=0) -> tuple[int, int]:
     return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
 
 
+def check_flag(value, name: str) -> bool:
+    """``value`` as a bool if it is one (Python's or NumPy's), else a ValueError naming
+    ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}: expected a bool, got {value!r}")
+    return bool(value)
+
+
 def check_array(a, name: str, ndim: int, layout: str) -> None:
     """``a`` must be a float32 NumPy array of rank ``ndim`` (``layout`` names the axes)."""
     if not isinstance(a, np.ndarray):
