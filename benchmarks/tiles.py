@@ -10,6 +10,11 @@ over exact with the tiles on (``tiles_x``) and off (``gemm_x``), and how much fa
 tiles make exact itself (``exact_tiles_x``, GEMM time / tile time). Layers the tiles do
 not cover (2x2 maps) run the same path both ways: those columns measure the noise.
 
+Then the larger kernels whose column perforation phase tiles take (``_phase_tiles``: the
+HAR and KWS first layers, 32 and 33 wide), under both column offsets (121, 122; KWS's
+first layer at offset 1 keeps 17 a row, which they do not cover: noise again), against the
+row blocks they replace. Exact and the other knobs take the same path either way there.
+
 """
 
 from __future__ import annotations
@@ -28,6 +33,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mobiprox_lab import kernelbench, kernels  # noqa: E402
 
 KNOBS = {"row s2": 123, "col s2": 121, "samp s2": 231}
+PHASE_KNOBS = {"col s2": 121, "col s2 off 1": 122}  # larger kernels: column perforation
+
+
+def _knobs(layer) -> dict[str, int]:
+    """The knobs timed on ``layer``: the 1x1 tiles' or the phase tiles' (empty: neither)."""
+    if layer.net == "har" and layer.kh == 1:
+        return KNOBS
+    if layer.kind == "conv" and layer.kh * layer.kw > 1 and layer.stride == 1 \
+            and layer.out_hw[1] in (32, 33):
+        return PHASE_KNOBS
+    return {}
 
 
 def main() -> None:
@@ -46,29 +62,30 @@ def main() -> None:
     rng = np.random.default_rng(0)
     try:
         for layer in kernelbench.layer_shapes(args.har_width):
-            if layer.net != "har" or layer.kh != 1:
+            knobs = _knobs(layer)
+            if not knobs:
                 continue
             x = rng.standard_normal((args.batch, layer.c, layer.h, layer.w), dtype=np.float32)
-            w = rng.standard_normal((layer.k, layer.c, 1, 1), dtype=np.float32)
-            w /= np.float32(np.sqrt(layer.c))
+            w = rng.standard_normal((layer.k, layer.c, layer.kh, layer.kw), dtype=np.float32)
+            w /= np.float32(np.sqrt(layer.c * layer.kh * layer.kw))
             w.flags.writeable = False  # as the runtime passes them: packed once, not per call
             b = rng.standard_normal(layer.k, dtype=np.float32)
-            variants = {(tiles, kid): None for kid in (11, *KNOBS.values())
+            variants = {(tiles, kid): None for kid in (11, *knobs.values())
                         for tiles in (True, False)}
             times = {v: [] for v in variants}
             for _ in range(args.repeats):
                 for tiles, knob in variants:
                     kernels.set_register_tiles(tiles)
 
-                    def call(knob=knob, x=x, w=w, b=b):
-                        kernels.conv2d(x, w, b, knob=knob, relu=True)
+                    def call(knob=knob, x=x, w=w, b=b, pad=layer.padding):
+                        kernels.conv2d(x, w, b, padding=pad, knob=knob, relu=True)
 
                     kernelbench.warm_up(call)
                     t0 = time.perf_counter()
                     call()
                     times[tiles, knob].append(time.perf_counter() - t0)
             med = {v: statistics.median(t) for v, t in times.items()}
-            for name, kid in KNOBS.items():
+            for name, kid in knobs.items():
                 rows.append({"layer": layer.name, "C->K": f"{layer.c}->{layer.k}",
                              "map": f"{layer.h}x{layer.w}", "knob": name,
                              "tiles_x": med[True, 11] / med[True, kid],

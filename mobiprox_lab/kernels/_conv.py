@@ -41,6 +41,12 @@ Paths (``groups == 1`` unless said):
   outputs, which then fill the output. Tasks are samples; below ``WIDE_ROW_SPLIT_SAMPLES``
   samples per thread, blocks of kept rows into a shared result, then the fill by blocks
   of channels.
+* other fp32 stride-2 column perforation of stride-1 convs larger than 1x1 whose output
+  rows keep 16 values (32 or 33 wide: the HAR MobileNet's first layer, the KWS CNN's first
+  at offset 0), on AVX-512 CPUs (``REGISTER_TILES``): ``_phase_tiles``, register tiles
+  reading each sample's padded input split into column phases and writing whole rows, kept
+  and filled. Tasks are blocks of samples; below ``TASKS_PER_WORKER`` samples per thread,
+  blocks of each sample's output rows.
 * unperforated fp32 (exact or sampled) with ``groups == 1`` and maps of >=
   ``ROWBLOCK_MIN_PLANE`` outputs: tasks are blocks of output rows of one sample; the
   im2col of a block stays in cache and one GEMM writes it straight into the output.
@@ -105,6 +111,7 @@ from ._loops import (
     fill_loop,
     kept_rows_loop,
     pack_loop,
+    phase_tiles_loop,
     pointwise_channel_tiles_loop,
     pointwise_dense_tiles_loop,
     pointwise_exact_loop,
@@ -123,10 +130,18 @@ from ._microkernel import (
     PLANE_SHAPES,
     TILE_OUTPUTS,
     host_has_wide_vectors,
+    phase_tile_applies,
     plane_code,
     plane_group,
     plane_lanes,
     tile_plan,
+)
+from ._phase_tiles import (
+    phase_buffer_size,
+    phase_half,
+    phase_offsets,
+    phase_tiles,
+    phase_tiles_whole,
 )
 from ._pointwise import (
     batched_gemm,
@@ -197,7 +212,8 @@ POINTWISE_ROW_GEMM_MIN_CHANNELS = 0
 # GEMMs?} (``_calibrate.set_path_choices``; empty built in)
 POINTWISE_ROW_GEMM_CHOICES: dict[tuple[int, int, int, int, bool], bool] = {}
 # exact, stride-2 sampled and stride-2 perforated 1x1 convs as ``_microkernel`` register
-# tiles where they fit: on AVX-512 CPUs, the only ones they were timed on (elsewhere the
+# tiles where they fit, and stride-2 column perforation of 32- or 33-wide maps as phase
+# tiles (``_phase_tiles``): on AVX-512 CPUs, the only ones they were timed on (elsewhere the
 # GEMM paths, as before them)
 REGISTER_TILES = host_has_wide_vectors()
 # ... and, as ``_microkernel`` channel tiles (output channels in the vector lanes), exact,
@@ -286,6 +302,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
         _run_wide(*args)
     elif path == "shifted":
         _run_shifted_perforated(*args)
+    elif path == "phases":
+        _run_phase_tiles(*args)
     else:
         _run_reduced(*args)
     return out
@@ -320,9 +338,10 @@ def routing_settings() -> tuple:
 
 
 def _route(s: ConvSpec, w: np.ndarray) -> tuple[str, str | None]:
-    """``(path, pointwise kind)`` of a call: "depthwise", "direct", "wide", "shifted",
-    "reduced" (``_run_<path>``, "shifted": ``_run_shifted_perforated``) or "pointwise" and
-    its :func:`_strided_pointwise` kind (else None)."""
+    """``(path, pointwise kind)`` of a call: "depthwise", "direct", "phases", "wide",
+    "shifted", "reduced" (``_run_<path>``, "shifted": ``_run_shifted_perforated``,
+    "phases": ``_run_phase_tiles``) or "pointwise" and its :func:`_strided_pointwise` kind
+    (else None)."""
     if (s.groups > 1 and s.k == s.c == s.groups and not s.knob.is_fp16
             and s.ho * s.wo > DEPTHWISE_NHWC_MAX_PLANE):
         return "depthwise", None
@@ -332,6 +351,8 @@ def _route(s: ConvSpec, w: np.ndarray) -> tuple[str, str | None]:
         return "wide", None
     if _shifted_perforation(s) is not None:
         return "shifted", None
+    if _phase_tiles_apply(s):
+        return "phases", None
     kind = _strided_pointwise(s, immutable(w))
     return ("reduced", None) if kind is None else ("pointwise", kind)
 
@@ -363,6 +384,12 @@ def _direct_call(w, s: ConvSpec, bias, has_bias, relu: bool, path: str, kind: st
         def call(x, out):
             depthwise_nhwc(x, wc, out, 0, n, s.sh, s.sw, s.ph, s.pw, bias, has_bias, False,
                            relu)
+        return call
+    if path == "phases":
+        wt, toff = _phase_operands(w, s)
+
+        def call(x, out):
+            phase_tiles_whole(x, wt, out, toff, s.kh, s.ph, s.pw, s.knob.offset, bias, relu)
         return call
     if path != "pointwise" or kind == "gathered":
         return None
@@ -430,16 +457,18 @@ def set_direct_calls(enabled: bool) -> None:
 
 
 def get_register_tiles() -> bool:
-    """Whether exact, stride-2 sampled and stride-2 perforated 1x1 convs run as
-    ``_microkernel`` register tiles where they fit (the default on AVX-512 CPUs) rather than
-    through a BLAS GEMM (and, perforated, a fill pass)."""
+    """Whether exact, stride-2 sampled and stride-2 perforated 1x1 convs, and stride-2
+    column perforation of 32- or 33-wide maps (``_phase_tiles``), run as ``_microkernel``
+    register tiles where they fit (the default on AVX-512 CPUs) rather than through a BLAS
+    GEMM (and, perforated, a fill pass)."""
     return REGISTER_TILES
 
 
 def set_register_tiles(enabled: bool) -> None:
-    """Run exact, stride-2 sampled and stride-2 perforated 1x1 convs as register tiles
-    (True) or through a BLAS GEMM (False). Values agree to float32 rounding (sums in
-    another order), not bit for bit; ``benchmarks/tiles.py`` times both."""
+    """Run exact, stride-2 sampled and stride-2 perforated 1x1 convs, and stride-2 column
+    perforation of 32- or 33-wide maps, as register tiles (True) or through a BLAS GEMM
+    (False). Values agree to float32 rounding (sums in another order), not bit for bit;
+    ``benchmarks/tiles.py`` times both."""
     global REGISTER_TILES
     REGISTER_TILES = check_flag(enabled, "enabled")
 
@@ -1105,6 +1134,65 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
         return n, n + 1, 0, s.k, j * rows * s.wo, min(s.ho, (j + 1) * rows) * s.wo
 
     run_tasks(relu_after(task, relu, out, region, timing), s.n * per_sample, workers, timings,
+              t_start, small)
+
+
+def _phase_tiles_apply(s: ConvSpec) -> bool:
+    """Whether a call runs as ``_phase_tiles``: register tiles on, fp32 stride-2 column
+    perforation of a stride-1 conv with ``groups == 1`` and a kernel larger than 1x1 (1x1
+    convs have their own tiles), output rows of 16 kept values
+    (``_microkernel.phase_tile_applies``)."""
+    kn = s.knob
+    return (REGISTER_TILES and kn.technique == "perforation" and kn.axis == "col"
+            and kn.stride == 2 and not kn.is_fp16 and s.groups == 1 and s.sh == s.sw == 1
+            and s.kh * s.kw > 1 and phase_tile_applies(kn.offset, s.ho, s.wo))
+
+
+def _phase_operands(w, s: ConvSpec) -> tuple[np.ndarray, np.ndarray]:
+    """``(transposed weights (C*KH*KW, K), tap offsets)`` of a phase-tile call."""
+    wt = _tile_weights(w, np.ascontiguousarray(w).reshape(s.k, -1), s)
+    return wt, phase_offsets(s.c, s.kh, s.kw, s.h + 2 * s.ph, phase_half(s.w, s.pw), s.wo,
+                             s.knob.offset)
+
+
+def _run_phase_tiles(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
+                     small, relu=False) -> None:
+    """Stride-2 column perforation by ``_phase_tiles``: tasks over blocks of samples, all
+    their rows; with fewer samples than ``TASKS_PER_WORKER`` per thread, over blocks of
+    each sample's output rows (an even number a block), each task splitting the input rows
+    its block reads into column phases."""
+    wt, toff = _phase_operands(w, s)
+    nb, rows = batch_chunk(s.n, s.n, workers), s.ho
+    if not small and workers > 1 and s.n < TASKS_PER_WORKER * workers:
+        nb = 1
+        rows = 2 * ceil(s.ho / (2 * ceil(TASKS_PER_WORKER * workers / s.n)))
+    per_sample = ceil(s.ho / rows)
+    n_tasks = ceil(s.n / nb) * per_sample
+    size = phase_buffer_size(s.c, s.h, s.w, s.ph, s.pw)
+    timing = timings is not None
+    if _as_loop_job(timing, workers):
+        _loop_job(phase_tiles_loop, (n_tasks, nb, rows, per_sample, x, wt, out, toff, s.kh,
+                                     s.ph, s.pw, s.knob.offset, bias, relu, size), workers,
+                  blas=False)
+        return
+    fused = relu and not timing  # timed, the ReLU is a pass of its own, clocked as "interp"
+
+    def region(i: int) -> tuple:
+        b, j = divmod(i, per_sample)
+        return (b * nb, min(s.n, (b + 1) * nb), 0, s.k, j * rows * s.wo,
+                min(s.ho, (j + 1) * rows) * s.wo)
+
+    def task(i: int, scratch: dict) -> None:
+        t0 = thread_time() if timing else 0.0
+        if "xph" not in scratch:
+            scratch["xph"] = np.empty(size, np.float32)
+        n0, n1, _, _, p0, p1 = region(i)
+        phase_tiles(x, wt, out, n0, n1, p0 // s.wo, p1 // s.wo, toff, s.kh, s.ph, s.pw,
+                    s.knob.offset, bias, fused, scratch["xph"])
+        if timing:
+            add_time(scratch, "gemm", thread_time() - t0)
+
+    run_tasks(relu_after(task, relu and timing, out, region), n_tasks, workers, timings,
               t_start, small)
 
 

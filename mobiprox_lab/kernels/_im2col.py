@@ -139,3 +139,35 @@ def im2col_column_phases(xph, h_, w_, chan, krow, kcol, hsrc, w0, wk, cols):
             dd = d + uint64(j0)
             for j in range(uint64(j1 - j0)):
                 cf[dd + j] = xph[s + j]
+
+
+@njit(cache=True, nogil=True)
+def split_padded_column_phases(x, n, ph, pw, h0, h1, half, xph):
+    """Rows ``h0 .. h1-1`` of sample ``n`` of ``x`` (N, C, H, W) zero-padded by ``ph`` rows
+    and ``pw`` columns each side, split into even and odd padded columns:
+    ``xph[((c*Hp + h)*2 + p)*half + q] = xpad[c, h, 2q + p]`` (0 past the padded width),
+    ``Hp = H + 2*ph``; ``xph`` holds ``C * Hp * 2 * half`` floats, its other rows untouched."""
+    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
+    hp_n = h_ + 2 * ph
+    xf = x.reshape(-1)
+    q0 = (pw + 1) // 2, pw // 2  # per phase: the first slot holding an input column
+    for c in range(c_):
+        for h in range(h0, h1):
+            d = uint64(((c * hp_n + h) * 2) * half)
+            ih = h - ph
+            if ih < 0 or ih >= h_:
+                for j in range(uint64(2 * half)):
+                    xph[d + j] = 0.0
+                continue
+            s = (n * c_ + c) * h_ + ih
+            for p in range(2):
+                dp = d + uint64(p * half)
+                first = q0[p]  # input column 2*first + p - pw >= 0
+                last = min(half, (w_ + pw - p + 1) // 2)  # input column < W
+                for q in range(uint64(first)):
+                    xph[dp + q] = 0.0
+                src = s * w_ + 2 * first + p - pw
+                for q in range(uint64(last - first)):
+                    xph[dp + uint64(first) + q] = xf[uint64(src) + _U2 * q]
+                for q in range(uint64(last), uint64(half)):
+                    xph[dp + q] = 0.0

@@ -16,6 +16,7 @@ from ._direct import depthwise_nhwc, depthwise_phases
 from ._fused import gemm_chunk, kept_rows_gemm, rowblock_chunk, rowblock_columns_chunk
 from ._memory import aligned_buffer
 from ._microkernel import TILE_OUTPUTS
+from ._phase_tiles import phase_tiles
 from ._pointwise import (
     batched_gemm,
     pack_channels,
@@ -131,6 +132,25 @@ def pointwise_s2_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, 
         n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
         pointwise_s2_tiles(x, wt, out, n0, n1, k0, k1, rows, offset, voff, d0, flags, edges,
                            bias, relu, stream, carry)
+
+
+@njit(cache=True, nogil=True)
+def phase_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, rows, per_sample, x, wt,
+                     out, toff, kh, ph, pw, offset, bias, relu, xph_size):
+    """``_phase_tiles.phase_tiles`` on tasks ``i < n_tasks``: samples ``(i // per_sample) *
+    nb ..``, output rows ``(i % per_sample) * rows ..``, with a phase buffer of each
+    thread's own."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    xph = np.empty(xph_size, np.float32)
+    n, ho = out.shape[0], out.shape[2]
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        b, j = divmod(i, per_sample)
+        phase_tiles(x, wt, out, b * nb, min(n, (b + 1) * nb), j * rows,
+                    min(ho, (j + 1) * rows), toff, kh, ph, pw, offset, bias, relu, xph)
 
 
 @njit(cache=True, nogil=True)

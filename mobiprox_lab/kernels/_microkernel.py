@@ -25,7 +25,7 @@ rounding per multiply-add, so values differ from a BLAS GEMM's in the last bits,
 BLAS builds do.
 
 Tiles (``flags`` bits: :data:`RELU`, :data:`LEAD_COPY`, :data:`LEAD_MEAN`,
-:data:`TRAIL_COPY`, :data:`STREAM`):
+:data:`TRAIL_COPY`, :data:`STREAM`, :data:`ONE_ROW`):
 
 * rows (:func:`rows_tile`, width ``W`` in 8, 16, 32): ``32 // W`` consecutive kept rows of
   one plane; kept row ``t`` is written at ``d0 + 2*t*W``, the skipped row after it (the
@@ -53,6 +53,14 @@ Tiles (``flags`` bits: :data:`RELU`, :data:`LEAD_COPY`, :data:`LEAD_MEAN`,
   1024 on 2x2) at batch 1 ran 2.9x faster this way exact, and row s2 1.2x over that (its
   weight reads, 4 MB, are not halved), sampling 1.7x (Zen 4, 2 threads).
 
+* phases (:func:`phase_tile`, not 1x1: any stride-1 conv ``_phase_tiles`` runs): two
+  output rows of 32 or 33 outputs under stride-2 column perforation, 16 kept a row, one
+  vector each. A reduction step is one filter tap of one input channel, whose 16 kept
+  inputs of a row lie side by side in one column phase of the padded input (offsets from a
+  table, one entry a step): no im2col. The epilogue fills the rows as the column tiles do,
+  position 32 of a 33-wide row a copy of kept value 15 (:data:`TRAIL_COPY`), and an odd last
+  row comes alone (:data:`ONE_ROW`).
+
 Each tile computes ``mr`` = 12 output channels (24 of the 32 vector registers of AVX-512
 hold accumulators), then 4, then 1 for the last ones of a block. Tiles read the weights
 transposed, (input channels, output channels) (see ``_accumulate``).
@@ -69,18 +77,19 @@ from numba.extending import intrinsic
 
 from ._plan import axis_plan
 
-__all__ = ["CHANNEL_PIXELS", "LANES", "LEAD_COPY", "LEAD_MEAN", "MR_SIZES", "PLANE_SHAPES",
-           "RELU", "ROW_WIDTHS", "STREAM", "TILE_OUTPUTS", "TRAIL_COPY", "channel_tile",
-           "channel_vectors", "cols_tile", "dense_tile", "host_has_wide_vectors",
-           "pack_columns", "plane_code",
-           "plane_group", "plane_lanes", "plane_tile", "rows_tile", "stream_fence", "tile_plan"]
+__all__ = ["CHANNEL_PIXELS", "LANES", "LEAD_COPY", "LEAD_MEAN", "MR_SIZES", "ONE_ROW",
+           "PHASE_WIDTHS", "PLANE_SHAPES", "RELU", "ROW_WIDTHS", "STREAM", "TILE_OUTPUTS",
+           "TRAIL_COPY", "channel_tile", "channel_vectors", "cols_tile", "dense_tile",
+           "host_has_wide_vectors", "pack_columns", "phase_tile", "phase_tile_applies",
+           "plane_code", "plane_group", "plane_lanes", "plane_tile", "rows_tile",
+           "stream_fence", "tile_channels", "tile_plan"]
 
 LANES = 16  # floats per vector register (AVX-512; LLVM splits them on narrower machines)
 
 
 TILE_OUTPUTS = 2 * LANES  # kept outputs per tile and output channel
 ROW_WIDTHS = (8, 16, 32)  # the row tiles' widths
-RELU, LEAD_COPY, LEAD_MEAN, TRAIL_COPY, STREAM = 1, 2, 4, 8, 16
+RELU, LEAD_COPY, LEAD_MEAN, TRAIL_COPY, STREAM, ONE_ROW = 1, 2, 4, 8, 16, 32
 
 _F32, _I64, _I32, _I1 = ir.FloatType(), ir.IntType(64), ir.IntType(32), ir.IntType(1)
 
@@ -478,6 +487,75 @@ def _make_plane_tile(h: int, w: int, axis: str, offset: int):
     return tile
 
 
+_PHASE_ARGS = ("w", "w0", "ldw", "x", "x0", "toff", "rs", "nc", "out", "d0", "ldo", "bias",
+               "b0", "flags", "wo", "mr")
+PHASE_WIDTHS = {0: (TILE_OUTPUTS, TILE_OUTPUTS + 1), 1: (TILE_OUTPUTS,)}  # offset -> widths
+
+
+def _make_phase_tile(offset: int):
+    """A phase tile (module doc) under stride-2 column perforation with ``offset``: ``mr``
+    (12, 4 or 1, chosen at run time) output channels x two output rows of ``wo`` outputs
+    (:data:`PHASE_WIDTHS`), 16 kept a row; reduction step ``c`` loads row 0's kept inputs at
+    ``x[x0 + toff[c]]``, row 1's ``rs`` further on; output channel ``m``'s row 0 at
+    ``out[d0 + m*ldo]``, its row 1 ``wo`` further on (not written with :data:`ONE_ROW`)."""
+    # the first 32 positions of a row are the same for both widths at offset 0 (position 31
+    # is kept); position 32 of a 33-wide row copies kept value 15 (TRAIL_COPY)
+    _, first, second = axis_plan(TILE_OUTPUTS + 1 - offset, 2, offset)
+    copy = [int(i == j) for i, j in zip(first, second, strict=True)]
+
+    def emit(builder, a, mr):
+        def at(c):
+            base = builder.add(a["x0"], builder.load(builder.gep(a["toff"], [c])))
+            return [_load(builder, a["x"], base, LANES),
+                    _load(builder, a["x"], builder.add(base, a["rs"]), LANES)]
+
+        acc = _accumulate(builder, a["w"], a["w0"], a["ldw"], at, a["nc"], mr)
+        relu = _flag(builder, a["flags"], RELU)
+        trail = _flag(builder, a["flags"], TRAIL_COPY)
+        two_rows = builder.not_(_flag(builder, a["flags"], ONE_ROW))
+
+        def row(kept, bias, start):
+            def put(value, at):
+                _store(builder, _finish(builder, value, bias, relu), a["out"], at)
+
+            for j in range(TILE_OUTPUTS // LANES):
+                lanes = range(j * LANES, (j + 1) * LANES)
+                one = _shuffle(builder, kept, kept, [int(first[p]) for p in lanes])
+                two = _shuffle(builder, kept, kept, [int(second[p]) for p in lanes])
+                mask = ir.Constant(ir.VectorType(_I1, LANES), [copy[p] for p in lanes])
+                put(builder.select(mask, one, _mean(builder, one, two)),
+                    builder.add(start, ir.Constant(_I64, j * LANES)))
+            with builder.if_then(trail):
+                put(_shuffle(builder, kept, kept, [LANES - 1]),
+                    builder.add(start, ir.Constant(_I64, TILE_OUTPUTS)))
+
+        for m in range(mr):
+            bias, base = _channel(builder, a, m)
+            row(acc[m][0], bias, base)
+            with builder.if_then(two_rows):
+                row(acc[m][1], bias, builder.add(base, a["wo"]))
+
+    def codegen(context, builder, sig, args):
+        a = _unpack(context, builder, sig, args, _PHASE_ARGS)
+        for mr in MR_SIZES:
+            with builder.if_then(builder.icmp_signed("==", a["mr"], ir.Constant(_I64, mr))):
+                emit(builder, a, mr)
+        return context.get_dummy_value()
+
+    @intrinsic
+    def tile(typingctx, w, w0, ldw, x, x0, toff, rs, nc, out, d0, ldo, bias, b0, flags, wo,
+             mr):
+        arrays, ints = (w, x, out, bias), (w0, ldw, x0, rs, nc, d0, ldo, b0, flags, wo, mr)
+        if not all(isinstance(v, types.Array) and v.dtype == types.float32 for v in arrays) \
+                or not isinstance(toff, types.Array) or toff.dtype != types.int64 \
+                or not all(isinstance(v, types.Integer) for v in ints):
+            return None
+        return types.void(w, w0, ldw, x, x0, toff, rs, nc, out, d0, ldo, bias, b0, flags, wo,
+                          mr), codegen
+
+    return tile
+
+
 def _make_channel_tile(pixels: int, vectors: int):
     """A tile of ``pixels`` inputs x ``16 * vectors`` output channels, the roles of the other
     tiles swapped: the output channels fill the vector lanes, the pixels are broadcast.
@@ -554,6 +632,16 @@ def channel_tile(pixels, tail, x, w, w0, ldw, nc, res, r0, ldr):
 
 
 MR_SIZES = (12, 4, 1)  # output channels per tile: the main size, then the tails
+
+
+@njit(cache=True, nogil=True, inline="always")
+def tile_channels(left):
+    """Output channels of the next tile when ``left`` remain: ``MR_SIZES`` greedily."""
+    if left >= MR_SIZES[0]:
+        return MR_SIZES[0]
+    return MR_SIZES[1] if left >= MR_SIZES[1] else 1
+
+
 _ROWS = {(w, mr): _make_rows_tile(mr, w) for w in ROW_WIDTHS for mr in MR_SIZES}
 _COLS = {(o, mr): _make_cols_tile(mr, o) for o in (0, 1) for mr in MR_SIZES}
 _dense12, _dense4, _dense1 = (_make_dense_tile(mr) for mr in MR_SIZES)
@@ -784,6 +872,28 @@ PLANE_SHAPES = ((4, 4),)
 _PLANES = {(h, w, axis, o): _make_plane_tile(h, w, axis, o) for h, w in PLANE_SHAPES
            for axis in ("row", "col") for o in (0, 1)}
 _p44r0, _p44r1, _p44c0, _p44c1 = (_PLANES[4, 4, a, o] for a in ("row", "col") for o in (0, 1))
+_phase0, _phase1 = _make_phase_tile(0), _make_phase_tile(1)
+
+
+def phase_tile_applies(offset: int, ho: int, wo: int) -> bool:
+    """Whether phase tiles cover an ``ho x wo`` output under stride-2 column perforation with
+    ``offset``: rows of 16 kept outputs (:data:`PHASE_WIDTHS`)."""
+    return ho >= 1 and wo in PHASE_WIDTHS.get(offset, ())
+
+
+@njit(cache=True, nogil=True, inline="always")
+def phase_tile(offset, mr, w, w0, ldw, x, x0, toff, rs, nc, out, d0, ldo, bias, b0, flags, wo):
+    """One phase tile (module doc) of ``mr`` (12, 4 or 1) output channels under stride-2
+    column perforation with ``offset``: weights ``w[w0 + c*ldw + m]`` (transposed, (R, K)),
+    the kept inputs of output row 0 and reduction step ``c`` at ``x[x0 + toff[c]]`` (16
+    floats of one column phase), those of row 1 ``rs`` further on (0 with :data:`ONE_ROW`
+    in ``flags``); output channel ``m``'s rows at ``out[d0 + m*ldo]``, ``wo`` apart, with
+    ``bias[b0 + m]``; ``flags``: :data:`RELU`, :data:`ONE_ROW`, :data:`TRAIL_COPY` (``wo``
+    = 33)."""
+    if offset == 0:
+        _phase0(w, w0, ldw, x, x0, toff, rs, nc, out, d0, ldo, bias, b0, flags, wo, mr)
+    else:
+        _phase1(w, w0, ldw, x, x0, toff, rs, nc, out, d0, ldo, bias, b0, flags, wo, mr)
 
 
 def plane_code(axis: str, offset: int, ho: int, wo: int) -> int:

@@ -59,7 +59,6 @@ from ._blas import sgemm
 from ._memory import aligned_buffer
 from ._microkernel import (
     LANES,
-    MR_SIZES,
     RELU,
     STREAM,
     TILE_OUTPUTS,
@@ -70,6 +69,7 @@ from ._microkernel import (
     plane_tile,
     rows_tile,
     stream_fence,
+    tile_channels,
 )
 from ._scatter import act, columns_s2_sample, relu_block, scatter
 
@@ -291,14 +291,6 @@ def pointwise_gathered(x, w2, out, n0, n1, k0, k1, hsrc, wsrc, row_a, row_b, col
                 col_b, col_s2, bias, has_bias, False, relu)
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _tile_channels(left):
-    """Output channels of the next tile when ``left`` remain: ``MR_SIZES`` greedily."""
-    if left >= MR_SIZES[0]:
-        return MR_SIZES[0]
-    return MR_SIZES[1] if left >= MR_SIZES[1] else 1
-
-
 @njit(cache=True, nogil=True)
 def pointwise_s2_tiles(x, wt, out, n0, n1, k0, k1, rows, offset, voff, d0, flags, edges, bias,
                        relu, stream, carry):
@@ -348,7 +340,7 @@ def _rows_tiles(x, wt, out, n0, n1, k0, k1, voff, d0, flags, bias, relu, stream,
         x0 = n * c_ * plane
         m0 = k0
         while m0 < k1:
-            mr = _tile_channels(k1 - m0)
+            mr = tile_channels(k1 - m0)
             for j in range(d0.shape[0]):
                 rows_tile(width, mr, wf, m0, k_, xf, x0, voff[j], plane, c_, of,
                           (n * k_ + m0) * plane + d0[j], plane, bias, m0,
@@ -376,7 +368,7 @@ def _cols_tiles(x, wt, out, n0, n1, k0, k1, offset, voff, d0, flags, edges, bias
         pack_columns(offset, xf, n * c_ * plane, c_ * kept, packed, 0)
         m0 = k0
         while m0 < k1:
-            mr = _tile_channels(k1 - m0)
+            mr = tile_channels(k1 - m0)
             for j in range(d0.shape[0]):
                 cols_tile(offset, mr, wf, m0, k_, packed, 0, voff[j], kept, c_, of,
                           (n * k_ + m0) * plane + d0[j], plane, bias, m0, flags[j] | extra,
@@ -405,7 +397,7 @@ def pointwise_dense_tiles(x, wt, out, n0, n1, k0, k1, first, step, bias, relu, s
         x0 = (n * c_ + first) * plane
         m0 = k0
         while m0 < k1:
-            mr = _tile_channels(k1 - m0)
+            mr = tile_channels(k1 - m0)
             for p0 in range(0, plane, TILE_OUTPUTS):
                 voff[0], voff[1] = p0, p0 + LANES
                 dense_tile(mr, wf, m0, k_, xf, x0, voff, step * plane, kept, of,
@@ -464,7 +456,7 @@ def pointwise_plane_tiles(x, wt, out, n0, n1, k0, k1, code, group, bias, relu):
     for n in range(n0, n1, group):
         m0 = k0
         while m0 < k1:
-            mr = _tile_channels(k1 - m0)
+            mr = tile_channels(k1 - m0)
             plane_tile(code, mr, wf, m0, k_, xf, n * c_ * plane, c_ * plane, plane, c_,
                        of, (n * k_ + m0) * plane, k_ * plane, plane, bias, m0, extra)
             m0 += mr
