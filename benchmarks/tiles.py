@@ -10,10 +10,12 @@ over exact with the tiles on (``tiles_x``) and off (``gemm_x``), and how much fa
 tiles make exact itself (``exact_tiles_x``, GEMM time / tile time). Layers the tiles do
 not cover (2x2 maps) run the same path both ways: those columns measure the noise.
 
-Then the larger kernels whose column perforation phase tiles take (``_phase_tiles``: the
-HAR and KWS first layers, 32 and 33 wide), under both column offsets (121, 122; KWS's
-first layer at offset 1 keeps 17 a row, which they do not cover: noise again), against the
-row blocks they replace. Exact and the other knobs take the same path either way there.
+Then the larger kernels of stride 1 with 32- or 33-wide outputs (the HAR and KWS first
+layers), against the im2col + GEMM paths the tiles replace there: on 32-wide maps exact,
+row perforation and sampling by tap tiles (``_tap_tiles``), and column perforation under
+both offsets by phase tiles (``_phase_tiles``); on 33-wide maps column perforation alone
+(exact and the others take the same path either way; KWS's first layer at offset 1 keeps
+17 a row, which the phase tiles do not cover: noise again).
 
 """
 
@@ -37,13 +39,14 @@ PHASE_KNOBS = {"col s2": 121, "col s2 off 1": 122}  # larger kernels: column per
 
 
 def _knobs(layer) -> dict[str, int]:
-    """The knobs timed on ``layer``: the 1x1 tiles' or the phase tiles' (empty: neither)."""
+    """The knobs timed on ``layer``: the 1x1 tiles', or the tap and phase tiles' on 32-wide
+    maps, the phase tiles' on 33-wide ones (empty: none of them)."""
     if layer.net == "har" and layer.kh == 1:
         return KNOBS
-    if layer.kind == "conv" and layer.kh * layer.kw > 1 and layer.stride == 1 \
-            and layer.out_hw[1] in (32, 33):
-        return PHASE_KNOBS
-    return {}
+    if layer.kind != "conv" or layer.kh * layer.kw == 1 or layer.stride != 1:
+        return {}
+    width = layer.out_hw[1]
+    return {**KNOBS, **PHASE_KNOBS} if width == 32 else PHASE_KNOBS if width == 33 else {}
 
 
 def main() -> None:

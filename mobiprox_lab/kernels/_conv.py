@@ -41,6 +41,11 @@ Paths (``groups == 1`` unless said):
   outputs, which then fill the output. Tasks are samples; below ``WIDE_ROW_SPLIT_SAMPLES``
   samples per thread, blocks of kept rows into a shared result, then the fill by blocks
   of channels.
+* other fp32 stride-1 convs larger than 1x1 with 32-wide output rows (the HAR MobileNet's
+  first layer), exact, filter-sampled or under stride-2 row perforation, on AVX-512 CPUs:
+  ``_tap_tiles``, register tiles reading each sample's zero-padded input through a table of
+  tap offsets and writing whole rows (with the skipped rows beside them). Tasks are blocks
+  of samples x blocks of output channels.
 * other fp32 stride-2 column perforation of stride-1 convs larger than 1x1 whose output
   rows keep 16 values (32 or 33 wide: the HAR MobileNet's first layer, the KWS CNN's first
   at offset 0), on AVX-512 CPUs (``REGISTER_TILES``): ``_phase_tiles``, register tiles
@@ -121,6 +126,7 @@ from ._loops import (
     pointwise_sampled_loop,
     rowblock_loop,
     shifted_loop,
+    tap_tiles_loop,
     wide_loop,
 )
 from ._memory import aligned_empty
@@ -156,6 +162,7 @@ from ._pointwise import (
     pointwise_sampled,
 )
 from ._scatter import fill_column_rows, finish, scatter
+from ._tap_tiles import TAP_WIDTH, tap_offsets, tap_tiles, tap_tiles_whole
 from ._tasks import (
     PHASES,
     TASKS_PER_WORKER,
@@ -212,8 +219,9 @@ POINTWISE_ROW_GEMM_MIN_CHANNELS = 0
 # GEMMs?} (``_calibrate.set_path_choices``; empty built in)
 POINTWISE_ROW_GEMM_CHOICES: dict[tuple[int, int, int, int, bool], bool] = {}
 # exact, stride-2 sampled and stride-2 perforated 1x1 convs as ``_microkernel`` register
-# tiles where they fit, and stride-2 column perforation of 32- or 33-wide maps as phase
-# tiles (``_phase_tiles``): on AVX-512 CPUs, the only ones they were timed on (elsewhere the
+# tiles where they fit, larger stride-1 convs on 32-wide maps as tap tiles (``_tap_tiles``)
+# and their stride-2 column perforation (33 wide too) as phase tiles (``_phase_tiles``): on
+# AVX-512 CPUs, the only ones they were timed on (elsewhere the
 # GEMM paths, as before them)
 REGISTER_TILES = host_has_wide_vectors()
 # ... and, as ``_microkernel`` channel tiles (output channels in the vector lanes), exact,
@@ -304,6 +312,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, stride=
         _run_shifted_perforated(*args)
     elif path == "phases":
         _run_phase_tiles(*args)
+    elif path == "taps":
+        _run_tap_tiles(*args)
     else:
         _run_reduced(*args)
     return out
@@ -338,10 +348,10 @@ def routing_settings() -> tuple:
 
 
 def _route(s: ConvSpec, w: np.ndarray) -> tuple[str, str | None]:
-    """``(path, pointwise kind)`` of a call: "depthwise", "direct", "phases", "wide",
-    "shifted", "reduced" (``_run_<path>``, "shifted": ``_run_shifted_perforated``,
-    "phases": ``_run_phase_tiles``) or "pointwise" and its :func:`_strided_pointwise` kind
-    (else None)."""
+    """``(path, pointwise kind)`` of a call: "depthwise", "direct", "wide", "shifted",
+    "phases", "taps", "reduced" (``_run_<path>``, "shifted": ``_run_shifted_perforated``,
+    "phases" / "taps": ``_run_phase_tiles`` / ``_run_tap_tiles``) or "pointwise" and its
+    :func:`_strided_pointwise` kind (else None)."""
     if (s.groups > 1 and s.k == s.c == s.groups and not s.knob.is_fp16
             and s.ho * s.wo > DEPTHWISE_NHWC_MAX_PLANE):
         return "depthwise", None
@@ -353,6 +363,8 @@ def _route(s: ConvSpec, w: np.ndarray) -> tuple[str, str | None]:
         return "shifted", None
     if _phase_tiles_apply(s):
         return "phases", None
+    if _tap_tile_rows(s) is not None:
+        return "taps", None
     kind = _strided_pointwise(s, immutable(w))
     return ("reduced", None) if kind is None else ("pointwise", kind)
 
@@ -390,6 +402,12 @@ def _direct_call(w, s: ConvSpec, bias, has_bias, relu: bool, path: str, kind: st
 
         def call(x, out):
             phase_tiles_whole(x, wt, out, toff, s.kh, s.ph, s.pw, s.knob.offset, bias, relu)
+        return call
+    if path == "taps":
+        wt, toff, rows, d0, flags = _tap_operands(w, s)
+
+        def call(x, out):
+            tap_tiles_whole(x, wt, out, toff, s.ph, s.pw, rows, d0, flags, bias, relu)
         return call
     if path != "pointwise" or kind == "gathered":
         return None
@@ -457,18 +475,18 @@ def set_direct_calls(enabled: bool) -> None:
 
 
 def get_register_tiles() -> bool:
-    """Whether exact, stride-2 sampled and stride-2 perforated 1x1 convs, and stride-2
-    column perforation of 32- or 33-wide maps (``_phase_tiles``), run as ``_microkernel``
-    register tiles where they fit (the default on AVX-512 CPUs) rather than through a BLAS
-    GEMM (and, perforated, a fill pass)."""
+    """Whether exact, stride-2 sampled and stride-2 perforated 1x1 convs, and larger
+    stride-1 convs on 32-wide maps (``_tap_tiles``, ``_phase_tiles``; column perforation 33
+    wide too), run as ``_microkernel`` register tiles where they fit (the default on AVX-512
+    CPUs) rather than through a BLAS GEMM (and, perforated, a fill pass)."""
     return REGISTER_TILES
 
 
 def set_register_tiles(enabled: bool) -> None:
-    """Run exact, stride-2 sampled and stride-2 perforated 1x1 convs, and stride-2 column
-    perforation of 32- or 33-wide maps, as register tiles (True) or through a BLAS GEMM
-    (False). Values agree to float32 rounding (sums in another order), not bit for bit;
-    ``benchmarks/tiles.py`` times both."""
+    """Run exact, stride-2 sampled and stride-2 perforated 1x1 convs, and larger stride-1
+    convs on 32-wide maps (column perforation 33 wide too), as register tiles (True) or
+    through a BLAS GEMM (False). Values agree to float32 rounding (sums in another order),
+    not bit for bit; ``benchmarks/tiles.py`` times both."""
     global REGISTER_TILES
     REGISTER_TILES = check_flag(enabled, "enabled")
 
@@ -1194,6 +1212,74 @@ def _run_phase_tiles(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t
 
     run_tasks(relu_after(task, relu and timing, out, region), n_tasks, workers, timings,
               t_start, small)
+
+
+def _tap_tile_rows(s: ConvSpec) -> bool | None:
+    """Whether a call runs as ``_tap_tiles`` row-perforated (True) or exact / sampled
+    (False), or not at all (None): register tiles on, fp32, a stride-1 conv with
+    ``groups == 1``, a kernel larger than 1x1 and 32-wide output rows, exact, filter
+    sampling, or stride-2 row perforation."""
+    kn = s.knob
+    if (not REGISTER_TILES or kn.is_fp16 or s.groups != 1 or s.sh != 1 or s.sw != 1
+            or s.kh * s.kw == 1 or s.wo != TAP_WIDTH):
+        return None
+    if kn.technique != "perforation":
+        return False
+    if kn.axis != "row" or kn.stride != 2 or tile_plan("row", kn.offset, s.ho, s.wo) is None:
+        return None
+    return True
+
+
+_NO_TILES = np.zeros(0, np.int64)
+
+
+def _tap_operands(w, s: ConvSpec) -> tuple:
+    """``(transposed weights, tap offsets, rows, tile starts, tile flags)`` of a tap-tile
+    call: the kept taps of filter sampling and their weights rescaled; the row tiles'
+    starts and flags under row perforation (else empty)."""
+    kn = s.knob
+    samp = (kn.stride, kn.offset) if kn.technique == "sampling" else (1, 0)
+    w2 = np.ascontiguousarray(w).reshape(s.k, -1)
+    if kn.technique == "sampling":
+        w2 = packed(w, ("taps", *samp), lambda w2=w2: gather_columns(
+            w2, _plan.reduction_plan(s.c, s.kh, s.kw, *samp)[0],
+            np.float32(kn.stride / (kn.stride - 1))))
+    rows = bool(_tap_tile_rows(s))
+    d0, flags = tile_plan("row", kn.offset, s.ho, s.wo)[1:3] if rows else (_NO_TILES,
+                                                                          _NO_TILES)
+    toff = tap_offsets(s.c, s.kh, s.kw, s.h + 2 * s.ph, s.w + 2 * s.pw, *samp)
+    return _tile_weights(w, w2, s), toff, rows, d0, flags
+
+
+def _run_tap_tiles(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
+                   small, relu=False) -> None:
+    """Exact, sampled or stride-2 row-perforated stride-1 conv with 32-wide output rows by
+    ``_tap_tiles``: tasks over blocks of samples x blocks of output channels, each task
+    padding its samples' input."""
+    wt, toff, rows, d0, flags = _tap_operands(w, s)
+    nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
+    size = s.c * (s.h + 2 * s.ph) * (s.w + 2 * s.pw)
+    timing = timings is not None
+    if _as_loop_job(timing, workers):
+        _loop_job(tap_tiles_loop, (n_blocks * kblocks, nb, kb, kblocks, x, wt, out, toff, s.ph,
+                                   s.pw, rows, d0, flags, bias, relu, size), workers, blas=False)
+        return
+    fused = relu and not timing  # timed, the ReLU is a pass of its own, clocked as "interp"
+    region = block_region(s, nb, kb, kblocks)
+
+    def task(i: int, scratch: dict) -> None:
+        t0 = thread_time() if timing else 0.0
+        if "xpad" not in scratch:
+            scratch["xpad"] = np.empty(size, np.float32)
+            scratch["carry"] = aligned_empty((kb * TAP_WIDTH,))
+        n0, n1, k0, k1, _, _ = region(i)
+        tap_tiles(x, wt, out, n0, n1, k0, k1, toff, s.ph, s.pw, rows, d0, flags, bias, fused,
+                  scratch["xpad"], scratch["carry"])
+        if timing:
+            add_time(scratch, "gemm", thread_time() - t0)
+
+    run_tasks(relu_after(task, relu and timing, out, region), n_blocks * kblocks, workers,
+              timings, t_start, small)
 
 
 def _wide_applies(s: ConvSpec) -> bool:

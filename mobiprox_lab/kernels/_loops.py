@@ -30,6 +30,7 @@ from ._pointwise import (
 )
 from ._pool import enter_loop, fetch_add
 from ._scatter import relu_block, scatter
+from ._tap_tiles import tap_tiles
 from ._wide import shifted_perforated_conv, wide_conv
 
 
@@ -151,6 +152,24 @@ def phase_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, rows, per_s
         b, j = divmod(i, per_sample)
         phase_tiles(x, wt, out, b * nb, min(n, (b + 1) * nb), j * rows,
                     min(ho, (j + 1) * rows), toff, kh, ph, pw, offset, bias, relu, xph)
+
+
+@njit(cache=True, nogil=True)
+def tap_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks, x, wt, out,
+                   toff, ph, pw, rows, d0, flags, bias, relu, xpad_size):
+    """``_tap_tiles.tap_tiles`` on tasks ``i < n_tasks`` (see :func:`_block`), with a padded
+    input and a carry buffer of each thread's own."""
+    if not enter_loop(state, job_flags, helper):
+        return
+    xpad = np.empty(xpad_size, np.float32)
+    carry = aligned_buffer(kb * TILE_OUTPUTS if rows else 0)
+    while True:
+        i = fetch_add(counter, 0, 1)
+        if i >= n_tasks:
+            break
+        n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
+        tap_tiles(x, wt, out, n0, n1, k0, k1, toff, ph, pw, rows, d0, flags, bias, relu, xpad,
+                  carry)
 
 
 @njit(cache=True, nogil=True)

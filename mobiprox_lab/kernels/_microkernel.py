@@ -53,6 +53,11 @@ Tiles (``flags`` bits: :data:`RELU`, :data:`LEAD_COPY`, :data:`LEAD_MEAN`,
   1024 on 2x2) at batch 1 ran 2.9x faster this way exact, and row s2 1.2x over that (its
   weight reads, 4 MB, are not halved), sampling 1.7x (Zen 4, 2 threads).
 
+* taps (:func:`tap_tile`, not 1x1: any stride-1 conv ``_tap_tiles`` runs): one 32-wide
+  output row, a reduction step one filter tap of one input channel (the kept ones of
+  filter sampling), whose 32 inputs lie side by side in one row of the padded input (an
+  offset from a table): exact and sampled, stored as they are, and the kept rows of stride-2
+  row perforation, stored as the row tiles store theirs;
 * phases (:func:`phase_tile`, not 1x1: any stride-1 conv ``_phase_tiles`` runs): two
   output rows of 32 or 33 outputs under stride-2 column perforation, 16 kept a row, one
   vector each. A reduction step is one filter tap of one input channel, whose 16 kept
@@ -82,7 +87,7 @@ __all__ = ["CHANNEL_PIXELS", "LANES", "LEAD_COPY", "LEAD_MEAN", "MR_SIZES", "ONE
            "TRAIL_COPY", "channel_tile", "channel_vectors", "cols_tile", "dense_tile",
            "host_has_wide_vectors", "pack_columns", "phase_tile", "phase_tile_applies",
            "plane_code", "plane_group", "plane_lanes", "plane_tile", "rows_tile",
-           "stream_fence", "tile_channels", "tile_plan"]
+           "stream_fence", "tap_tile", "tile_channels", "tile_plan"]
 
 LANES = 16  # floats per vector register (AVX-512; LLVM splits them on narrower machines)
 
@@ -279,10 +284,31 @@ def _unpack(context, builder, sig, args, names=_TILE_ARGS):
     return got
 
 
+def _codegen_per_mr(names, emit):
+    """The codegen of a tile whose last argument ``mr`` picks one of ``MR_SIZES`` at run
+    time: ``emit(builder, a, mr)`` under each, ``a`` its arguments by ``names``."""
+
+    def codegen(context, builder, sig, args):
+        a = _unpack(context, builder, sig, args, names)
+        for mr in MR_SIZES:
+            with builder.if_then(builder.icmp_signed("==", a["mr"], ir.Constant(_I64, mr))):
+                emit(builder, a, mr)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+def _typed(floats, ints, tables=()) -> bool:
+    """Whether an intrinsic's arguments have the types its IR reads: float32 arrays
+    ``floats``, int64 arrays ``tables``, integers ``ints``."""
+    return (all(isinstance(v, types.Array) and v.dtype == types.float32 for v in floats)
+            and all(isinstance(v, types.Array) and v.dtype == types.int64 for v in tables)
+            and all(isinstance(v, types.Integer) for v in ints))
+
+
 def _make_rows_tile(mr: int, width: int):
     chunk = min(LANES, width)
     per_vector = LANES // chunk  # kept rows of one vector (2 when rows are 8 wide)
-    kept_rows = TILE_OUTPUTS // width
 
     def loads(builder, a):
         def at(c):
@@ -301,40 +327,48 @@ def _make_rows_tile(mr: int, width: int):
     def codegen(context, builder, sig, args):
         a = _unpack(context, builder, sig, args)
         acc = _accumulate(builder, a["w"], a["w0"], a["ldw"], loads(builder, a), a["nc"], mr)
-        relu = _flag(builder, a["flags"], RELU)
-        lead_copy = _flag(builder, a["flags"], LEAD_COPY)
-        lead_mean = _flag(builder, a["flags"], LEAD_MEAN)
-        trail = _flag(builder, a["flags"], TRAIL_COPY)
-        w = ir.Constant(_I64, width)
-
-        def stores(stream):
-            for m in range(mr):
-                whole = _shuffle(builder, acc[m][0], acc[m][1], range(TILE_OUTPUTS))
-                rows = [_shuffle(builder, whole, whole, range(t * width, (t + 1) * width))
-                        for t in range(kept_rows)]
-                bias, base = _channel(builder, a, m)
-
-                def put(value, at, bias=bias):
-                    _store(builder, _finish(builder, value, bias, relu), a["out"], at, stream)
-
-                carry_at = ir.Constant(_I64, m * width)
-                with builder.if_then(builder.or_(lead_copy, lead_mean)):
-                    previous = _load(builder, a["carry"], carry_at, width)
-                    put(builder.select(lead_copy, rows[0], _mean(builder, previous, rows[0])),
-                        builder.sub(base, w))
-                for t in range(kept_rows):
-                    at = builder.add(base, ir.Constant(_I64, 2 * t * width))
-                    put(rows[t], at)
-                    if t + 1 < kept_rows:
-                        put(_mean(builder, rows[t], rows[t + 1]), builder.add(at, w))
-                with builder.if_then(trail):
-                    put(rows[-1], builder.add(base, ir.Constant(_I64, (2 * kept_rows - 1) * width)))
-                _store(builder, rows[-1], a["carry"], carry_at)
-
-        _epilogue(builder, a["flags"], stores)
+        _rows_epilogue(builder, a, acc, mr, width)
         return context.get_dummy_value()
 
     return _tile_intrinsic(codegen)
+
+
+def _rows_epilogue(builder, a, acc, mr: int, width: int) -> None:
+    """A row tile's stores (module doc) of the accumulators ``acc`` (``mr`` x two vectors:
+    ``32 // width`` kept rows), by the tile's ``flags``, ``carry``, ``out``, ``d0``, ``ldo``,
+    ``bias`` and ``b0`` in ``a``."""
+    kept_rows = TILE_OUTPUTS // width
+    relu = _flag(builder, a["flags"], RELU)
+    lead_copy = _flag(builder, a["flags"], LEAD_COPY)
+    lead_mean = _flag(builder, a["flags"], LEAD_MEAN)
+    trail = _flag(builder, a["flags"], TRAIL_COPY)
+    w = ir.Constant(_I64, width)
+
+    def stores(stream):
+        for m in range(mr):
+            whole = _shuffle(builder, acc[m][0], acc[m][1], range(TILE_OUTPUTS))
+            rows = [_shuffle(builder, whole, whole, range(t * width, (t + 1) * width))
+                    for t in range(kept_rows)]
+            bias, base = _channel(builder, a, m)
+
+            def put(value, at, bias=bias):
+                _store(builder, _finish(builder, value, bias, relu), a["out"], at, stream)
+
+            carry_at = ir.Constant(_I64, m * width)
+            with builder.if_then(builder.or_(lead_copy, lead_mean)):
+                previous = _load(builder, a["carry"], carry_at, width)
+                put(builder.select(lead_copy, rows[0], _mean(builder, previous, rows[0])),
+                    builder.sub(base, w))
+            for t in range(kept_rows):
+                at = builder.add(base, ir.Constant(_I64, 2 * t * width))
+                put(rows[t], at)
+                if t + 1 < kept_rows:
+                    put(_mean(builder, rows[t], rows[t + 1]), builder.add(at, w))
+            with builder.if_then(trail):
+                put(rows[-1], builder.add(base, ir.Constant(_I64, (2 * kept_rows - 1) * width)))
+            _store(builder, rows[-1], a["carry"], carry_at)
+
+    _epilogue(builder, a["flags"], stores)
 
 
 def _make_cols_tile(mr: int, offset: int):
@@ -466,20 +500,11 @@ def _make_plane_tile(h: int, w: int, axis: str, offset: int):
                 at_g = builder.add(base, builder.mul(ir.Constant(_I64, g), a["ds"]))
                 _store(builder, _finish(builder, value, bias, relu), a["out"], at_g)
 
-    def codegen(context, builder, sig, args):
-        a = _unpack(context, builder, sig, args, _PLANE_ARGS)
-        for mr in MR_SIZES[:-1]:
-            with builder.if_then(builder.icmp_signed("==", a["mr"], ir.Constant(_I64, mr))):
-                emit(builder, a, mr)
-        with builder.if_then(builder.icmp_signed("==", a["mr"], ir.Constant(_I64, 1))):
-            emit(builder, a, 1)
-        return context.get_dummy_value()
+    codegen = _codegen_per_mr(_PLANE_ARGS, emit)
 
     @intrinsic
     def tile(typingctx, w, w0, ldw, x, x0, xs, ldx, nc, out, d0, ds, ldo, bias, b0, flags, mr):
-        arrays, ints = (w, x, out, bias), (w0, ldw, x0, xs, ldx, nc, d0, ds, ldo, b0, flags, mr)
-        if not all(isinstance(v, types.Array) and v.dtype == types.float32 for v in arrays) \
-                or not all(isinstance(v, types.Integer) for v in ints):
+        if not _typed((w, x, out, bias), (w0, ldw, x0, xs, ldx, nc, d0, ds, ldo, b0, flags, mr)):
             return None
         return types.void(w, w0, ldw, x, x0, xs, ldx, nc, out, d0, ds, ldo, bias, b0, flags,
                           mr), codegen
@@ -535,22 +560,56 @@ def _make_phase_tile(offset: int):
             with builder.if_then(two_rows):
                 row(acc[m][1], bias, builder.add(base, a["wo"]))
 
-    def codegen(context, builder, sig, args):
-        a = _unpack(context, builder, sig, args, _PHASE_ARGS)
-        for mr in MR_SIZES:
-            with builder.if_then(builder.icmp_signed("==", a["mr"], ir.Constant(_I64, mr))):
-                emit(builder, a, mr)
-        return context.get_dummy_value()
+    codegen = _codegen_per_mr(_PHASE_ARGS, emit)
 
     @intrinsic
     def tile(typingctx, w, w0, ldw, x, x0, toff, rs, nc, out, d0, ldo, bias, b0, flags, wo,
              mr):
-        arrays, ints = (w, x, out, bias), (w0, ldw, x0, rs, nc, d0, ldo, b0, flags, wo, mr)
-        if not all(isinstance(v, types.Array) and v.dtype == types.float32 for v in arrays) \
-                or not isinstance(toff, types.Array) or toff.dtype != types.int64 \
-                or not all(isinstance(v, types.Integer) for v in ints):
+        if not _typed((w, x, out, bias), (w0, ldw, x0, rs, nc, d0, ldo, b0, flags, wo, mr),
+                      (toff,)):
             return None
         return types.void(w, w0, ldw, x, x0, toff, rs, nc, out, d0, ldo, bias, b0, flags, wo,
+                          mr), codegen
+
+    return tile
+
+
+_TAP_ARGS = ("w", "w0", "ldw", "x", "x0", "toff", "nc", "out", "d0", "ldo", "bias", "b0",
+             "carry", "flags", "mr")
+
+
+def _make_tap_tile(rows: bool):
+    """A tap tile (module doc): ``mr`` (12, 4 or 1, chosen at run time) output channels x
+    one 32-wide output row, reduction step ``c`` loading the row's 32 inputs at ``x[x0 +
+    toff[c]]``; without ``rows`` the row is stored at ``out[d0 + m*ldo]`` (exact, sampled),
+    with ``rows`` it is a kept row of stride-2 row perforation, stored with the skipped rows
+    around it as a row tile 32 wide stores them (``carry``, ``flags``)."""
+
+    def emit(builder, a, mr):
+        def at(c):
+            base = builder.add(a["x0"], builder.load(builder.gep(a["toff"], [c])))
+            return [_load(builder, a["x"], base, LANES),
+                    _load(builder, a["x"], builder.add(base, ir.Constant(_I64, LANES)), LANES)]
+
+        acc = _accumulate(builder, a["w"], a["w0"], a["ldw"], at, a["nc"], mr)
+        if rows:
+            _rows_epilogue(builder, a, acc, mr, TILE_OUTPUTS)
+            return
+        relu = _flag(builder, a["flags"], RELU)
+        for m in range(mr):
+            bias, base = _channel(builder, a, m)
+            for v in range(2):
+                _store(builder, _finish(builder, acc[m][v], bias, relu), a["out"],
+                       builder.add(base, ir.Constant(_I64, v * LANES)))
+
+    codegen = _codegen_per_mr(_TAP_ARGS, emit)
+
+    @intrinsic
+    def tile(typingctx, w, w0, ldw, x, x0, toff, nc, out, d0, ldo, bias, b0, carry, flags, mr):
+        if not _typed((w, x, out, bias, carry), (w0, ldw, x0, nc, d0, ldo, b0, flags, mr),
+                      (toff,)):
+            return None
+        return types.void(w, w0, ldw, x, x0, toff, nc, out, d0, ldo, bias, b0, carry, flags,
                           mr), codegen
 
     return tile
@@ -873,6 +932,21 @@ _PLANES = {(h, w, axis, o): _make_plane_tile(h, w, axis, o) for h, w in PLANE_SH
            for axis in ("row", "col") for o in (0, 1)}
 _p44r0, _p44r1, _p44c0, _p44c1 = (_PLANES[4, 4, a, o] for a in ("row", "col") for o in (0, 1))
 _phase0, _phase1 = _make_phase_tile(0), _make_phase_tile(1)
+_tap_dense, _tap_rows = _make_tap_tile(False), _make_tap_tile(True)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def tap_tile(rows, mr, w, w0, ldw, x, x0, toff, nc, out, d0, ldo, bias, b0, carry, flags):
+    """One tap tile (module doc) of ``mr`` (12, 4 or 1) output channels x one 32-wide output
+    row: weights ``w[w0 + c*ldw + m]`` (transposed, (R, K)), the row's inputs of reduction
+    step ``c`` at ``x[x0 + toff[c]]`` (32 floats of a padded input row); output channel
+    ``m``'s row at ``out[d0 + m*ldo]`` with ``bias[b0 + m]``. ``rows``: a kept row of
+    stride-2 row perforation, ``carry`` and ``flags`` as :func:`rows_tile` 32 wide; else
+    ``flags``: :data:`RELU` only."""
+    if rows:
+        _tap_rows(w, w0, ldw, x, x0, toff, nc, out, d0, ldo, bias, b0, carry, flags, mr)
+    else:
+        _tap_dense(w, w0, ldw, x, x0, toff, nc, out, d0, ldo, bias, b0, carry, flags, mr)
 
 
 def phase_tile_applies(offset: int, ho: int, wo: int) -> bool:
