@@ -173,8 +173,8 @@ DIRECT_CASES = {
     "dense tiles": (16, 32, 8, 8, 1, 1, [11, 231, 232]),
     "row / column tiles": (8, 16, 16, 16, 1, 1, [121, 122, 123, 124]),
     "channel tiles": (24, 32, 2, 2, 1, 1, [11, 121, 123, 231]),
-    "GEMMs on strided views": (24, 20, 4, 4, 1, 1, [11, 231, 235]),
-    "plane tiles": (16, 16, 4, 4, 1, 1, [121, 122, 123, 124]),
+    "GEMMs on strided views": (24, 20, 4, 6, 1, 1, [11, 231, 235]),
+    "plane tiles": (16, 16, 4, 4, 1, 1, [121, 122, 123, 124, 11, 231, 232]),
     "depthwise phases": (6, 6, 9, 7, 3, 6, [11]),
     "depthwise NHWC": (5, 5, 4, 3, 3, 5, [11]),
 }
@@ -210,13 +210,14 @@ def test_direct_calls_equal_the_task_machinery_bit_for_bit(case, n, bias, relu, 
     want = reference.conv2d(x, wt, b, stride=stride, padding=kh // 2, groups=groups, knob=kid)
     assert_close(direct, np.maximum(want, 0) if relu else want)
     # 2x2 maps take channel tiles with read-only weights and at most two samples, else a
-    # path of several kernels (reduced im2col, a batch's packed GEMM); perforated 4x4 maps
-    # take plane tiles from four samples on, and tasks when samples are left over (fewer
-    # than four: the paths of one or two samples, not asserted here)
+    # path of several kernels (reduced im2col, a batch's packed GEMM); 4x4 maps take plane
+    # tiles from a tile's samples on (four perforated, two exact or sampled), and tasks when
+    # samples are left over (fewer: the paths of one or two samples, not asserted here)
     if case == "channel tiles":
         assert (not calls) == (frozen and n <= 2)
     elif case == "plane tiles":
-        assert n < 4 or (not calls) == (n % 4 == 0)
+        group = 4 if knobs.get(kid).technique == "perforation" else 2
+        assert n < group or (not calls) == (n % group == 0)
     else:
         assert not calls
 

@@ -14,8 +14,9 @@ Paths (``groups == 1`` unless said):
   perforated, whatever the weights' size),
   ``_microkernel`` channel tiles: the output channels in the vector lanes, the few
   (kept) pixels broadcast, each weight read once;
-  on 4x4 maps, batches of at least four samples, whatever the weights' size, register
-  tiles of four samples' whole planes (``_microkernel.plane_tile``);
+  on 4x4 maps, batches of at least one tile's samples, whatever the weights' size, register
+  tiles of whole planes (``_microkernel.plane_tile``: four samples' a tile perforated, two
+  exact or stride-2 sampled);
   other row perforation where :func:`takes_row_gemms` says (a calibrated
   choice for the layer's shape, else ``K*C*Wo >= POINTWISE_ROW_GEMM_MIN_MACS`` and
   ``C >= POINTWISE_ROW_GEMM_MIN_CHANNELS``), one GEMM per kept row straight into the
@@ -412,12 +413,12 @@ def _direct_call(w, s: ConvSpec, bias, has_bias, relu: bool, path: str, kind: st
     if path != "pointwise" or kind == "gathered":
         return None
     if kind == "plane_tiles":
-        if n % plane_group(s.ho, s.wo):  # the samples left over take another path: tasks
+        wt, code, group, first, step = _plane_operands(w, s)
+        if n % group:  # the samples left over take another path: tasks
             return None
-        wt, code, group = _plane_operands(w, s)
 
         def call(x, out):
-            pointwise_plane_tiles(x, wt, out, 0, n, 0, k, code, group, bias, relu)
+            pointwise_plane_tiles(x, wt, out, 0, n, 0, k, code, group, first, step, bias, relu)
         return call
     kind, w2, extra = _pointwise_operands(w, s, kind)
     stream = _streamable((n, k, s.ho, s.wo), kind, s.knob)  # out: aligned_empty's
@@ -885,13 +886,18 @@ def _channel_plan(ho: int, wo: int, axis: str | None, offset: int) -> tuple:
 
 
 def _plane_tile_code(s: ConvSpec) -> int:
-    """``_microkernel.plane_code`` of a stride-2 perforated call of at least one tile's
-    samples, else -1."""
+    """``_microkernel.plane_code`` of a stride-2 perforated, exact or stride-2 sampled fp32
+    1x1 call of at least one tile's samples, else -1."""
     kn = s.knob
-    if (not REGISTER_TILES or kn.technique != "perforation" or kn.stride != 2 or kn.is_fp16
-            or (s.ho, s.wo) not in PLANE_SHAPES or s.n < plane_group(s.ho, s.wo)):
+    if not REGISTER_TILES or kn.is_fp16 or (s.ho, s.wo) not in PLANE_SHAPES or (
+            kn.technique != "exact" and kn.stride != 2):
         return -1
-    return plane_code(kn.axis, kn.offset, s.ho, s.wo)
+    if kn.technique == "sampling" and 1 - kn.offset >= s.c:  # no input channel kept
+        return -1
+    axis = kn.axis if kn.technique == "perforation" else None
+    if s.n < plane_group(s.ho, s.wo, axis is None):
+        return -1
+    return plane_code(axis, kn.offset, s.ho, s.wo)
 
 
 def _dense_tiles(s: ConvSpec, kept: int) -> tuple[int, int] | None:
@@ -1026,10 +1032,19 @@ def _tile_weights(w, w2, s: ConvSpec) -> np.ndarray:
     return packed(w, key, lambda: np.ascontiguousarray(w2.T))
 
 
-def _plane_operands(w, s: ConvSpec) -> tuple[np.ndarray, int, int]:
-    """``(transposed weights, plane code, samples a tile)`` of a plane-tile call."""
-    return (_tile_weights(w, np.ascontiguousarray(w).reshape(s.k, s.c), s),
-            _plane_tile_code(s), plane_group(s.ho, s.wo))
+def _plane_operands(w, s: ConvSpec) -> tuple[np.ndarray, int, int, int, int]:
+    """``(transposed weights, plane code, samples a tile, first input channel, channel
+    step)`` of a plane-tile call: under stride-2 sampling, the kept residue class of input
+    channels, its weights rescaled."""
+    kn = s.knob
+    w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
+    first, step = 0, 1
+    if kn.technique == "sampling":
+        first, step = 1 - kn.offset, 2
+        w2 = packed(w, ("classes", 2, kn.offset), lambda: gather_columns(
+            w2, _plan.channel_classes(s.c, 2, kn.offset), np.float32(2.0)))
+    return (_tile_weights(w, w2, s), _plane_tile_code(s),
+            plane_group(s.ho, s.wo, kn.technique != "perforation"), first, step)
 
 
 def _run_plane_tiles(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
@@ -1037,7 +1052,7 @@ def _run_plane_tiles(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t
     """Stride-2 perforated 1x1 conv on small maps by ``_microkernel`` plane tiles, tasks over
     blocks of whole tiles' samples x blocks of output channels; the samples left over (fewer
     than a tile's) by the path the call would take without the tiles."""
-    wt, code, group = _plane_operands(w, s)
+    wt, code, group, first, step = _plane_operands(w, s)
     n_main = s.n // group * group
     nb, n_blocks, kb, kblocks = blocks(n_main // group, s.k, workers, small)
     nb *= group
@@ -1045,14 +1060,15 @@ def _run_plane_tiles(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t
     fused = relu and not timing  # timed, the ReLU is a pass of its own, clocked as "interp"
     if _as_loop_job(timing, workers):
         _loop_job(pointwise_plane_tiles_loop, (n_blocks * kblocks, nb, kb, kblocks, n_main, x,
-                                               wt, out, code, group, bias, relu), workers,
-                  blas=False)
+                                               wt, out, code, group, first, step, bias, relu),
+                  workers, blas=False)
     else:
         def task(i: int, scratch: dict) -> None:
             t0 = thread_time() if timing else 0.0
             b, j = divmod(i, kblocks)
             pointwise_plane_tiles(x, wt, out, b * nb, min(n_main, (b + 1) * nb), j * kb,
-                                  min(s.k, (j + 1) * kb), code, group, bias, fused)
+                                  min(s.k, (j + 1) * kb), code, group, first, step, bias,
+                                  fused)
             if timing:
                 add_time(scratch, "gemm", thread_time() - t0)
 

@@ -174,7 +174,7 @@ def tap_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks, 
 
 @njit(cache=True, nogil=True)
 def pointwise_plane_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks,
-                               n_main, x, wt, out, code, group, bias, relu):
+                               n_main, x, wt, out, code, group, first, step, bias, relu):
     """``_pointwise.pointwise_plane_tiles`` on tasks ``i < n_tasks`` (see :func:`_block`) of
     the first ``n_main`` samples."""
     if not enter_loop(state, job_flags, helper):
@@ -184,7 +184,8 @@ def pointwise_plane_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, k
         if i >= n_tasks:
             break
         n0, n1, k0, k1 = _block(i, nb, kb, kblocks, n_main, out.shape[1])
-        pointwise_plane_tiles(x, wt, out, n0, n1, k0, k1, code, group, bias, relu)
+        pointwise_plane_tiles(x, wt, out, n0, n1, k0, k1, code, group, first, step, bias,
+                              relu)
 
 
 @njit(cache=True, nogil=True)

@@ -38,7 +38,10 @@ Tiles (``flags`` bits: :data:`RELU`, :data:`LEAD_COPY`, :data:`LEAD_MEAN`,
   inputs of those 64 positions; ``edges`` (bit ``p``) marks the skipped positions at a
   row's edge, which copy their one neighbour;
 * planes (:func:`plane_tile`, 4x4 maps): the whole planes of four consecutive samples (8
-  kept outputs each), each plane's 16 outputs written by one store;
+  kept outputs each), each plane's 16 outputs written by one store; exact and stride-2
+  sampled, those of two samples, nothing skipped (a 16-column BLAS GEMM a sample had made
+  exact 1.1-1.5x slower on HAR's 4x4 layers, batch 64, and every approximate speedup there
+  up to 2.5x);
 * dense (:func:`dense_tile`): 32 consecutive outputs, nothing skipped, for exact convs and
   for stride-2 filter sampling (the reduction over one residue class of input channels).
   On the same layers exact ran 1.1-1.55x faster this way than through the BLAS GEMM
@@ -931,6 +934,7 @@ PLANE_SHAPES = ((4, 4),)
 _PLANES = {(h, w, axis, o): _make_plane_tile(h, w, axis, o) for h, w in PLANE_SHAPES
            for axis in ("row", "col") for o in (0, 1)}
 _p44r0, _p44r1, _p44c0, _p44c1 = (_PLANES[4, 4, a, o] for a in ("row", "col") for o in (0, 1))
+_p44 = _make_plane_tile(4, 4, None, 0)  # whole planes, nothing skipped
 _phase0, _phase1 = _make_phase_tile(0), _make_phase_tile(1)
 _tap_dense, _tap_rows = _make_tap_tile(False), _make_tap_tile(True)
 
@@ -970,19 +974,24 @@ def phase_tile(offset, mr, w, w0, ldw, x, x0, toff, rs, nc, out, d0, ldo, bias, 
         _phase1(w, w0, ldw, x, x0, toff, rs, nc, out, d0, ldo, bias, b0, flags, wo, mr)
 
 
-def plane_code(axis: str, offset: int, ho: int, wo: int) -> int:
+def plane_code(axis: str | None, offset: int, ho: int, wo: int) -> int:
     """The plane tile of stride-2 perforation along ``axis`` ("row" | "col") with
-    ``offset`` on ``ho x wo`` maps (an index for :func:`plane_tile`), or -1 if none covers
-    them."""
-    _check_axis(axis)
+    ``offset`` on ``ho x wo`` maps, or of whole planes (``axis`` None: exact, sampled), an
+    index for :func:`plane_tile`; -1 if none covers them."""
+    if axis is not None:
+        _check_axis(axis)
     if (ho, wo) not in PLANE_SHAPES:
         return -1
-    return 4 * PLANE_SHAPES.index((ho, wo)) + 2 * (axis == "col") + offset
+    shape = PLANE_SHAPES.index((ho, wo))
+    if axis is None:
+        return 4 * len(PLANE_SHAPES) + shape
+    return 4 * shape + 2 * (axis == "col") + offset
 
 
-def plane_group(ho: int, wo: int) -> int:
-    """Samples one plane tile covers on ``ho x wo`` maps (stride 2 keeps half of a plane)."""
-    return 2 * TILE_OUTPUTS // (ho * wo)
+def plane_group(ho: int, wo: int, whole: bool = False) -> int:
+    """Samples one plane tile covers on ``ho x wo`` maps: stride 2 keeps half of a plane,
+    ``whole`` planes (exact, sampled) keep all of it."""
+    return (1 if whole else 2) * TILE_OUTPUTS // (ho * wo)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -997,5 +1006,7 @@ def plane_tile(code, mr, w, w0, ldw, x, x0, xs, ldx, nc, out, d0, ds, ldo, bias,
         _p44r1(*a)
     elif code == 2:
         _p44c0(*a)
-    else:
+    elif code == 3:
         _p44c1(*a)
+    else:
+        _p44(*a)

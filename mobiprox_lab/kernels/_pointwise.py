@@ -445,20 +445,22 @@ def pointwise_channel_tiles(x, wt, out, n0, n1, k0, k1, first, step, kept, src_a
 
 
 @njit(cache=True, nogil=True)
-def pointwise_plane_tiles(x, wt, out, n0, n1, k0, k1, code, group, bias, relu):
-    """``out[n0:n1, k0:k1]`` of a 1x1 conv under stride-2 perforation on small maps, by
-    ``_microkernel.plane_tile`` ``code`` of the transposed weights ``wt`` (C, K): ``group``
+def pointwise_plane_tiles(x, wt, out, n0, n1, k0, k1, code, group, first, step, bias, relu):
+    """``out[n0:n1, k0:k1]`` of a 1x1 conv on small maps, stride-2 perforated, exact or
+    stride-2 sampled, by ``_microkernel.plane_tile`` ``code`` of the transposed weights
+    ``wt`` (C', K) of input channels ``first, first + step, ...`` (C' of them): ``group``
     samples a tile (``n1 - n0`` a multiple of it), ``MR_SIZES`` output channels at a time."""
     c_, plane = x.shape[1], x.shape[2] * x.shape[3]
-    k_ = out.shape[1]
+    k_, nc = out.shape[1], wt.shape[0]
     xf, wf, of = x.reshape(-1), wt.reshape(-1), out.reshape(-1)
     extra = RELU if relu else 0
     for n in range(n0, n1, group):
         m0 = k0
         while m0 < k1:
             mr = tile_channels(k1 - m0)
-            plane_tile(code, mr, wf, m0, k_, xf, n * c_ * plane, c_ * plane, plane, c_,
-                       of, (n * k_ + m0) * plane, k_ * plane, plane, bias, m0, extra)
+            plane_tile(code, mr, wf, m0, k_, xf, (n * c_ + first) * plane, c_ * plane,
+                       step * plane, nc, of, (n * k_ + m0) * plane, k_ * plane, plane, bias,
+                       m0, extra)
             m0 += mr
 
 
