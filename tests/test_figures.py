@@ -128,3 +128,23 @@ def test_kernel_figures_are_timed_with_the_calibrated_paths(tmp_path, monkeypatc
     finally:
         kernels.set_path_thresholds(before)
     assert seen == [777]
+
+
+def test_candidate_decisions_count_and_spread_the_measured_speedups():
+    """One row a decision, the row it names stripped, most frequent first, with the
+    candidates' session speedups and those of the list sessions that timed them again."""
+    nan = float("nan")
+    cands = pd.DataFrame({
+        "decision": ["conf0 (exact)", "accepted", "timed again: speedup gain <= 0.01 over row 1",
+                     "timed again: speedup gain <= 0.01 over row 2", "loss > 5 pp on tune",
+                     "loss > 5 pp on tune", "loss > 5 pp on tune"],
+        "speedup": [1.0, 1.3, 1.25, 1.35, nan, nan, nan],
+        "retimed_speedup": [1.0, 1.28, 1.1, 1.2, nan, nan, nan]})
+    table = figures.candidate_decisions(cands).set_index("decision")
+    assert list(table.index) == ["loss > 5 pp on tune", "timed again: speedup gain <= 0.01",
+                                 "conf0 (exact)", "accepted"]
+    assert table["candidates"].tolist() == [3, 2, 1, 1]
+    row = table.loc["timed again: speedup gain <= 0.01"]
+    assert row["speedup_median"] == pytest.approx(1.3) and row["speedup_max"] == 1.35
+    assert (row["retimed_min"], row["retimed_max"]) == (1.1, 1.2)
+    assert pd.isna(table.loc["loss > 5 pp on tune", "speedup_max"])

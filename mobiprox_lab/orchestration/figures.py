@@ -193,11 +193,24 @@ def _setup_step(task: str):
                                                     ignore_index=True)
         ctx.tables[f"configurations {task}"] = setup.configs[
             [c for c in CONFIG_COLUMNS if c in setup.configs]].copy()
-        decisions = setup.tuned.candidates["decision"].str.replace(
-            r" (over )?row \d+$", "", regex=True).str.replace(" by$", "", regex=True)
-        ctx.tables[f"candidates {task}"] = (decisions.value_counts().rename_axis("decision")
-                                            .reset_index(name="candidates"))
+        ctx.tables[f"candidates {task}"] = candidate_decisions(setup.tuned.candidates)
     return run
+
+
+def candidate_decisions(candidates: pd.DataFrame) -> pd.DataFrame:
+    """What became of a tuning's candidates (``TuneResult.candidates``), one row a decision
+    (the row it refers to left out), most frequent first: how many, and the speedups
+    measured in the candidates' session (median, max) and, for those timed again in a list
+    session, there (min, max). A final list shorter than the candidates' spread suggests
+    reads against these: a spread narrower than the re-timing noise leaves the final rule
+    little to order."""
+    decision = candidates["decision"].str.replace(
+        r" (over )?row \d+$", "", regex=True).str.replace(" by$", "", regex=True)
+    table = candidates.assign(decision=decision).groupby("decision", sort=False).agg(
+        candidates=("decision", "size"), speedup_median=("speedup", "median"),
+        speedup_max=("speedup", "max"), retimed_min=("retimed_speedup", "min"),
+        retimed_max=("retimed_speedup", "max"))
+    return table.sort_values("candidates", ascending=False, kind="stable").reset_index()
 
 
 def _setups(ctx: Context) -> dict:
