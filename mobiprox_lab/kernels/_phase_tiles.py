@@ -12,10 +12,13 @@ inputs of one filter tap as one contiguous run of a column phase (the step's off
 a table, :func:`phase_offsets`), and the tile writes the whole rows, kept and filled, from
 its registers (``_microkernel.phase_tile``).
 
-Covers stride-1 convs (any kernel, padding and input channels; ``groups == 1``, fp32) whose
-output rows keep 16 values: 32 or 33 wide at offset 0, 32 wide at offset 1
+Covers stride-1 convs larger than 1x1 (any kernel, padding and input channels; ``groups ==
+1``, fp32) whose output rows keep 16 values: 32 or 33 wide at offset 0, 32 wide at offset 1
 (``_microkernel.PHASE_WIDTHS``), the HAR MobileNet's first layer and the KWS CNN's first
-under offset 0 (at offset 1 its rows keep 17, and it stays on the row blocks).
+under offset 0 (at offset 1 its rows keep 17, and it stays on the row blocks). ``_conv``
+leaves 1x1 convs to their own tiles and the shapes its shifted-rows path takes to that path
+(unpadded, ``C*KW >= WIDE_MIN_REDUCTION``: against it the tiles won at batch 1 and lost or
+tied at batch 16 on two 64-channel layers).
 """
 
 from __future__ import annotations
