@@ -108,7 +108,7 @@ from ._fused import (
     rowblock_gemm,
 )
 from ._half import to_half
-from ._im2col import im2col, im2col_column_phases, split_column_phases
+from ._im2col import im2col, im2col_column_phases, split_padded_column_phases
 from ._loops import (
     batched_gemm_loop,
     chunks_loop,
@@ -163,7 +163,7 @@ from ._pointwise import (
     pointwise_sampled,
 )
 from ._scatter import fill_column_rows, finish, scatter
-from ._tap_tiles import TAP_WIDTH, tap_offsets, tap_tiles, tap_tiles_whole
+from ._tap_tiles import TAP_WIDTH, pad_buffer_size, tap_offsets, tap_tiles, tap_tiles_whole
 from ._tasks import (
     PHASES,
     TASKS_PER_WORKER,
@@ -1145,7 +1145,7 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
         width = (r1 - r0) * wk
         cols = scratch["cols"][:r_ * width].reshape(r_, width)
         if phases:
-            split_column_phases(x, n, scratch["xph"])
+            split_padded_column_phases(x, n, 0, 0, 0, s.h, (s.w + 1) // 2, scratch["xph"])
             im2col_column_phases(scratch["xph"], s.h, s.w, chan, krow, kcol, hsrc[r0:r1],
                                  int(wsrc[0]), wk, cols)
         else:
@@ -1171,15 +1171,19 @@ def _run_rowblocks(x, w2, out, s: ConvSpec, chan, krow, kcol, bias, has_bias, wo
               t_start, small)
 
 
+def _larger_conv_tiles(s: ConvSpec) -> bool:
+    """What the tap and phase tiles both need: register tiles on, fp32, a stride-1 conv
+    with ``groups == 1`` and a kernel larger than 1x1 (1x1 convs have their own tiles)."""
+    return (REGISTER_TILES and not s.knob.is_fp16 and s.groups == 1 and s.sh == s.sw == 1
+            and s.kh * s.kw > 1)
+
+
 def _phase_tiles_apply(s: ConvSpec) -> bool:
-    """Whether a call runs as ``_phase_tiles``: register tiles on, fp32 stride-2 column
-    perforation of a stride-1 conv with ``groups == 1`` and a kernel larger than 1x1 (1x1
-    convs have their own tiles), output rows of 16 kept values
-    (``_microkernel.phase_tile_applies``)."""
+    """Whether a call runs as ``_phase_tiles``: :func:`_larger_conv_tiles`, stride-2 column
+    perforation, output rows of 16 kept values (``_microkernel.phase_tile_applies``)."""
     kn = s.knob
-    return (REGISTER_TILES and kn.technique == "perforation" and kn.axis == "col"
-            and kn.stride == 2 and not kn.is_fp16 and s.groups == 1 and s.sh == s.sw == 1
-            and s.kh * s.kw > 1 and phase_tile_applies(kn.offset, s.ho, s.wo))
+    return (_larger_conv_tiles(s) and kn.technique == "perforation" and kn.axis == "col"
+            and kn.stride == 2 and phase_tile_applies(kn.offset, s.ho, s.wo))
 
 
 def _phase_operands(w, s: ConvSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -1232,12 +1236,10 @@ def _run_phase_tiles(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t
 
 def _tap_tile_rows(s: ConvSpec) -> bool | None:
     """Whether a call runs as ``_tap_tiles`` row-perforated (True) or exact / sampled
-    (False), or not at all (None): register tiles on, fp32, a stride-1 conv with
-    ``groups == 1``, a kernel larger than 1x1 and 32-wide output rows, exact, filter
-    sampling, or stride-2 row perforation."""
+    (False), or not at all (None): :func:`_larger_conv_tiles`, 32-wide output rows, exact,
+    filter sampling, or stride-2 row perforation."""
     kn = s.knob
-    if (not REGISTER_TILES or kn.is_fp16 or s.groups != 1 or s.sh != 1 or s.sw != 1
-            or s.kh * s.kw == 1 or s.wo != TAP_WIDTH):
+    if not _larger_conv_tiles(s) or s.wo != TAP_WIDTH:
         return None
     if kn.technique != "perforation":
         return False
@@ -1274,7 +1276,7 @@ def _run_tap_tiles(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
     padding its samples' input."""
     wt, toff, rows, d0, flags = _tap_operands(w, s)
     nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
-    size = s.c * (s.h + 2 * s.ph) * (s.w + 2 * s.pw)
+    size = pad_buffer_size(s.c, s.h, s.w, s.ph, s.pw)
     timing = timings is not None
     if _as_loop_job(timing, workers):
         _loop_job(tap_tiles_loop, (n_blocks * kblocks, nb, kb, kblocks, x, wt, out, toff, s.ph,

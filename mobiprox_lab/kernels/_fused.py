@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, uint64
 
 from ._blas import matmul_into, sgemm
-from ._im2col import im2col, im2col_column_phases, split_column_phases
+from ._im2col import im2col, im2col_column_phases, split_padded_column_phases
 from ._scatter import fill_column_rows, finish, scatter
 
 
@@ -103,7 +103,7 @@ def rowblock_columns_chunk(x, n, r0, r1, chan, krow, kcol, hsrc, wsrc, w2, cols_
     width = (r1 - r0) * wk
     cols = cols_buf[:r_ * width].reshape(r_, width)
     if xph.shape[0]:
-        split_column_phases(x, n, xph)
+        split_padded_column_phases(x, n, 0, 0, 0, x.shape[2], (x.shape[3] + 1) // 2, xph)
         im2col_column_phases(xph, x.shape[2], x.shape[3], chan, krow, kcol, hsrc[r0:r1],
                              wsrc[0], wk, cols)
     else:

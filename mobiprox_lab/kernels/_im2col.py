@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, uint64
 
-_U1, _U2 = np.uint64(1), np.uint64(2)
-
 # Inner loops use flat arrays and unsigned offsets: no per-row array views (their
 # reference counting costs more than a short row copy) and no negative-index
 # wraparound, so LLVM vectorises the copies. Measured ~2x faster than views.
@@ -89,28 +87,11 @@ def im2col(x, n0, m, chan, krow, kcol, hsrc, wsrc, cols):
 
 
 @njit(cache=True, nogil=True)
-def split_column_phases(x, n, xph):
-    """Sample ``n`` of ``x`` (N, C, H, W) split into its even and odd columns:
-    ``xph[(c*H + h)*2*half + p*half + q] = x[n, c, h, 2q + p]``, ``half = ceil(W / 2)``
-    (an odd width leaves the last odd slot unused)."""
-    c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
-    half = (w_ + 1) // 2
-    xf = x.reshape(-1)
-    for row in range(c_ * h_):
-        s = uint64((n * c_ * h_ + row) * w_)
-        d = uint64(row * 2 * half)
-        for q in range(uint64(w_ // 2)):
-            xph[d + q] = xf[s + _U2 * q]
-            xph[d + uint64(half) + q] = xf[s + _U2 * q + _U1]
-        if w_ % 2:
-            xph[d + uint64(half - 1)] = xf[s + uint64(w_ - 1)]
-
-
-@njit(cache=True, nogil=True)
 def im2col_column_phases(xph, h_, w_, chan, krow, kcol, hsrc, w0, wk, cols):
     """``im2col`` of one sample for kept output columns two input columns apart (stride-2
-    column perforation of a stride-1 conv), from its column phases (``split_column_phases``):
-    the kept columns of every filter tap are then one contiguous run.
+    column perforation of a stride-1 conv), from its column phases
+    (:func:`split_padded_column_phases` of all its rows, no padding): the kept columns of
+    every filter tap are then one contiguous run.
 
     ``cols[r, i*wk + j] = x[chan[r], hsrc[i] + krow[r], w0 + kcol[r] + 2j]`` (0 outside);
     ``w0``: the input column of kept output column 0 at tap column 0."""
@@ -159,15 +140,13 @@ def split_padded_column_phases(x, n, ph, pw, h0, h1, half, xph):
                 for j in range(uint64(2 * half)):
                     xph[d + j] = 0.0
                 continue
-            s = (n * c_ + c) * h_ + ih
-            for p in range(2):
+            for p in range(2):  # the padding slots
                 dp = d + uint64(p * half)
-                first = q0[p]  # input column 2*first + p - pw >= 0
-                last = min(half, (w_ + pw - p + 1) // 2)  # input column < W
-                for q in range(uint64(first)):
+                for q in range(uint64(q0[p])):  # input column 2q + p - pw < 0
                     xph[dp + q] = 0.0
-                src = s * w_ + 2 * first + p - pw
-                for q in range(uint64(last - first)):
-                    xph[dp + uint64(first) + q] = xf[uint64(src) + _U2 * q]
-                for q in range(uint64(last), uint64(half)):
-                    xph[dp + q] = 0.0
+                for q in range(uint64(min(half, (w_ + pw - p + 1) // 2)), uint64(half)):
+                    xph[dp + q] = 0.0  # input column >= W
+            s = uint64(((n * c_ + c) * h_ + ih) * w_)
+            for j in range(w_):  # one pass over the input row
+                pc = j + pw
+                xph[d + uint64((pc & 1) * half + (pc >> 1))] = xf[s + uint64(j)]

@@ -309,6 +309,19 @@ def _typed(floats, ints, tables=()) -> bool:
             and all(isinstance(v, types.Integer) for v in ints))
 
 
+def _table_loads(builder, a, second):
+    """``loads(c)`` of a tile whose reduction steps are read through a table of offsets:
+    16 floats at ``x[x0 + toff[c]]``, and 16 at ``second`` (int64 IR value) floats further
+    on."""
+
+    def at(c):
+        base = builder.add(a["x0"], builder.load(builder.gep(a["toff"], [c])))
+        return [_load(builder, a["x"], base, LANES),
+                _load(builder, a["x"], builder.add(base, second), LANES)]
+
+    return at
+
+
 def _make_rows_tile(mr: int, width: int):
     chunk = min(LANES, width)
     per_vector = LANES // chunk  # kept rows of one vector (2 when rows are 8 wide)
@@ -532,12 +545,8 @@ def _make_phase_tile(offset: int):
     copy = [int(i == j) for i, j in zip(first, second, strict=True)]
 
     def emit(builder, a, mr):
-        def at(c):
-            base = builder.add(a["x0"], builder.load(builder.gep(a["toff"], [c])))
-            return [_load(builder, a["x"], base, LANES),
-                    _load(builder, a["x"], builder.add(base, a["rs"]), LANES)]
-
-        acc = _accumulate(builder, a["w"], a["w0"], a["ldw"], at, a["nc"], mr)
+        acc = _accumulate(builder, a["w"], a["w0"], a["ldw"], _table_loads(builder, a, a["rs"]),
+                          a["nc"], mr)
         relu = _flag(builder, a["flags"], RELU)
         trail = _flag(builder, a["flags"], TRAIL_COPY)
         two_rows = builder.not_(_flag(builder, a["flags"], ONE_ROW))
@@ -589,11 +598,7 @@ def _make_tap_tile(rows: bool):
     around it as a row tile 32 wide stores them (``carry``, ``flags``)."""
 
     def emit(builder, a, mr):
-        def at(c):
-            base = builder.add(a["x0"], builder.load(builder.gep(a["toff"], [c])))
-            return [_load(builder, a["x"], base, LANES),
-                    _load(builder, a["x"], builder.add(base, ir.Constant(_I64, LANES)), LANES)]
-
+        at = _table_loads(builder, a, ir.Constant(_I64, LANES))
         acc = _accumulate(builder, a["w"], a["w0"], a["ldw"], at, a["nc"], mr)
         if rows:
             _rows_epilogue(builder, a, acc, mr, TILE_OUTPUTS)

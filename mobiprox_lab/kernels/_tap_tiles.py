@@ -39,9 +39,15 @@ def tap_offsets(c: int, kh: int, kw: int, hp: int, wp: int, stride: int = 1,
 
 
 @njit(cache=True, nogil=True)
+def pad_buffer_size(c: int, h: int, w: int, ph: int, pw: int) -> int:
+    """Floats of one sample's padded input (:func:`pad_sample`'s ``xpad``)."""
+    return c * (h + 2 * ph) * (w + 2 * pw)
+
+
+@njit(cache=True, nogil=True)
 def pad_sample(x, n, ph, pw, xpad):
     """Sample ``n`` of ``x`` (N, C, H, W), zero-padded by ``ph`` rows and ``pw`` columns each
-    side, into ``xpad``: ``C * (H + 2*ph) * (W + 2*pw)`` floats, row-major."""
+    side, into ``xpad`` (:func:`pad_buffer_size` floats), row-major."""
     c_, h_, w_ = x.shape[1], x.shape[2], x.shape[3]
     hp, wp = h_ + 2 * ph, w_ + 2 * pw
     xf = x.reshape(-1)
@@ -100,7 +106,7 @@ def tap_tiles(x, wt, out, n0, n1, k0, k1, toff, ph, pw, rows, d0, flags, bias, r
 def tap_tiles_whole(x, wt, out, toff, ph, pw, rows, d0, flags, bias, relu):
     """:func:`tap_tiles` over the whole of ``out``, as one single-threaded call runs it, its
     padded input and carry allocated here."""
-    xpad = np.empty(x.shape[1] * (x.shape[2] + 2 * ph) * (x.shape[3] + 2 * pw), np.float32)
+    xpad = np.empty(pad_buffer_size(x.shape[1], x.shape[2], x.shape[3], ph, pw), np.float32)
     carry = aligned_buffer(out.shape[1] * TAP_WIDTH if rows else 0)
     tap_tiles(x, wt, out, 0, out.shape[0], 0, out.shape[1], toff, ph, pw, rows, d0, flags,
               bias, relu, xpad, carry)
