@@ -862,7 +862,7 @@ def _channel_tile_plan(s: ConvSpec) -> tuple | None:
     if kn.technique not in ("exact", "sampling", "perforation") or (
             kn.technique != "exact" and kn.stride != 2):
         return None
-    first, step = (1 - kn.offset, 2) if kn.technique == "sampling" else (0, 1)
+    first, step = _tile_channels_of(kn)
     if first >= s.c:  # no input channel left to reduce over
         return None
     axis = kn.axis if kn.technique == "perforation" else None
@@ -892,7 +892,7 @@ def _plane_tile_code(s: ConvSpec) -> int:
     if not REGISTER_TILES or kn.is_fp16 or (s.ho, s.wo) not in PLANE_SHAPES or (
             kn.technique != "exact" and kn.stride != 2):
         return -1
-    if kn.technique == "sampling" and 1 - kn.offset >= s.c:  # no input channel kept
+    if _tile_channels_of(kn)[0] >= s.c:  # no input channel kept
         return -1
     axis = kn.axis if kn.technique == "perforation" else None
     if s.n < plane_group(s.ho, s.wo, axis is None):
@@ -910,8 +910,27 @@ def _dense_tiles(s: ConvSpec, kept: int) -> tuple[int, int] | None:
     if kn.technique == "exact" and not kn.is_fp16:
         return 0, 1
     if kn.technique == "sampling" and kn.stride == 2:
-        return 1 - kn.offset, 2  # the one residue class kept: offset 0 skips the even ones
+        return _tile_channels_of(kn)
     return None
+
+
+def _tile_channels_of(kn) -> tuple[int, int]:
+    """``(first, step)`` of the input channels a 1x1 tile reduces over under knob ``kn``
+    (exact, perforated, or sampled at stride 2): all of them, or stride-2 sampling's one
+    kept residue class (offset 0 skips the even ones)."""
+    return (1 - kn.offset, 2) if kn.technique == "sampling" else (0, 1)
+
+
+def _pointwise_weights(w, s: ConvSpec) -> np.ndarray:
+    """The weights (K, reduced channels) of a 1x1 call: every input channel's, or under
+    filter sampling its kept residue classes' (``_plan.channel_classes``), rescaled and
+    packed once per ``w`` (see ``_weights``)."""
+    w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
+    if s.knob.technique != "sampling":
+        return w2
+    st, off = s.knob.stride, s.knob.offset
+    return packed(w, ("classes", st, off), lambda: gather_columns(
+        w2, _plan.channel_classes(s.c, st, off), np.float32(st / (st - 1))))
 
 
 def _s2_tile_plan(s: ConvSpec) -> tuple | None:
@@ -1007,11 +1026,7 @@ def _pointwise_operands(w, s: ConvSpec, kind: str) -> tuple[str, np.ndarray, tup
     the kernel takes after its output block: dense / channel tiles their channels and
     plan, row / column tiles theirs, sampling its stride and offset, others none."""
     kn = s.knob
-    w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
-    if kn.technique == "sampling":
-        st, off = kn.stride, kn.offset
-        w2 = packed(w, ("classes", st, off), lambda w2=w2: gather_columns(
-            w2, _plan.channel_classes(s.c, st, off), np.float32(st / (st - 1))))
+    w2 = _pointwise_weights(w, s)
     dense = None if kind == "channel_tiles" else _dense_tiles(s, w2.shape[1])
     if dense is not None:
         return "dense", _tile_weights(w, w2, s), dense
@@ -1037,14 +1052,9 @@ def _plane_operands(w, s: ConvSpec) -> tuple[np.ndarray, int, int, int, int]:
     step)`` of a plane-tile call: under stride-2 sampling, the kept residue class of input
     channels, its weights rescaled."""
     kn = s.knob
-    w2 = np.ascontiguousarray(w).reshape(s.k, s.c)
-    first, step = 0, 1
-    if kn.technique == "sampling":
-        first, step = 1 - kn.offset, 2
-        w2 = packed(w, ("classes", 2, kn.offset), lambda: gather_columns(
-            w2, _plan.channel_classes(s.c, 2, kn.offset), np.float32(2.0)))
+    w2 = _pointwise_weights(w, s)
     return (_tile_weights(w, w2, s), _plane_tile_code(s),
-            plane_group(s.ho, s.wo, kn.technique != "perforation"), first, step)
+            plane_group(s.ho, s.wo, kn.technique != "perforation"), *_tile_channels_of(kn))
 
 
 def _run_plane_tiles(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_start,
