@@ -474,8 +474,11 @@ def pack_channels(x, chan, hsrc, wsrc, n0, n1, xb):
     plane, kept = h_ * w_, hk * wk
     ld = x.shape[0] * kept
     xf = x.reshape(-1)
-    for r in range(chan.shape[0]):
-        for n in range(n0, n1):
+    # sample by sample, reading each in order: channel by channel across the samples, the
+    # reads jumped a sample's size each (512 channels of 2x2 maps, batch 64, one thread:
+    # 0.21 -> 0.15 ms in cache, 0.26 -> 0.18 ms from memory)
+    for n in range(n0, n1):
+        for r in range(chan.shape[0]):
             src = uint64((n * c_ + chan[r]) * plane)
             d = uint64(r * ld + n * kept)
             if kept == plane:
@@ -510,12 +513,14 @@ def batched_gemm(w2, xb, res, out, n0, n1, k0, k1, bias, has_bias, relu, hk, wk,
                 row_b, col_a, col_b, col_s2, bias, has_bias, False, relu)
         return
     zero = np.float32(0.0)
-    for k in range(k0, k1):
-        bv = bias[k] if has_bias else zero
-        r0 = uint64((k - k0) * cols)
-        for n in range(n0, n1):
+    # sample by sample, writing each in order (512 channels of 2x2 maps, batch 64, one
+    # thread: 0.18 -> 0.08 ms in cache, 0.21 -> 0.16 ms to memory, channel by channel)
+    for n in range(n0, n1):
+        s0 = uint64((n - n0) * plane)
+        for k in range(k0, k1):
+            bv = bias[k] if has_bias else zero
             d = uint64((n * k_ + k) * plane)
-            s0 = r0 + uint64((n - n0) * plane)
+            r0 = s0 + uint64((k - k0) * cols)
             for j in range(uint64(plane)):
-                v = res[s0 + j] + bv
+                v = res[r0 + j] + bv
                 of[d + j] = act(v, relu)
