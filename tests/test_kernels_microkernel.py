@@ -16,7 +16,7 @@ from numba import njit
 from test_kernels_paths import SETTINGS, _data, _spy, assert_close, forced_paths, kernel_setting
 
 from mobiprox_lab import kernels, knobs
-from mobiprox_lab.kernels import _conv, _microkernel
+from mobiprox_lab.kernels import _conv, _microkernel, _pointwise
 from mobiprox_lab.kernels._validate import conv_spec
 
 
@@ -289,6 +289,42 @@ def test_channel_tiles_match_reference(kid, hw, c, k, bias, threads, seed):
     assert_close(got, reference.conv2d(x, wt, b, knob=kid))
     np.testing.assert_array_equal(relu, np.maximum(got, 0))
     np.testing.assert_array_equal(timed, relu)
+
+
+@pytest.mark.parametrize("pixels", _microkernel.CHANNEL_PIXELS)
+@pytest.mark.parametrize("k", [16, 48, 144, 272])
+def test_channel_panels_hold_each_tile_s_weights_in_order(pixels, k):
+    """A tile of ``width`` output channels from ``m0`` reads ``width`` weights per input
+    channel from ``m0 * C`` on: main tiles while that many channels are left, then 16."""
+    w2 = np.random.default_rng(k).standard_normal((k, 7)).astype(np.float32)
+    panels = _pointwise.channel_panels(w2, pixels)
+    main = _microkernel.LANES * _microkernel.channel_vectors(pixels)
+    m0 = 0
+    while m0 < k:
+        width = main if k - m0 >= main else _microkernel.LANES
+        np.testing.assert_array_equal(panels[m0 * 7:(m0 + width) * 7].reshape(7, width),
+                                      w2[m0:m0 + width].T)
+        m0 += width
+    assert panels.size == w2.size
+
+
+@pytest.mark.parametrize("kid,hw", [(11, (2, 2)), (231, (2, 2)), (123, (2, 2)),
+                                    (121, (4, 4)), (124, (4, 4)), (11, (2, 4))])
+@pytest.mark.parametrize("n,k", [(1, 272), (2, 144), (1, 48)])
+def test_channel_tiles_split_over_threads_start_on_panels(kid, hw, n, k):
+    """Tasks of whole main tiles (their blocks of output channels rounded up to the main
+    tile's width), the last one with the 16-channel tails: the same values as the
+    reference, on one thread and two, timed and not."""
+    x, wt, b = _data(n * k, n, 24, *hw, k, 24, 1, 1, True)
+    _frozen(wt)
+    want = reference.conv2d(x, wt, b, knob=kid)
+    for threads in (1, 2):
+        with _spy("pointwise_channel_tiles") as calls, forced_paths(threads):
+            got = kernels.conv2d(x, wt, b, knob=kid)
+            timed, _ = kernels.conv2d_breakdown(x, wt, b, knob=kid)
+        assert calls
+        assert_close(got, want)
+        np.testing.assert_array_equal(timed, got)
 
 
 def test_channel_tiles_keep_nan_through_relu():

@@ -136,6 +136,7 @@ from ._microkernel import (
     LANES,
     PLANE_SHAPES,
     TILE_OUTPUTS,
+    channel_vectors,
     host_has_wide_vectors,
     phase_tile_applies,
     plane_code,
@@ -152,6 +153,7 @@ from ._phase_tiles import (
 )
 from ._pointwise import (
     batched_gemm,
+    channel_panels,
     pack_channels,
     pointwise_channel_tiles,
     pointwise_dense_tiles,
@@ -956,8 +958,9 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         hsrc, row_a, row_b, wsrc, col_a, col_b, col_s2 = _plan.output_plan(s.knob, s.ho, s.wo)
         kept_px = hsrc.shape[0] * wsrc.shape[0]
     nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
-    if kind == "channel_tiles":  # whole channel tiles per task
-        kb = ceil(kb / LANES) * LANES
+    if kind == "channel_tiles":  # whole main tiles per task: each starts on a panel
+        main = LANES * channel_vectors(extra[2].size)
+        kb = ceil(kb / main) * main
         kblocks = ceil(s.k / kb)
     if kind == "gathered":  # samples per GEMM: wide enough, buffers in cache
         row_gemms = kn.axis == "row" and takes_row_gemms(s, kb)
@@ -1033,12 +1036,23 @@ def _pointwise_operands(w, s: ConvSpec, kind: str) -> tuple[str, np.ndarray, tup
     if dense is not None:
         return "dense", _tile_weights(w, w2, s), dense
     if kind == "channel_tiles":
-        return kind, _tile_weights(w, w2, s), _channel_tile_plan(s)
+        plan = _channel_tile_plan(s)
+        return kind, _channel_panels(w, w2, s, plan[2].size), plan
     if kind == "tiles":
         return kind, _tile_weights(w, w2, s), (kn.axis == "row", kn.offset, *_s2_tile_plan(s))
     if kind == "sampling":
         return kind, w2, (kn.stride, kn.offset)
     return kind, w2, ()
+
+
+def _channel_panels(w, w2, s: ConvSpec, pixels: int) -> np.ndarray:
+    """The weights ``w2`` (K, reduced channels) of a call as the channel tiles of ``pixels``
+    pixels read them (``_pointwise.channel_panels``); packed once per ``w``, channel class
+    and tile width (see ``_weights``)."""
+    kn = s.knob
+    key = ("channel panels", pixels) + ((kn.stride, kn.offset) if kn.technique == "sampling"
+                                        else ())
+    return packed(w, key, lambda: channel_panels(w2, pixels))
 
 
 def _tile_weights(w, w2, s: ConvSpec) -> np.ndarray:

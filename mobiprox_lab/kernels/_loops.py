@@ -190,7 +190,7 @@ def pointwise_plane_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, k
 
 @njit(cache=True, nogil=True)
 def pointwise_channel_tiles_loop(state, job_flags, helper, counter, n_tasks, nb, kb, kblocks,
-                                 x, wt, out, first, step, kept, src_a, src_b, bias, relu):
+                                 x, wp, out, first, step, kept, src_a, src_b, bias, relu):
     """``_pointwise.pointwise_channel_tiles`` on tasks ``i < n_tasks`` (see :func:`_block`)."""
     if not enter_loop(state, job_flags, helper):
         return
@@ -199,7 +199,7 @@ def pointwise_channel_tiles_loop(state, job_flags, helper, counter, n_tasks, nb,
         if i >= n_tasks:
             break
         n0, n1, k0, k1 = _block(i, nb, kb, kblocks, out.shape[0], out.shape[1])
-        pointwise_channel_tiles(x, wt, out, n0, n1, k0, k1, first, step, kept, src_a, src_b,
+        pointwise_channel_tiles(x, wp, out, n0, n1, k0, k1, first, step, kept, src_a, src_b,
                                 bias, relu)
 
 
