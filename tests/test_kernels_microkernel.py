@@ -250,9 +250,11 @@ def test_read_only_weights_keep_one_tile_packing_per_channel_class(hw, n):
 @pytest.mark.parametrize("hw,n,k,frozen,tiled", [
     ((4, 4), 1, 32, True, True), ((2, 2), 1, 48, True, True),
     ((2, 2), 2, 32, True, True),
-    ((4, 4), 3, 32, True, False),   # more samples than CHANNEL_TILES_MAX_SAMPLES
+    ((2, 2), 3, 32, True, False),   # more samples than CHANNEL_TILES_MAX_SAMPLES (2x2: on
+                                    # 4x4 the plane tiles leave one to the channel tiles)
     ((2, 2), 1, 40, True, False),   # output channels not a multiple of 16
-    ((3, 3), 1, 32, True, False),   # 9 pixels (exact) fill no channel tile, nor 16 (4x4)
+    ((3, 3), 1, 32, True, False),   # 9 pixels (exact) fill no channel tile
+    ((4, 8), 1, 32, True, True),    # 32 pixels (exact, sampled) neither; 16 perforated do
     ((4, 4), 1, 32, False, False),  # writable weights: transposed on every call, not taken
 ])
 def test_small_maps_of_one_sample_take_the_channel_tiles(kid, hw, n, k, frozen, tiled):

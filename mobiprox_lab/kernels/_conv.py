@@ -9,7 +9,7 @@ Paths (``groups == 1`` unless said):
   ``_microkernel`` dense tiles; stride-2 row or column perforation of the maps
   ``_microkernel.tile_plan`` covers (HAR's 8x8 to 32x32 maps), register tiles that read
   the kept inputs in place and write kept and filled outputs in one store each;
-  on maps of at most 8 computed pixels (2x2, 4x4 under stride-2 perforation), at most
+  on maps of at most 16 computed pixels (2x2, 4x4), at most
   ``CHANNEL_TILES_MAX_SAMPLES`` samples, read-only weights (exact, stride-2 sampled or
   perforated, whatever the weights' size),
   ``_microkernel`` channel tiles: the output channels in the vector lanes, the few
@@ -229,7 +229,7 @@ POINTWISE_ROW_GEMM_CHOICES: dict[tuple[int, int, int, int, bool], bool] = {}
 REGISTER_TILES = host_has_wide_vectors()
 # ... and, as ``_microkernel`` channel tiles (output channels in the vector lanes), exact,
 # stride-2 sampled and stride-2 perforated 1x1 convs of at most this many samples computing
-# at most 8 pixels a map, whose BLAS GEMMs are a few columns wide and as slow as wider ones.
+# at most 16 pixels a map, whose BLAS GEMMs are a few columns wide and as slow as wider ones.
 # Zen 4, 2 threads, side by side, old path's time / the tiles' (exact, row s2, samp s2):
 # 1024 -> 1024 on 2x2, 1 sample 2.72 / 2.94 / 2.54, 2 samples 1.71 / 1.61 / 1.68, 3 samples
 # 1.28 / 0.76 / 1.34; 512 -> 512 on 4x4 (row s2: 8 pixels), 1 sample 1.75, 2 samples 1.40,

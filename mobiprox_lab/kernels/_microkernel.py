@@ -48,9 +48,9 @@ Tiles (``flags`` bits: :data:`RELU`, :data:`LEAD_COPY`, :data:`LEAD_MEAN`,
   (Emerald Rapids, 1 thread), 1.08-1.16x on a Zen 4 VM (2 threads), where the tiles'
   approximations also beat the GEMM paths' on all but HAR pw1 and pw7.
 
-* channels (:func:`channel_tile`, at most 8 computed pixels of a map, one or two
+* channels (:func:`channel_tile`, at most 16 computed pixels of a map, one or two
   samples): the roles swapped, 16 or more output channels in the vector lanes and the
-  sample's 8, 4 or 2 (kept) pixels broadcast, each weight read once as part of a vector;
+  sample's 16, 8, 4 or 2 (kept) pixels broadcast, each weight read once as part of a vector;
   the sums go to a buffer that ``_pointwise.pointwise_channel_tiles`` fills the output
   from. A BLAS GEMM a few columns wide took as long as a wider one: HAR pw13 (1024 ->
   1024 on 2x2) at batch 1 ran 2.9x faster this way exact, and row s2 1.2x over that (its
@@ -658,9 +658,12 @@ def _make_channel_tile(pixels: int, vectors: int):
     return tile
 
 
-# (kept) pixels of a map the channel tiles take: a whole 4x4 map (16) stays with BLAS, whose
-# GEMM 16 columns wide ran 256 -> 256 at batch 1 in 23 us against the tiles' 38 (one thread)
-CHANNEL_PIXELS = (8, 4, 2)
+# (kept) pixels of a map the channel tiles take. A whole 4x4 map (16) stayed with BLAS while
+# the tiles read their weights out of rows of all K (23 against 38 us, 256 -> 256 at batch 1,
+# one thread); from panels (``_pointwise.channel_panels``) the tiles took 24.8 against 27.9
+# us with the weights in cache, 43 against 58 us out of L2 (as in a model), and at batch 2
+# 42 and 56 us against the plane tiles' 42 and 74 (one thread, CPU time)
+CHANNEL_PIXELS = (16, 8, 4, 2)
 
 
 def channel_vectors(pixels: int) -> int:
@@ -671,18 +674,21 @@ def channel_vectors(pixels: int) -> int:
 
 _CHANNEL = {(p, v): _make_channel_tile(p, v) for p in CHANNEL_PIXELS
             for v in {channel_vectors(p), 1}}
-_ch8, _ch8t, _ch4, _ch4t, _ch2, _ch2t = (
-    _CHANNEL[8, 2], _CHANNEL[8, 1], _CHANNEL[4, 4], _CHANNEL[4, 1], _CHANNEL[2, 8],
-    _CHANNEL[2, 1])
+_ch16, _ch8, _ch8t, _ch4, _ch4t, _ch2, _ch2t = (
+    _CHANNEL[16, 1], _CHANNEL[8, 2], _CHANNEL[8, 1], _CHANNEL[4, 4], _CHANNEL[4, 1],
+    _CHANNEL[2, 8], _CHANNEL[2, 1])
 
 
 @njit(cache=True, nogil=True, inline="always")
 def channel_tile(pixels, tail, x, w, w0, ldw, nc, res, r0, ldr):
-    """One channel tile of ``pixels`` (8, 4 or 2) pixels x ``16 * channel_vectors(pixels)``
-    output channels, or 16 with ``tail``: ``res[r0 + p*ldr + j] = sum_c x[c*pixels + p] *
-    w[w0 + c*ldw + j]`` over ``c < nc`` (``w``: transposed weights (C, K), ``ldw`` = K)."""
+    """One channel tile of ``pixels`` (16, 8, 4 or 2) pixels x ``16 *
+    channel_vectors(pixels)`` output channels, or 16 with ``tail``: ``res[r0 + p*ldr + j] =
+    sum_c x[c*pixels + p] * w[w0 + c*ldw + j]`` over ``c < nc`` (``w``: transposed weights,
+    a row of ``ldw`` a input channel)."""
     a = (x, w, w0, ldw, nc, res, r0, ldr)
-    if pixels == 8:
+    if pixels == 16:  # one vector of channels: main and tail are the same tile
+        _ch16(*a)
+    elif pixels == 8:
         if tail:
             _ch8t(*a)
         else:

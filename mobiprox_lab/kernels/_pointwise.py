@@ -41,7 +41,7 @@ as the scatter writes each value (gathered perforation), else by ``_scatter.relu
 memory (HAR at batch 64: ~2 ms of an exact inference's ~26 ms on the calling thread under
 cProfile, ~3.7 ms of row s2's).
 
-Computing at most 8 pixels a map (2x2, 4x4 under stride-2 perforation), one or two samples
+Computing at most 16 pixels a map (2x2, 4x4), one or two samples
 at a time, :func:`pointwise_channel_tiles` runs ``_microkernel`` channel tiles (output
 channels in the vector lanes). Otherwise, on maps too small for per-sample GEMMs (2x2, or
 4x4 with large weights) a batch is one GEMM instead: the kept input channels (and pixels) of
@@ -411,7 +411,7 @@ def pointwise_dense_tiles(x, wt, out, n0, n1, k0, k1, first, step, bias, relu, s
 @njit(cache=True, nogil=True)
 def pointwise_channel_tiles(x, wp, out, n0, n1, k0, k1, first, step, kept, src_a, src_b, bias,
                             relu):
-    """``out[n0:n1, k0:k1]`` of a 1x1 conv on small maps (at most 8 pixels computed) by
+    """``out[n0:n1, k0:k1]`` of a 1x1 conv on small maps (at most 16 pixels computed) by
     ``_microkernel.channel_tile``, sample by sample: the ``P = kept.size`` computed pixels
     (``kept``: their plane positions) of the input channels ``first, first + step, ...``
     side by side, tiles of ``P`` pixels x ``16 * channel_vectors(P)`` output channels,
