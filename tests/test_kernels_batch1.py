@@ -209,12 +209,12 @@ def test_direct_calls_equal_the_task_machinery_bit_for_bit(case, n, bias, relu, 
     np.testing.assert_array_equal(direct, by_tasks)
     want = reference.conv2d(x, wt, b, stride=stride, padding=kh // 2, groups=groups, knob=kid)
     assert_close(direct, np.maximum(want, 0) if relu else want)
-    # 2x2 maps take channel tiles with read-only weights and at most two samples, else a
+    # 2x2 maps take channel tiles with read-only weights (any number of samples), else a
     # path of several kernels (reduced im2col, a batch's packed GEMM); 4x4 maps take plane
     # tiles from a tile's samples on (four perforated, two exact or sampled), and tasks when
     # samples are left over (fewer: the paths of one or two samples, not asserted here)
     if case == "channel tiles":
-        assert (not calls) == (frozen and n <= 2)
+        assert (not calls) == frozen
     elif case == "plane tiles":
         group = 4 if knobs.get(kid).technique == "perforation" else 2
         assert n < group or (not calls) == (n % group == 0)

@@ -250,7 +250,8 @@ def test_read_only_weights_keep_one_tile_packing_per_channel_class(hw, n):
 @pytest.mark.parametrize("hw,n,k,frozen,tiled", [
     ((4, 4), 1, 32, True, True), ((2, 2), 1, 48, True, True),
     ((2, 2), 2, 32, True, True),
-    ((2, 2), 3, 32, True, False),   # more samples than CHANNEL_TILES_MAX_SAMPLES (2x2: on
+    ((2, 2), 5, 32, True, True),    # any number of samples on 2x2 maps
+    ((2, 4), 3, 32, True, False),   # more samples than CHANNEL_TILES_MAX_SAMPLES (2x4: on
                                     # 4x4 the plane tiles leave one to the channel tiles)
     ((2, 2), 1, 40, True, False),   # output channels not a multiple of 16
     ((3, 3), 1, 32, True, False),   # 9 pixels (exact) fill no channel tile

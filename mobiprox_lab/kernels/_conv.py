@@ -10,8 +10,8 @@ Paths (``groups == 1`` unless said):
   ``_microkernel.tile_plan`` covers (HAR's 8x8 to 32x32 maps), register tiles that read
   the kept inputs in place and write kept and filled outputs in one store each;
   on maps of at most 16 computed pixels (2x2, 4x4), at most
-  ``CHANNEL_TILES_MAX_SAMPLES`` samples, read-only weights (exact, stride-2 sampled or
-  perforated, whatever the weights' size),
+  ``CHANNEL_TILES_MAX_SAMPLES`` samples (any number on 2x2 maps), read-only weights
+  (exact, stride-2 sampled or perforated, whatever the weights' size),
   ``_microkernel`` channel tiles: the output channels in the vector lanes, the few
   (kept) pixels broadcast, each weight read once;
   on 4x4 maps, batches of at least one tile's samples, whatever the weights' size, register
@@ -235,6 +235,13 @@ REGISTER_TILES = host_has_wide_vectors()
 # 1.28 / 0.76 / 1.34; 512 -> 512 on 4x4 (row s2: 8 pixels), 1 sample 1.75, 2 samples 1.40,
 # 3 samples 1.28, 4 samples (plane tiles) 0.77
 CHANNEL_TILES_MAX_SAMPLES = 2
+# ... and any number of samples on maps of at most this many pixels (2x2), where the other
+# path is one packed GEMM of the batch (``_run_batched_pointwise``). Since the tiles read
+# their weights from panels, batch 64 on two threads, packed GEMM's time / the tiles' (exact,
+# row s2, samp s2; weights in cache): 256 -> 512 1.22 / 1.24 / 1.09, 512 -> 512 1.06 / 0.90 /
+# 1.07 (0.90 -> 1.09 with its weights out of L2), 1024 -> 1024 1.12 / 0.98 / 1.15; 512 ->
+# 512 at batch 16 1.37 / 1.26 / 1.47, at batch 4 1.87 / 1.81 / 1.82
+CHANNEL_TILES_ANY_BATCH_MAX_PLANE = 4
 # register tiles (dense, rows, columns) whose call writes at least this many output bytes
 # store them non-temporally (``_microkernel.STREAM``): no read of each output line before its
 # write, past the caches. None: never. See :func:`set_streaming_stores`. Zen 4, 2 threads,
@@ -347,7 +354,8 @@ def routing_settings() -> tuple:
     return (DIRECT_CALLS, REGISTER_TILES, STREAM_MIN_BYTES, MIN_PARALLEL_FLOPS,
             DEPTHWISE_NHWC_MAX_PLANE, DIRECT_MAX_GROUP_WIDTH, WIDE_MIN_REDUCTION,
             ROWBLOCK_MIN_PLANE, POINTWISE_MIN_PLANE, POINTWISE_SMALL_MIN_PLANE,
-            POINTWISE_SMALL_MAX_WEIGHT_BYTES, CHANNEL_TILES_MAX_SAMPLES)
+            POINTWISE_SMALL_MAX_WEIGHT_BYTES, CHANNEL_TILES_MAX_SAMPLES,
+            CHANNEL_TILES_ANY_BATCH_MAX_PLANE)
 
 
 def _route(s: ConvSpec, w: np.ndarray) -> tuple[str, str | None]:
@@ -856,12 +864,14 @@ def _strided_pointwise(s: ConvSpec, frozen: bool = True) -> str | None:
 def _channel_tile_plan(s: ConvSpec) -> tuple | None:
     """``(first, step, kept, src_a, src_b)`` of a 1x1 call (already known to be fp32,
     stride 1, unpadded) that ``_pointwise.pointwise_channel_tiles`` runs: exact, stride-2
-    sampled or stride-2 perforated, at most ``CHANNEL_TILES_MAX_SAMPLES`` samples of maps
-    whose computed pixels fill a channel tile, a multiple of 16 output channels; else None.
+    sampled or stride-2 perforated, at most ``CHANNEL_TILES_MAX_SAMPLES`` samples (any
+    number on maps of at most ``CHANNEL_TILES_ANY_BATCH_MAX_PLANE`` pixels) of maps whose
+    computed pixels fill a channel tile, a multiple of 16 output channels; else None.
     Only read-only weights take them (see ``_strided_pointwise``): transposing writable
     ones on every call took longer than the GEMM it replaces (HAR pw13 at batch 1)."""
     kn = s.knob
-    if not REGISTER_TILES or s.n > CHANNEL_TILES_MAX_SAMPLES or s.k % LANES:
+    if not REGISTER_TILES or s.k % LANES or (s.n > CHANNEL_TILES_MAX_SAMPLES and s.ho * s.wo
+                                              > CHANNEL_TILES_ANY_BATCH_MAX_PLANE):
         return None
     if kn.technique not in ("exact", "sampling", "perforation") or (
             kn.technique != "exact" and kn.stride != 2):

@@ -41,7 +41,7 @@ as the scatter writes each value (gathered perforation), else by ``_scatter.relu
 memory (HAR at batch 64: ~2 ms of an exact inference's ~26 ms on the calling thread under
 cProfile, ~3.7 ms of row s2's).
 
-Computing at most 16 pixels a map (2x2, 4x4), one or two samples
+Computing at most 16 pixels a map (2x2, 4x4), one or two samples (2x2: any number)
 at a time, :func:`pointwise_channel_tiles` runs ``_microkernel`` channel tiles (output
 channels in the vector lanes). Otherwise, on maps too small for per-sample GEMMs (2x2, or
 4x4 with large weights) a batch is one GEMM instead: the kept input channels (and pixels) of
