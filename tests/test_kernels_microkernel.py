@@ -16,7 +16,7 @@ from numba import njit
 from test_kernels_paths import SETTINGS, _data, _spy, assert_close, forced_paths, kernel_setting
 
 from mobiprox_lab import kernels, knobs
-from mobiprox_lab.kernels import _conv, _microkernel, _pointwise
+from mobiprox_lab.kernels import _conv, _microkernel, _plan, _pointwise
 from mobiprox_lab.kernels._validate import conv_spec
 
 
@@ -327,6 +327,31 @@ def test_channel_tiles_split_over_threads_start_on_panels(kid, hw, n, k):
             timed, _ = kernels.conv2d_breakdown(x, wt, b, knob=kid)
         assert calls
         assert_close(got, want)
+        np.testing.assert_array_equal(timed, got)
+
+
+@pytest.mark.parametrize("kid", [125, 127, 128, 130, 131, 134, 135, 138])
+@pytest.mark.parametrize("hw", [(4, 4), (2, 2), (4, 2), (3, 4), (4, 3)])
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_channel_tiles_perforate_at_strides_3_and_4(kid, hw, n):
+    """Stride-3 and -4 perforation of small maps: channel tiles where the kept pixels fill
+    one (8, 4 or 2 of them; 2x2 maps at any batch), with the reference's fill (copies at
+    the edges, means between kept rows or columns); the same values on two threads."""
+    if not knobs.applicable(kid, "conv", hw):
+        pytest.skip("the knob does not apply to this map")
+    x, wt, b = _data(kid * 7 + n, n, 20, *hw, 32, 20, 1, 1, True)
+    _frozen(wt)
+    want = reference.conv2d(x, wt, b, knob=kid)
+    kn = knobs.get(kid)
+    kept = (len(_plan.axis_plan(hw[0], kn.stride, kn.offset)[0]) * hw[1] if kn.axis == "row"
+            else hw[0] * len(_plan.axis_plan(hw[1], kn.stride, kn.offset)[0]))
+    tiled = kept in _microkernel.CHANNEL_PIXELS and (n <= 2 or hw[0] * hw[1] <= 4)
+    for threads in (1, 2):
+        with _spy("pointwise_channel_tiles") as calls, forced_paths(threads):
+            timed, _ = kernels.conv2d_breakdown(x, wt, b, knob=kid, relu=True)
+            got = kernels.conv2d(x, wt, b, knob=kid, relu=True)
+        assert bool(calls) == tiled
+        assert_close(got, np.maximum(want, 0))
         np.testing.assert_array_equal(timed, got)
 
 

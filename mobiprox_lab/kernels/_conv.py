@@ -228,7 +228,7 @@ POINTWISE_ROW_GEMM_CHOICES: dict[tuple[int, int, int, int, bool], bool] = {}
 # GEMM paths, as before them)
 REGISTER_TILES = host_has_wide_vectors()
 # ... and, as ``_microkernel`` channel tiles (output channels in the vector lanes), exact,
-# stride-2 sampled and stride-2 perforated 1x1 convs of at most this many samples computing
+# stride-2 sampled and perforated (any stride) 1x1 convs of at most this many samples computing
 # at most 16 pixels a map, whose BLAS GEMMs are a few columns wide and as slow as wider ones.
 # Zen 4, 2 threads, side by side, old path's time / the tiles' (exact, row s2, samp s2):
 # 1024 -> 1024 on 2x2, 1 sample 2.72 / 2.94 / 2.54, 2 samples 1.71 / 1.61 / 1.68, 3 samples
@@ -864,7 +864,7 @@ def _strided_pointwise(s: ConvSpec, frozen: bool = True) -> str | None:
 def _channel_tile_plan(s: ConvSpec) -> tuple | None:
     """``(first, step, kept, src_a, src_b)`` of a 1x1 call (already known to be fp32,
     stride 1, unpadded) that ``_pointwise.pointwise_channel_tiles`` runs: exact, stride-2
-    sampled or stride-2 perforated, at most ``CHANNEL_TILES_MAX_SAMPLES`` samples (any
+    sampled or perforated (any stride), at most ``CHANNEL_TILES_MAX_SAMPLES`` samples (any
     number on maps of at most ``CHANNEL_TILES_ANY_BATCH_MAX_PLANE`` pixels) of maps whose
     computed pixels fill a channel tile, a multiple of 16 output channels; else None.
     Only read-only weights take them (see ``_strided_pointwise``): transposing writable
@@ -874,25 +874,25 @@ def _channel_tile_plan(s: ConvSpec) -> tuple | None:
                                               > CHANNEL_TILES_ANY_BATCH_MAX_PLANE):
         return None
     if kn.technique not in ("exact", "sampling", "perforation") or (
-            kn.technique != "exact" and kn.stride != 2):
+            kn.technique == "sampling" and kn.stride != 2):
         return None
     first, step = _tile_channels_of(kn)
     if first >= s.c:  # no input channel left to reduce over
         return None
     axis = kn.axis if kn.technique == "perforation" else None
-    kept, src_a, src_b = _channel_plan(s.ho, s.wo, axis, kn.offset)
+    kept, src_a, src_b = _channel_plan(s.ho, s.wo, axis, kn.offset, kn.stride)
     return (first, step, kept, src_a, src_b) if kept.size in CHANNEL_PIXELS else None
 
 
 @lru_cache(maxsize=64)
-def _channel_plan(ho: int, wo: int, axis: str | None, offset: int) -> tuple:
+def _channel_plan(ho: int, wo: int, axis: str | None, offset: int, stride: int) -> tuple:
     """(kept plane positions, and the two kept values every output position is the mean
-    of) of an ``ho x wo`` map, stride-2 perforated along ``axis`` (None: every position
+    of) of an ``ho x wo`` map perforated at ``stride`` along ``axis`` (None: every position
     kept), as int64 arrays (read-only: shared by every call)."""
     if axis is None:
         kept = first = second = list(range(ho * wo))
     else:
-        kept, first, second = plane_lanes(ho, wo, axis, offset)
+        kept, first, second = plane_lanes(ho, wo, axis, offset, stride)
     arrays = tuple(np.array(v, np.int64) for v in (kept, first, second))
     for a in arrays:
         a.flags.writeable = False

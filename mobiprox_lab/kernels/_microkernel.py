@@ -466,12 +466,13 @@ def _make_dense_tile(mr: int):
     return _tile_intrinsic(codegen)
 
 
-def plane_lanes(h: int, w: int, axis: str, offset: int) -> tuple[list, list, list]:
-    """Stride-2 perforation of an ``h x w`` plane along ``axis``: the kept positions
-    (row-major), and for every output position the two kept values it is the mean of
-    (indices into the kept ones; equal for a kept or copied output)."""
-    rows = axis_plan(h, 2 if axis == "row" else 1, offset if axis == "row" else 0)
-    cols = axis_plan(w, 2 if axis == "col" else 1, offset if axis == "col" else 0)
+def plane_lanes(h: int, w: int, axis: str, offset: int, stride: int = 2
+                ) -> tuple[list, list, list]:
+    """Perforation (stride 2 unless told) of an ``h x w`` plane along ``axis``: the kept
+    positions (row-major), and for every output position the two kept values it is the mean
+    of (indices into the kept ones; equal for a kept or copied output)."""
+    rows = axis_plan(h, stride if axis == "row" else 1, offset if axis == "row" else 0)
+    cols = axis_plan(w, stride if axis == "col" else 1, offset if axis == "col" else 0)
     wk = cols[0].size
     kept = [int(r) * w + int(c) for r in rows[0] for c in cols[0]]
     first = [int(rows[1][r]) * wk + int(cols[1][c]) for r in range(h) for c in range(w)]
