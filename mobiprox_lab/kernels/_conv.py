@@ -136,7 +136,7 @@ from ._microkernel import (
     LANES,
     PLANE_SHAPES,
     TILE_OUTPUTS,
-    channel_vectors,
+    channel_tile_width,
     host_has_wide_vectors,
     phase_tile_applies,
     plane_code,
@@ -969,7 +969,7 @@ def _run_pointwise(x, w, out, s: ConvSpec, bias, has_bias, workers, timings, t_s
         kept_px = hsrc.shape[0] * wsrc.shape[0]
     nb, n_blocks, kb, kblocks = blocks(s.n, s.k, workers, small)
     if kind == "channel_tiles":  # whole main tiles per task: each starts on a panel
-        main = LANES * channel_vectors(extra[2].size)
+        main = channel_tile_width(extra[2].size)
         kb = ceil(kb / main) * main
         kblocks = ceil(s.k / kb)
     if kind == "gathered":  # samples per GEMM: wide enough, buffers in cache

@@ -87,10 +87,10 @@ from ._plan import axis_plan
 
 __all__ = ["CHANNEL_PIXELS", "LANES", "LEAD_COPY", "LEAD_MEAN", "MR_SIZES", "ONE_ROW",
            "PHASE_WIDTHS", "PLANE_SHAPES", "RELU", "ROW_WIDTHS", "STREAM", "TILE_OUTPUTS",
-           "TRAIL_COPY", "channel_tile", "channel_vectors", "cols_tile", "dense_tile",
-           "host_has_wide_vectors", "pack_columns", "phase_tile", "phase_tile_applies",
-           "plane_code", "plane_group", "plane_lanes", "plane_tile", "rows_tile",
-           "stream_fence", "tap_tile", "tile_channels", "tile_plan"]
+           "TRAIL_COPY", "channel_tile", "channel_tile_width", "channel_vectors", "cols_tile",
+           "dense_tile", "host_has_wide_vectors", "pack_columns", "phase_tile",
+           "phase_tile_applies", "plane_code", "plane_group", "plane_lanes", "plane_tile",
+           "rows_tile", "stream_fence", "tap_tile", "tile_channels", "tile_plan"]
 
 LANES = 16  # floats per vector register (AVX-512; LLVM splits them on narrower machines)
 
@@ -671,6 +671,14 @@ def channel_vectors(pixels: int) -> int:
     """Vectors of 16 output channels in the main channel tile of ``pixels`` pixels: 16
     accumulators."""
     return LANES // pixels
+
+
+@njit(cache=True, nogil=True, inline="always")
+def channel_tile_width(pixels):
+    """Output channels of the main channel tile of ``pixels`` pixels (``16 *
+    channel_vectors(pixels)``): the tiles' step, their weight panels' width, and what a
+    task's block of channels is a multiple of."""
+    return LANES * (LANES // pixels)
 
 
 _CHANNEL = {(p, v): _make_channel_tile(p, v) for p in CHANNEL_PIXELS

@@ -63,7 +63,7 @@ from ._microkernel import (
     STREAM,
     TILE_OUTPUTS,
     channel_tile,
-    channel_vectors,
+    channel_tile_width,
     cols_tile,
     dense_tile,
     pack_columns,
@@ -420,13 +420,13 @@ def pointwise_channel_tiles(x, wp, out, n0, n1, k0, k1, first, step, kept, src_a
 
     ``wp``: the weights of those input channels (exact, or one residue class of stride-2
     sampling's) in :func:`channel_panels` of ``P``. ``k0`` is a multiple of the main tile's
-    channels (``16 * channel_vectors(P)``), and so is ``k1`` unless it is K: each tile then
-    starts where a panel does."""
+    channels (``_microkernel.channel_tile_width(P)``), and so is ``k1`` unless it is K:
+    each tile then starts where a panel does."""
     c_, plane = x.shape[1], x.shape[2] * x.shape[3]
     k_ = out.shape[1]
     nc = wp.shape[0] // k_
     pixels, ldr = kept.shape[0], k1 - k0
-    main = LANES * (LANES // pixels)
+    main = channel_tile_width(pixels)
     xf, of = x.reshape(-1), out.reshape(-1)
     xk = np.empty(nc * pixels, np.float32)
     res = np.empty(pixels * ldr, np.float32)
@@ -460,13 +460,13 @@ def channel_panels(w2: np.ndarray, pixels: int) -> np.ndarray:
     """The weights ``w2`` (K, C') of a 1x1 call as :func:`pointwise_channel_tiles` of
     ``pixels`` pixels reads them: flat, one panel per tile, output channels ``m0 ..
     m0+width`` as (C', width) from ``m0 * C'`` on; ``width`` is the main tile's channels
-    (``16 * channel_vectors(pixels)``) while that many are left, then 16. A tile thus reads
+    (``_microkernel.channel_tile_width``) while that many are left, then 16. A tile thus reads
     its weights in order, rather than ``width`` of every K's: HAR's 256 -> 256 layer on 4x4
     maps under stride-2 row perforation at batch 1 (one thread, CPU time, four runs) took
     0.047-0.068 ms against 0.070-0.102 ms with its weights out of L2, as they are in a model,
     where it had been slower than exact's GEMM (0.062-0.081 ms)."""
     k, nc = w2.shape
-    main = LANES * channel_vectors(pixels)
+    main = channel_tile_width(pixels)
     out = aligned_buffer(k * nc)  # every panel's rows start on a cache line
     m0 = 0
     while m0 < k:
